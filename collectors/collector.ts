@@ -1,0 +1,63 @@
+// The collector contract: a named unit of metric collection with its own flags, a default on/off
+// state, the Linux capabilities it needs, and an update() that writes samples into a MetricSink.
+
+import type { FlagSet } from "../common/flags.ts";
+import type { Logger } from "../common/log.ts";
+import type { SecurityManager } from "../privilege/security.ts";
+
+/** Label names to values of one sample. */
+export type Labels = Record<string, string>;
+
+/** Where collectors write the samples of one scrape. */
+export interface MetricSink {
+  /** Adds a gauge sample. */
+  gauge(name: string, help: string, labels: Labels, value: number): void;
+  /** Adds a counter sample (the name carries its own `_total` suffix, as in CEEMS). */
+  counter(name: string, help: string, labels: Labels, value: number): void;
+}
+
+/** Filesystem roots, overridable for fixture trees. */
+export interface Paths {
+  procfs: string;
+  sysfs: string;
+  cgroupfs: string;
+}
+
+/** What a collector gets at construction. */
+export interface CollectorContext {
+  flags: FlagSet;
+  logger: Logger;
+  paths: Paths;
+  /** Value of the `hostname` label ("" with --collector.empty-hostname-label). */
+  hostname: string;
+  /** Runs privileged operations (reading other users' files, running tools as root). */
+  security: SecurityManager;
+}
+
+/** A constructed collector. */
+export interface Collector {
+  /** Collects one scrape's samples; throws to report failure (success 0 for this scrape). */
+  update(sink: MetricSink): void | Promise<void>;
+  /** Releases resources at shutdown. */
+  stop?(): void | Promise<void>;
+}
+
+/** Registration entry of a collector. */
+export interface CollectorDef {
+  name: string;
+  /** Whether `--collector.<name>` is on without being given. */
+  defaultEnabled: boolean;
+  help?: string;
+  /** Declares the collector's own flags. */
+  registerFlags?(flags: FlagSet): void;
+  /** Builds the collector; throwing stops start-up with the message. */
+  create(ctx: CollectorContext): Collector | Promise<Collector>;
+}
+
+/** Thrown by a collector that has nothing to report this scrape (success 0, logged at debug). */
+export class NoDataError extends Error {
+  constructor(message = "no data") {
+    super(message);
+    this.name = "NoDataError";
+  }
+}

@@ -1,0 +1,187 @@
+// The `ceems exporter` subcommand: CEEMS-compatible flags, collector construction, and the web
+// server exposing /metrics, /health and a landing page until SIGTERM or SIGINT.
+
+import client from "prom-client";
+import {
+  addCommonFlags,
+  loggerFromFlags,
+  parseFlags,
+  RequestLimiter,
+  StartupError,
+  waitForShutdownSignal,
+  webConfigFromFlags,
+} from "../common/cli.ts";
+import { FlagSet } from "../common/flags.ts";
+import type { Logger } from "../common/log.ts";
+import { buildInfoLabels, VERSION } from "../common/version.ts";
+import { landingPage, serve } from "../common/web/server.ts";
+import { InlineSecurityManager, type SecurityManager } from "../privilege/security.ts";
+import type { Collector, CollectorContext } from "./collector.ts";
+import "./all.ts";
+import { renderFamilies } from "./metric_sink.ts";
+import { registeredCollectors } from "./registry.ts";
+import { scrapeCollectors } from "./scrape.ts";
+
+/** Declares every exporter flag, collectors' own flags included. */
+export function exporterFlags(): FlagSet {
+  const fs = new FlagSet("exporter", "Prometheus exporter for compute units (jobs, VMs, pods) and node power.");
+  addCommonFlags(fs, [":9010"], "CEEMS_EXPORTER_WEB_CONFIG_FILE");
+  fs.add({
+    name: "web.telemetry-path",
+    kind: "string",
+    default: "/metrics",
+    help: "Path under which to expose metrics.",
+  });
+  fs.add({
+    name: "web.disable-exporter-metrics",
+    kind: "bool",
+    help: "Exclude metrics about the exporter itself (process_*, nodejs_*).",
+  });
+  fs.add({
+    name: "collector.disable-defaults",
+    kind: "bool",
+    help: "Set all collectors to disabled by default.",
+  });
+  fs.add({
+    name: "collector.empty-hostname-label",
+    kind: "bool",
+    hidden: true,
+    help: "Use an empty hostname label (tests).",
+  });
+  fs.add({ name: "path.procfs", kind: "string", default: "/proc", placeholder: "PATH", help: "procfs mountpoint." });
+  fs.add({ name: "path.sysfs", kind: "string", default: "/sys", placeholder: "PATH", help: "sysfs mountpoint." });
+  fs.add({
+    name: "path.cgroupfs",
+    kind: "string",
+    default: "/sys/fs/cgroup",
+    placeholder: "PATH",
+    help: "cgroupfs mountpoint.",
+  });
+  for (const def of registeredCollectors()) {
+    fs.add({
+      name: `collector.${def.name}`,
+      kind: "bool",
+      default: def.defaultEnabled,
+      help: `Enable the ${def.name} collector${def.help ? ` (${def.help})` : ""}.`,
+    });
+    def.registerFlags?.(fs);
+  }
+  return fs;
+}
+
+/** Names of the collectors enabled by the parsed flags, honouring --collector.disable-defaults. */
+export function enabledCollectorNames(fs: FlagSet): string[] {
+  const disableDefaults = fs.bool("collector.disable-defaults");
+  return registeredCollectors()
+    .filter((d) => {
+      const flag = `collector.${d.name}`;
+      return disableDefaults && !fs.isExplicit(flag) ? false : fs.bool(flag);
+    })
+    .map((d) => d.name);
+}
+
+/** Builds the enabled collectors; a constructor failure stops start-up naming the collector. */
+export async function createCollectors(
+  fs: FlagSet,
+  logger: Logger,
+  security: SecurityManager,
+): Promise<Map<string, Collector>> {
+  const hostname = fs.bool("collector.empty-hostname-label") ? "" : (Deno.env.get("NODE_NAME") || Deno.hostname());
+  const paths = {
+    procfs: fs.string("path.procfs"),
+    sysfs: fs.string("path.sysfs"),
+    cgroupfs: fs.string("path.cgroupfs"),
+  };
+  const byName = new Map(registeredCollectors().map((d) => [d.name, d]));
+  const out = new Map<string, Collector>();
+  for (const name of enabledCollectorNames(fs)) {
+    const ctx: CollectorContext = { flags: fs, logger: logger.with({ collector: name }), paths, hostname, security };
+    try {
+      out.set(name, await byName.get(name)!.create(ctx));
+    } catch (e) {
+      throw new StartupError(`couldn't create collector ${name}: ${(e as Error).message}`, 1);
+    }
+    logger.info("collector enabled", { collector: name });
+  }
+  return out;
+}
+
+/** Registry of metrics about the exporter itself: build info and, unless disabled, process metrics. */
+function exporterRegistry(disableExporterMetrics: boolean): client.Registry {
+  const reg = new client.Registry();
+  const labels = buildInfoLabels();
+  new client.Gauge({
+    name: "ceems_exporter_build_info",
+    help: "A metric with a constant '1' value labeled by version, revision, branch and runtime version.",
+    labelNames: Object.keys(labels),
+    registers: [reg],
+  }).set(labels, 1);
+  if (!disableExporterMetrics) client.collectDefaultMetrics({ register: reg });
+  return reg;
+}
+
+/** Entry point of `ceems exporter`. */
+export async function exporterMain(argv: string[]): Promise<void> {
+  const fs = exporterFlags();
+  parseFlags(fs, argv, "exporter");
+  const webConfig = webConfigFromFlags(fs);
+  const logger = loggerFromFlags(fs);
+  for (const w of fs.warnings) logger.warn(w);
+  const telemetryPath = fs.string("web.telemetry-path");
+  if (!telemetryPath.startsWith("/")) throw new StartupError("--web.telemetry-path: must start with /");
+
+  const security = new InlineSecurityManager();
+  const collectors = await createCollectors(fs, logger, security);
+  const selfRegistry = exporterRegistry(fs.bool("web.disable-exporter-metrics"));
+  const limiter = new RequestLimiter(fs.number("web.max-requests"));
+
+  const metricsHandler = async (): Promise<Response> => {
+    if (!limiter.tryAcquire()) {
+      return new Response("Too many concurrent requests\n", { status: 503 });
+    }
+    try {
+      const sink = await scrapeCollectors(collectors, logger);
+      const body = (await selfRegistry.metrics()) + (await renderFamilies(sink.families.values()));
+      return new Response(body, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
+    } finally {
+      limiter.release();
+    }
+  };
+
+  const server = await serve({
+    addresses: fs.strings("web.listen-address"),
+    webConfig,
+    logger,
+    handler: (req) => {
+      const path = new URL(req.url).pathname;
+      if (path === telemetryPath) return metricsHandler();
+      if (path === "/health") {
+        return new Response("CEEMS Exporter is healthy", {
+          headers: { "X-Content-Type-Options": "nosniff" },
+        });
+      }
+      if (path === "/") {
+        return landingPage("CEEMS Exporter", "Prometheus exporter for compute units and node power", VERSION, [
+          [telemetryPath, "Metrics"],
+          ["/health", "Health"],
+        ]);
+      }
+      return new Response("404 page not found\n", { status: 404 });
+    },
+  }).catch((e) => {
+    throw new StartupError(`--web.listen-address: ${(e as Error).message}`, 1);
+  });
+  logger.info("ceems exporter started", { version: VERSION, collectors: [...collectors.keys()].join(",") });
+
+  const sig = await waitForShutdownSignal();
+  logger.info("shutting down", { signal: sig });
+  await server.close();
+  for (const [name, c] of collectors) {
+    try {
+      await c.stop?.();
+    } catch (e) {
+      logger.warn("collector stop failed", { collector: name, err: e });
+    }
+  }
+  logger.info("stopped");
+}

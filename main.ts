@@ -1,0 +1,48 @@
+// Entry point of the single `ceems` program: dispatches to the exporter, API server or load
+// balancer subcommand and prints usage for anything else.
+
+import { runMain } from "./common/cli.ts";
+import { versionText } from "./common/version.ts";
+
+const usage = `usage: ceems <command> [<flags>]
+
+Compute Energy & Emissions Monitoring Stack.
+
+Commands:
+  exporter   Prometheus exporter for compute units and node power (default listen :9010)
+  api        API server: compute units, usage, energy and emissions (default listen :9020)
+  lb         Load balancer with access control for Prometheus and Pyroscope (:9030, :9040)
+
+Run 'ceems <command> --help' for the flags of a command.
+`;
+
+async function main(args: string[]): Promise<void> {
+  const [cmd, ...rest] = args;
+  switch (cmd) {
+    case "exporter": {
+      const { exporterMain } = await import("./collectors/exporter.ts");
+      return runMain("exporter", () => exporterMain(rest));
+    }
+    case "api":
+    case "lb":
+      Deno.stderr.writeSync(new TextEncoder().encode(`ceems ${cmd}: not implemented yet\n`));
+      Deno.exit(1);
+      break;
+    case "--version":
+    case "version":
+      console.log(versionText("ceems").trimEnd());
+      return;
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      Deno.stdout.writeSync(new TextEncoder().encode(usage));
+      if (cmd === undefined) Deno.exit(2);
+      return;
+    default:
+      Deno.stderr.writeSync(new TextEncoder().encode(`ceems: error: unknown command '${cmd}'\n${usage}`));
+      Deno.exit(2);
+  }
+}
+
+if (import.meta.main) await main(Deno.args);

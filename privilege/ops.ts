@@ -1,0 +1,128 @@
+// The privileged operations a security context can run, as plain data in and plain data out, each
+// implemented with synchronous calls only so it can run on a Worker thread while capabilities are raised.
+
+/** Linux capability names as CEEMS and systemd spell them (lower case). */
+export type Capability =
+  | "cap_chown"
+  | "cap_dac_override"
+  | "cap_dac_read_search"
+  | "cap_fowner"
+  | "cap_setgid"
+  | "cap_setuid"
+  | "cap_sys_ptrace"
+  | "cap_sys_admin"
+  | "cap_sys_resource"
+  | "cap_perfmon"
+  | "cap_bpf";
+
+/** One privileged operation. */
+export type PrivilegedOp =
+  /** Reads a whole file (at most maxBytes) as text. */
+  | { kind: "readFile"; path: string; maxBytes?: number }
+  /** Reads /proc/<pid>/environ of each pid under procfs; missing processes are skipped. */
+  | { kind: "readEnviron"; procfs: string; pids: number[] }
+  /** Runs a command, optionally as another uid/gid, killed after timeoutMs. */
+  | {
+    kind: "exec";
+    cmd: string[];
+    uid?: number;
+    gid?: number;
+    env?: Record<string, string>;
+    timeoutMs: number;
+  }
+  /** Opens a file and hands back the raw descriptor, which stays valid process-wide. */
+  | { kind: "openFd"; path: string; write?: boolean };
+
+/** Result of one operation: its value, or the error message. */
+export type OpResult =
+  | { ok: true; value: OpValue }
+  | { ok: false; error: string; code?: string };
+
+/** Values operations return: plain data that crosses a Worker boundary. */
+export type OpValue =
+  | string
+  | number
+  | Record<string, string[]>
+  | { code: number; stdout: string; stderr: string; timedOut: boolean };
+
+const decoder = new TextDecoder();
+
+function readFileOp(path: string, maxBytes = 16 << 20): string {
+  const f = Deno.openSync(path, { read: true });
+  try {
+    const buf = new Uint8Array(Math.min(maxBytes, 1 << 16));
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    while (total < maxBytes) {
+      const n = f.readSync(buf);
+      if (n === null || n === 0) break;
+      chunks.push(buf.slice(0, n));
+      total += n;
+    }
+    const all = new Uint8Array(total);
+    let off = 0;
+    for (const c of chunks) {
+      all.set(c, off);
+      off += c.length;
+    }
+    return decoder.decode(all);
+  } finally {
+    f.close();
+  }
+}
+
+function readEnvironOp(procfs: string, pids: number[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const pid of pids) {
+    try {
+      out[String(pid)] = readFileOp(`${procfs}/${pid}/environ`, 1 << 20).split("\0").filter((s) => s);
+    } catch {
+      // The process ended or is not readable: skip it.
+    }
+  }
+  return out;
+}
+
+function execOp(op: Extract<PrivilegedOp, { kind: "exec" }>) {
+  // coreutils timeout bounds the child even though outputSync itself cannot be interrupted.
+  const secs = Math.max(0.1, op.timeoutMs / 1000).toFixed(1);
+  const out = new Deno.Command("timeout", {
+    args: ["-k", "1", secs, ...op.cmd],
+    uid: op.uid,
+    gid: op.gid,
+    env: op.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  return {
+    code: out.code,
+    stdout: decoder.decode(out.stdout),
+    stderr: decoder.decode(out.stderr),
+    timedOut: out.code === 124 || out.code === 137,
+  };
+}
+
+function openFdOp(path: string, write: boolean): number {
+  // Deno has no way to export a raw fd from Deno.FsFile; the FFI-based implementation in
+  // privilege/ replaces this for real descriptors.
+  throw new Error(`openFd(${path}, write=${write}) needs the FFI opener`);
+}
+
+/** Runs one operation synchronously, catching its error into the result. */
+export function runOpSync(op: PrivilegedOp): OpResult {
+  try {
+    switch (op.kind) {
+      case "readFile":
+        return { ok: true, value: readFileOp(op.path, op.maxBytes) };
+      case "readEnviron":
+        return { ok: true, value: readEnvironOp(op.procfs, op.pids) };
+      case "exec":
+        return { ok: true, value: execOp(op) };
+      case "openFd":
+        return { ok: true, value: openFdOp(op.path, !!op.write) };
+    }
+  } catch (e) {
+    return { ok: false, error: (e as Error).message, code: (e as { code?: string }).code };
+  }
+}

@@ -1,0 +1,125 @@
+// Test helpers that start `ceems <subcommand>` as a real subprocess on a free port, wait until it
+// answers, and stop it by signal, collecting its stderr for assertions.
+
+import { fromFileUrl, join } from "node:path";
+
+/** Absolute path of the repository's main.ts. */
+export const mainTs = join(fromFileUrl(new URL("../../", import.meta.url)), "main.ts");
+/** Repository root. */
+export const repoRoot = fromFileUrl(new URL("../../", import.meta.url));
+
+/** A free TCP port on 127.0.0.1 (bound then released). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** A running ceems subprocess. */
+export interface CeemsProcess {
+  child: Deno.ChildProcess;
+  port: number;
+  base: string;
+  /** Sends SIGTERM and waits; returns exit code and everything written to stderr. */
+  stop(signal?: Deno.Signal): Promise<{ code: number; stderr: string }>;
+}
+
+/** Runs `ceems <args>` to completion and returns its status and output. */
+export async function runCeems(args: string[], opts: { env?: Record<string, string>; uid?: number } = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", mainTs, ...args],
+    env: { NO_COLOR: "1", ...opts.env },
+    uid: opts.uid,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Starts `ceems <args> --web.listen-address=127.0.0.1:<free port>` and waits for `readyPath`. */
+export async function startCeems(
+  args: string[],
+  opts: {
+    env?: Record<string, string>;
+    readyPath?: string;
+    scheme?: "http" | "https";
+    listen?: boolean;
+    fetchInit?: RequestInit & { client?: Deno.HttpClient };
+    uid?: number;
+    gid?: number;
+  } = {},
+): Promise<CeemsProcess> {
+  const port = freePort();
+  const listenArgs = opts.listen === false ? [] : [`--web.listen-address=127.0.0.1:${port}`];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", mainTs, ...args, ...listenArgs],
+    env: { NO_COLOR: "1", ...opts.env },
+    uid: opts.uid,
+    gid: opts.gid,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const chunks: Uint8Array[] = [];
+  const drained = (async () => {
+    for await (const c of child.stderr) chunks.push(c);
+  })();
+  const stderrText = () => new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])));
+  const base = `${opts.scheme ?? "http"}://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  let ready = false;
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(base + (opts.readyPath ?? "/health"), opts.fetchInit);
+      await r.body?.cancel();
+      ready = true;
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const st = await Promise.race([child.status, new Promise((r) => setTimeout(() => r(null), 1))]);
+    if (st) break;
+  }
+  const proc: CeemsProcess = {
+    child,
+    port,
+    base,
+    async stop(signal: Deno.Signal = "SIGTERM") {
+      try {
+        child.kill(signal);
+      } catch {
+        // already exited
+      }
+      const st = await child.status;
+      await drained;
+      return { code: st.code, stderr: stderrText() };
+    },
+  };
+  if (!ready) {
+    const { stderr } = await proc.stop("SIGKILL");
+    throw new Error(`ceems ${args[0]} did not become ready:\n${stderr}`);
+  }
+  return proc;
+}
+
+/** Parses exposition text into `name{labels} -> value` (labels sorted), ignoring comments. */
+export function parseExposition(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels = m[2] ? [...m[2].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)] : [];
+    const key = `${m[1]}{${labels.map((l) => `${l[1]}="${l[2]}"`).sort().join(",")}}`;
+    out.set(key, Number(m[3]));
+  }
+  return out;
+}
+
+/** Extracts `# TYPE name type` lines. */
+export function parseTypes(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) out.set(m[1], m[2]);
+  return out;
+}
