@@ -15,7 +15,8 @@ import { FlagSet } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
 import { buildInfoLabels, VERSION } from "../common/version.ts";
 import { landingPage, serve } from "../common/web/server.ts";
-import { InlineSecurityManager, type SecurityManager } from "../privilege/security.ts";
+import type { SecurityManager } from "../privilege/security.ts";
+import { addSecurityFlags, setupSecurity } from "../privilege/setup.ts";
 import type { Collector, CollectorContext } from "./collector.ts";
 import "./all.ts";
 import { renderFamilies } from "./metric_sink.ts";
@@ -26,6 +27,7 @@ import { scrapeCollectors } from "./scrape.ts";
 export function exporterFlags(): FlagSet {
   const fs = new FlagSet("exporter", "Prometheus exporter for compute units (jobs, VMs, pods) and node power.");
   addCommonFlags(fs, [":9010"], "CEEMS_EXPORTER_WEB_CONFIG_FILE");
+  addSecurityFlags(fs);
   fs.add({
     name: "web.telemetry-path",
     kind: "string",
@@ -130,8 +132,16 @@ export async function exporterMain(argv: string[]): Promise<void> {
   const telemetryPath = fs.string("web.telemetry-path");
   if (!telemetryPath.startsWith("/")) throw new StartupError("--web.telemetry-path: must start with /");
 
-  const security = new InlineSecurityManager();
-  const collectors = await createCollectors(fs, logger, security);
+  // TODO(privilege): collectors declare their capabilities; setupSecurity drops to them.
+  const security = await setupSecurity({
+    component: "exporter",
+    flags: fs,
+    logger,
+    required: new Map(),
+    readPaths: [],
+    readWritePaths: [],
+  });
+  const collectors = await createCollectors(fs, logger, security.manager);
   const selfRegistry = exporterRegistry(fs.bool("web.disable-exporter-metrics"));
   const limiter = new RequestLimiter(fs.number("web.max-requests"));
 
@@ -183,5 +193,6 @@ export async function exporterMain(argv: string[]): Promise<void> {
       logger.warn("collector stop failed", { collector: name, err: e });
     }
   }
+  await security.close();
   logger.info("stopped");
 }
