@@ -3,3 +3,4 @@
 
 import "./cpu.ts";
 import "./meminfo.ts";
+import "./emissions.ts";
