@@ -16,7 +16,9 @@ export interface EmapsZone {
 
 /** Parses the /v3/zones response into zones and their labels ("<countryName> <zoneName>"). */
 export function parseEmapsZones(body: unknown): EmapsZone[] {
-  if (!body || typeof body !== "object" || Array.isArray(body)) throw new Error("emaps: zones response is not an object");
+  if (!body || typeof body !== "object" || Array.isArray(body)) {
+    throw new Error("emaps: zones response is not an object");
+  }
   const out: EmapsZone[] = [];
   for (const [zone, v] of Object.entries(body as Record<string, { zoneName?: string; countryName?: string }>)) {
     const label = [v?.countryName, v?.zoneName].filter((s) => typeof s === "string" && s).join(" ") || zone;
@@ -65,9 +67,12 @@ export class EmapsProvider extends RefreshingProvider {
       while (next < zones.length) {
         const z = zones[next++];
         try {
-          const body = await this.fetchJson(`${this.#base}/v3/carbon-intensity/latest?zone=${encodeURIComponent(z.zone)}`, {
-            headers: { "auth-token": this.#token },
-          });
+          const body = await this.fetchJson(
+            `${this.#base}/v3/carbon-intensity/latest?zone=${encodeURIComponent(z.zone)}`,
+            {
+              headers: { "auth-token": this.#token },
+            },
+          );
           const v = parseEmapsLatest(body);
           if (v !== undefined) out.push({ countryCode: z.zone, country: z.label, value: v });
         } catch (e) {

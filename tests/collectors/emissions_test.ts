@@ -68,11 +68,15 @@ Deno.test("exporter serves emaps factors fetched in the background; missing wt c
     }
     const m = parseExposition(text);
     assertEquals(
-      m.get('ceems_emissions_gCo2_kWh{country="Germany",country_code="DE",provider="emaps",provider_name="Electricity Maps"}'),
+      m.get(
+        'ceems_emissions_gCo2_kWh{country="Germany",country_code="DE",provider="emaps",provider_name="Electricity Maps"}',
+      ),
       302,
     );
     assertEquals(
-      m.get('ceems_emissions_gCo2_kWh{country="World",country_code="ZZ",provider="global",provider_name="World Average"}'),
+      m.get(
+        'ceems_emissions_gCo2_kWh{country="World",country_code="ZZ",provider="global",provider_name="World Average"}',
+      ),
       475,
     );
     assertEquals(parseTypes(text).get("ceems_emissions_gCo2_kWh"), "gauge");

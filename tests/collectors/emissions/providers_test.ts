@@ -2,7 +2,7 @@
 // (tests/collectors/emissions/mock_apis.ts): parsing, credentials, caching, failures and recovery.
 
 import { EmapsProvider, parseEmapsZones } from "../../../collectors/emissions/emaps.ts";
-import { RteProvider, parisDate, parseRteRecords } from "../../../collectors/emissions/rte.ts";
+import { parisDate, parseRteRecords, RteProvider } from "../../../collectors/emissions/rte.ts";
 import { globalProvider, owidProvider } from "../../../collectors/emissions/static.ts";
 import { lbPerMWhToGPerKWh, WattTimeProvider } from "../../../collectors/emissions/watttime.ts";
 import { Logger } from "../../../common/log.ts";
@@ -28,7 +28,10 @@ Deno.test("owid provider ships the latest OWID year per ISO-2 country; global is
 Deno.test("emaps: zones then latest per zone with auth-token; denied zones skipped; labels as CEEMS", async () => {
   const api = emapsMock("secret", { DE: 302, FR: 31, "US-CAL-CISO": 211.5, "IN-NO": null }, ["FR"]);
   const { logger } = capture();
-  const p = new EmapsProvider({ logger, env: (k) => ({ EMAPS_API_TOKEN: "secret", __EMAPS_BASE_URL: api.base })[k] }, fast);
+  const p = new EmapsProvider(
+    { logger, env: (k) => ({ EMAPS_API_TOKEN: "secret", __EMAPS_BASE_URL: api.base })[k] },
+    fast,
+  );
   try {
     assertEquals(p.factors(), []);
     assert(await p.refresh(), "refresh should succeed");
@@ -51,7 +54,10 @@ Deno.test("emaps: zones then latest per zone with auth-token; denied zones skipp
 Deno.test("emaps: a wrong token reads nothing and reports the failure, keeping no factors", async () => {
   const api = emapsMock("secret", { DE: 302 });
   const { logger, lines } = capture();
-  const p = new EmapsProvider({ logger, env: (k) => ({ EMAPS_API_TOKEN: "wrong", __EMAPS_BASE_URL: api.base })[k] }, fast);
+  const p = new EmapsProvider(
+    { logger, env: (k) => ({ EMAPS_API_TOKEN: "wrong", __EMAPS_BASE_URL: api.base })[k] },
+    fast,
+  );
   try {
     assertEquals(await p.refresh(), false);
     assertEquals(p.factors(), []);
@@ -65,7 +71,10 @@ Deno.test("emaps: a wrong token reads nothing and reports the failure, keeping n
 Deno.test("emaps and wt refuse to start without credentials", () => {
   const { logger } = capture();
   assertThrows(() => new EmapsProvider({ logger, env: () => undefined }), /EMAPS_API_TOKEN is not set/);
-  assertThrows(() => new WattTimeProvider({ logger, env: (k) => (k === "WT_USERNAME" ? "u" : undefined) }), /WT_PASSWORD, WT_REGION not set/);
+  assertThrows(
+    () => new WattTimeProvider({ logger, env: (k) => (k === "WT_USERNAME" ? "u" : undefined) }),
+    /WT_PASSWORD, WT_REGION not set/,
+  );
   assertThrows(() => parseEmapsZones([]), /not an object/);
 });
 
