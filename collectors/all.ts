@@ -4,3 +4,4 @@
 import "./cpu.ts";
 import "./meminfo.ts";
 import "./emissions.ts";
+import "./nvml.ts";
