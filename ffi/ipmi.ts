@@ -188,7 +188,7 @@ export class IpmiDevice {
     return p ? new Deno.UnsafePointerView(p).getInt32() : 0;
   }
 
-  #ioctl(name: string, req: number, arg: Uint8Array): number {
+  #ioctl(req: number, arg: Uint8Array): number {
     const rc = this.#dl.symbols.ioctl(this.fd, BigInt(req), arg);
     return rc < 0 ? this.#errno() : 0;
   }
@@ -209,7 +209,7 @@ export class IpmiDevice {
       dataPtr: this.#base + 64n,
       dataLen: msg.data.length,
     });
-    const err = this.#ioctl("IPMICTL_SEND_COMMAND", IPMICTL_SEND_COMMAND, req);
+    const err = this.#ioctl(IPMICTL_SEND_COMMAND, req);
     if (err) throw new SyscallError("ioctl IPMICTL_SEND_COMMAND", err);
     return msgid;
   }
@@ -235,7 +235,7 @@ export class IpmiDevice {
     const u8 = new Uint8Array(this.#arena);
     const cap = 1024;
     const recv = encodeRecv({ addrPtr: this.#base + 512n, addrLen: 40, dataPtr: this.#base + 1024n, dataLen: cap });
-    const err = this.#ioctl("IPMICTL_RECEIVE_MSG_TRUNC", IPMICTL_RECEIVE_MSG_TRUNC, recv);
+    const err = this.#ioctl(IPMICTL_RECEIVE_MSG_TRUNC, recv);
     if (err && err !== EMSGSIZE) throw new SyscallError("ioctl IPMICTL_RECEIVE_MSG_TRUNC", err);
     const r = decodeRecv(recv);
     return { ...r, data: u8.slice(1024, 1024 + Math.min(r.dataLen, cap)) };
