@@ -143,13 +143,17 @@ const libcSymbols = {
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   close: { parameters: ["i32"], result: "i32" },
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
 const errnoNames: Record<number, string> = {
+  2: "ENOENT",
   4: "EINTR",
+  6: "ENXIO",
   9: "EBADF",
   11: "EAGAIN",
+  13: "EACCES",
   14: "EFAULT",
   19: "ENODEV",
   22: "EINVAL",
@@ -167,6 +171,27 @@ export class SyscallError extends Error {
 }
 
 const EMSGSIZE = 90;
+const O_RDWR = 0o2;
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+
+/**
+ * Opens an IPMI device read-write, non-blocking and close-on-exec with the calling thread's credentials and
+ * returns the raw fd (for a security context's openFd, or a test guest running as root).
+ */
+export function openIpmiDeviceFd(path: string, libc = "libc.so.6"): number {
+  const dl = Deno.dlopen(libc, libcSymbols);
+  try {
+    const fd = dl.symbols.open(new TextEncoder().encode(path + "\0"), O_RDWR | O_NONBLOCK | O_CLOEXEC, 0);
+    if (fd < 0) {
+      const p = dl.symbols.__errno_location();
+      throw new SyscallError(`open ${path}`, p ? new Deno.UnsafePointerView(p).getInt32() : 0);
+    }
+    return fd;
+  } finally {
+    dl.close();
+  }
+}
 const POLLIN = 0x1;
 
 /** The OpenIPMI device interface over an already-open descriptor. */
