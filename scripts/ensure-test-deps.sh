@@ -12,6 +12,8 @@ needs=(
   "curl:curl"
   "setfacl:acl"
   "gcc:gcc"
+  "qemu-system-x86_64:qemu-system-x86"
+  "ipmi_sim:openipmi"
 )
 
 missing=()
