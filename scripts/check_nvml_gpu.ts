@@ -3,7 +3,9 @@
 
 /**
  * Usage: deno run -A scripts/check_nvml_gpu.ts [--seconds=20] [--interval-ms=20] [--gpu=0]
- *          [--load=auto|none] [--library=libnvidia-ml.so.1]
+ *          [--load=auto|cuda|torch|none] [--library=libnvidia-ml.so.1]
+ * Load: `cuda` runs an FMA kernel through libcuda (ffi/cuda_burn.ts) in a child process; `torch` runs bf16
+ * matrix products with python3's PyTorch; `auto` tries cuda and falls back to torch if it fails.
  * Prints one line per figure and a final JSON line. Exit status 0 when the counter and the integral were
  * both measured, 1 when NVML or the GPU could not be read.
  */
@@ -30,6 +32,22 @@ export function integratePower(samples: Sample[]): number {
   }
   return j;
 }
+
+/** bf16 matrix products on one GPU for N seconds (argv: gpu index, seconds). */
+const torchLoad = `
+import sys, time, torch
+d = torch.device("cuda", int(sys.argv[1]))
+a = torch.randn(8192, 8192, device=d, dtype=torch.bfloat16)
+b = torch.randn_like(a)
+end = time.time() + float(sys.argv[2])
+n = 0
+while time.time() < end:
+    for _ in range(10):
+        c = a @ b
+    torch.cuda.synchronize(d)
+    n += 10
+print(f"{n} bf16 8192^3 matrix products")
+`;
 
 async function main(): Promise<number> {
   if (Deno.args.some((a) => a.startsWith("--burn-child="))) {
@@ -64,36 +82,76 @@ async function main(): Promise<number> {
       joules: Number(nvml.totalEnergyMillijoules(dev)) / 1000,
     });
 
-    let child: Deno.ChildProcess | undefined;
-    let loadNote = "none";
+    // The load runs in a child process so sampling here stays on time.
+    const loadStarts: Record<string, (secs: number) => Deno.ChildProcess> = {
+      cuda: (secs) =>
+        new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", "--no-config", new URL(import.meta.url).pathname, `--burn-child=${secs}`, `--gpu=${gpu}`],
+          env: { CUDA_DEVICE_ORDER: "PCI_BUS_ID" },
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn(),
+      torch: (secs) =>
+        new Deno.Command("python3", {
+          args: ["-c", torchLoad, String(gpu), String(secs)],
+          env: { CUDA_DEVICE_ORDER: "PCI_BUS_ID" },
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn(),
+    };
+    const plan = load === "auto" ? ["cuda", "torch"] : load === "none" ? [] : [load];
+    const notes: string[] = [];
+    let child: { kind: string; proc: Deno.ChildProcess; done?: Deno.CommandOutput } | undefined;
+    const startNext = (secs: number) => {
+      const kind = plan.shift();
+      if (!kind || secs < 2) return;
+      const start = loadStarts[kind];
+      if (!start) throw new Error(`unknown --load=${kind}`);
+      try {
+        const proc = start(secs);
+        const c: { kind: string; proc: Deno.ChildProcess; done?: Deno.CommandOutput } = { kind, proc };
+        proc.output().then(
+          (o) => c.done = o,
+          (e) =>
+            c.done = {
+              code: -1,
+              stdout: new Uint8Array(),
+              stderr: new TextEncoder().encode(String(e)),
+            } as Deno.CommandOutput,
+        );
+        child = c;
+      } catch (e) {
+        notes.push(`${kind} load failed: ${(e as Error).message}`);
+        startNext(secs);
+      }
+    };
+    const describe = (c: { kind: string; done?: Deno.CommandOutput }) => {
+      const o = c.done!;
+      const text = (new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr)).trim();
+      return o.code === 0
+        ? `${c.kind} (${text.split("\n").at(-1)})`
+        : `${c.kind} load failed: ${text.split("\n").slice(-2).join(" | ")}`;
+    };
     const samples: Sample[] = [read()];
     const end = samples[0].t + seconds * 1000;
     const startLoadAt = samples[0].t + 1000;
     while (performance.now() < end) {
       await new Promise((r) => setTimeout(r, intervalMs));
       samples.push(read());
-      if (load === "auto" && !child && performance.now() >= startLoadAt) {
-        child = new Deno.Command(Deno.execPath(), {
-          args: [
-            "run",
-            "-A",
-            new URL(import.meta.url).pathname,
-            `--burn-child=${Math.max(1, seconds - 3)}`,
-            `--gpu=${gpu}`,
-          ],
-          env: { CUDA_DEVICE_ORDER: "PCI_BUS_ID" },
-          stdout: "piped",
-          stderr: "piped",
-        }).spawn();
-        loadNote = "cuda fma kernel";
+      const now = performance.now();
+      const secsLeft = Math.floor((end - now) / 1000) - 1;
+      if (!child && now >= startLoadAt) startNext(secsLeft);
+      else if (child?.done && child.done.code !== 0 && plan.length) {
+        notes.push(describe(child)); // failed early: try the next kind of load for the time left
+        child = undefined;
+        startNext(secsLeft);
       }
     }
     if (child) {
-      const out = await child.output();
-      const text = new TextDecoder().decode(out.stdout).trim() + new TextDecoder().decode(out.stderr).trim();
-      if (out.code !== 0) loadNote = `cuda load failed: ${text.split("\n").slice(-3).join(" | ")}`;
-      else loadNote += ` (${text})`;
+      while (!child.done) await new Promise((r) => setTimeout(r, 50));
+      notes.push(describe(child));
     }
+    const loadNote = notes.length ? notes.join("; ") : "none";
     const first = samples[0];
     const last = samples[samples.length - 1];
     const counterJ = last.joules - first.joules;
