@@ -100,7 +100,13 @@ export abstract class RefreshingProvider implements EmissionsProvider {
   /** A fetch bounded by the request timeout and by stop(). */
   protected async fetchJson(url: string, init: RequestInit = {}): Promise<unknown> {
     const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.deps.requestTimeoutMs ?? 10_000)]);
-    const res = await fetch(url, { ...init, signal });
+    let res: Response;
+    try {
+      res = await fetch(url, { ...init, signal });
+    } catch (e) {
+      const cause = (e as { cause?: { message?: string } }).cause?.message?.replace(/ for url \([^)]*\)/, "");
+      throw new Error(`${redact(url)}: ${(e as Error).message}${cause ? `: ${cause}` : ""}`);
+    }
     const text = await res.text();
     if (!res.ok) throw new HttpError(res.status, `${redact(url)}: HTTP ${res.status} ${text.slice(0, 200)}`);
     try {
