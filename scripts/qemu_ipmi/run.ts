@@ -66,7 +66,12 @@ function ensureGuestPackages(cache: string): { vmlinuz: string; modules: string;
   const have = find();
   if (have) return have;
   // The kernel the linux-image-amd64 metapackage points at, else the newest 6.x image apt knows.
-  let image = /Depends: (linux-image-\S+)/.exec(sh("apt-cache", ["depends", "linux-image-amd64"]))?.[1];
+  let image: string | undefined;
+  try {
+    image = /Depends: (linux-image-\S+)/.exec(sh("apt-cache", ["depends", "linux-image-amd64"]))?.[1];
+  } catch {
+    // no metapackage known: fall back to the search below
+  }
   const candidates = sh("apt-cache", ["search", "--names-only", "^linux-image-[0-9.-]+-amd64$"])
     .split("\n").map((l) => l.split(" ")[0]).filter(Boolean).sort();
   for (const pkg of [image, ...candidates.reverse()].filter(Boolean) as string[]) {
