@@ -150,7 +150,7 @@ Deno.test("IpmiDevice waits no longer than its timeout and names a non-IPMI desc
     const t0 = performance.now();
     await assertRejects(() => dev.dcmiPowerReading(150), /no response from the BMC within 150 ms/);
     const ms = performance.now() - t0;
-    assert(ms >= 140 && ms < 1500, `waited ${ms} ms`);
+    assert(ms >= 140 && ms < 3000, `waited ${ms} ms`);
     fakeIpmi(dir, "enotty");
     let err: unknown;
     try {
