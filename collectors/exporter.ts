@@ -118,7 +118,15 @@ export function exporterRegistry(disableExporterMetrics: boolean): client.Regist
     labelNames: Object.keys(labels),
     registers: [reg],
   }).set(labels, 1);
-  if (!disableExporterMetrics) client.collectDefaultMetrics({ register: reg });
+  if (!disableExporterMetrics) {
+    client.collectDefaultMetrics({ register: reg });
+    // prom-client exposes these gauges with a `_total` suffix, which Prometheus reserves for counters.
+    for (
+      const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]
+    ) {
+      reg.removeSingleMetric(name);
+    }
+  }
   return reg;
 }
 
