@@ -62,7 +62,7 @@ export function createUnitsDb(dir: string): string {
 }
 
 /** Magnitude of every foreign value: any number at or above it in alice's answers is a leak. */
-export const FOREIGN_MAGNITUDE = 1e9;
+export const FOREIGN_MAGNITUDE = 1e15;
 
 /** Series of every unit (alice's values small, others' huge) plus a non-unit series. */
 export function unitSeries(): BackfillSeries[] {
