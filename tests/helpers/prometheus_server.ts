@@ -53,10 +53,11 @@ async function run(cmd: string, args: string[]): Promise<void> {
 
 /**
  * Starts Prometheus with `openMetrics` backfilled before start-up (queryable at once). `config` is the
- * prometheus.yml text (no scrape jobs by default); `args` are extra command-line flags.
+ * prometheus.yml text (no scrape jobs by default); `args` are extra command-line flags; `readyHeaders`
+ * go with the readiness probe (credentials when `args` name a web config).
  */
 export async function startPrometheus(
-  opts: { openMetrics?: string; config?: string; args?: string[] } = {},
+  opts: { openMetrics?: string; config?: string; args?: string[]; readyHeaders?: Record<string, string> } = {},
 ): Promise<PrometheusServer> {
   const dir = await Deno.makeTempDir({ prefix: "ceems-prom-" });
   const data = `${dir}/data`;
@@ -109,7 +110,7 @@ export async function startPrometheus(
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     try {
-      const r = await fetch(`${url}/-/ready`);
+      const r = await fetch(`${url}/-/ready`, { headers: opts.readyHeaders });
       await r.body?.cancel();
       if (r.ok) return { url, port, dir, pid: child.pid, stop };
     } catch {
