@@ -123,7 +123,9 @@ export async function lbMain(argv: string[]): Promise<void> {
   if (cfg.backends.some((b) => b.pyroscope.length)) kinds.push("pyroscope");
   const addrs = fs.strings("web.listen-address");
   if (addrs.length < kinds.length) {
-    throw new StartupError(`--web.listen-address: insufficient addresses. Expected ${kinds.length} got ${addrs.length}`);
+    throw new StartupError(
+      `--web.listen-address: insufficient addresses. Expected ${kinds.length} got ${addrs.length}`,
+    );
   }
   let own: ReturnType<typeof ownershipFromConfig>;
   try {

@@ -112,7 +112,7 @@ export class CachedOwnership implements OwnershipChecker {
     if ((this.#refused.get(setKey) ?? 0) > t) return false;
     const ok = await this.inner.owns(user, clusterId, missing);
     this.#prune(t);
-    if (ok) for (const u of missing) this.#granted.set(key(u), t + this.ttlMs);
+    if (ok) { for (const u of missing) this.#granted.set(key(u), t + this.ttlMs); }
     else this.#refused.set(setKey, t + this.ttlMs);
     return ok;
   }

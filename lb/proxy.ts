@@ -14,6 +14,9 @@ const FORWARDED_REQUEST_HEADERS = [
   "user-agent",
 ];
 
+/** Answers up to this size with a Content-Length are read whole; anything else is streamed. */
+const SMALL_BODY_BYTES = 64 * 1024;
+
 /** Response headers never copied back (hop-by-hop). */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"]);
 
@@ -109,6 +112,16 @@ export async function forward(pool: ServerPool, id: string, req: OutgoingRequest
     resp.headers.forEach((v, k) => {
       if (!HOP_BY_HOP.has(k)) headers.append(k, v);
     });
+    const length = Number(resp.headers.get("content-length") ?? NaN);
+    if (resp.body && length <= SMALL_BODY_BYTES) {
+      // Small answers of known size are read in one go (cheaper than chunk-by-chunk); larger ones stream.
+      try {
+        const bytes = new Uint8Array(await resp.arrayBuffer());
+        return new Response(bytes, { status: resp.status, statusText: resp.statusText, headers });
+      } finally {
+        b.active--;
+      }
+    }
     const body = resp.body ? trackBody(resp.body, () => b.active--) : null;
     if (!resp.body) b.active--;
     return new Response(body, { status: resp.status, statusText: resp.statusText, headers });

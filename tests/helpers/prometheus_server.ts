@@ -78,7 +78,9 @@ export async function startPrometheus(
       `--config.file=${dir}/prometheus.yml`,
       `--storage.tsdb.path=${data}`,
       `--web.listen-address=127.0.0.1:${port}`,
-      ...(opts.args?.some((a) => a.startsWith("--storage.tsdb.retention.time")) ? [] : ["--storage.tsdb.retention.time=10y"]),
+      ...(opts.args?.some((a) => a.startsWith("--storage.tsdb.retention.time"))
+        ? []
+        : ["--storage.tsdb.retention.time=10y"]),
       ...(opts.args ?? []),
     ],
     stdout: "null",

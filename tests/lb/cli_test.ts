@@ -12,10 +12,16 @@ Deno.test("ceems lb start-up errors are one line naming the flag or key, exit 2"
     let r = await runCeems(["lb"]);
     assertEquals(r.code, 2);
     assertEquals(r.stderr, "ceems lb: error: --config.file: a configuration file is required\n");
-    await Deno.writeTextFile(`${dir}/bad.yml`, "ceems_lb:\n  strategy: random\n  backends: [{id: a, tsdb: [{web: {url: 'http://x:1'}}]}]\n");
+    await Deno.writeTextFile(
+      `${dir}/bad.yml`,
+      "ceems_lb:\n  strategy: random\n  backends: [{id: a, tsdb: [{web: {url: 'http://x:1'}}]}]\n",
+    );
     r = await runCeems(["lb", `--config.file=${dir}/bad.yml`]);
     assertEquals(r.code, 2);
-    assertMatch(r.stderr, /^ceems lb: error: --config\.file: .*bad\.yml: ceems_lb\.strategy: unknown strategy "random"/);
+    assertMatch(
+      r.stderr,
+      /^ceems lb: error: --config\.file: .*bad\.yml: ceems_lb\.strategy: unknown strategy "random"/,
+    );
     assertEquals(r.stderr.trim().split("\n").length, 1);
     await Deno.writeTextFile(
       `${dir}/two.yml`,

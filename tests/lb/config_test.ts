@@ -38,19 +38,37 @@ Deno.test("parseLbConfig reads CEEMS's ceems_lb / ceems_api_server layout", () =
   assertEquals(c.backends[1].pyroscope.length, 0);
   assertEquals(c.api.dataPath, "/var/lib/ceems");
   assertEquals(c.api.url, "http://localhost:9020");
-  assertEquals(parseLbConfig("ceems_lb:\n  backends: [{id: a, tsdb: [{web: {url: 'http://x:1'}}]}]\n").strategy, "round-robin");
+  assertEquals(
+    parseLbConfig("ceems_lb:\n  backends: [{id: a, tsdb: [{web: {url: 'http://x:1'}}]}]\n").strategy,
+    "round-robin",
+  );
 });
 
 Deno.test("parseLbConfig names the key of each mistake", () => {
   const one = (lb: string) => `ceems_lb:\n${lb}\n`;
-  assertThrows(() => parseLbConfig(one("  strategy: random\n  backends: [{id: a, tsdb: [{web: {url: 'http://x'}}]}]")), /ceems_lb.strategy: unknown strategy "random"/);
-  assertThrows(() => parseLbConfig(one("  backends: []")), /ceems_lb.backends: at least one backend/);
-  assertThrows(() => parseLbConfig(one("  backends: [{tsdb: [{web: {url: 'http://x'}}]}]")), /backends\[0\].id: missing ID/);
-  assertThrows(() => parseLbConfig(one("  backends: [{id: a}]")), /missing TSDB and Pyroscope URL/);
-  assertThrows(() => parseLbConfig(one("  backends: [{id: a, tsdb: [{web: {}}]}]")), /backends\[0\].tsdb\[0\].web.url: missing/);
-  assertThrows(() => parseLbConfig(one("  backends: [{id: a, tsdb: [{web: {url: 'ftp://x'}}]}]")), /scheme must be http/);
   assertThrows(
-    () => parseLbConfig(one("  backends: [{id: a, tsdb: [{web: {url: 'http://x'}}]}, {id: a, tsdb: [{web: {url: 'http://y'}}]}]")),
+    () => parseLbConfig(one("  strategy: random\n  backends: [{id: a, tsdb: [{web: {url: 'http://x'}}]}]")),
+    /ceems_lb.strategy: unknown strategy "random"/,
+  );
+  assertThrows(() => parseLbConfig(one("  backends: []")), /ceems_lb.backends: at least one backend/);
+  assertThrows(
+    () => parseLbConfig(one("  backends: [{tsdb: [{web: {url: 'http://x'}}]}]")),
+    /backends\[0\].id: missing ID/,
+  );
+  assertThrows(() => parseLbConfig(one("  backends: [{id: a}]")), /missing TSDB and Pyroscope URL/);
+  assertThrows(
+    () => parseLbConfig(one("  backends: [{id: a, tsdb: [{web: {}}]}]")),
+    /backends\[0\].tsdb\[0\].web.url: missing/,
+  );
+  assertThrows(
+    () => parseLbConfig(one("  backends: [{id: a, tsdb: [{web: {url: 'ftp://x'}}]}]")),
+    /scheme must be http/,
+  );
+  assertThrows(
+    () =>
+      parseLbConfig(
+        one("  backends: [{id: a, tsdb: [{web: {url: 'http://x'}}]}, {id: a, tsdb: [{web: {url: 'http://y'}}]}]"),
+      ),
     /backends\[1\].id: duplicate/,
   );
   assertThrows(

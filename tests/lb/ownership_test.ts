@@ -43,9 +43,12 @@ function apiServer(db: DbOwnership, calls: string[]) {
       const uuids = u.searchParams.getAll("uuid");
       if (!uuids.length) return json(400, { status: "error", errorType: "bad_data", error: "missing uuids" });
       const ok = await db.owns(user, u.searchParams.get("cluster_id") ?? "", uuids);
-      return ok
-        ? json(200, { status: "success", data: null })
-        : json(403, { status: "error", data: null, errorType: "forbidden", error: "user do not have permissions on uuids" });
+      return ok ? json(200, { status: "success", data: null }) : json(403, {
+        status: "error",
+        data: null,
+        errorType: "forbidden",
+        error: "user do not have permissions on uuids",
+      });
     }
     if (u.pathname === "/api/v1/users/admin" && u.searchParams.get("role") === "admin") {
       if (user !== "ceems-int-svc") return json(403, { status: "error", errorType: "forbidden" });

@@ -48,7 +48,10 @@ Deno.test("client Authorization, cookies and identity headers are dropped; confi
   const pool = new ServerPool("round-robin", nullLogger);
   pool.add(CLUSTER, {
     url: backend.url,
-    client: { basic_auth: { username: "prom", password: "s3cret" }, http_headers: { "X-Scope-OrgID": { values: ["t1"] } } },
+    client: {
+      basic_auth: { username: "prom", password: "s3cret" },
+      http_headers: { "X-Scope-OrgID": { values: ["t1"] } },
+    },
     filterLabels: [],
   });
   const fe = await startFrontend(pool, dir);
@@ -81,7 +84,11 @@ Deno.test("client Authorization, cookies and identity headers are dropped; confi
     // POST bodies are re-encoded from the checked parameters.
     const p = await fetch(`${fe.url}/api/v1/query_range`, {
       method: "POST",
-      headers: { "X-Grafana-User": "alice", "X-Ceems-Cluster-Id": CLUSTER, "content-type": "application/x-www-form-urlencoded" },
+      headers: {
+        "X-Grafana-User": "alice",
+        "X-Ceems-Cluster-Id": CLUSTER,
+        "content-type": "application/x-www-form-urlencoded",
+      },
       body: `query=${q}&start=1&end=2&step=1`,
     });
     assertEquals(p.status, 200);

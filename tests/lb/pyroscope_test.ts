@@ -60,12 +60,19 @@ Deno.test("pyroscopeSelectors reads proto and JSON bodies of the three methods",
     ['{a="b"}'],
   );
   assertEquals(
-    pyroscopeSelectors(SMS, "application/json; charset=utf-8", new TextEncoder().encode('{"labelSelector":"{x}","label_selector":"{y}"}'))
+    pyroscopeSelectors(
+      SMS,
+      "application/json; charset=utf-8",
+      new TextEncoder().encode('{"labelSelector":"{x}","label_selector":"{y}"}'),
+    )
       .selectors,
     ["{x}", "{y}"],
   );
   assertThrows(() => pyroscopeSelectors(SMS, "application/grpc", new Uint8Array()), /unsupported content type/);
-  assertThrows(() => pyroscopeSelectors(NAMES, "application/json", new TextEncoder().encode('{"matchers":"x"}')), /list/);
+  assertThrows(
+    () => pyroscopeSelectors(NAMES, "application/json", new TextEncoder().encode('{"matchers":"x"}')),
+    /list/,
+  );
 });
 
 Deno.test("Pyroscope frontend: own service_name passes byte for byte, anything else is refused", async () => {
@@ -117,13 +124,15 @@ Deno.test("Pyroscope frontend: own service_name passes byte for byte, anything e
       const text = await r.text();
       assertEquals(r.status, 403, `${path} ${typeof body === "string" ? body : [...body]}: ${text}`);
     }
-    for (const [path, body, ct, status] of [
-      [SMS, new Uint8Array([0x12, 0x09, 0x41]), "application/proto", 400],
-      [SMS, "{bad json", "application/json", 400],
-      [SMS, "x", "text/plain", 400],
-      ["/querier.v1.QuerierService/Series", msg(strField(1, '{service_name="1001"}')), "application/proto", 403],
-      ["/pyroscope/render", "", "application/proto", 403],
-    ] as const) {
+    for (
+      const [path, body, ct, status] of [
+        [SMS, new Uint8Array([0x12, 0x09, 0x41]), "application/proto", 400],
+        [SMS, "{bad json", "application/json", 400],
+        [SMS, "x", "text/plain", 400],
+        ["/querier.v1.QuerierService/Series", msg(strField(1, '{service_name="1001"}')), "application/proto", 403],
+        ["/pyroscope/render", "", "application/proto", 403],
+      ] as const
+    ) {
       r = await post(path, body, ct);
       assertEquals(r.status, status, `${path}: ${await r.text()}`);
     }

@@ -2,7 +2,7 @@
 // adversarial corpus and a sample of random queries go through the real proxy; no foreign unit leaks.
 
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { ADMIN, CLUSTER, leakedUnits, type LbStack, startLbStack, UNITS } from "./fixtures.ts";
+import { ADMIN, CLUSTER, type LbStack, leakedUnits, startLbStack, UNITS } from "./fixtures.ts";
 import { QueryGenerator } from "./promql_gen.ts";
 
 const OWN = UNITS.alice;
@@ -43,7 +43,7 @@ const DENIED_QUERIES = [
   'ceems_cpu_usage{uuid="1001"} and ceems_cpu_usage',
   'ceems_cpu_usage{uuid="1001"} / ignoring(uuid, hostname, gpuuuid) group_left ceems_cpu_usage{uuid="2001"}',
   'ceems_cpu_usage{uuid="1001"} * on() group_left() sum(ceems_cpu_usage)',
-  "node_load1 + on() group_right() ceems_cpu_usage{uuid=\"1001\"}",
+  'node_load1 + on() group_right() ceems_cpu_usage{uuid="1001"}',
   "ceems_cpu_usage",
   "node_load1",
   'ceems_cpu_usage{uuid=~".+"}',
@@ -220,7 +220,7 @@ function corpus(): Case[] {
     {
       name: "series own + unconstrained",
       path: "/api/v1/series",
-      search: `match[]=${own}&match[]=${enc("{__name__=~\".+\"}")}`,
+      search: `match[]=${own}&match[]=${enc('{__name__=~".+"}')}`,
       expect: "deny",
     },
     {

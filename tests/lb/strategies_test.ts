@@ -9,7 +9,10 @@ import { leastConnection, resourceBased, roundRobin } from "../../lb/strategies.
 import { freePort } from "../helpers/process.ts";
 
 const mk = (n: number) =>
-  Array.from({ length: n }, (_, i) => new Backend({ url: `http://127.0.0.1:${10000 + i}`, client: {}, filterLabels: [] }));
+  Array.from(
+    { length: n },
+    (_, i) => new Backend({ url: `http://127.0.0.1:${10000 + i}`, client: {}, filterLabels: [] }),
+  );
 
 Deno.test("round-robin rotates over live backends and skips dead and excluded ones", () => {
   const bs = mk(3);
@@ -62,7 +65,11 @@ Deno.test("health checks mark a closed port down and a listening one up", async 
     for await (const c of listener) c.close();
   })();
   const pool = new ServerPool("round-robin", nullLogger);
-  const up = pool.add("c", { url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`, client: {}, filterLabels: [] });
+  const up = pool.add("c", {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    client: {},
+    filterLabels: [],
+  });
   const down = pool.add("c", { url: `http://127.0.0.1:${freePort()}`, client: {}, filterLabels: [] });
   try {
     up.alive = false;
