@@ -90,6 +90,27 @@ export function ownershipFromConfig(cfg: LbConfig, ttlMs: number): { checker?: O
   return {};
 }
 
+/**
+ * As CEEMS: every backend id must be a cluster the API server knows. A DB without a backend's id stops
+ * start-up; an unreachable API server only gives a warning.
+ */
+async function checkClusterIds(cfg: LbConfig, checker: OwnershipChecker, fromDb: boolean, logger: Logger) {
+  let known: string[];
+  try {
+    known = await checker.clusterIds();
+  } catch (e) {
+    if (fromDb) throw new StartupError(`--config.file: cannot read clusters from the API DB: ${(e as Error).message}`);
+    logger.warn("could not verify backend IDs with the API server", { err: e });
+    return;
+  }
+  const unknown = cfg.backends.map((b) => b.id).filter((id) => !known.includes(id));
+  if (unknown.length) {
+    throw new StartupError(
+      `--config.file: backend ID(s) ${unknown.join(", ")} unknown to the CEEMS API server (known: ${known.join(", ")})`,
+    );
+  }
+}
+
 function limited(handler: Handler, limiter?: RequestLimiter): Handler {
   if (!limiter) return handler;
   return async (req, info) => {
@@ -134,6 +155,12 @@ export async function lbMain(argv: string[]): Promise<void> {
     throw new StartupError(`--config.file: ${configFile}: ${(e as Error).message}`);
   }
   if (!own.checker) logger.warn("no ceems_api_server configured: access control is disabled");
+  else await checkClusterIds(cfg, own.checker, own.dbPath !== undefined, logger);
+  for (const g of cfg.backends) {
+    if (g.tsdb.some((s) => s.filterLabels.length)) {
+      logger.warn("filter_labels is not supported yet and is ignored", { id: g.id });
+    }
+  }
 
   const security = await setupSecurity({
     component: "lb",

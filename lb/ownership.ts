@@ -10,6 +10,8 @@ export interface OwnershipChecker {
   owns(user: string, clusterId: string, uuids: string[]): Promise<boolean>;
   /** True when `user` is a CEEMS admin. */
   isAdmin(user: string): Promise<boolean>;
+  /** Cluster ids the API server knows units of. */
+  clusterIds(): Promise<string[]>;
   close(): void;
 }
 
@@ -47,6 +49,11 @@ export class DbOwnership implements OwnershipChecker {
       row = undefined; // a DB without the admin_users table has no admins
     }
     return Promise.resolve(row !== undefined);
+  }
+
+  clusterIds(): Promise<string[]> {
+    const rows = this.#db.prepare("SELECT DISTINCT cluster_id FROM units").all() as { cluster_id: string }[];
+    return Promise.resolve(rows.map((r) => r.cluster_id));
   }
 
   close(): void {
@@ -90,6 +97,16 @@ export class HttpOwnership implements OwnershipChecker {
     }
   }
 
+  async clusterIds(): Promise<string[]> {
+    const resp = await this.client.fetch(`${this.base}/api/v1/clusters/admin`, {
+      headers: { "X-Grafana-User": CEEMS_SERVICE_USER },
+    });
+    const body = await resp.text();
+    if (resp.status !== 200) throw new Error(`GET /api/v1/clusters/admin: HTTP ${resp.status}`);
+    const data = JSON.parse(body).data as { id?: string }[] | null;
+    return (data ?? []).map((c) => c?.id ?? "").filter((id) => id !== "");
+  }
+
   close(): void {
     this.client.close();
   }
@@ -124,6 +141,10 @@ export class CachedOwnership implements OwnershipChecker {
     const admin = await this.inner.isAdmin(user);
     this.#admins.set(user, { admin, until: t + this.ttlMs });
     return admin;
+  }
+
+  clusterIds(): Promise<string[]> {
+    return this.inner.clusterIds();
   }
 
   #prune(t: number): void {

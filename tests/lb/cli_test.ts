@@ -30,6 +30,14 @@ Deno.test("ceems lb start-up errors are one line naming the flag or key, exit 2"
     r = await runCeems(["lb", `--config.file=${dir}/two.yml`, "--web.listen-address=127.0.0.1:0"]);
     assertEquals(r.code, 2);
     assertMatch(r.stderr, /--web\.listen-address: insufficient addresses\. Expected 2 got 1/);
+    createUnitsDb(dir);
+    await Deno.writeTextFile(
+      `${dir}/ids.yml`,
+      `ceems_lb:\n  backends: [{id: slurm-9, tsdb: [{web: {url: 'http://x:1'}}]}]\nceems_api_server:\n  data: {path: "${dir}"}\n`,
+    );
+    r = await runCeems(["lb", `--config.file=${dir}/ids.yml`]);
+    assertEquals(r.code, 2);
+    assertMatch(r.stderr, /backend ID\(s\) slurm-9 unknown to the CEEMS API server \(known: slurm-0, slurm-1\)/);
     r = await runCeems(["lb", `--config.file=${dir}/missing.yml`]);
     assertEquals(r.code, 2);
     assertMatch(r.stderr, /--config\.file: .*missing\.yml/);

@@ -19,6 +19,7 @@ async function checkContract(o: OwnershipChecker) {
   assert(await o.isAdmin(ADMIN));
   assert(await o.isAdmin("ceems-int-svc"));
   assert(!(await o.isAdmin("alice")));
+  assertEquals((await o.clusterIds()).sort(), ["slurm-0", "slurm-1"]);
 }
 
 Deno.test("DbOwnership answers from the API server's units, users and admin_users tables", async () => {
@@ -48,6 +49,12 @@ function apiServer(db: DbOwnership, calls: string[]) {
         data: null,
         errorType: "forbidden",
         error: "user do not have permissions on uuids",
+      });
+    }
+    if (u.pathname === "/api/v1/clusters/admin" && user === "ceems-int-svc") {
+      return json(200, {
+        status: "success",
+        data: [{ id: "slurm-0", manager: "slurm" }, { id: "slurm-1", manager: "slurm" }],
       });
     }
     if (u.pathname === "/api/v1/users/admin" && u.searchParams.get("role") === "admin") {

@@ -118,6 +118,18 @@ const DENIED_QUERIES = [
   "",
   " ",
   'unknown_fn(ceems_cpu_usage{uuid="1001"})',
+  // keywords of the grammar used as metric names (Prometheus reads several of them as selectors)
+  "start",
+  "end",
+  "step",
+  "by",
+  "bool",
+  "limitk",
+  "anchored",
+  "smoothed",
+  "info",
+  "sum(time)",
+  'start{uuid="2001"}',
 ];
 
 /** Queries alice may run; each must answer with her own series only. */
