@@ -156,11 +156,6 @@ export async function lbMain(argv: string[]): Promise<void> {
   }
   if (!own.checker) logger.warn("no ceems_api_server configured: access control is disabled");
   else await checkClusterIds(cfg, own.checker, own.dbPath !== undefined, logger);
-  for (const g of cfg.backends) {
-    if (g.tsdb.some((s) => s.filterLabels.length)) {
-      logger.warn("filter_labels is not supported yet and is ignored", { id: g.id });
-    }
-  }
 
   const security = await setupSecurity({
     component: "lb",

@@ -5,6 +5,8 @@ import type { Logger } from "../common/log.ts";
 import type { OwnershipChecker } from "./ownership.ts";
 import type { ServerPool } from "./pool.ts";
 import { analyseAll, type QueryAnalysis } from "./promql_access.ts";
+import type { Backend } from "./backend.ts";
+import { filterLabels } from "./filter_labels.ts";
 import { forward, promError } from "./proxy.ts";
 import { BodyError, PYROSCOPE_METHODS, pyroscopeSelectors } from "./pyroscope.ts";
 
@@ -74,7 +76,18 @@ async function identify(
   return { clusterId, user, admin, path: url.pathname };
 }
 
-async function passThrough(req: Request, opts: FrontendOptions, clusterId: string): Promise<Response> {
+/** The filter_labels rewrite of TSDB answers for `path`. */
+function tsdbRewrite(path: string) {
+  return (b: Backend, resp: Response) =>
+    b.config.filterLabels.length ? filterLabels(path, resp, b.config.filterLabels) : Promise.resolve(resp);
+}
+
+async function passThrough(
+  req: Request,
+  opts: FrontendOptions,
+  clusterId: string,
+  rewrite?: (b: Backend, r: Response) => Promise<Response>,
+): Promise<Response> {
   const url = new URL(req.url);
   const body = req.method === "GET" || req.method === "HEAD" ? undefined : await readLimited(req);
   return forward(opts.pool, clusterId, {
@@ -83,6 +96,7 @@ async function passThrough(req: Request, opts: FrontendOptions, clusterId: strin
     body,
     clientHeaders: req.headers,
     signal: req.signal,
+    rewrite,
   });
 }
 
@@ -113,7 +127,7 @@ export function tsdbHandler(opts: FrontendOptions): (req: Request) => Promise<Re
   return async (req) => {
     const who = await identify(req, opts, "CEEMS LB Server is healthy");
     if (who instanceof Response) return who;
-    if (who.admin) return passThrough(req, opts, who.clusterId);
+    if (who.admin) return passThrough(req, opts, who.clusterId, tsdbRewrite(who.path));
     const path = who.path;
     const labelValues = LABEL_VALUES.exec(path);
     if (!QUERY_PATHS.has(path) && !MATCH_PATHS.has(path) && !labelValues) {
@@ -164,6 +178,7 @@ export function tsdbHandler(opts: FrontendOptions): (req: Request) => Promise<Re
         : req.headers,
       signal: req.signal,
       pick: { queryStartMs: startMs },
+      rewrite: tsdbRewrite(path),
     });
   };
 }

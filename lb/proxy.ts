@@ -29,6 +29,8 @@ export interface OutgoingRequest {
   clientHeaders: Headers;
   signal?: AbortSignal;
   pick?: PickContext;
+  /** Rewrites the chosen backend's answer (filter_labels). */
+  rewrite?: (backend: Backend, resp: Response) => Promise<Response>;
 }
 
 /** JSON error in Prometheus's envelope. */
@@ -115,15 +117,18 @@ export async function forward(pool: ServerPool, id: string, req: OutgoingRequest
     const length = Number(resp.headers.get("content-length") ?? NaN);
     if (resp.body && length <= SMALL_BODY_BYTES) {
       // Small answers of known size are read in one go (cheaper than chunk-by-chunk); larger ones stream.
+      let out: Response;
       try {
         const bytes = new Uint8Array(await resp.arrayBuffer());
-        return new Response(bytes, { status: resp.status, statusText: resp.statusText, headers });
+        out = new Response(bytes, { status: resp.status, statusText: resp.statusText, headers });
       } finally {
         b.active--;
       }
+      return req.rewrite ? await req.rewrite(b, out) : out;
     }
     const body = resp.body ? trackBody(resp.body, () => b.active--) : null;
     if (!resp.body) b.active--;
-    return new Response(body, { status: resp.status, statusText: resp.statusText, headers });
+    const out = new Response(body, { status: resp.status, statusText: resp.statusText, headers });
+    return req.rewrite ? await req.rewrite(b, out) : out;
   }
 }
