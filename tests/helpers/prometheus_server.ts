@@ -57,7 +57,15 @@ async function run(cmd: string, args: string[]): Promise<void> {
  * go with the readiness probe (credentials when `args` name a web config).
  */
 export async function startPrometheus(
-  opts: { openMetrics?: string; config?: string; args?: string[]; readyHeaders?: Record<string, string> } = {},
+  opts: {
+    openMetrics?: string;
+    config?: string;
+    args?: string[];
+    readyHeaders?: Record<string, string>;
+    /** "https" when `args` name a web config with TLS; `readyClient` then carries the CA (and client cert). */
+    scheme?: "http" | "https";
+    readyClient?: Deno.HttpClient;
+  } = {},
 ): Promise<PrometheusServer> {
   const dir = await Deno.makeTempDir({ prefix: "ceems-prom-" });
   const data = `${dir}/data`;
@@ -90,7 +98,7 @@ export async function startPrometheus(
   const drained = (async () => {
     for await (const c of child.stderr) errChunks.push(c);
   })();
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${opts.scheme ?? "http"}://127.0.0.1:${port}`;
   const stop = async () => {
     try {
       child.kill("SIGTERM");
@@ -112,7 +120,7 @@ export async function startPrometheus(
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     try {
-      const r = await fetch(`${url}/-/ready`, { headers: opts.readyHeaders });
+      const r = await fetch(`${url}/-/ready`, { headers: opts.readyHeaders, client: opts.readyClient } as RequestInit);
       await r.body?.cancel();
       if (r.ok) return { url, port, dir, pid: child.pid, stop };
     } catch {

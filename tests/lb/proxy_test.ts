@@ -9,6 +9,7 @@ import { emptyWebConfig } from "../../common/web/web_config.ts";
 import { tsdbHandler } from "../../lb/frontend.ts";
 import { CachedOwnership, DbOwnership } from "../../lb/ownership.ts";
 import { ServerPool } from "../../lb/pool.ts";
+import { makeTestCerts } from "../helpers/certs.ts";
 import { freePort } from "../helpers/process.ts";
 import { startPrometheus, toOpenMetrics } from "../helpers/prometheus_server.ts";
 import { ADMIN, CLUSTER, createUnitsDb, unitSeries } from "./fixtures.ts";
@@ -133,6 +134,57 @@ Deno.test("backend basic auth from the config is accepted by a real Prometheus w
   } finally {
     await prom.stop();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TLS backend with client certificate and basic auth: a real Prometheus answers through the LB", async () => {
+  const certs = makeTestCerts();
+  const d = certs.dir;
+  await Deno.writeTextFile(
+    `${d}/web.yml`,
+    `tls_server_config:
+  cert_file: ${d}/server.crt
+  key_file: ${d}/server.key
+  client_ca_file: ${d}/ca.crt
+  client_auth_type: RequireAndVerifyClientCert
+basic_auth_users:
+  prom: ${bcrypt.hashSync("s3cret", 4)}
+`,
+  );
+  const readyClient = Deno.createHttpClient({ caCerts: [certs.caCert], cert: certs.clientCert, key: certs.clientKey });
+  const now = Date.now();
+  const prom = await startPrometheus({
+    openMetrics: toOpenMetrics(unitSeries(), now - 600e3, now + 600e3, 30e3),
+    args: [`--web.config.file=${d}/web.yml`],
+    scheme: "https",
+    readyClient,
+    readyHeaders: { Authorization: `Basic ${btoa("prom:s3cret")}` },
+  });
+  try {
+    const tls = { ca_file: `${d}/ca.crt`, cert_file: `${d}/client.crt`, key_file: `${d}/client.key` };
+    for (const [tlsConfig, status] of [[tls, 200], [{ ca_file: `${d}/ca.crt` }, 503]] as const) {
+      const pool = new ServerPool("round-robin", nullLogger);
+      pool.add(CLUSTER, {
+        url: prom.url,
+        client: { basic_auth: { username: "prom", password: "s3cret" }, tls_config: tlsConfig },
+        filterLabels: [],
+      });
+      const fe = await startFrontend(pool);
+      try {
+        const r = await fetch(`${fe.url}/api/v1/query?query=${encodeURIComponent('ceems_cpu_usage{uuid="1001"}')}`, {
+          headers: { "X-Ceems-Cluster-Id": CLUSTER },
+        });
+        const text = await r.text();
+        assertEquals(r.status, status, text);
+        if (status === 200) assertEquals(JSON.parse(text).data.result[0].metric.uuid, "1001");
+      } finally {
+        await fe.close();
+      }
+    }
+  } finally {
+    readyClient.close();
+    await prom.stop();
+    await Deno.remove(d, { recursive: true });
   }
 });
 
