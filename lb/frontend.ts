@@ -100,18 +100,29 @@ async function passThrough(
   });
 }
 
+/**
+ * Checks the analysed units against the user's; returns a refusal, or the cluster to query (a
+ * `ceems_id` matcher in the query overrides the header, as in CEEMS).
+ */
 async function checkUnits(
   opts: FrontendOptions,
   user: string,
   clusterId: string,
   analysis: QueryAnalysis,
-): Promise<Response | undefined> {
+): Promise<Response | string> {
   if (!analysis.ok) {
     return analysis.status === 400
       ? promError(400, "bad_data", `invalid query: ${analysis.reason}`)
       : promError(403, "forbidden", `${FORBIDDEN_UNITS}: ${analysis.reason}`);
   }
-  if (analysis.units.length === 0) return undefined; // no selector at all: no unit data can be read
+  if (analysis.clusterIds) {
+    if (analysis.clusterIds.length > 1) {
+      return promError(403, "forbidden", `${FORBIDDEN_UNITS}: query names several clusters with ceems_id`);
+    }
+    clusterId = analysis.clusterIds[0];
+    if (!opts.pool.has(clusterId)) return promError(400, "bad_request", BAD_CLUSTER);
+  }
+  if (analysis.units.length === 0) return clusterId; // no selector at all: no unit data can be read
   let owned: boolean;
   try {
     owned = await opts.ownership!.owns(user, clusterId, analysis.units);
@@ -119,7 +130,7 @@ async function checkUnits(
     opts.logger.error("ownership look-up failed", { user, err: e });
     return promError(503, "unavailable", "failed to verify unit ownership");
   }
-  return owned ? undefined : promError(403, "forbidden", FORBIDDEN_UNITS);
+  return owned ? clusterId : promError(403, "forbidden", FORBIDDEN_UNITS);
 }
 
 /** The handler of the TSDB (Prometheus) load balancer. */
@@ -164,12 +175,12 @@ export function tsdbHandler(opts: FrontendOptions): (req: Request) => Promise<Re
       exprs = params.getAll("match[]");
       if (exprs.length === 0) return promError(403, "forbidden", `${FORBIDDEN_UNITS}: match[] is required`);
     }
-    const refusal = await checkUnits(opts, who.user!, who.clusterId, analyseAll(exprs, "uuid"));
-    if (refusal) return refusal;
+    const cluster = await checkUnits(opts, who.user!, who.clusterId, analyseAll(exprs, "uuid"));
+    if (cluster instanceof Response) return cluster;
     // Re-encode the checked parameters so the backend reads exactly what was analysed.
     const canonical = params.toString();
     const startMs = paramTimeMs(params.get("start") ?? params.get("time"));
-    return forward(opts.pool, who.clusterId, {
+    return forward(opts.pool, cluster, {
       method: req.method,
       pathAndQuery: req.method === "GET" ? `${path}?${canonical}` : path,
       body: req.method === "POST" ? canonical : undefined,
@@ -204,9 +215,9 @@ export function pyroscopeHandler(opts: FrontendOptions): (req: Request) => Promi
     if (parsed.selectors.length === 0) {
       return promError(403, "forbidden", `${FORBIDDEN_UNITS}: a service_name label selector is required`);
     }
-    const refusal = await checkUnits(opts, who.user!, who.clusterId, analyseAll(parsed.selectors, "service_name"));
-    if (refusal) return refusal;
-    return forward(opts.pool, who.clusterId, {
+    const cluster = await checkUnits(opts, who.user!, who.clusterId, analyseAll(parsed.selectors, "service_name"));
+    if (cluster instanceof Response) return cluster;
+    return forward(opts.pool, cluster, {
       method: "POST",
       pathAndQuery: who.path,
       body: parsed.forwardBody,

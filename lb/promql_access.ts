@@ -5,8 +5,11 @@ import { parser } from "@prometheus-io/lezer-promql";
 
 /** Outcome of analysing one query: the unit ids it touches, or why it is refused. */
 export type QueryAnalysis =
-  | { ok: true; units: string[] }
+  | { ok: true; units: string[]; clusterIds?: string[] }
   | { ok: false; status: 400 | 403; reason: string };
+
+/** Label that names the cluster of a query, overriding the X-Ceems-Cluster-Id header (as CEEMS). */
+export const CLUSTER_LABEL = "ceems_id";
 
 /** Characters allowed in one branch of a `=~` alternation: no regular-expression metacharacter. */
 const LITERAL_BRANCH = /^[A-Za-z0-9_-]+$/;
@@ -70,7 +73,7 @@ function matcherValues(op: string, value: string, label: string): string[] {
 }
 
 /** Checks one VectorSelector node; returns the unit ids its `label` matchers allow. */
-function checkSelector(q: string, sel: SyntaxNode, label: string): string[] {
+function checkSelector(q: string, sel: SyntaxNode, label: string, clusters: Set<string>): string[] {
   const text = q.slice(sel.from, sel.to);
   const matchers = sel.getChild("LabelMatchers");
   const units: string[] = [];
@@ -90,6 +93,12 @@ function checkSelector(q: string, sel: SyntaxNode, label: string): string[] {
       const qn = m.getChild("QuotedLabelName")?.getChild("StringLiteral");
       if (!qn) throw new Refusal(400, `label matcher without a name in ${text}`);
       name = unquote(q.slice(qn.from, qn.to), "label names");
+    }
+    if (name === CLUSTER_LABEL && label !== CLUSTER_LABEL) {
+      const op = m.getChild("MatchOp");
+      const v = m.getChild("StringLiteral");
+      if (op && v && q.slice(op.from, op.to) === "=") clusters.add(unquote(q.slice(v.from, v.to), "ceems_id matchers"));
+      continue;
     }
     if (name !== label) continue;
     const opNode = m.getChild("MatchOp");
@@ -132,6 +141,7 @@ export function analyseQuery(query: string, label = "uuid"): QueryAnalysis {
   if (query.trim() === "") return { ok: false, status: 400, reason: "empty query" };
   const tree = parser.parse(query);
   const units = new Set<string>();
+  const clusters = new Set<string>();
   let selectors = 0;
   try {
     const stack: SyntaxNode[] = [tree.topNode as unknown as SyntaxNode];
@@ -142,7 +152,7 @@ export function analyseQuery(query: string, label = "uuid"): QueryAnalysis {
       }
       if (node.name === "VectorSelector") {
         selectors++;
-        for (const u of checkSelector(query, node, label)) units.add(u);
+        for (const u of checkSelector(query, node, label, clusters)) units.add(u);
       } else if (node.name === "MatrixSelector" && !node.getChild("VectorSelector")) {
         throw new Refusal(400, "matrix selector without a vector selector");
       }
@@ -157,16 +167,18 @@ export function analyseQuery(query: string, label = "uuid"): QueryAnalysis {
     return { ok: false, status: 400, reason: "query does not parse as PromQL" };
   }
   if (selectors === 0) return { ok: true, units: [] };
-  return { ok: true, units: [...units] };
+  return clusters.size ? { ok: true, units: [...units], clusterIds: [...clusters] } : { ok: true, units: [...units] };
 }
 
 /** Analyses every expression of a list (e.g. `match[]` values) and merges their unit ids. */
 export function analyseAll(queries: string[], label = "uuid"): QueryAnalysis {
   const units = new Set<string>();
+  const clusters = new Set<string>();
   for (const q of queries) {
     const a = analyseQuery(q, label);
     if (!a.ok) return a;
     for (const u of a.units) units.add(u);
+    for (const c of a.clusterIds ?? []) clusters.add(c);
   }
-  return { ok: true, units: [...units] };
+  return clusters.size ? { ok: true, units: [...units], clusterIds: [...clusters] } : { ok: true, units: [...units] };
 }

@@ -130,6 +130,10 @@ const DENIED_QUERIES = [
   "info",
   "sum(time)",
   'start{uuid="2001"}',
+  // ceems_id routes to another cluster: ownership is checked there, and unknown ids are refused
+  'ceems_cpu_usage{uuid="3001", ceems_id="slurm-1"}',
+  'ceems_cpu_usage{ceems_id="slurm-0"}',
+  'ceems_cpu_usage{uuid="2001", ceems_id="slurm-0"}',
 ];
 
 /** Queries alice may run; each must answer with her own series only. */
