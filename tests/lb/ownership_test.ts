@@ -97,3 +97,23 @@ Deno.test("HttpOwnership follows the /units/verify contract; CachedOwnership spa
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("DbOwnership sees units the API server adds to its WAL-mode DB while the LB runs", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = createUnitsDb(dir);
+  const { DatabaseSync } = await import("node:sqlite");
+  const api = new DatabaseSync(path);
+  api.exec("PRAGMA journal_mode=WAL");
+  const o = new DbOwnership(path);
+  try {
+    assert(!(await o.owns("alice", CLUSTER, ["5001"])));
+    api.prepare("INSERT INTO units (cluster_id, uuid, project, username) VALUES (?, '5001', 'p-alice', 'alice')")
+      .run(CLUSTER);
+    assert(await o.owns("alice", CLUSTER, ["5001"]));
+    assert(await o.owns("carol", CLUSTER, ["5001"]));
+  } finally {
+    o.close();
+    api.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
