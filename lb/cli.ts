@@ -29,6 +29,12 @@ export const CEEMS_DB_NAME = "ceems.db";
 export function lbFlags(): FlagSet {
   const fs = new FlagSet("lb", "CEEMS load balancer: access-controlled proxy in front of Prometheus and Pyroscope.");
   addCommonFlags(fs, [":9030", ":9040"], "CEEMS_LB_WEB_CONFIG_FILE");
+  // Grafana dashboards send bursts of queries; like CEEMS, the LB does not limit them unless asked.
+  const maxRequests = fs.specs().find((s) => s.name === "web.max-requests");
+  if (maxRequests) {
+    maxRequests.default = 0;
+    maxRequests.help = "Maximum number of parallel requests (503 beyond it). 0 disables the limit.";
+  }
   addSecurityFlags(fs);
   fs.add({
     name: "config.file",
@@ -167,9 +173,7 @@ export async function lbMain(argv: string[]): Promise<void> {
     readWritePaths: [],
   });
 
-  const limiter = fs.isExplicit("web.max-requests") && fs.number("web.max-requests") > 0
-    ? new RequestLimiter(fs.number("web.max-requests"))
-    : undefined;
+  const limiter = fs.number("web.max-requests") > 0 ? new RequestLimiter(fs.number("web.max-requests")) : undefined;
   const pools: ServerPool[] = [];
   const servers: WebServer[] = [];
   try {
