@@ -23,8 +23,11 @@ async function main(args: string[]): Promise<void> {
       const { exporterMain } = await import("./collectors/exporter.ts");
       return runMain("exporter", () => exporterMain(rest));
     }
+    case "lb": {
+      const { lbMain } = await import("./lb/cli.ts");
+      return runMain("lb", () => lbMain(rest));
+    }
     case "api":
-    case "lb":
       Deno.stderr.writeSync(new TextEncoder().encode(`ceems ${cmd}: not implemented yet\n`));
       Deno.exit(1);
       break;
