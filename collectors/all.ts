@@ -3,3 +3,10 @@
 
 import "./cpu.ts";
 import "./meminfo.ts";
+import "./cray_pm_counters.ts";
+import "./hwmon.ts";
+import "./infiniband.ts";
+import "./ipmi_dcmi.ts";
+import "./netdev.ts";
+import "./rapl.ts";
+import "./redfish.ts";
