@@ -66,7 +66,9 @@ export function parseCapmcJson(text: string): PowerReadings {
   } catch {
     throw new Error("capmc output is not JSON");
   }
-  if (typeof data !== "object" || data === null || Array.isArray(data)) throw new Error("capmc output is not an object");
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new Error("capmc output is not an object");
+  }
   const obj = data as Record<string, unknown>;
   if (typeof obj.e === "number" && obj.e !== 0) {
     throw new Error(`capmc power readings not active: ${String(obj.err_msg ?? "")}`);

@@ -121,7 +121,12 @@ class RaplCollector implements Collector {
         const file = join(z.path, "energy_uj");
         const joules = parseSysfsUint(energy.get(file)!, file) / 1e6;
         if (this.zoneLabel) {
-          sink.counter("ceems_rapl_joules_total", "Current RAPL value in joules", { ...base, rapl_zone: z.name }, joules);
+          sink.counter(
+            "ceems_rapl_joules_total",
+            "Current RAPL value in joules",
+            { ...base, rapl_zone: z.name },
+            joules,
+          );
         } else {
           sink.counter(`ceems_rapl_${zname}_joules_total`, `Current RAPL ${z.name} value in joules`, base, joules);
         }

@@ -248,7 +248,9 @@ class RedfishCollector implements Collector {
         if (p[kind] > 0) {
           sink.gauge(
             `ceems_redfish_${kind}_watts`,
-            `${{ current: "Current", min: "Minimum", max: "Maximum", avg: "Average" }[kind]} Power consumption in watts`,
+            `${
+              { current: "Current", min: "Minimum", max: "Maximum", avg: "Average" }[kind]
+            } Power consumption in watts`,
             { hostname: this.hostname, chassis: id },
             p[kind],
           );

@@ -146,7 +146,12 @@ function prepareBin(work: string, s: Scenario): string {
   const bin = join(work, `bin-${s.expected.replace(/\.txt$/, "")}`);
   Deno.mkdirSync(bin);
   for (const t of s.tools) {
-    writeRecordedTool(bin, t, join(e2eDir, "tools"), t === "rdma" ? { "statistic qp": "rdma_statistic_qp_show.txt" } : {});
+    writeRecordedTool(
+      bin,
+      t,
+      join(e2eDir, "tools"),
+      t === "rdma" ? { "statistic qp": "rdma_statistic_qp_show.txt" } : {},
+    );
   }
   linkSystemCommands(bin);
   return bin;
