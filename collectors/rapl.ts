@@ -68,13 +68,17 @@ export function longestWindowLimitWatts(zoneDir: string): number | undefined {
   return parseSysfsUint(Deno.readTextFileSync(file), file) / 1e6;
 }
 
-/** Reads energy_uj files, falling back to the security context for those a plain read refuses. */
-async function readEnergyFiles(paths: string[], security: SecurityManager): Promise<Map<string, string>> {
+/** Reads energy_uj files, falling back to the cap_dac_read_search context for those a plain read refuses. */
+export async function readEnergyFiles(
+  paths: string[],
+  security: SecurityManager,
+  plainRead: (path: string) => string = Deno.readTextFileSync,
+): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const denied: string[] = [];
   for (const p of paths) {
     try {
-      out.set(p, Deno.readTextFileSync(p));
+      out.set(p, plainRead(p));
     } catch (e) {
       if (e instanceof Deno.errors.PermissionDenied) denied.push(p);
       else throw e;
