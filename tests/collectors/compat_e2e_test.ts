@@ -2,6 +2,7 @@
 // `ceems exporter` with our fake tools and Redfish mock, and compares /metrics with CEEMS's output.
 
 import { join } from "node:path";
+import { assertEquals, assertMatch } from "../helpers/assert.ts";
 import { linkSystemCommands, writeRecordedTool } from "../helpers/fake_tools.ts";
 import { compareExpositions, formatDiffs } from "../helpers/metrics_compare.ts";
 import { repoRoot, startCeems } from "../helpers/process.ts";
@@ -193,4 +194,29 @@ Deno.test({
       Deno.removeSync(work, { recursive: true });
     }
   },
+});
+
+Deno.test("compat: the comparison reports missing, extra and different series and TYPE changes per family", () => {
+  const expected = `# HELP a_total x
+# TYPE a_total counter
+a_total{x="1"} 4.098592768e+09
+a_total{x="2"} 1
+# TYPE b gauge
+b{y="1"} 5
+go_goroutines 7
+`;
+  assertEquals(compareExpositions(expected, expected.replace("4.098592768e+09", "4098592768")), []);
+  const actual = `# TYPE a_total gauge
+a_total{x="1"} 4098592768
+a_total{x="3"} 1
+# TYPE b gauge
+b{y="1"} 6
+`;
+  const diffs = compareExpositions(expected, actual);
+  assertEquals(diffs.map((d) => d.family), ["a_total", "b"]);
+  assertEquals(diffs[0].type, { expected: "counter", actual: "gauge" });
+  assertEquals(diffs[0].missing, ['a_total{x="2"} 1']);
+  assertEquals(diffs[0].extra, ['a_total{x="3"} 1']);
+  assertEquals(diffs[1].different, ['b{y="1"} expected 5, got 6']);
+  assertMatch(formatDiffs(diffs), /a_total:\n  TYPE expected counter, got gauge\n  missing \(1\):/);
 });

@@ -29,8 +29,20 @@ export function routeFile(path: string): string {
   return "service_root.json";
 }
 
+/** Optional authentication the mock enforces (CEEMS's own mock had none: every other path got the root). */
+export interface RedfishMockAuth {
+  username: string;
+  password: string;
+  /** Grant session tokens on POST to the Sessions collection; otherwise require basic auth. */
+  sessions: boolean;
+}
+
+const sessionsPath = "/redfish/v1/SessionService/Sessions";
+
 /** Starts the mock on 127.0.0.1 serving files of `dir`. */
-export function startRedfishMock(dir: string): RedfishMock {
+export function startRedfishMock(dir: string, auth?: RedfishMockAuth): RedfishMock {
+  const tokens = new Map<string, string>(); // session path -> token
+  let nextSession = 1;
   const hanging: (() => void)[] = [];
   const ac = new AbortController();
   const mock: RedfishMock = {
@@ -48,6 +60,27 @@ export function startRedfishMock(dir: string): RedfishMock {
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} }, async (req) => {
     const path = new URL(req.url).pathname;
     mock.requests.push(`${req.method} ${path}`);
+    if (auth) {
+      const denied = checkAuth(req, path);
+      if (denied) return denied;
+      if (req.method === "DELETE") {
+        tokens.delete(path);
+        return new Response(null, { status: 204 });
+      }
+      if (req.method === "POST" && path === sessionsPath) {
+        const body = await req.json().catch(() => ({}));
+        if (!auth.sessions || body.UserName !== auth.username || body.Password !== auth.password) {
+          return new Response("unauthorized", { status: 401 });
+        }
+        const loc = `${sessionsPath}/${nextSession++}`;
+        const token = crypto.randomUUID();
+        tokens.set(loc, token);
+        return new Response(JSON.stringify({ Id: loc.split("/").pop() }), {
+          status: 201,
+          headers: { "X-Auth-Token": token, Location: loc, "content-type": "application/json" },
+        });
+      }
+    }
     await req.body?.cancel();
     const file = routeFile(path);
     const isPower = file.endsWith("_power.json");
@@ -71,6 +104,16 @@ export function startRedfishMock(dir: string): RedfishMock {
     }
     return new Response(body, { headers: { "content-type": "application/json" } });
   });
+  function checkAuth(req: Request, path: string): Response | undefined {
+    if (!auth || path.replace(/\/+$/, "") === "/redfish/v1" || (req.method === "POST" && path === sessionsPath)) {
+      return undefined;
+    }
+    const token = req.headers.get("x-auth-token");
+    if (token && [...tokens.values()].includes(token)) return undefined;
+    const basic = "Basic " + btoa(`${auth.username}:${auth.password}`);
+    if (!auth.sessions && req.headers.get("authorization") === basic) return undefined;
+    return new Response("unauthorized", { status: 401 });
+  }
   mock.port = (server.addr as Deno.NetAddr).port;
   mock.url = `http://127.0.0.1:${mock.port}`;
   return mock;
