@@ -218,5 +218,5 @@ b{y="1"} 6
   assertEquals(diffs[0].missing, ['a_total{x="2"} 1']);
   assertEquals(diffs[0].extra, ['a_total{x="3"} 1']);
   assertEquals(diffs[1].different, ['b{y="1"} expected 5, got 6']);
-  assertMatch(formatDiffs(diffs), /a_total:\n  TYPE expected counter, got gauge\n  missing \(1\):/);
+  assertMatch(formatDiffs(diffs), / {2}TYPE expected counter, got gauge\n {2}missing \(1\):/);
 });
