@@ -13,6 +13,7 @@ import {
 } from "../common/cli.ts";
 import { FlagSet } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
+import { registerProcessMetrics } from "../common/process_metrics.ts";
 import { buildInfoLabels, VERSION } from "../common/version.ts";
 import { landingPage, serve } from "../common/web/server.ts";
 import type { SecurityManager } from "../privilege/security.ts";
@@ -37,7 +38,7 @@ export function exporterFlags(): FlagSet {
   fs.add({
     name: "web.disable-exporter-metrics",
     kind: "bool",
-    help: "Exclude metrics about the exporter itself (process_*, nodejs_*).",
+    help: "Exclude metrics about the exporter itself (process_*).",
   });
   fs.add({
     name: "collector.disable-defaults",
@@ -118,15 +119,7 @@ export function exporterRegistry(disableExporterMetrics: boolean): client.Regist
     labelNames: Object.keys(labels),
     registers: [reg],
   }).set(labels, 1);
-  if (!disableExporterMetrics) {
-    client.collectDefaultMetrics({ register: reg });
-    // prom-client exposes these gauges with a `_total` suffix, which Prometheus reserves for counters.
-    for (
-      const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]
-    ) {
-      reg.removeSingleMetric(name);
-    }
-  }
+  if (!disableExporterMetrics) registerProcessMetrics(reg);
   return reg;
 }
 
