@@ -20,6 +20,8 @@ export interface RedfishConfig {
   timeoutMs: number;
   externalUrl: string;
   caFile: string;
+  /** Set in the file; Deno's fetch cannot skip verification per client, so this is only warned about. */
+  insecureSkipVerify: boolean;
 }
 
 /** Replaces `${VAR}` and `$VAR` by the environment's values (empty when unset). */
@@ -75,6 +77,7 @@ export function parseRedfishConfig(text: string, env: Record<string, string | un
     timeoutMs,
     externalUrl: str("external_url"),
     caFile: typeof tls.ca_file === "string" ? tls.ca_file : "",
+    insecureSkipVerify: c.insecure_skip_verify === true || tls.insecure_skip_verify === true,
   };
 }
 
@@ -170,6 +173,11 @@ export class RedfishClient {
       if (this.#headers["X-Auth-Token"]) return;
     }
     this.#headers.authorization = "Basic " + btoa(`${this.cfg.username}:${this.cfg.password}`);
+  }
+
+  /** Releases the TLS client, if one was built for a custom CA. */
+  close(): void {
+    this.#http?.close();
   }
 
   /** Ends the session, if any (best effort). */
@@ -271,6 +279,7 @@ class RedfishCollector implements Collector {
   async stop(): Promise<void> {
     this.logger.debug("logging out of Redfish");
     await this.client.logout();
+    this.client.close();
   }
 }
 
@@ -319,6 +328,9 @@ async function create(ctx: CollectorContext): Promise<Collector> {
     throw new Error(
       `--collector.redfish.config.file ${file}: hostname is empty and BMC discovery through IPMI is not implemented in this build`,
     );
+  }
+  if (cfg.insecureSkipVerify) {
+    ctx.logger.warn("insecure_skip_verify is not supported: the BMC certificate is verified; use tls_config.ca_file");
   }
   const collector = new RedfishCollector(
     new RedfishClient(cfg, Deno.hostname()),

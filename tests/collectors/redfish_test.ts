@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { expandEnv, parseRedfishConfig } from "../../collectors/redfish.ts";
 import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "../helpers/assert.ts";
 import { captureLogger, makeCollector, samples, scrape } from "../helpers/collector_harness.ts";
+import { makeTestCerts } from "../helpers/certs.ts";
 import { writeScript } from "../helpers/fake_tools.ts";
 import { parseExposition, repoRoot, startCeems } from "../helpers/process.ts";
 import { type RedfishMockAuth, startRedfishMock } from "../helpers/redfish_mock.ts";
@@ -143,6 +144,34 @@ Deno.test("redfish: BMC answering 500, invalid JSON or nothing fails the collect
     }
   } finally {
     await close();
+  }
+});
+
+Deno.test("redfish: https BMC verified against tls_config.ca_file; an unknown CA fails the scrape", async () => {
+  const certs = makeTestCerts();
+  const mock = startRedfishMock(fixtures, undefined, { cert: certs.serverCert, key: certs.serverKey });
+  try {
+    Deno.writeTextFileSync(join(certs.dir, "ca.pem"), certs.caCert);
+    const base =
+      `redfish_collector:\n  protocol: https\n  hostname: 127.0.0.1\n  port: ${mock.port}\n  timeout: 2000\n`;
+    Deno.writeTextFileSync(
+      join(certs.dir, "ok.yml"),
+      base + `  tls_config:\n    ca_file: ${join(certs.dir, "ca.pem")}\n`,
+    );
+    Deno.writeTextFileSync(join(certs.dir, "noca.yml"), base);
+    const ok = await makeCollector("redfish", [`--collector.redfish.config.file=${join(certs.dir, "ok.yml")}`]);
+    const r = await scrape({ redfish: ok });
+    assertEquals(r.success.redfish, 1);
+    assertEquals(samples(r.sink, "ceems_redfish_current_watts").get(chassisGpu), 800);
+    const noca = await makeCollector("redfish", [`--collector.redfish.config.file=${join(certs.dir, "noca.yml")}`]);
+    const log: string[] = [];
+    assertEquals((await scrape({ redfish: noca }, log)).success.redfish, 0);
+    assertMatch(log.find((l) => l.includes("level=error"))!, /connecting to Redfish/);
+    await ok.stop?.();
+    await noca.stop?.();
+  } finally {
+    await mock.close();
+    Deno.removeSync(certs.dir, { recursive: true });
   }
 });
 

@@ -40,7 +40,11 @@ export interface RedfishMockAuth {
 const sessionsPath = "/redfish/v1/SessionService/Sessions";
 
 /** Starts the mock on 127.0.0.1 serving files of `dir`. */
-export function startRedfishMock(dir: string, auth?: RedfishMockAuth): RedfishMock {
+export function startRedfishMock(
+  dir: string,
+  auth?: RedfishMockAuth,
+  tls?: { cert: string; key: string },
+): RedfishMock {
   const tokens = new Map<string, string>(); // session path -> token
   let nextSession = 1;
   const hanging: (() => void)[] = [];
@@ -57,7 +61,8 @@ export function startRedfishMock(dir: string, auth?: RedfishMockAuth): RedfishMo
       await server.finished;
     },
   };
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} }, async (req) => {
+  const opts = { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {}, ...tls };
+  const server = Deno.serve(opts, async (req) => {
     const path = new URL(req.url).pathname;
     mock.requests.push(`${req.method} ${path}`);
     if (auth) {
@@ -115,6 +120,6 @@ export function startRedfishMock(dir: string, auth?: RedfishMockAuth): RedfishMo
     return new Response("unauthorized", { status: 401 });
   }
   mock.port = (server.addr as Deno.NetAddr).port;
-  mock.url = `http://127.0.0.1:${mock.port}`;
+  mock.url = `${tls ? "https" : "http"}://127.0.0.1:${mock.port}`;
   return mock;
 }
