@@ -3,3 +3,6 @@
 
 import "./cpu.ts";
 import "./meminfo.ts";
+import "./k8s.ts";
+import "./libvirt.ts";
+import "./slurm.ts";

@@ -1,7 +1,8 @@
 // Test helpers that start `ceems <subcommand>` as a real subprocess on a free port, wait until it
 // answers, and stop it by signal, collecting its stderr for assertions.
 
-import { fromFileUrl, join } from "node:path";
+import { join } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
 
 /** Absolute path of the repository's main.ts. */
 export const mainTs = join(fromFileUrl(new URL("../../", import.meta.url)), "main.ts");
