@@ -95,19 +95,24 @@ export function script(path: string, body: string): string {
   return path;
 }
 
-/** Runs `fn` with a fresh unpacked copy of CEEMS's fixtures and fake tools; undefined data → returns false. */
+let unpacked: Promise<{ dir: string; bin: string; e2e: string } | undefined> | undefined;
+
+/** Runs `fn` with an unpacked copy of CEEMS's fixtures and fake tools (shared, read-only, removed at exit);
+ * returns false when the data is absent. */
 export async function withCeemsFixtures(
   fn: (f: { dir: string; bin: string; e2e: string }) => Promise<void>,
 ): Promise<boolean> {
-  const { ceemsE2eDir, prepareFixtures } = await import("./ceems_fixtures.ts");
-  const e2e = ceemsE2eDir();
-  if (!e2e) return false;
-  const { dir, bin } = await prepareFixtures(e2e);
-  try {
-    await fn({ dir, bin, e2e });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  unpacked ??= (async () => {
+    const { ceemsE2eDir, prepareFixtures } = await import("./ceems_fixtures.ts");
+    const e2e = ceemsE2eDir();
+    if (!e2e) return undefined;
+    const f = { ...(await prepareFixtures(e2e)), e2e };
+    globalThis.addEventListener("unload", () => Deno.removeSync(f.dir, { recursive: true }));
+    return f;
+  })();
+  const f = await unpacked;
+  if (!f) return false;
+  await fn(f);
   return true;
 }
 
