@@ -109,7 +109,8 @@ export function matchUnit(manager: Manager, version: CgroupVersion, rel: string)
     return m ? [m[1], ""] : undefined;
   }
   const m = k8sRe.exec(path);
-  return m ? [m[1].replaceAll("_", "-").replace(/\.slice$/, ""), ""] : undefined;
+  // QoS slices (kubepods-besteffort.slice) also match the regex; a pod UID is a UUID.
+  return m && /^[0-9a-f]{8}[-_]/.test(m[1]) ? [m[1].replaceAll("_", "-"), ""] : undefined;
 }
 
 /** Whether a matched path is a child cgroup of its unit rather than the unit's own. */
