@@ -124,17 +124,23 @@ export function isChild(manager: Manager, rel: string): boolean {
 /** Walks the layout's roots and returns units sorted by uuid, each with its PIDs. */
 export function discoverUnits(layout: Layout): Unit[] {
   const units = new Map<string, Unit>();
-  const visit = (rel: string) => {
+  // Below a unit's own cgroup every directory belongs to that unit: no regex per descendant.
+  const visit = (rel: string, owner: Unit | undefined) => {
     const abs = layout.hierarchy + rel;
-    const m = matchUnit(layout.manager, layout.version, rel);
-    if (m) {
-      const key = `${m[1]}\u0000${m[0]}`;
-      let u = units.get(key);
-      if (!u) {
-        u = { uuid: m[0], cgroupHost: m[1], rel: "", children: [], pids: [] };
-        units.set(key, u);
+    let u = owner;
+    if (!u) {
+      const m = matchUnit(layout.manager, layout.version, rel);
+      if (m) {
+        const key = `${m[1]}\u0000${m[0]}`;
+        u = units.get(key);
+        if (!u) {
+          u = { uuid: m[0], cgroupHost: m[1], rel: "", children: [], pids: [] };
+          units.set(key, u);
+        }
       }
-      if (isChild(layout.manager, rel)) u.children.push(rel);
+    }
+    if (u) {
+      if (owner || isChild(layout.manager, rel)) u.children.push(rel);
       else if (!u.rel || rel.length < u.rel.length) u.rel = rel;
       let procs: string | undefined;
       try {
@@ -142,15 +148,17 @@ export function discoverUnits(layout: Layout): Unit[] {
       } catch {
         procs = undefined;
       }
-      if (procs) { for (const p of parseProcs(procs, `${abs}/cgroup.procs`)) u.pids.push(p); }
+      if (procs) for (const p of parseProcs(procs, `${abs}/cgroup.procs`)) u.pids.push(p);
     }
+    // A child's descendants belong to the same unit; the unit's own cgroup passes itself down.
+    const next = u && (owner || !isChild(layout.manager, rel)) ? u : undefined;
     for (const e of Deno.readDirSync(abs)) {
-      if (e.isDirectory) visit(`${rel}/${e.name}`);
+      if (e.isDirectory) visit(`${rel}/${e.name}`, next);
     }
   };
   for (const r of layout.roots) {
     try {
-      visit(r);
+      visit(r, undefined);
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
