@@ -189,7 +189,9 @@ async function benchExporter(root: string, reps: number, floor: () => number) {
       }
     }
     let series = 0;
-    for (let i = 0; i < 2; i++) series = (await (await fetch(url)).text()).split("\n").filter((l) => l && l[0] !== "#").length;
+    for (let i = 0; i < 2; i++) {
+      series = (await (await fetch(url)).text()).split("\n").filter((l) => l && l[0] !== "#").length;
+    }
     const times: number[] = [];
     const floors: number[] = [];
     for (let i = 0; i < reps; i++) {

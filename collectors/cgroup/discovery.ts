@@ -148,7 +148,7 @@ export function discoverUnits(layout: Layout): Unit[] {
       } catch {
         procs = undefined;
       }
-      if (procs) for (const p of parseProcs(procs, `${abs}/cgroup.procs`)) u.pids.push(p);
+      if (procs) { for (const p of parseProcs(procs, `${abs}/cgroup.procs`)) u.pids.push(p); }
     }
     // A child's descendants belong to the same unit; the unit's own cgroup passes itself down.
     const next = u && (owner || !isChild(layout.manager, rel)) ? u : undefined;
