@@ -1,8 +1,8 @@
 // Per-unit resource statistics from cgroup v1 controllers or the v2 unified hierarchy, reading only
 // the files the enabled metrics need; a malformed file throws so the unit is reported as a collect error.
 
-import { cpuListCount, parseCgroupValue, parsePsiFullSeconds, readKeyed, readOptional, readValue } from "./fsread.ts";
-import type { CgroupVersion, Manager } from "./discovery.ts";
+import { cpuListCount, parsePsiFullSeconds, readKeyed, readOptional, readValue } from "./fsread.ts";
+import type { Manager } from "./discovery.ts";
 
 /** What to read besides CPU and memory. */
 export interface StatOptions {
@@ -222,6 +222,3 @@ export function readStatsV1(
   }
   return s;
 }
-
-/** Parses a raw value file (exported for tests). */
-export const parseValue = parseCgroupValue;
