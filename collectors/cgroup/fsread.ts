@@ -25,25 +25,26 @@ export function readValue(path: string): number | undefined {
   return t === undefined ? undefined : parseCgroupValue(t, path);
 }
 
-/** Parses `key value` lines (memory.stat, cpu.stat, memory.events); a malformed line throws. */
-export function parseFlatKeyed(text: string, path: string): Map<string, number> {
+const keyedLine = /^(\S+) (\d+)$/;
+
+/** Parses `key value` lines (memory.stat, cpu.stat, memory.events), keeping only `wanted` keys when given;
+ * every line is checked, and a malformed one throws. */
+export function parseFlatKeyed(text: string, path: string, wanted?: string[]): Map<string, number> {
   const out = new Map<string, number>();
   for (const line of text.split("\n")) {
-    if (!line.trim()) continue;
-    const parts = line.trim().split(/\s+/);
-    if (parts.length !== 2 || !/^\d+$/.test(parts[1])) {
-      throw new Error(`${path}: malformed line ${JSON.stringify(line.slice(0, 60))}`);
-    }
-    out.set(parts[0], Number(parts[1]));
+    if (!line) continue;
+    const m = keyedLine.exec(line) ?? /^\s*(\S+)\s+(\d+)\s*$/.exec(line);
+    if (!m) throw new Error(`${path}: malformed line ${JSON.stringify(line.slice(0, 60))}`);
+    if (!wanted || wanted.includes(m[1])) out.set(m[1], Number(m[2]));
   }
   return out;
 }
 
-/** Reads a flat keyed file and requires the named keys. */
-export function readKeyed(path: string, required: string[]): Map<string, number> | undefined {
+/** Reads a flat keyed file, keeping the named keys (all when none are named) and requiring `required`. */
+export function readKeyed(path: string, required: string[], optional: string[] = []): Map<string, number> | undefined {
   const t = readOptional(path);
   if (t === undefined) return undefined;
-  const m = parseFlatKeyed(t, path);
+  const m = parseFlatKeyed(t, path, required.length || optional.length ? [...required, ...optional] : undefined);
   for (const k of required) {
     if (!m.has(k)) throw new Error(`${path}: missing key ${k}`);
   }

@@ -109,13 +109,13 @@ export function readStatsV2(dir: string, manager: Manager, opts: StatOptions, ho
     s.memoryRss = mstat.get("anon")!;
     s.memoryCache = mstat.get("file")!;
   }
-  const events = readKeyed(`${dir}/memory.events`, []);
+  const events = readKeyed(`${dir}/memory.events`, [], ["oom"]);
   s.memoryFailCount = events?.get("oom") ?? 0;
   if (opts.swap) {
     s.memswUsed = readValue(`${dir}/memory.swap.current`) ?? 0;
     const smax = readValue(`${dir}/memory.swap.max`);
     s.memswTotal = smax === undefined || !Number.isFinite(smax) ? host.swapTotal : smax;
-    s.memswFailCount = readKeyed(`${dir}/memory.swap.events`, [])?.get("fail") ?? 0;
+    s.memswFailCount = readKeyed(`${dir}/memory.swap.events`, [], ["fail"])?.get("fail") ?? 0;
   }
   if (opts.psi) {
     const c = readOptional(`${dir}/cpu.pressure`);
