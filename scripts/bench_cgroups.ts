@@ -6,6 +6,8 @@ import { fileURLToPath } from "node:url";
 
 const repo = fileURLToPath(new URL("../", import.meta.url));
 const sizes = (Deno.env.get("BENCH_SIZES") ?? "100,1000,5000").split(",").map(Number);
+/** Optional V8 flags for the exporter (e.g. "--max-semi-space-size=1"), to measure heap tuning. */
+const v8Flags = Deno.env.get("BENCH_EXPORTER_V8_FLAGS") ?? "";
 
 /** Files of a v2 job cgroup (as in CEEMS's fixture node); the collector reads some of them. */
 const jobFiles: Record<string, string> = {
@@ -165,6 +167,7 @@ async function benchExporter(root: string, reps: number, floor: () => number) {
     args: [
       "run",
       "-A",
+      ...(v8Flags ? [`--v8-flags=${v8Flags}`] : []),
       join(repo, "main.ts"),
       "exporter",
       "--collector.disable-defaults",
@@ -245,6 +248,7 @@ async function main() {
   console.log(line(head));
   console.log("|" + w.map((x) => "-".repeat(x + 2)).join("|") + "|");
   for (const r of rows) console.log(line(r));
+  if (v8Flags) console.log(`Exporter V8 flags: ${v8Flags}`);
   console.log("Goals: ratio <= 1.5x at 1,000 jobs; RSS <= 80 MB at 5,000 jobs.");
 }
 
