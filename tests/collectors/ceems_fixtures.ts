@@ -103,7 +103,7 @@ export function ourSeries(text: string): Map<string, number> {
 }
 
 /** Scrapes the exporter started with the fixture paths and `flags` once. */
-export async function scrapeFixture(dir: string, flags: string[]): Promise<{ body: string; stderr: string }> {
+export async function scrapeFixture(dir: string, flags: string[]): Promise<{ body: string }> {
   const p = await startCeems([
     "exporter",
     `--path.sysfs=${dir}/sys`,
@@ -116,9 +116,9 @@ export async function scrapeFixture(dir: string, flags: string[]): Promise<{ bod
   ]);
   try {
     const r = await fetch(`${p.base}/metrics`);
-    return { body: await r.text(), stderr: "" };
+    if (r.status !== 200) throw new Error(`/metrics answered ${r.status}`);
+    return { body: await r.text() };
   } finally {
-    const { stderr } = await p.stop();
-    void stderr;
+    await p.stop();
   }
 }
