@@ -1,0 +1,324 @@
+// The ebpf sub-collector: per-unit VFS IO and TCP/UDP traffic from BPF programs of ours (collectors/ebpf/),
+// loaded in a cap_bpf+cap_perfmon security context, maps read by fd from the main thread, CEEMS's names.
+
+import type { FlagSet } from "../common/flags.ts";
+import type { Logger } from "../common/log.ts";
+import {
+  type BpfAttachGroup,
+  type BpfLoadResult,
+  bpfMapDump,
+  bpfMapUpdate,
+  bpfUnload,
+  libbpfAvailable,
+} from "../ffi/libbpf.ts";
+import type { Capability, SecurityManager } from "../privilege/security.ts";
+import type { Labels, MetricSink, Paths } from "./collector.ts";
+import { type BpfObjectName, buildBpfObjects, defaultBpfOutDir } from "./ebpf/build.ts";
+import { cgroupHierarchyOf, type ComputeUnit, type MountInfo, readMountInfo } from "./subcollector.ts";
+
+/** Declares the ebpf flags (idempotent: every unit collector calls it). */
+export function registerEbpfFlags(fs: FlagSet): void {
+  if (fs.has("collector.ebpf.io-metrics")) return;
+  fs.add({
+    name: "collector.ebpf.io-metrics",
+    kind: "bool",
+    default: false,
+    help: "Enables collection of IO related metrics using eBPF.",
+  });
+  fs.add({
+    name: "collector.ebpf.network-metrics",
+    kind: "bool",
+    default: false,
+    help: "Enables collection of network related metrics using eBPF.",
+  });
+  fs.add({
+    name: "collector.ebpf.fs-mount-point",
+    kind: "strings",
+    help: "File system mount points to monitor for IO stats. If none is given, all mount points are " +
+      "monitored. It is recommended to give the mount points of the file systems compute units use.",
+  });
+  fs.add({
+    name: "collector.ebpf.objects-dir",
+    kind: "string",
+    default: "",
+    hidden: true,
+    help: "Directory where the BPF objects are built (default: .bpf/ in the installation).",
+  });
+}
+
+/** Capabilities the ebpf flags need (empty when ebpf is off). */
+export function ebpfCapabilities(flags: FlagSet): Capability[] {
+  return flags.bool("collector.ebpf.io-metrics") || flags.bool("collector.ebpf.network-metrics")
+    ? ["cap_bpf", "cap_perfmon"]
+    : [];
+}
+
+/** Attach groups per object, most precise first: fentry/fexit, then BTF tracepoints, then raw tracepoints. */
+const objectSpecs: Record<BpfObjectName, { groups: BpfAttachGroup[]; maps: string[] }> = {
+  io: {
+    groups: [
+      { mode: "fentry", programs: ["io_read_fexit", "io_write_fexit", "io_exit_btf"], config: [0, 1] },
+      { mode: "tp_btf", programs: ["io_exit_btf"], config: [0, 0] },
+      { mode: "raw_tp", programs: ["io_exit_raw"], config: [0, 0] },
+    ],
+    maps: ["io_rw", "io_vfs"],
+  },
+  net: {
+    groups: [
+      { mode: "tp_btf", programs: ["net_send_btf", "net_recv_btf", "net_retrans_btf"], config: [0, 0] },
+      { mode: "raw_tp", programs: ["net_send_raw", "net_recv_raw", "net_retrans_raw"], config: [0, 0] },
+    ],
+    maps: ["net_stats"],
+  },
+};
+
+/** cgroup v1 controller codes understood by the BPF programs (common.bpf.h v1_subsys_index). */
+const v1ControllerCodes: [string, number][] = [
+  ["memory", 1],
+  ["cpuacct", 2],
+  ["cpu", 3],
+  ["pids", 4],
+  ["cpuset", 5],
+  ["blkio", 6],
+  ["devices", 7],
+  ["freezer", 8],
+];
+
+interface Loaded {
+  name: BpfObjectName;
+  result: BpfLoadResult;
+  /** Config words as loaded ([v1 controller, rw_from_fexit]). */
+  config: number[];
+}
+
+/** Options of the ebpf sub-collector. */
+export interface EbpfOptions {
+  flags: FlagSet;
+  logger: Logger;
+  paths: Paths;
+  security: SecurityManager;
+}
+
+const ioFields = ["read_bytes", "read_requests", "read_errors", "write_bytes", "write_requests", "write_errors"];
+const ioHelp: Record<string, string> = {
+  read_bytes: "Total number of bytes read from a file system by the compute unit",
+  read_requests: "Total number of read requests to a file system by the compute unit",
+  read_errors: "Total number of failed read requests to a file system by the compute unit",
+  write_bytes: "Total number of bytes written to a file system by the compute unit",
+  write_requests: "Total number of write requests to a file system by the compute unit",
+  write_errors: "Total number of failed write requests to a file system by the compute unit",
+};
+/** VFS op counters in map order; the create-errors name is CEEMS's own (`ceems_ebpf_open_create_total`). */
+const vfsMetrics: [string, string][] = [
+  ["ceems_ebpf_open_requests_total", "Total number of open requests by the compute unit"],
+  ["ceems_ebpf_open_errors_total", "Total number of failed open requests by the compute unit"],
+  ["ceems_ebpf_create_requests_total", "Total number of create requests by the compute unit"],
+  ["ceems_ebpf_open_create_total", "Total number of failed create requests by the compute unit"],
+  ["ceems_ebpf_unlink_requests_total", "Total number of unlink requests by the compute unit"],
+  ["ceems_ebpf_unlink_errors_total", "Total number of failed unlink requests by the compute unit"],
+];
+const netFields: [string, string][] = [
+  ["ingress_bytes", "Total number of bytes received by the compute unit"],
+  ["ingress_packets", "Total number of messages received by the compute unit"],
+  ["egress_bytes", "Total number of bytes sent by the compute unit"],
+  ["egress_packets", "Total number of messages sent by the compute unit"],
+  ["retrans_bytes", "Total number of bytes retransmitted by the compute unit"],
+  ["retrans_packets", "Total number of packets retransmitted by the compute unit"],
+];
+
+function u64s(b: Uint8Array): bigint[] {
+  return Array.from(new BigUint64Array(b.buffer, b.byteOffset, b.byteLength / 8));
+}
+
+/** Per-unit eBPF IO and network counters; the unit collectors call update() each scrape. */
+export class EbpfCollector {
+  #want: BpfObjectName[];
+  #mountFilter: string[];
+  #logger: Logger;
+  #paths: Paths;
+  #security: SecurityManager;
+  #outDir: string;
+  #objects?: Record<BpfObjectName, string>;
+  #loaded: Loaded[] = [];
+  #state: "new" | "on" | "off" = "new";
+  #v1Controller = 0;
+
+  constructor(opts: EbpfOptions) {
+    this.#want = [];
+    if (opts.flags.bool("collector.ebpf.io-metrics")) this.#want.push("io");
+    if (opts.flags.bool("collector.ebpf.network-metrics")) this.#want.push("net");
+    this.#mountFilter = opts.flags.strings("collector.ebpf.fs-mount-point").map((m) =>
+      m.length > 1 ? m.replace(/\/+$/, "") : m
+    );
+    this.#logger = opts.logger.with({ sub_collector: "ebpf" });
+    this.#paths = opts.paths;
+    this.#security = opts.security;
+    this.#outDir = opts.flags.string("collector.ebpf.objects-dir") || defaultBpfOutDir;
+  }
+
+  /** Whether programs are attached (after the first update), and in which mode per object. */
+  get attachModes(): Record<string, string> {
+    return Object.fromEntries(this.#loaded.map((l) => [l.name, l.result.mode]));
+  }
+
+  /** Builds the BPF objects (at start-up, before privileges drop); a failure turns the collector off. */
+  async prepare(): Promise<void> {
+    const noLib = libbpfAvailable();
+    if (noLib) return this.#turnOff(`libbpf unavailable: ${noLib}`);
+    try {
+      this.#objects = await buildBpfObjects(this.#outDir);
+    } catch (e) {
+      this.#turnOff(`building BPF objects failed: ${(e as Error).message}`);
+    }
+  }
+
+  #turnOff(reason: string): void {
+    if (this.#state === "off") return;
+    this.#state = "off";
+    this.#logger.warn("eBPF sub-collector disabled", { reason });
+  }
+
+  async #load(): Promise<void> {
+    if (!this.#objects) await this.prepare();
+    if (this.#state === "off") return;
+    const names = this.#want;
+    const results = await this.#security.run(
+      { name: "ebpf", caps: ["cap_bpf", "cap_perfmon"] },
+      names.map((name) => ({
+        kind: "bpfLoad" as const,
+        objectPath: this.#objects![name],
+        groups: objectSpecs[name].groups,
+        maps: objectSpecs[name].maps,
+        configMap: "ceems_cfg",
+      })),
+    );
+    const failures: string[] = [];
+    names.forEach((name, i) => {
+      const r = results[i];
+      if (r?.ok) {
+        const result = r.value as BpfLoadResult;
+        const group = objectSpecs[name].groups.find((g) => g.mode === result.mode)!;
+        this.#loaded.push({ name, result, config: [...(group.config ?? [0, 0])] });
+        this.#logger.info("eBPF programs attached", {
+          object: name,
+          mode: result.mode,
+          fallbacks: result.fallbacks.join("; "),
+        });
+      } else {
+        failures.push(`${name}: ${r?.error ?? "no result"}`);
+      }
+    });
+    if (this.#loaded.length === 0) return this.#turnOff(failures.join("; "));
+    if (failures.length > 0) {
+      this.#logger.warn("some eBPF programs could not be attached", { err: failures.join("; ") });
+    }
+    this.#state = "on";
+  }
+
+  /** Points the programs at the hierarchy the units live in (cgroup v2, or a v1 controller). */
+  #configure(units: ComputeUnit[], mounts: MountInfo[]): void {
+    const first = units.find((u) => u.cgroupPath);
+    if (!first) return;
+    const h = cgroupHierarchyOf(first.cgroupPath, mounts);
+    let code = 0;
+    if (h?.version === 1) code = v1ControllerCodes.find(([c]) => h.controllers.includes(c))?.[1] ?? 0;
+    if (code === this.#v1Controller) return;
+    this.#v1Controller = code;
+    for (const l of this.#loaded) {
+      l.config[0] = code;
+      try {
+        bpfMapUpdate(l.result.maps.ceems_cfg, new Uint8Array(4), new Uint8Array(new Uint32Array(l.config).buffer));
+      } catch (e) {
+        this.#logger.warn("configuring the cgroup hierarchy of eBPF programs failed", { err: (e as Error).message });
+      }
+    }
+  }
+
+  /** Emits every unit's counters. Loads the programs on first use. */
+  async update(units: ComputeUnit[], sink: MetricSink, labels: Labels): Promise<void> {
+    if (this.#state === "new") await this.#load();
+    if (this.#state !== "on") return;
+    const mounts = readMountInfo(this.#paths.procfs);
+    this.#configure(units, mounts);
+    const byId = new Map<bigint, ComputeUnit>();
+    for (const u of units) {
+      try {
+        byId.set(BigInt(Deno.statSync(u.cgroupPath).ino ?? 0), u);
+      } catch {
+        // The unit's cgroup is gone: nothing to report for it.
+      }
+    }
+    for (const l of this.#loaded) {
+      if (l.name === "io") this.#emitIo(l, byId, mounts, sink, labels);
+      else this.#emitNet(l, byId, sink, labels);
+    }
+  }
+
+  #mountLabel(mountPoint: string): boolean {
+    if (this.#mountFilter.length === 0) return true;
+    return this.#mountFilter.some((f) => mountPoint === f || mountPoint.startsWith(f === "/" ? "/" : f + "/"));
+  }
+
+  #emitIo(l: Loaded, byId: Map<bigint, ComputeUnit>, mounts: MountInfo[], sink: MetricSink, labels: Labels) {
+    const mountById = new Map(mounts.map((m) => [m.id, m.mountPoint]));
+    const sums = new Map<string, { uuid: string; mountpoint: string; v: bigint[] }>();
+    for (const [k, v] of bpfMapDump(l.result.maps.io_rw, 16, 48)) {
+      const dv = new DataView(k.buffer);
+      const unit = byId.get(dv.getBigUint64(0, true));
+      const mountpoint = mountById.get(dv.getUint32(8, true));
+      if (!unit || mountpoint === undefined || !this.#mountLabel(mountpoint)) continue;
+      const key = `${unit.uuid}\0${mountpoint}`;
+      const vals = u64s(v);
+      const s = sums.get(key);
+      if (s) s.v = s.v.map((x, i) => x + vals[i]);
+      else sums.set(key, { uuid: unit.uuid, mountpoint, v: vals });
+    }
+    for (const s of sums.values()) {
+      ioFields.forEach((f, i) => {
+        sink.counter(
+          `ceems_ebpf_${f}_total`,
+          ioHelp[f],
+          { ...labels, uuid: s.uuid, mountpoint: s.mountpoint },
+          Number(s.v[i]),
+        );
+      });
+    }
+    for (const [k, v] of bpfMapDump(l.result.maps.io_vfs, 8, 48)) {
+      const unit = byId.get(new DataView(k.buffer).getBigUint64(0, true));
+      if (!unit) continue;
+      const vals = u64s(v);
+      vfsMetrics.forEach(([name, help], i) =>
+        sink.counter(name, help, { ...labels, uuid: unit.uuid }, Number(vals[i]))
+      );
+    }
+  }
+
+  #emitNet(l: Loaded, byId: Map<bigint, ComputeUnit>, sink: MetricSink, labels: Labels) {
+    for (const [k, v] of bpfMapDump(l.result.maps.net_stats, 16, 48)) {
+      const dv = new DataView(k.buffer);
+      const unit = byId.get(dv.getBigUint64(0, true));
+      if (!unit) continue;
+      const proto = dv.getUint16(8, true) === 6 ? "tcp" : "udp";
+      const family = dv.getUint16(10, true) === 10 ? "ipv6" : "ipv4";
+      const vals = u64s(v);
+      netFields.forEach(([f, help], i) => {
+        sink.counter(`ceems_ebpf_${f}_total`, help, { ...labels, uuid: unit.uuid, proto, family }, Number(vals[i]));
+      });
+    }
+  }
+
+  /** Detaches the programs and closes the objects. */
+  stop(): void {
+    for (const l of this.#loaded) bpfUnload(l.result);
+    this.#loaded = [];
+    if (this.#state === "on") this.#state = "new";
+  }
+}
+
+/** Builds the ebpf sub-collector when an ebpf flag is on (objects built now), else undefined. */
+export async function createEbpfCollector(opts: EbpfOptions): Promise<EbpfCollector | undefined> {
+  if (ebpfCapabilities(opts.flags).length === 0) return undefined;
+  const c = new EbpfCollector(opts);
+  await c.prepare();
+  return c;
+}
