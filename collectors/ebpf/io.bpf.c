@@ -61,31 +61,47 @@ struct {
 #define S_IFIFO 0010000
 #define O_CREAT 0100
 
-static __always_inline struct file *fd_file(int fd) {
-  struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-  struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-  if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+/* The file behind a descriptor of the current task. btf: direct BTF loads (tp_btf), else probe reads. */
+static __always_inline struct file *fd_file(int fd, const int btf) {
+  struct fdtable *fdt;
+  if (btf)
+    fdt = bpf_get_current_task_btf()->files->fdt;
+  else
+    fdt = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), files, fdt);
+  if (!fdt || fd < 0 || (unsigned int)fd >= (btf ? fdt->max_fds : BPF_CORE_READ(fdt, max_fds)))
     return NULL;
-  struct file **arr = BPF_CORE_READ(fdt, fd);
+  struct file **arr = btf ? fdt->fd : BPF_CORE_READ(fdt, fd);
   struct file *f = NULL;
   bpf_probe_read_kernel(&f, sizeof(f), &arr[fd]);
   return f;
 }
 
 /* Mount id of a regular-file IO target, or 0 for sockets, pipes and unknown files. */
-static __always_inline __u32 file_mnt_id(struct file *f) {
+static __always_inline __u32 file_mnt_id(struct file *f, const int btf) {
   if (!f)
     return 0;
-  umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
-  if ((mode & S_IFMT) == S_IFSOCK || (mode & S_IFMT) == S_IFIFO)
+  umode_t mode;
+  struct vfsmount *vm;
+  if (btf) {
+    struct file *bf = bpf_rdonly_cast(f, bpf_core_type_id_kernel(struct file));
+    mode = bf->f_inode->i_mode;
+    vm = bf->f_path.mnt;
+  } else {
+    mode = BPF_CORE_READ(f, f_inode, i_mode);
+    vm = BPF_CORE_READ(f, f_path.mnt);
+  }
+  if ((mode & S_IFMT) == S_IFSOCK || (mode & S_IFMT) == S_IFIFO || !vm)
     return 0;
-  struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
   struct mount *m = container_of(vm, struct mount, mnt);
+  if (btf)
+    return (__u32)((struct mount *)bpf_rdonly_cast(m, bpf_core_type_id_kernel(struct mount)))->mnt_id;
   return (__u32)BPF_CORE_READ(m, mnt_id);
 }
 
-static __always_inline void account_rw(struct ceems_cfg *cfg, struct file *f, long ret, int write) {
-  __u32 mnt = file_mnt_id(f);
+static __always_inline void account_rw(struct ceems_cfg *cfg, struct file *f, long ret, int write, const int btf) {
+  __u32 mnt = file_mnt_id(f, btf);
   if (!mnt)
     return;
   struct io_key key = {.cgroup = current_unit_id(cfg), .mnt_id = mnt};
@@ -142,8 +158,11 @@ static __always_inline void account_vfs(struct ceems_cfg *cfg, int kind, long re
   }
 }
 
-static __always_inline int on_sys_exit(struct pt_regs *regs, long ret) {
-  long nr = BPF_CORE_READ(regs, orig_ax);
+/* A syscall register: a direct load when regs is a BTF pointer (tp_btf), a probe read otherwise (raw_tp). */
+#define REG(regs, field, btf) ((btf) ? (regs)->field : BPF_CORE_READ(regs, field))
+
+static __always_inline int on_sys_exit(struct pt_regs *regs, long ret, const int btf) {
+  long nr = REG(regs, orig_ax, btf);
   int rw = -1, kind = -1;
   switch (nr) {
   case NR_read:
@@ -161,10 +180,10 @@ static __always_inline int on_sys_exit(struct pt_regs *regs, long ret) {
     rw = 1;
     break;
   case NR_open:
-    kind = (BPF_CORE_READ(regs, si) & O_CREAT) ? 1 : 0;
+    kind = (REG(regs, si, btf) & O_CREAT) ? 1 : 0;
     break;
   case NR_openat:
-    kind = (BPF_CORE_READ(regs, dx) & O_CREAT) ? 1 : 0;
+    kind = (REG(regs, dx, btf) & O_CREAT) ? 1 : 0;
     break;
   case NR_openat2:
     kind = 0;
@@ -186,7 +205,7 @@ static __always_inline int on_sys_exit(struct pt_regs *regs, long ret) {
   if (rw >= 0) {
     if (cfg && cfg->rw_from_fexit)
       return 0;
-    account_rw(cfg, fd_file((int)BPF_CORE_READ(regs, di)), ret, rw);
+    account_rw(cfg, fd_file((int)REG(regs, di, btf), btf), ret, rw, btf);
   } else {
     account_vfs(cfg, kind, ret);
   }
@@ -194,19 +213,19 @@ static __always_inline int on_sys_exit(struct pt_regs *regs, long ret) {
 }
 
 SEC("tp_btf/sys_exit")
-int BPF_PROG(io_exit_btf, struct pt_regs *regs, long ret) { return on_sys_exit(regs, ret); }
+int BPF_PROG(io_exit_btf, struct pt_regs *regs, long ret) { return on_sys_exit(regs, ret, 1); }
 
 SEC("raw_tp/sys_exit")
-int BPF_PROG(io_exit_raw, struct pt_regs *regs, long ret) { return on_sys_exit(regs, ret); }
+int BPF_PROG(io_exit_raw, struct pt_regs *regs, long ret) { return on_sys_exit(regs, ret, 0); }
 
 SEC("fexit/vfs_read")
 int BPF_PROG(io_read_fexit, struct file *file, char *buf, size_t count, loff_t *pos, ssize_t ret) {
-  account_rw(get_cfg(), file, ret, 0);
+  account_rw(get_cfg(), file, ret, 0, 0);
   return 0;
 }
 
 SEC("fexit/vfs_write")
 int BPF_PROG(io_write_fexit, struct file *file, const char *buf, size_t count, loff_t *pos, ssize_t ret) {
-  account_rw(get_cfg(), file, ret, 1);
+  account_rw(get_cfg(), file, ret, 1, 0);
   return 0;
 }

@@ -7,7 +7,7 @@ import { FamilySink } from "../../collectors/metric_sink.ts";
 import { type ComputeUnit, readMountInfo } from "../../collectors/subcollector.ts";
 import { FlagSet } from "../../common/flags.ts";
 import { Logger } from "../../common/log.ts";
-import { bpfLoadSync } from "../../ffi/libbpf.ts";
+import { bpfLoadSync, bpfMapDump, bpfUnload } from "../../ffi/libbpf.ts";
 import { buildBpfObjects } from "../../collectors/ebpf/build.ts";
 import { InlineSecurityManager } from "../../privilege/security.ts";
 import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
@@ -206,6 +206,94 @@ Deno.test("ebpf: a kernel where nothing attaches leaves the collector off with o
     assertEquals(lines2.length, 1, lines2.join("\n"));
     assert(lines2[0].includes("building BPF objects failed"), lines2[0]);
   } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+/** Writes N bytes to a file in 64 KiB writes once told to go. */
+const writer = `
+$| = 1;
+my ($path, $n) = @ARGV;
+print "ready\\n";
+<STDIN>;
+open(my $f, ">", $path) or die "open: $!";
+my $chunk = "x" x 65536;
+for (my $left = $n; $left > 0; $left -= 65536) { syswrite($f, $chunk, $left < 65536 ? $left : 65536) or die }
+close($f);
+print "done\\n";
+<STDIN>;
+`;
+
+/** Runs the writer inside `cgroupDir`; `between` runs after the move and before the writes. */
+async function writeFrom(cgroupDir: string, path: string, n: number, between: () => Promise<void>): Promise<void> {
+  const w = new Workload(writer, [path, String(n)]);
+  try {
+    await w.waitLine("ready");
+    moveInto(cgroupDir, w.pid);
+    await between();
+    await w.send("go");
+    await w.waitLine("done");
+  } finally {
+    await w.stop();
+  }
+}
+
+Deno.test("ebpf: the raw_tp fallback programs attach and count a cgroup2 unit's writes", async () => {
+  const objs = await buildBpfObjects();
+  const loaded = bpfLoadSync(
+    objs.io,
+    [{ mode: "raw_tp", programs: ["io_exit_raw"], config: [0, 0] }],
+    ["io_rw"],
+    "ceems_cfg",
+  );
+  const cg = makeCgroup("ebpf-rawtp");
+  const dir = Deno.makeTempDirSync();
+  try {
+    assertEquals(loaded.mode, "raw_tp");
+    const n = 3 * 1024 * 1024 + 99;
+    await writeFrom(cg, `${dir}/data`, n, () => Promise.resolve());
+    const id = BigInt(Deno.statSync(cg).ino!);
+    let written = 0n;
+    for (const [k, v] of bpfMapDump(loaded.maps.io_rw, 16, 48)) {
+      if (new DataView(k.buffer).getBigUint64(0, true) === id) written += new BigUint64Array(v.buffer)[3];
+    }
+    assertEquals(written, BigInt(n));
+  } finally {
+    bpfUnload(loaded);
+    removeCgroup(cg);
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("ebpf: units in a cgroup v1 hierarchy are keyed by that controller's cgroup", async () => {
+  const v1 = readMountInfo("/proc").find((m) => m.fsType === "cgroup" && m.superOptions.includes("memory"));
+  assert(v1, "this test needs the cgroup v1 memory hierarchy (hybrid host)");
+  const cg = `${v1.mountPoint}/ceems-test-ebpf-v1-${Deno.pid}`;
+  Deno.mkdirSync(cg);
+  const dir = Deno.makeTempDirSync();
+  const lines: string[] = [];
+  const c = await make(["--collector.ebpf.io-metrics", `--collector.ebpf.fs-mount-point=${mountPointOf(dir)}`], lines);
+  assert(c);
+  try {
+    const units = [{ uuid: "v1job", cgroupPath: cg, pids: [] }];
+    const n = 2 * 1024 * 1024 + 7;
+    let before = 0;
+    await writeFrom(cg, `${dir}/data`, n, async () => {
+      const sink = new FamilySink();
+      await c.update(units, sink, {});
+      before = sample(sink, "ceems_ebpf_write_bytes_total", { uuid: "v1job" });
+    });
+    const after = new FamilySink();
+    await c.update(units, after, {});
+    assertEquals(sample(after, "ceems_ebpf_write_bytes_total", { uuid: "v1job" }) - before, n);
+  } finally {
+    c.stop();
+    try {
+      for (const pid of Deno.readTextFileSync(`${cg}/cgroup.procs`).split("\n").filter((s) => s)) {
+        Deno.writeTextFileSync(`${v1.mountPoint}/cgroup.procs`, pid);
+      }
+    } catch { /* gone */ }
+    Deno.removeSync(cg);
     Deno.removeSync(dir, { recursive: true });
   }
 });
