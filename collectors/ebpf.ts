@@ -1,6 +1,8 @@
 // The ebpf sub-collector: per-unit VFS IO and TCP/UDP traffic from BPF programs of ours (collectors/ebpf/),
 // loaded in a cap_bpf+cap_perfmon security context, maps read by fd from the main thread, CEEMS's names.
 
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { FlagSet } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
 import {
@@ -13,7 +15,7 @@ import {
 } from "../ffi/libbpf.ts";
 import type { Capability, SecurityManager } from "../privilege/security.ts";
 import type { Labels, MetricSink, Paths } from "./collector.ts";
-import { type BpfObjectName, buildBpfObjects, defaultBpfOutDir } from "./ebpf/build.ts";
+import { type BpfObjectName, bpfObjectNames, buildBpfObjects, defaultBpfOutDir } from "./ebpf/build.ts";
 import { cgroupHierarchyOf, type ComputeUnit, type MountInfo, readMountInfo } from "./subcollector.ts";
 
 /** Declares the ebpf flags (idempotent: every unit collector calls it). */
@@ -168,6 +170,13 @@ export class EbpfCollector {
     try {
       this.#objects = await buildBpfObjects(this.#outDir);
     } catch (e) {
+      // Objects are CO-RE: ones built elsewhere (a host without clang/bpftool) still load here.
+      const prebuilt = Object.fromEntries(bpfObjectNames.map((n) => [n, join(this.#outDir, `${n}.bpf.o`)]));
+      if (Object.values(prebuilt).every((p) => existsSync(p))) {
+        this.#objects = prebuilt as Record<BpfObjectName, string>;
+        this.#logger.info("using prebuilt BPF objects", { dir: this.#outDir, build_err: (e as Error).message });
+        return;
+      }
       this.#turnOff(`building BPF objects failed: ${(e as Error).message}`);
     }
   }

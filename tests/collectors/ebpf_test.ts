@@ -297,3 +297,27 @@ Deno.test("ebpf: units in a cgroup v1 hierarchy are keyed by that controller's c
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("ebpf: without clang/bpftool, prebuilt (CO-RE) objects in the objects dir are used", async () => {
+  const objs = await buildBpfObjects();
+  const dir = Deno.makeTempDirSync();
+  const path = Deno.env.get("PATH") ?? "";
+  const lines: string[] = [];
+  let c: EbpfCollector | undefined;
+  try {
+    for (const name of ["io", "net"] as const) Deno.copyFileSync(objs[name], `${dir}/${name}.bpf.o`);
+    Deno.env.set("PATH", "/nonexistent");
+    try {
+      c = await make(["--collector.ebpf.network-metrics", `--collector.ebpf.objects-dir=${dir}`], lines);
+    } finally {
+      Deno.env.set("PATH", path);
+    }
+    assert(c);
+    assert(lines.some((l) => l.includes("using prebuilt BPF objects")), lines.join("\n"));
+    await c.update([{ uuid: "1", cgroupPath: "/sys/fs/cgroup/unified", pids: [] }], new FamilySink(), {});
+    assertEquals(c.attachModes, { net: "tp_btf" });
+  } finally {
+    c?.stop();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
