@@ -11,6 +11,7 @@ import {
   bpfMapDump,
   bpfMapUpdate,
   bpfUnload,
+  fromHex,
   libbpfAvailable,
 } from "../ffi/libbpf.ts";
 import type { Capability, SecurityManager } from "../privilege/security.ts";
@@ -144,6 +145,8 @@ export class EbpfCollector {
   #loaded: Loaded[] = [];
   #state: "new" | "on" | "off" = "new";
   #v1Controller = 0;
+  /** Whether map reads go through the privileged op (the kernel refused them without CAP_BPF). */
+  #privilegedReads = false;
 
   constructor(opts: EbpfOptions) {
     this.#want = [];
@@ -243,6 +246,25 @@ export class EbpfCollector {
     }
   }
 
+  /** Every entry of a map: read by fd from this thread, or through the ebpf context if the kernel wants CAP_BPF. */
+  async #dump(fd: number, keySize: number, valueSize: number): Promise<[Uint8Array, Uint8Array][]> {
+    if (!this.#privilegedReads) {
+      try {
+        return bpfMapDump(fd, keySize, valueSize);
+      } catch (e) {
+        if ((e as { code?: string }).code !== "EPERM") throw e;
+        this.#privilegedReads = true;
+        this.#logger.info("BPF map reads need CAP_BPF on this kernel; reading through the security context");
+      }
+    }
+    const [r] = await this.#security.run(
+      { name: "ebpf", caps: ["cap_bpf", "cap_perfmon"] },
+      [{ kind: "bpfMapRead", fd, keySize, valueSize }],
+    );
+    if (!r.ok) throw new Error(`reading BPF map: ${r.error}`);
+    return (r.value as [string, string][]).map(([k, v]) => [fromHex(k), fromHex(v)]);
+  }
+
   /** Emits every unit's counters. Loads the programs on first use. */
   async update(units: ComputeUnit[], sink: MetricSink, labels: Labels): Promise<void> {
     if (this.#state === "new") await this.#load();
@@ -258,8 +280,12 @@ export class EbpfCollector {
       }
     }
     for (const l of this.#loaded) {
-      if (l.name === "io") this.#emitIo(l, byId, mounts, sink, labels);
-      else this.#emitNet(l, byId, sink, labels);
+      if (l.name === "io") {
+        this.#emitIo(await this.#dump(l.result.maps.io_rw, 16, 48), byId, mounts, sink, labels);
+        this.#emitVfs(await this.#dump(l.result.maps.io_vfs, 8, 48), byId, sink, labels);
+      } else {
+        this.#emitNet(await this.#dump(l.result.maps.net_stats, 16, 48), byId, sink, labels);
+      }
     }
   }
 
@@ -268,10 +294,16 @@ export class EbpfCollector {
     return this.#mountFilter.some((f) => mountPoint === f || mountPoint.startsWith(f === "/" ? "/" : f + "/"));
   }
 
-  #emitIo(l: Loaded, byId: Map<bigint, ComputeUnit>, mounts: MountInfo[], sink: MetricSink, labels: Labels) {
+  #emitIo(
+    entries: [Uint8Array, Uint8Array][],
+    byId: Map<bigint, ComputeUnit>,
+    mounts: MountInfo[],
+    sink: MetricSink,
+    labels: Labels,
+  ) {
     const mountById = new Map(mounts.map((m) => [m.id, m.mountPoint]));
     const sums = new Map<string, { uuid: string; mountpoint: string; v: bigint[] }>();
-    for (const [k, v] of bpfMapDump(l.result.maps.io_rw, 16, 48)) {
+    for (const [k, v] of entries) {
       const dv = new DataView(k.buffer);
       const unit = byId.get(dv.getBigUint64(0, true));
       const mountpoint = mountById.get(dv.getUint32(8, true));
@@ -292,7 +324,10 @@ export class EbpfCollector {
         );
       });
     }
-    for (const [k, v] of bpfMapDump(l.result.maps.io_vfs, 8, 48)) {
+  }
+
+  #emitVfs(entries: [Uint8Array, Uint8Array][], byId: Map<bigint, ComputeUnit>, sink: MetricSink, labels: Labels) {
+    for (const [k, v] of entries) {
       const unit = byId.get(new DataView(k.buffer).getBigUint64(0, true));
       if (!unit) continue;
       const vals = u64s(v);
@@ -302,8 +337,8 @@ export class EbpfCollector {
     }
   }
 
-  #emitNet(l: Loaded, byId: Map<bigint, ComputeUnit>, sink: MetricSink, labels: Labels) {
-    for (const [k, v] of bpfMapDump(l.result.maps.net_stats, 16, 48)) {
+  #emitNet(entries: [Uint8Array, Uint8Array][], byId: Map<bigint, ComputeUnit>, sink: MetricSink, labels: Labels) {
+    for (const [k, v] of entries) {
       const dv = new DataView(k.buffer);
       const unit = byId.get(dv.getBigUint64(0, true));
       if (!unit) continue;

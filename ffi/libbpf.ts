@@ -188,6 +188,20 @@ export function bpfMapDump(fd: number, keySize: number, valueSize: number): [Uin
   return out;
 }
 
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+
+/** bpfMapDump with keys and values as hex strings (plain data for a privileged op's result). */
+export function bpfMapDumpHex(fd: number, keySize: number, valueSize: number): [string, string][] {
+  return bpfMapDump(fd, keySize, valueSize).map(([k, v]) => [hex(k), hex(v)]);
+}
+
+/** Bytes of a hex string (inverse of bpfMapDumpHex's encoding). */
+export function fromHex(s: string): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
 /** Writes one map element by fd. */
 export function bpfMapUpdate(fd: number, key: Uint8Array<ArrayBuffer>, value: Uint8Array<ArrayBuffer>): void {
   const rc = libbpfSyms().bpf_map_update_elem(fd, key, value, 0n);

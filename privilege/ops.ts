@@ -1,7 +1,7 @@
 // The privileged operations a security context can run, as plain data in and plain data out, each
 // implemented with synchronous calls only so it can run on a Worker thread while capabilities are raised.
 
-import { type BpfAttachGroup, type BpfLoadResult, bpfLoadSync } from "../ffi/libbpf.ts";
+import { type BpfAttachGroup, type BpfLoadResult, bpfLoadSync, bpfMapDumpHex } from "../ffi/libbpf.ts";
 import { perfOpenSync, type PerfTarget } from "../ffi/perf.ts";
 
 /** Linux capability names as CEEMS and systemd spell them (lower case). */
@@ -44,7 +44,12 @@ export type PrivilegedOp =
    * Opens, loads and attaches a BPF object with the first attach group that works; returns the map and
    * link fds and the libbpf object/link pointers (as bigints, for detaching at shutdown).
    */
-  | { kind: "bpfLoad"; objectPath: string; groups: BpfAttachGroup[]; maps: string[]; configMap?: string };
+  | { kind: "bpfLoad"; objectPath: string; groups: BpfAttachGroup[]; maps: string[]; configMap?: string }
+  /**
+   * Reads every entry of a BPF map by fd, as [key, value] hex strings: for kernels that refuse map access
+   * without CAP_BPF (older than 6.5 with unprivileged BPF disabled), where the main thread cannot read.
+   */
+  | { kind: "bpfMapRead"; fd: number; keySize: number; valueSize: number };
 
 /** Result of one operation: its value, or the error message. */
 export type OpResult =
@@ -57,7 +62,8 @@ export type OpValue =
   | number
   | Record<string, string[]>
   | { code: number; stdout: string; stderr: string; timedOut: boolean }
-  | BpfLoadResult;
+  | BpfLoadResult
+  | [string, string][];
 
 const decoder = new TextDecoder();
 
@@ -139,6 +145,8 @@ export function runOpSync(op: PrivilegedOp): OpResult {
         return { ok: true, value: perfOpenSync({ type: op.type, config: op.config }, op.target) };
       case "bpfLoad":
         return { ok: true, value: bpfLoadSync(op.objectPath, op.groups, op.maps, op.configMap) };
+      case "bpfMapRead":
+        return { ok: true, value: bpfMapDumpHex(op.fd, op.keySize, op.valueSize) };
     }
   } catch (e) {
     return { ok: false, error: (e as Error).message, code: (e as { code?: string }).code };

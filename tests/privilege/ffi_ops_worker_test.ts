@@ -1,7 +1,7 @@
 // The perfOpen and bpfLoad privileged ops run on a real Worker thread (as the Worker-based security
 // manager runs them): results cross the boundary as plain data and the fds stay usable from main.
 
-import { bpfMapDump, bpfUnload, libbpfSyms } from "../../ffi/libbpf.ts";
+import { bpfMapDump, bpfUnload, fromHex, libbpfSyms } from "../../ffi/libbpf.ts";
 import { perfClose, perfRead } from "../../ffi/perf.ts";
 import { buildBpfObjects } from "../../collectors/ebpf/build.ts";
 import type { OpResult, PrivilegedOp } from "../../privilege/ops.ts";
@@ -85,6 +85,14 @@ Deno.test("bpfLoad in a Worker: programs stay attached and maps readable from ma
     const entries = bpfMapDump(loaded.maps.io_rw, 16, 48);
     const written = entries.reduce((s, [, v]) => s + new BigUint64Array(v.buffer)[3], 0n);
     assert(written >= 300000n, `write bytes seen: ${written}`);
+    // The privileged map read (for kernels that want CAP_BPF for map access) returns the same entries.
+    const [read] = await runInWorker([{ kind: "bpfMapRead", fd: loaded.maps.io_rw, keySize: 16, valueSize: 48 }]);
+    assert(read.ok, read.ok ? "" : read.error);
+    const viaOp = new Map((read.value as [string, string][]).map(([k, v]) => [k, fromHex(v)]));
+    const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    for (const [k] of entries) assert(viaOp.has(hex(k)), `key ${hex(k)} missing from the op's read`);
+    const writtenViaOp = [...viaOp.values()].reduce((s, v) => s + new BigUint64Array(v.buffer)[3], 0n);
+    assert(writtenViaOp >= written, `write bytes via the op: ${writtenViaOp}`);
   } finally {
     bpfUnload(loaded);
   }
