@@ -265,8 +265,21 @@ export class EbpfCollector {
     return (r.value as [string, string][]).map(([k, v]) => [fromHex(k), fromHex(v)]);
   }
 
-  /** Emits every unit's counters. Loads the programs on first use. */
-  async update(units: ComputeUnit[], sink: MetricSink, labels: Labels): Promise<void> {
+  /**
+   * Emits every unit's counters, loading the programs on first use. Never throws: a failure is logged
+   * and reported as false; a collector that is off (nothing loads) reports true with no samples.
+   */
+  async update(units: ComputeUnit[], sink: MetricSink, labels: Labels): Promise<boolean> {
+    try {
+      await this.#update(units, sink, labels);
+      return true;
+    } catch (e) {
+      this.#logger.error("sub-collector scrape failed", { err: (e as Error).message });
+      return false;
+    }
+  }
+
+  async #update(units: ComputeUnit[], sink: MetricSink, labels: Labels): Promise<void> {
     if (this.#state === "new") await this.#load();
     if (this.#state !== "on") return;
     const mounts = readMountInfo(this.#paths.procfs);

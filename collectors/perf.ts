@@ -168,8 +168,21 @@ export class PerfCollector {
     return this.#events.filter((e) => !this.#unsupported.has(e.stem));
   }
 
-  /** Opens counters for new units and processes, closes those of ended units, and emits every counter. */
-  async update(units: ComputeUnit[], sink: MetricSink, labels: Labels): Promise<void> {
+  /**
+   * Opens counters for new units and processes, closes those of ended units, and emits every counter.
+   * Never throws: a failure is logged and reported as false (the parent's own metrics stay).
+   */
+  async update(units: ComputeUnit[], sink: MetricSink, labels: Labels): Promise<boolean> {
+    try {
+      await this.#update(units, sink, labels);
+      return true;
+    } catch (e) {
+      this.#logger.error("sub-collector scrape failed", { err: (e as Error).message });
+      return false;
+    }
+  }
+
+  async #update(units: ComputeUnit[], sink: MetricSink, labels: Labels): Promise<void> {
     const seen = new Set(units.map((u) => u.uuid));
     for (const [uuid, st] of this.#units) {
       if (!seen.has(uuid)) {

@@ -124,7 +124,7 @@ Deno.test("ebpf: file IO and loopback TCP of a real cgroup2 unit match within 5 
     ];
     const base = { manager: "slurm", hostname: "host1" };
     const before = new FamilySink();
-    await c.update(units, before, base);
+    assertEquals(await c.update(units, before, base), true);
     assertEquals(c.attachModes, { io: "tp_btf", net: "tp_btf" }, lines.join("\n"));
     assert(lines.some((l) => l.includes("fentry: load (fentry): EPERM")), "fentry tried first");
     await w.send("go");
@@ -132,7 +132,7 @@ Deno.test("ebpf: file IO and loopback TCP of a real cgroup2 unit match within 5 
     assertEquals(done, `done ${n} ${reply}`);
     assertEquals(await srv.done, n);
     const after = new FamilySink();
-    await c.update(units, after, base);
+    assertEquals(await c.update(units, after, base), true);
     const d = (name: string, labels: Record<string, string>) =>
       sample(after, name, { uuid: "2001", ...labels }) - sample(before, name, { uuid: "2001", ...labels });
     if (Deno.env.get("CEEMS_TEST_VERBOSE")) {

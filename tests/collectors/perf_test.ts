@@ -44,7 +44,7 @@ function value(sink: FamilySink, stem: string, uuid: string): number | undefined
 
 async function scrape(c: PerfCollector, units: ComputeUnit[]): Promise<FamilySink> {
   const sink = new FamilySink();
-  await c.update(units, sink, { manager: "slurm", hostname: "host1" });
+  assertEquals(await c.update(units, sink, { manager: "slurm", hostname: "host1" }), true);
   return sink;
 }
 
@@ -137,4 +137,20 @@ Deno.test("perf pid mode with --collector.perf.env-var counts only processes car
     await marked.stop();
     await plain.stop();
   }
+});
+
+Deno.test("a failing security context fails the perf scrape without throwing, with one error line", async () => {
+  const flags = new FlagSet("test", "");
+  registerPerfFlags(flags);
+  flags.parse(["--collector.perf.software-events"]);
+  const lines: string[] = [];
+  const logger = new Logger("info", "logfmt", {}, (l) => lines.push(l));
+  const security = { run: () => Promise.reject(new Error("capability raise refused")) };
+  const c = createPerfCollector({ flags, logger, paths, security })!;
+  const sink = new FamilySink();
+  assertEquals(await c.update([{ uuid: "x", cgroupPath: "/nonexistent", pids: [Deno.pid] }], sink, {}), false);
+  assertEquals(sink.families.size, 0);
+  assertEquals(lines.length, 1);
+  assert(lines[0].includes("capability raise refused"), lines[0]);
+  c.stop();
 });
