@@ -26,19 +26,19 @@ export function registerEbpfFlags(fs: FlagSet): void {
     name: "collector.ebpf.io-metrics",
     kind: "bool",
     default: false,
-    help: "Enables collection of IO related metrics using eBPF.",
+    help: "Enables collection of IO metrics using ebpf (default: disabled)",
   });
   fs.add({
     name: "collector.ebpf.network-metrics",
     kind: "bool",
     default: false,
-    help: "Enables collection of network related metrics using eBPF.",
+    help: "Enables collection of network metrics using ebpf (default: disabled)",
   });
   fs.add({
     name: "collector.ebpf.fs-mount-point",
     kind: "strings",
-    help: "File system mount points to monitor for IO stats. If none is given, all mount points are " +
-      "monitored. It is recommended to give the mount points of the file systems compute units use.",
+    help: "File system mount points to monitor IO stats. If empty all mount points are monitored. It is " +
+      "strongly advised to choose appropriate mount points to reduce cardinality.",
   });
   fs.add({
     name: "collector.ebpf.objects-dir",
@@ -104,29 +104,29 @@ export interface EbpfOptions {
 
 const ioFields = ["read_bytes", "read_requests", "read_errors", "write_bytes", "write_requests", "write_errors"];
 const ioHelp: Record<string, string> = {
-  read_bytes: "Total number of bytes read from a file system by the compute unit",
-  read_requests: "Total number of read requests to a file system by the compute unit",
-  read_errors: "Total number of failed read requests to a file system by the compute unit",
-  write_bytes: "Total number of bytes written to a file system by the compute unit",
-  write_requests: "Total number of write requests to a file system by the compute unit",
-  write_errors: "Total number of failed write requests to a file system by the compute unit",
+  read_bytes: "Total number of bytes read from a cgroup in bytes",
+  read_requests: "Total number of read requests from a cgroup",
+  read_errors: "Total number of read errors from a cgroup",
+  write_bytes: "Total number of bytes written from a cgroup in bytes",
+  write_requests: "Total number of write requests from a cgroup",
+  write_errors: "Total number of write errors from a cgroup",
 };
 /** VFS op counters in map order; the create-errors name is CEEMS's own (`ceems_ebpf_open_create_total`). */
 const vfsMetrics: [string, string][] = [
-  ["ceems_ebpf_open_requests_total", "Total number of open requests by the compute unit"],
-  ["ceems_ebpf_open_errors_total", "Total number of failed open requests by the compute unit"],
-  ["ceems_ebpf_create_requests_total", "Total number of create requests by the compute unit"],
-  ["ceems_ebpf_open_create_total", "Total number of failed create requests by the compute unit"],
-  ["ceems_ebpf_unlink_requests_total", "Total number of unlink requests by the compute unit"],
-  ["ceems_ebpf_unlink_errors_total", "Total number of failed unlink requests by the compute unit"],
+  ["ceems_ebpf_open_requests_total", "Total number of open requests from a cgroup"],
+  ["ceems_ebpf_open_errors_total", "Total number of open errors from a cgroup"],
+  ["ceems_ebpf_create_requests_total", "Total number of create requests from a cgroup"],
+  ["ceems_ebpf_open_create_total", "Total number of create errors from a cgroup"],
+  ["ceems_ebpf_unlink_requests_total", "Total number of unlink requests from a cgroup"],
+  ["ceems_ebpf_unlink_errors_total", "Total number of unlink errors from a cgroup"],
 ];
 const netFields: [string, string][] = [
-  ["ingress_bytes", "Total number of bytes received by the compute unit"],
-  ["ingress_packets", "Total number of messages received by the compute unit"],
-  ["egress_bytes", "Total number of bytes sent by the compute unit"],
-  ["egress_packets", "Total number of messages sent by the compute unit"],
-  ["retrans_bytes", "Total number of bytes retransmitted by the compute unit"],
-  ["retrans_packets", "Total number of packets retransmitted by the compute unit"],
+  ["ingress_bytes", "Total number of ingress bytes from a cgroup"],
+  ["ingress_packets", "Total number of ingress packets from a cgroup"],
+  ["egress_bytes", "Total number of egress bytes from a cgroup"],
+  ["egress_packets", "Total number of egress packets from a cgroup"],
+  ["retrans_bytes", "Total number of retransmission bytes from a cgroup"],
+  ["retrans_packets", "Total number of retransmission packets from a cgroup"],
 ];
 
 function u64s(b: Uint8Array): bigint[] {
@@ -152,9 +152,7 @@ export class EbpfCollector {
     this.#want = [];
     if (opts.flags.bool("collector.ebpf.io-metrics")) this.#want.push("io");
     if (opts.flags.bool("collector.ebpf.network-metrics")) this.#want.push("net");
-    this.#mountFilter = opts.flags.strings("collector.ebpf.fs-mount-point").map((m) =>
-      m.length > 1 ? m.replace(/\/+$/, "") : m
-    );
+    this.#mountFilter = opts.flags.strings("collector.ebpf.fs-mount-point");
     this.#logger = opts.logger.with({ sub_collector: "ebpf" });
     this.#paths = opts.paths;
     this.#security = opts.security;
@@ -302,9 +300,10 @@ export class EbpfCollector {
     }
   }
 
+  /** CEEMS's rule: a mount point is kept when any configured one is a substring of it (all when none). */
   #mountLabel(mountPoint: string): boolean {
     if (this.#mountFilter.length === 0) return true;
-    return this.#mountFilter.some((f) => mountPoint === f || mountPoint.startsWith(f === "/" ? "/" : f + "/"));
+    return this.#mountFilter.some((f) => mountPoint.includes(f));
   }
 
   #emitIo(

@@ -12,29 +12,34 @@ import { cgroupHierarchyOf, type ComputeUnit, readMountInfo } from "./subcollect
 /** One CEEMS perf metric: its name stem (ceems_perf_<stem>_total), group, perf type/config, help. */
 export interface PerfEventDef {
   stem: string;
+  /** CEEMS's profiler name, as given to --collector.perf.{hardware,software,cache}-profilers. */
+  profiler: string;
   group: "hardware" | "software" | "cache";
   type: number;
   config: number;
   help: string;
 }
 
-const hw = (stem: string, config: number, help: string): PerfEventDef => ({
+const hw = (stem: string, profiler: string, config: number, help: string): PerfEventDef => ({
   stem,
+  profiler,
   group: "hardware",
   type: PerfType.hardware,
   config,
   help,
 });
-const sw = (stem: string, config: number, help: string): PerfEventDef => ({
+const sw = (stem: string, profiler: string, config: number, help: string): PerfEventDef => ({
   stem,
+  profiler,
   group: "software",
   type: PerfType.software,
   config,
   help,
 });
 /** Cache events: cache id | op << 8 | result << 16 (op 0 read, 1 write; result 0 access, 1 miss). */
-const cache = (stem: string, id: number, op: number, miss: number, help: string): PerfEventDef => ({
+const cache = (stem: string, profiler: string, id: number, op: number, miss: number, help: string): PerfEventDef => ({
   stem,
+  profiler,
   group: "cache",
   type: PerfType.hwCache,
   config: id | (op << 8) | (miss << 16),
@@ -43,57 +48,65 @@ const cache = (stem: string, id: number, op: number, miss: number, help: string)
 
 /** Every event CEEMS reports, in CEEMS's order. */
 export const perfEvents: PerfEventDef[] = [
-  hw("cpucycles", 0, "Number of CPU cycles (frequency scaled)"),
-  hw("instructions", 1, "Number of CPU instructions"),
-  hw("branch_instructions", 4, "Number of CPU branch instructions"),
-  hw("branch_misses", 5, "Number of CPU branch misses"),
-  hw("cache_refs", 2, "Number of cache references (non frequency scaled)"),
-  hw("cache_misses", 3, "Number of cache misses"),
-  hw("ref_cpucycles", 9, "Number of CPU cycles"),
-  sw("page_faults", 2, "Number of page faults"),
-  sw("context_switches", 3, "Number of context switches"),
-  sw("cpu_migrations", 4, "Number of CPU process migrations"),
-  sw("minor_faults", 5, "Number of minor page faults"),
-  sw("major_faults", 6, "Number of major page faults"),
-  cache("cache_l1d_read_hits", 0, 0, 0, "Number L1 data cache read hits"),
-  cache("cache_l1d_read_misses", 0, 0, 1, "Number L1 data cache read misses"),
-  cache("cache_l1d_write_hits", 0, 1, 0, "Number L1 data cache write hits"),
-  cache("cache_l1_instr_read_misses", 1, 0, 1, "Instruction cache misses"),
-  cache("cache_tlb_instr_read_hits", 4, 0, 0, "Number instruction TLB read hits"),
-  cache("cache_tlb_instr_read_misses", 4, 0, 1, "Number instruction TLB read misses"),
-  cache("cache_ll_read_hits", 2, 0, 0, "Last level read hits"),
-  cache("cache_ll_read_misses", 2, 0, 1, "Last level read misses"),
-  cache("cache_ll_write_hits", 2, 1, 0, "Last level write hits"),
-  cache("cache_ll_write_misses", 2, 1, 1, "Last level write misses"),
-  cache("cache_bpu_read_hits", 5, 0, 0, "BPU read hits"),
-  cache("cache_bpu_read_misses", 5, 0, 1, "BPU read misses"),
+  hw("cpucycles", "CpuCycles", 0, "Number of CPU cycles (frequency scaled)"),
+  hw("instructions", "CpuInstr", 1, "Number of CPU instructions"),
+  hw("branch_instructions", "BranchInstr", 4, "Number of CPU branch instructions"),
+  hw("branch_misses", "BranchMisses", 5, "Number of CPU branch misses"),
+  hw("cache_refs", "CacheRef", 2, "Number of cache references (non frequency scaled)"),
+  hw("cache_misses", "CacheMisses", 3, "Number of cache misses"),
+  hw("ref_cpucycles", "RefCpuCycles", 9, "Number of CPU cycles"),
+  sw("page_faults", "PageFault", 2, "Number of page faults"),
+  sw("context_switches", "ContextSwitch", 3, "Number of context switches"),
+  sw("cpu_migrations", "CpuMigration", 4, "Number of CPU process migrations"),
+  sw("minor_faults", "MinorFault", 5, "Number of minor page faults"),
+  sw("major_faults", "MajorFault", 6, "Number of major page faults"),
+  cache("cache_l1d_read_hits", "L1DataReadHit", 0, 0, 0, "Number L1 data cache read hits"),
+  cache("cache_l1d_read_misses", "L1DataReadMiss", 0, 0, 1, "Number L1 data cache read misses"),
+  cache("cache_l1d_write_hits", "L1DataWriteHit", 0, 1, 0, "Number L1 data cache write hits"),
+  cache("cache_l1_instr_read_misses", "L1InstrReadMiss", 1, 0, 1, "Number instruction L1 instruction read misses"),
+  cache("cache_tlb_instr_read_hits", "InstrTLBReadHit", 4, 0, 0, "Number instruction TLB read hits"),
+  cache("cache_tlb_instr_read_misses", "InstrTLBReadMiss", 4, 0, 1, "Number instruction TLB read misses"),
+  cache("cache_ll_read_hits", "LLReadHit", 2, 0, 0, "Number last level read hits"),
+  cache("cache_ll_read_misses", "LLReadMiss", 2, 0, 1, "Number last level read misses"),
+  cache("cache_ll_write_hits", "LLWriteHit", 2, 1, 0, "Number last level write hits"),
+  cache("cache_ll_write_misses", "LLWriteMiss", 2, 1, 1, "Number last level write misses"),
+  cache("cache_bpu_read_hits", "BPUReadHit", 5, 0, 0, "Number BPU read hits"),
+  cache("cache_bpu_read_misses", "BPUReadMiss", 5, 0, 1, "Number BPU read misses"),
 ];
+
+const groupFlags: Record<PerfEventDef["group"], { enable: string; select: string; what: string }> = {
+  hardware: { enable: "hardware-events", select: "hardware-profilers", what: "hardware events" },
+  software: { enable: "software-events", select: "software-profilers", what: "software events" },
+  cache: { enable: "hardware-cache-events", select: "cache-profilers", what: "hardware cache events" },
+};
 
 /** Declares the perf flags (idempotent: every unit collector calls it). */
 export function registerPerfFlags(fs: FlagSet): void {
   if (fs.has("collector.perf.hardware-events")) return;
-  fs.add({
-    name: "collector.perf.hardware-events",
-    kind: "bool",
-    default: false,
-    help: "Enables collection of perf hardware events.",
-  });
-  fs.add({
-    name: "collector.perf.software-events",
-    kind: "bool",
-    default: false,
-    help: "Enables collection of perf software events.",
-  });
-  fs.add({
-    name: "collector.perf.hardware-cache-events",
-    kind: "bool",
-    default: false,
-    help: "Enables collection of perf hardware cache events.",
-  });
+  for (const [group, f] of Object.entries(groupFlags)) {
+    fs.add({
+      name: `collector.perf.${f.enable}`,
+      kind: "bool",
+      default: false,
+      help: `Enables collection of perf ${f.what} (default: disabled)`,
+    });
+    const names = perfEvents.filter((e) => e.group === group).map((e) => e.profiler);
+    fs.add({
+      name: `collector.perf.${f.select}`,
+      kind: "strings",
+      help: `perf ${group} profilers to collect (${names.join(", ")}; default: all)`,
+      validate: (v) => {
+        for (const n of v as string[]) {
+          if (!names.includes(n)) return `unknown ${group} profiler "${n}" (want one of ${names.join(", ")})`;
+        }
+        return undefined;
+      },
+    });
+  }
   fs.add({
     name: "collector.perf.env-var",
     kind: "strings",
-    help: "Processes having any of these environment variables set will be profiled. " +
+    help: "Enable profiling only on the processes having any of these environment variables set. " +
       "If empty, all processes will be profiled.",
   });
 }
@@ -149,7 +162,10 @@ export class PerfCollector {
 
   constructor(opts: PerfOptions) {
     const groups = enabledPerfGroups(opts.flags);
-    this.#events = perfEvents.filter((e) => groups.includes(e.group));
+    const selected = (g: PerfEventDef["group"]) => opts.flags.strings(`collector.perf.${groupFlags[g].select}`);
+    this.#events = perfEvents.filter((e) =>
+      groups.includes(e.group) && (selected(e.group).length === 0 || selected(e.group).includes(e.profiler))
+    );
     this.#envVars = opts.flags.strings("collector.perf.env-var");
     this.#logger = opts.logger.with({ sub_collector: "perf" });
     this.#paths = opts.paths;
@@ -207,6 +223,8 @@ export class PerfCollector {
         }
         const value = Math.max(sum, st.last.get(ev.stem) ?? 0);
         st.last.set(ev.stem, value);
+        // As CEEMS: a counter that has not counted anything yet is not reported.
+        if (value <= 0) continue;
         sink.counter(`ceems_perf_${ev.stem}_total`, ev.help, { ...labels, uuid: u.uuid }, value);
       }
     }

@@ -184,7 +184,12 @@ Deno.test("ebpf: a kernel where nothing attaches leaves the collector off with o
     // (The header and its stamp are copied from the default build, so only the objects are bad.)
     const built = dirname(objs.io);
     for (const f of ["vmlinux.h", "vmlinux.h.btf-stamp"]) Deno.copyFileSync(`${built}/${f}`, `${dir}/${f}`);
-    for (const name of ["io", "net"]) Deno.writeTextFileSync(`${dir}/${name}.bpf.o`, "not an ELF object");
+    for (const name of ["io", "net"]) {
+      Deno.writeTextFileSync(`${dir}/${name}.bpf.o`, "not an ELF object");
+      // Newer than the header for sure (same-millisecond mtimes would trigger a rebuild).
+      const later = new Date(Date.now() + 60_000);
+      Deno.utimeSync(`${dir}/${name}.bpf.o`, later, later);
+    }
     const c = await make([
       "--collector.ebpf.io-metrics",
       "--collector.ebpf.network-metrics",

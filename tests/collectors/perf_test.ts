@@ -7,7 +7,7 @@ import type { ComputeUnit } from "../../collectors/subcollector.ts";
 import { FlagSet } from "../../common/flags.ts";
 import { Logger } from "../../common/log.ts";
 import { InlineSecurityManager } from "../../privilege/security.ts";
-import { assert, assertEquals } from "../helpers/assert.ts";
+import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
 import { makeCgroup, moveInto, removeCgroup } from "../helpers/cgroup.ts";
 import { Workload } from "../helpers/workload.ts";
 
@@ -59,7 +59,22 @@ Deno.test("perf is off without flags and registers CEEMS's flags", () => {
   for (const f of ["hardware-events", "software-events", "hardware-cache-events", "env-var"]) {
     assert(flags.has(`collector.perf.${f}`), f);
   }
+  for (const f of ["hardware-profilers", "software-profilers", "cache-profilers"]) {
+    assert(flags.has(`collector.perf.${f}`), f);
+  }
   assertEquals(perfEvents.length, 24);
+});
+
+Deno.test("--collector.perf.software-profilers selects events by CEEMS's profiler names; unknown names are refused", () => {
+  const c = collector([
+    "--collector.perf.software-events",
+    "--collector.perf.software-profilers=PageFault",
+    "--collector.perf.software-profilers=ContextSwitch",
+  ]);
+  assertEquals(c.activeEvents.map((e) => e.stem), ["page_faults", "context_switches"]);
+  const flags = new FlagSet("test", "");
+  registerPerfFlags(flags);
+  assertThrows(() => flags.parse(["--collector.perf.cache-profilers=L1Nope"]), /unknown cache profiler "L1Nope"/);
 });
 
 Deno.test("perf cgroup mode: page faults and context switches of a real cgroup2 unit match the workload", async () => {
@@ -71,8 +86,9 @@ Deno.test("perf cgroup mode: page faults and context switches of a real cgroup2 
   try {
     await w.waitLine("ready");
     moveInto(cg, w.pid);
+    // No pids given: in cgroup mode the kernel counts whatever runs in the cgroup.
     const units: ComputeUnit[] = [
-      { uuid: "1001", cgroupPath: cg, pids: [w.pid] },
+      { uuid: "1001", cgroupPath: cg, pids: [] },
       { uuid: "1002", cgroupPath: idleCg, pids: [] },
     ];
     const before = await scrape(c, units);
@@ -92,8 +108,9 @@ Deno.test("perf cgroup mode: page faults and context switches of a real cgroup2 
     assert(faults >= pages && faults < pages * 3, `page faults ${faults}, expected ~${pages}`);
     assert(minor >= pages && minor <= faults, `minor faults ${minor}`);
     assert(switches >= 200 && switches < 2000, `context switches ${switches}, expected >= 200`);
-    // The empty unit counted nothing; hardware events stay absent and no new warning was logged.
-    assertEquals(value(after, "page_faults", "1002"), 0);
+    // The empty unit counted nothing, so (as in CEEMS) it has no samples; hardware events stay absent
+    // and no new warning was logged.
+    assertEquals(value(after, "page_faults", "1002"), undefined);
     assertEquals(value(after, "instructions", "1001"), undefined);
     assertEquals(lines.filter((l) => l.includes("not supported")).length, 1);
     const fam = after.families.get("ceems_perf_page_faults_total")!;
