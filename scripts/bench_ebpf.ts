@@ -1,5 +1,5 @@
-// Benchmark: CPU overhead of the ebpf sub-collector (IO + network programs attached) on a fixed,
-// file IO and loopback TCP workload (4 KiB and 64 KiB syscalls), as a ratio to the same workload without it.
+// Benchmark: CPU overhead of the ebpf sub-collector's programs: per-syscall cost (1-byte writes, which
+// are counted, and getppid, which is not) and a file IO + loopback TCP workload, as ratios to no eBPF.
 
 import { createEbpfCollector, registerEbpfFlags } from "../collectors/ebpf.ts";
 import { FamilySink } from "../collectors/metric_sink.ts";
@@ -9,10 +9,11 @@ import { InlineSecurityManager } from "../privilege/security.ts";
 import { makeCgroup, moveInto, removeCgroup } from "../tests/helpers/cgroup.ts";
 import { Workload } from "../tests/helpers/workload.ts";
 
-const pairs = Number(Deno.env.get("BENCH_EBPF_PAIRS") ?? 7);
+const rounds = Number(Deno.env.get("BENCH_EBPF_ROUNDS") ?? 7);
+const paths = { procfs: "/proc", sysfs: "/sys", cgroupfs: "/sys/fs/cgroup" };
 
 /** Writes and reads back MiB of a file and sends MiB over loopback TCP to a forked reader, in chunks. */
-const script = `
+const ioNetScript = `
 use Socket;
 $| = 1;
 my ($dir, $mib, $cs) = @ARGV;
@@ -35,15 +36,28 @@ print "done\\n";
 <STDIN>;
 `;
 
+/** N one-byte writes to /dev/null (counted by the IO program) or N getppid calls (not counted). */
+const syscallScript = `
+$| = 1;
+my ($what, $n) = @ARGV;
+open(my $f, ">", "/dev/null") or die;
+print "ready\\n";
+<STDIN>;
+if ($what eq "write") { syswrite($f, "x", 1) for 1 .. $n } else { getppid() for 1 .. $n }
+print "done\\n";
+<STDIN>;
+`;
+
 function usageUsec(cg: string): number {
   const m = /usage_usec (\d+)/.exec(Deno.readTextFileSync(`${cg}/cpu.stat`));
   if (!m) throw new Error(`no usage_usec in ${cg}/cpu.stat`);
   return Number(m[1]);
 }
 
-async function runOnce(dir: string, chunk: number, mib: number): Promise<number> {
+/** CPU time (µs) the script's cgroup used between "go" and "done". */
+async function cpuOf(script: string, args: string[]): Promise<number> {
   const cg = makeCgroup("bench-ebpf");
-  const w = new Workload(script, [dir, String(mib), String(chunk)]);
+  const w = new Workload(script, args);
   try {
     await w.waitLine("ready");
     moveInto(cg, w.pid);
@@ -56,14 +70,6 @@ async function runOnce(dir: string, chunk: number, mib: number): Promise<number>
     removeCgroup(cg);
   }
 }
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-const paths = { procfs: "/proc", sysfs: "/sys", cgroupfs: "/sys/fs/cgroup" };
-const dir = Deno.makeTempDirSync({ prefix: "ceems-bench-ebpf-" });
 
 /** Runs `fn` with the collector loaded and attached (a fresh load each time, as at exporter start). */
 async function withCollector<T>(args: string[], fn: (scrape: () => Promise<number>) => Promise<T>): Promise<T> {
@@ -92,40 +98,74 @@ async function withCollector<T>(args: string[], fn: (scrape: () => Promise<numbe
   }
 }
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const min = (xs: number[]) => Math.min(...xs);
 const configs: [string, string[]][] = [
-  ["network only", ["--collector.ebpf.network-metrics"]],
-  ["io + network", ["--collector.ebpf.io-metrics", "--collector.ebpf.network-metrics"]],
+  ["off", []],
+  ["network", ["--collector.ebpf.network-metrics"]],
+  ["io+network", ["--collector.ebpf.io-metrics", "--collector.ebpf.network-metrics"]],
 ];
-const fmt = (xs: number[]) => xs.map((x) => (x / 1000).toFixed(0)).join(" ");
-try {
-  // 256 MiB in 64 KiB syscalls (4096 writes, reads and sends), then 64 MiB in 4 KiB syscalls (16384 each).
-  for (const [chunk, mib] of [[65536, 256], [4096, 64]]) {
-    await runOnce(dir, chunk, mib); // warm-up (page cache, perl)
-    const off: number[] = [];
-    const on: number[][] = configs.map(() => []);
-    const scrapeMs: number[] = [];
-    for (let i = 0; i < pairs; i++) {
-      off.push(await runOnce(dir, chunk, mib));
-      for (const [j, [, args]] of configs.entries()) {
+
+/**
+ * Runs `measure` under every config, `rounds` times, rotating the order each round so drift and neighbours
+ * hit all configs alike. Returns CPU µs per config.
+ */
+async function sweep(measure: () => Promise<number>): Promise<Map<string, number[]>> {
+  const out = new Map<string, number[]>(configs.map(([n]) => [n, []]));
+  const scrapes: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < configs.length; k++) {
+      const [name, args] = configs[(k + r) % configs.length];
+      if (args.length === 0) out.get(name)!.push(await measure());
+      else {
         await withCollector(args, async (scrape) => {
-          on[j].push(await runOnce(dir, chunk, mib));
-          scrapeMs.push(await scrape());
+          out.get(name)!.push(await measure());
+          scrapes.push(await scrape());
         });
       }
     }
-    console.log(
-      `\nworkload: ${mib} MiB file write+read and ${mib} MiB loopback TCP, ${chunk / 1024} KiB per syscall, ` +
-        `${pairs} rounds; CPU time of the workload's cgroup (cpu.stat usage_usec)`,
-    );
-    console.log(`  without eBPF:        median ${(median(off) / 1000).toFixed(1)} ms (runs ${fmt(off)})`);
-    for (const [j, [name]] of configs.entries()) {
-      const ratio = median(on[j].map((x, i) => x / off[i]));
-      console.log(
-        `  with ${name.padEnd(14)} median ${(median(on[j]) / 1000).toFixed(1)} ms (runs ${fmt(on[j])}); ` +
-          `overhead (median of per-round ratios - 1): ${((ratio - 1) * 100).toFixed(2)} % (goal < 2 %)`,
-      );
+  }
+  out.set("scrape_ms", scrapes);
+  return out;
+}
+
+function report(title: string, res: Map<string, number[]>, perCall?: number): void {
+  console.log(`\n${title} (${rounds} rounds; CPU time of the workload's cgroup)`);
+  const off = res.get("off")!;
+  for (const [name] of configs) {
+    const xs = res.get(name)!;
+    let line = `  ${name.padEnd(11)} min ${(min(xs) / 1000).toFixed(1)} ms, median ${
+      (median(xs) / 1000).toFixed(1)
+    } ms`;
+    if (name !== "off") {
+      line += `; overhead by min ${((min(xs) / min(off) - 1) * 100).toFixed(1)} %, by median ` +
+        `${((median(xs) / median(off) - 1) * 100).toFixed(1)} %`;
+      if (perCall) line += ` (${(((min(xs) - min(off)) * 1000) / perCall).toFixed(0)} ns per call by min)`;
     }
-    console.log(`  scrape (map read) time, 1 unit: median ${median(scrapeMs).toFixed(2)} ms`);
+    console.log(line);
+  }
+  console.log(`  scrape (map read) time, 1 unit: median ${median(res.get("scrape_ms")!).toFixed(2)} ms`);
+}
+
+const dir = Deno.makeTempDirSync({ prefix: "ceems-bench-ebpf-" });
+try {
+  const n = 300000;
+  for (const what of ["write", "getppid"]) {
+    await cpuOf(syscallScript, [what, String(n)]); // warm-up
+    report(
+      `${n} ${what === "write" ? "1-byte writes to /dev/null" : "getppid calls"}`,
+      await sweep(() => cpuOf(syscallScript, [what, String(n)])),
+      n,
+    );
+  }
+  // 256 MiB in 64 KiB syscalls (4096 writes, reads and sends), then 64 MiB in 4 KiB syscalls (16384 each).
+  for (const [chunk, mib] of [[65536, 256], [4096, 64]]) {
+    const args = [dir, String(mib), String(chunk)];
+    await cpuOf(ioNetScript, args); // warm-up (page cache, perl)
+    report(
+      `${mib} MiB file write+read and ${mib} MiB loopback TCP in ${chunk / 1024} KiB syscalls`,
+      await sweep(() => cpuOf(ioNetScript, args)),
+    );
   }
 } finally {
   Deno.removeSync(dir, { recursive: true });
