@@ -1,6 +1,9 @@
 // The privileged operations a security context can run, as plain data in and plain data out, each
 // implemented with synchronous calls only so it can run on a Worker thread while capabilities are raised.
 
+import { type BpfAttachGroup, type BpfLoadResult, bpfLoadSync, bpfMapDumpHex } from "../ffi/libbpf.ts";
+import { perfOpenSync, type PerfTarget } from "../ffi/perf.ts";
+
 /** Linux capability names as CEEMS and systemd spell them (lower case). */
 export type Capability =
   | "cap_chown"
@@ -31,7 +34,22 @@ export type PrivilegedOp =
     timeoutMs: number;
   }
   /** Opens a file and hands back the raw descriptor, which stays valid process-wide. */
-  | { kind: "openFd"; path: string; write?: boolean };
+  | { kind: "openFd"; path: string; write?: boolean }
+  /**
+   * Opens one perf counting event (perf type/config) on a process (pid, inherit) or on a cgroup
+   * directory and CPU; returns the raw fd, readable afterwards without capabilities.
+   */
+  | { kind: "perfOpen"; type: number; config: number; target: PerfTarget }
+  /**
+   * Opens, loads and attaches a BPF object with the first attach group that works; returns the map and
+   * link fds and the libbpf object/link pointers (as bigints, for detaching at shutdown).
+   */
+  | { kind: "bpfLoad"; objectPath: string; groups: BpfAttachGroup[]; maps: string[]; configMap?: string }
+  /**
+   * Reads every entry of a BPF map by fd, as [key, value] hex strings: for kernels that refuse map access
+   * without CAP_BPF (older than 6.5 with unprivileged BPF disabled), where the main thread cannot read.
+   */
+  | { kind: "bpfMapRead"; fd: number; keySize: number; valueSize: number };
 
 /** Result of one operation: its value, or the error message. */
 export type OpResult =
@@ -43,7 +61,9 @@ export type OpValue =
   | string
   | number
   | Record<string, string[]>
-  | { code: number; stdout: string; stderr: string; timedOut: boolean };
+  | { code: number; stdout: string; stderr: string; timedOut: boolean }
+  | BpfLoadResult
+  | [string, string][];
 
 const decoder = new TextDecoder();
 
@@ -121,6 +141,12 @@ export function runOpSync(op: PrivilegedOp): OpResult {
         return { ok: true, value: execOp(op) };
       case "openFd":
         return { ok: true, value: openFdOp(op.path, !!op.write) };
+      case "perfOpen":
+        return { ok: true, value: perfOpenSync({ type: op.type, config: op.config }, op.target) };
+      case "bpfLoad":
+        return { ok: true, value: bpfLoadSync(op.objectPath, op.groups, op.maps, op.configMap) };
+      case "bpfMapRead":
+        return { ok: true, value: bpfMapDumpHex(op.fd, op.keySize, op.valueSize) };
     }
   } catch (e) {
     return { ok: false, error: (e as Error).message, code: (e as { code?: string }).code };

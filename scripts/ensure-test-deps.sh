@@ -3,7 +3,8 @@
 # installs the missing Debian packages when run as root, otherwise names them and fails.
 set -euo pipefail
 
-# command-to-check:debian-package, one per line; extend when a test needs a new real component.
+# command-to-check:debian-package (or /absolute/file:debian-package), one per line; extend when a test
+# needs a new real component.
 needs=(
   "promtool:prometheus"
   "prometheus:prometheus"
@@ -17,16 +18,24 @@ needs=(
   "ipmitool:ipmitool"
   "ipmi-dcmi:freeipmi-tools"
   "/usr/include/OpenIPMI/serv.h:libopenipmi-dev"
+  "perl:perl-base"
+  "clang:clang"
+  "llc:llvm"
+  "bpftool:bpftool"
+  "/usr/include/bpf/bpf_helpers.h:libbpf-dev"
+  "/usr/lib/x86_64-linux-gnu/libbpf.so.1:libbpf1"
 )
 
 missing=()
 for n in "${needs[@]}"; do
   cmd=${n%%:*}
   pkg=${n#*:}
-  # A command name, or an absolute path that must exist (headers of -dev packages).
-  if { [[ $cmd == /* ]] && [ ! -e "$cmd" ]; } || { [[ $cmd != /* ]] && ! command -v "$cmd" >/dev/null 2>&1; }; then
-    case " ${missing[*]-} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
+  if [[ "$cmd" == /* ]]; then
+    [ -e "$cmd" ] && continue
+  elif command -v "$cmd" >/dev/null 2>&1; then
+    continue
   fi
+  case " ${missing[*]-} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
 done
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -1,0 +1,380 @@
+// The ebpf sub-collector: per-unit VFS IO and TCP/UDP traffic from BPF programs of ours (collectors/ebpf/),
+// loaded in a cap_bpf+cap_perfmon security context, maps read by fd from the main thread, CEEMS's names.
+
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { FlagSet } from "../common/flags.ts";
+import type { Logger } from "../common/log.ts";
+import {
+  type BpfAttachGroup,
+  type BpfLoadResult,
+  bpfMapDump,
+  bpfMapUpdate,
+  bpfUnload,
+  fromHex,
+  libbpfAvailable,
+} from "../ffi/libbpf.ts";
+import type { Capability, SecurityManager } from "../privilege/security.ts";
+import type { Labels, MetricSink, Paths } from "./collector.ts";
+import { type BpfObjectName, bpfObjectNames, buildBpfObjects, defaultBpfOutDir } from "./ebpf/build.ts";
+import { cgroupHierarchyOf, type ComputeUnit, type MountInfo, readMountInfo } from "./subcollector.ts";
+
+/** Declares the ebpf flags (idempotent: every unit collector calls it). */
+export function registerEbpfFlags(fs: FlagSet): void {
+  if (fs.has("collector.ebpf.io-metrics")) return;
+  fs.add({
+    name: "collector.ebpf.io-metrics",
+    kind: "bool",
+    default: false,
+    help: "Enables collection of IO metrics using ebpf (default: disabled)",
+  });
+  fs.add({
+    name: "collector.ebpf.network-metrics",
+    kind: "bool",
+    default: false,
+    help: "Enables collection of network metrics using ebpf (default: disabled)",
+  });
+  fs.add({
+    name: "collector.ebpf.fs-mount-point",
+    kind: "strings",
+    help: "File system mount points to monitor IO stats. If empty all mount points are monitored. It is " +
+      "strongly advised to choose appropriate mount points to reduce cardinality.",
+  });
+  fs.add({
+    name: "collector.ebpf.objects-dir",
+    kind: "string",
+    default: "",
+    hidden: true,
+    help: "Directory where the BPF objects are built (default: .bpf/ in the installation).",
+  });
+}
+
+/** Capabilities the ebpf flags need (empty when ebpf is off). */
+export function ebpfCapabilities(flags: FlagSet): Capability[] {
+  return flags.bool("collector.ebpf.io-metrics") || flags.bool("collector.ebpf.network-metrics")
+    ? ["cap_bpf", "cap_perfmon"]
+    : [];
+}
+
+/** Attach groups per object, most precise first: fentry/fexit, then BTF tracepoints, then raw tracepoints. */
+const objectSpecs: Record<BpfObjectName, { groups: BpfAttachGroup[]; maps: string[] }> = {
+  io: {
+    groups: [
+      { mode: "fentry", programs: ["io_read_fexit", "io_write_fexit", "io_exit_btf"], config: [0, 1] },
+      { mode: "tp_btf", programs: ["io_exit_btf"], config: [0, 0] },
+      { mode: "raw_tp", programs: ["io_exit_raw"], config: [0, 0] },
+    ],
+    maps: ["io_rw", "io_vfs"],
+  },
+  net: {
+    groups: [
+      { mode: "tp_btf", programs: ["net_send_btf", "net_recv_btf", "net_retrans_btf"], config: [0, 0] },
+      { mode: "raw_tp", programs: ["net_send_raw", "net_recv_raw", "net_retrans_raw"], config: [0, 0] },
+    ],
+    maps: ["net_stats"],
+  },
+};
+
+/** cgroup v1 controller codes understood by the BPF programs (common.bpf.h v1_subsys_index). */
+const v1ControllerCodes: [string, number][] = [
+  ["memory", 1],
+  ["cpuacct", 2],
+  ["cpu", 3],
+  ["pids", 4],
+  ["cpuset", 5],
+  ["blkio", 6],
+  ["devices", 7],
+  ["freezer", 8],
+];
+
+interface Loaded {
+  name: BpfObjectName;
+  result: BpfLoadResult;
+  /** Config words as loaded ([v1 controller, rw_from_fexit]). */
+  config: number[];
+}
+
+/** Options of the ebpf sub-collector. */
+export interface EbpfOptions {
+  flags: FlagSet;
+  logger: Logger;
+  paths: Paths;
+  security: SecurityManager;
+}
+
+const ioFields = ["read_bytes", "read_requests", "read_errors", "write_bytes", "write_requests", "write_errors"];
+const ioHelp: Record<string, string> = {
+  read_bytes: "Total number of bytes read from a cgroup in bytes",
+  read_requests: "Total number of read requests from a cgroup",
+  read_errors: "Total number of read errors from a cgroup",
+  write_bytes: "Total number of bytes written from a cgroup in bytes",
+  write_requests: "Total number of write requests from a cgroup",
+  write_errors: "Total number of write errors from a cgroup",
+};
+/** VFS op counters in map order; the create-errors name is CEEMS's own (`ceems_ebpf_open_create_total`). */
+const vfsMetrics: [string, string][] = [
+  ["ceems_ebpf_open_requests_total", "Total number of open requests from a cgroup"],
+  ["ceems_ebpf_open_errors_total", "Total number of open errors from a cgroup"],
+  ["ceems_ebpf_create_requests_total", "Total number of create requests from a cgroup"],
+  ["ceems_ebpf_open_create_total", "Total number of create errors from a cgroup"],
+  ["ceems_ebpf_unlink_requests_total", "Total number of unlink requests from a cgroup"],
+  ["ceems_ebpf_unlink_errors_total", "Total number of unlink errors from a cgroup"],
+];
+const netFields: [string, string][] = [
+  ["ingress_bytes", "Total number of ingress bytes from a cgroup"],
+  ["ingress_packets", "Total number of ingress packets from a cgroup"],
+  ["egress_bytes", "Total number of egress bytes from a cgroup"],
+  ["egress_packets", "Total number of egress packets from a cgroup"],
+  ["retrans_bytes", "Total number of retransmission bytes from a cgroup"],
+  ["retrans_packets", "Total number of retransmission packets from a cgroup"],
+];
+
+function u64s(b: Uint8Array): bigint[] {
+  return Array.from(new BigUint64Array(b.buffer, b.byteOffset, b.byteLength / 8));
+}
+
+/** Per-unit eBPF IO and network counters; the unit collectors call update() each scrape. */
+export class EbpfCollector {
+  #want: BpfObjectName[];
+  #mountFilter: string[];
+  #logger: Logger;
+  #paths: Paths;
+  #security: SecurityManager;
+  #outDir: string;
+  #objects?: Record<BpfObjectName, string>;
+  #loaded: Loaded[] = [];
+  #state: "new" | "on" | "off" = "new";
+  #v1Controller = 0;
+  /** Whether map reads go through the privileged op (the kernel refused them without CAP_BPF). */
+  #privilegedReads = false;
+
+  constructor(opts: EbpfOptions) {
+    this.#want = [];
+    if (opts.flags.bool("collector.ebpf.io-metrics")) this.#want.push("io");
+    if (opts.flags.bool("collector.ebpf.network-metrics")) this.#want.push("net");
+    this.#mountFilter = opts.flags.strings("collector.ebpf.fs-mount-point");
+    this.#logger = opts.logger.with({ sub_collector: "ebpf" });
+    this.#paths = opts.paths;
+    this.#security = opts.security;
+    this.#outDir = opts.flags.string("collector.ebpf.objects-dir") || defaultBpfOutDir;
+  }
+
+  /** Whether programs are attached (after the first update), and in which mode per object. */
+  get attachModes(): Record<string, string> {
+    return Object.fromEntries(this.#loaded.map((l) => [l.name, l.result.mode]));
+  }
+
+  /** Builds the BPF objects (at start-up, before privileges drop); a failure turns the collector off. */
+  async prepare(): Promise<void> {
+    const noLib = libbpfAvailable();
+    if (noLib) return this.#turnOff(`libbpf unavailable: ${noLib}`);
+    try {
+      this.#objects = await buildBpfObjects(this.#outDir);
+    } catch (e) {
+      // Objects are CO-RE: ones built elsewhere (a host without clang/bpftool) still load here.
+      const prebuilt = Object.fromEntries(bpfObjectNames.map((n) => [n, join(this.#outDir, `${n}.bpf.o`)]));
+      if (Object.values(prebuilt).every((p) => existsSync(p))) {
+        this.#objects = prebuilt as Record<BpfObjectName, string>;
+        this.#logger.info("using prebuilt BPF objects", { dir: this.#outDir, build_err: (e as Error).message });
+        return;
+      }
+      this.#turnOff(`building BPF objects failed: ${(e as Error).message}`);
+    }
+  }
+
+  #turnOff(reason: string): void {
+    if (this.#state === "off") return;
+    this.#state = "off";
+    this.#logger.warn("eBPF sub-collector disabled", { reason });
+  }
+
+  async #load(): Promise<void> {
+    if (!this.#objects) await this.prepare();
+    if (this.#state === "off") return;
+    const names = this.#want;
+    const results = await this.#security.run(
+      { name: "ebpf", caps: ["cap_bpf", "cap_perfmon"] },
+      names.map((name) => ({
+        kind: "bpfLoad" as const,
+        objectPath: this.#objects![name],
+        groups: objectSpecs[name].groups,
+        maps: objectSpecs[name].maps,
+        configMap: "ceems_cfg",
+      })),
+    );
+    const failures: string[] = [];
+    names.forEach((name, i) => {
+      const r = results[i];
+      if (r?.ok) {
+        const result = r.value as BpfLoadResult;
+        const group = objectSpecs[name].groups.find((g) => g.mode === result.mode)!;
+        this.#loaded.push({ name, result, config: [...(group.config ?? [0, 0])] });
+        this.#logger.info("eBPF programs attached", {
+          object: name,
+          mode: result.mode,
+          fallbacks: result.fallbacks.join("; "),
+        });
+      } else {
+        failures.push(`${name}: ${r?.error ?? "no result"}`);
+      }
+    });
+    if (this.#loaded.length === 0) return this.#turnOff(failures.join("; "));
+    if (failures.length > 0) {
+      this.#logger.warn("some eBPF programs could not be attached", { err: failures.join("; ") });
+    }
+    this.#state = "on";
+  }
+
+  /** Points the programs at the hierarchy the units live in (cgroup v2, or a v1 controller). */
+  #configure(units: ComputeUnit[], mounts: MountInfo[]): void {
+    const first = units.find((u) => u.cgroupPath);
+    if (!first) return;
+    const h = cgroupHierarchyOf(first.cgroupPath, mounts);
+    let code = 0;
+    if (h?.version === 1) code = v1ControllerCodes.find(([c]) => h.controllers.includes(c))?.[1] ?? 0;
+    if (code === this.#v1Controller) return;
+    this.#v1Controller = code;
+    for (const l of this.#loaded) {
+      l.config[0] = code;
+      try {
+        bpfMapUpdate(l.result.maps.ceems_cfg, new Uint8Array(4), new Uint8Array(new Uint32Array(l.config).buffer));
+      } catch (e) {
+        this.#logger.warn("configuring the cgroup hierarchy of eBPF programs failed", { err: (e as Error).message });
+      }
+    }
+  }
+
+  /** Every entry of a map: read by fd from this thread, or through the ebpf context if the kernel wants CAP_BPF. */
+  async #dump(fd: number, keySize: number, valueSize: number): Promise<[Uint8Array, Uint8Array][]> {
+    if (!this.#privilegedReads) {
+      try {
+        return bpfMapDump(fd, keySize, valueSize);
+      } catch (e) {
+        if ((e as { code?: string }).code !== "EPERM") throw e;
+        this.#privilegedReads = true;
+        this.#logger.info("BPF map reads need CAP_BPF on this kernel; reading through the security context");
+      }
+    }
+    const [r] = await this.#security.run(
+      { name: "ebpf", caps: ["cap_bpf", "cap_perfmon"] },
+      [{ kind: "bpfMapRead", fd, keySize, valueSize }],
+    );
+    if (!r.ok) throw new Error(`reading BPF map: ${r.error}`);
+    return (r.value as [string, string][]).map(([k, v]) => [fromHex(k), fromHex(v)]);
+  }
+
+  /**
+   * Emits every unit's counters, loading the programs on first use. Never throws: a failure is logged
+   * and reported as false; a collector that is off (nothing loads) reports true with no samples.
+   */
+  async update(units: ComputeUnit[], sink: MetricSink, labels: Labels): Promise<boolean> {
+    try {
+      await this.#update(units, sink, labels);
+      return true;
+    } catch (e) {
+      this.#logger.error("sub-collector scrape failed", { err: (e as Error).message });
+      return false;
+    }
+  }
+
+  async #update(units: ComputeUnit[], sink: MetricSink, labels: Labels): Promise<void> {
+    if (this.#state === "new") await this.#load();
+    if (this.#state !== "on") return;
+    const mounts = readMountInfo(this.#paths.procfs);
+    this.#configure(units, mounts);
+    const byId = new Map<bigint, ComputeUnit>();
+    for (const u of units) {
+      try {
+        byId.set(BigInt(Deno.statSync(u.cgroupPath).ino ?? 0), u);
+      } catch {
+        // The unit's cgroup is gone: nothing to report for it.
+      }
+    }
+    for (const l of this.#loaded) {
+      if (l.name === "io") {
+        this.#emitIo(await this.#dump(l.result.maps.io_rw, 16, 48), byId, mounts, sink, labels);
+        this.#emitVfs(await this.#dump(l.result.maps.io_vfs, 8, 48), byId, sink, labels);
+      } else {
+        this.#emitNet(await this.#dump(l.result.maps.net_stats, 16, 48), byId, sink, labels);
+      }
+    }
+  }
+
+  /** CEEMS's rule: a mount point is kept when any configured one is a substring of it (all when none). */
+  #mountLabel(mountPoint: string): boolean {
+    if (this.#mountFilter.length === 0) return true;
+    return this.#mountFilter.some((f) => mountPoint.includes(f));
+  }
+
+  #emitIo(
+    entries: [Uint8Array, Uint8Array][],
+    byId: Map<bigint, ComputeUnit>,
+    mounts: MountInfo[],
+    sink: MetricSink,
+    labels: Labels,
+  ) {
+    const mountById = new Map(mounts.map((m) => [m.id, m.mountPoint]));
+    const sums = new Map<string, { uuid: string; mountpoint: string; v: bigint[] }>();
+    for (const [k, v] of entries) {
+      const dv = new DataView(k.buffer);
+      const unit = byId.get(dv.getBigUint64(0, true));
+      const mountpoint = mountById.get(dv.getUint32(8, true));
+      if (!unit || mountpoint === undefined || !this.#mountLabel(mountpoint)) continue;
+      const key = `${unit.uuid}\0${mountpoint}`;
+      const vals = u64s(v);
+      const s = sums.get(key);
+      if (s) s.v = s.v.map((x, i) => x + vals[i]);
+      else sums.set(key, { uuid: unit.uuid, mountpoint, v: vals });
+    }
+    for (const s of sums.values()) {
+      ioFields.forEach((f, i) => {
+        sink.counter(
+          `ceems_ebpf_${f}_total`,
+          ioHelp[f],
+          { ...labels, uuid: s.uuid, mountpoint: s.mountpoint },
+          Number(s.v[i]),
+        );
+      });
+    }
+  }
+
+  #emitVfs(entries: [Uint8Array, Uint8Array][], byId: Map<bigint, ComputeUnit>, sink: MetricSink, labels: Labels) {
+    for (const [k, v] of entries) {
+      const unit = byId.get(new DataView(k.buffer).getBigUint64(0, true));
+      if (!unit) continue;
+      const vals = u64s(v);
+      vfsMetrics.forEach(([name, help], i) =>
+        sink.counter(name, help, { ...labels, uuid: unit.uuid }, Number(vals[i]))
+      );
+    }
+  }
+
+  #emitNet(entries: [Uint8Array, Uint8Array][], byId: Map<bigint, ComputeUnit>, sink: MetricSink, labels: Labels) {
+    for (const [k, v] of entries) {
+      const dv = new DataView(k.buffer);
+      const unit = byId.get(dv.getBigUint64(0, true));
+      if (!unit) continue;
+      const proto = dv.getUint16(8, true) === 6 ? "tcp" : "udp";
+      const family = dv.getUint16(10, true) === 10 ? "ipv6" : "ipv4";
+      const vals = u64s(v);
+      netFields.forEach(([f, help], i) => {
+        sink.counter(`ceems_ebpf_${f}_total`, help, { ...labels, uuid: unit.uuid, proto, family }, Number(vals[i]));
+      });
+    }
+  }
+
+  /** Detaches the programs and closes the objects. */
+  stop(): void {
+    for (const l of this.#loaded) bpfUnload(l.result);
+    this.#loaded = [];
+    if (this.#state === "on") this.#state = "new";
+  }
+}
+
+/** Builds the ebpf sub-collector when an ebpf flag is on (objects built now), else undefined. */
+export async function createEbpfCollector(opts: EbpfOptions): Promise<EbpfCollector | undefined> {
+  if (ebpfCapabilities(opts.flags).length === 0) return undefined;
+  const c = new EbpfCollector(opts);
+  await c.prepare();
+  return c;
+}

@@ -1,0 +1,98 @@
+// Builds the BPF objects of the ebpf sub-collector with clang: vmlinux.h from the running kernel's BTF
+// (bpftool), then io.bpf.o and net.bpf.o, rebuilt only when a source, the header or the kernel changed.
+
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Names of the BPF objects (sources are `<name>.bpf.c` next to this file). */
+export const bpfObjectNames = ["io", "net"] as const;
+export type BpfObjectName = (typeof bpfObjectNames)[number];
+
+const srcDir = dirname(fileURLToPath(import.meta.url));
+
+/** Default output directory: `.bpf/` at the repository root (ignored by git). */
+export const defaultBpfOutDir = join(srcDir, "..", "..", ".bpf");
+
+function mtime(path: string): number {
+  try {
+    return Deno.statSync(path).mtime?.getTime() ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function run(cmd: string, args: string[]): Promise<Uint8Array> {
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", stdin: "null" }).output();
+  } catch (e) {
+    throw new Error(`${cmd}: ${(e as Error).message}`);
+  }
+  if (!out.success) {
+    const err = new TextDecoder().decode(out.stderr).trim().split("\n").slice(-5).join(" | ");
+    throw new Error(`${cmd} ${args.join(" ")} failed (exit ${out.code}): ${err}`);
+  }
+  return out.stdout;
+}
+
+async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  await Deno.writeFile(tmp, data, { mode: 0o644 });
+  await Deno.rename(tmp, path);
+}
+
+/**
+ * Makes sure the BPF objects exist and are current in `outDir`, building what is stale; returns the
+ * object paths by name. Throws with the tool's message when the toolchain is missing or fails.
+ */
+export async function buildBpfObjects(
+  outDir = defaultBpfOutDir,
+  btfPath = "/sys/kernel/btf/vmlinux",
+): Promise<Record<BpfObjectName, string>> {
+  await Deno.mkdir(outDir, { recursive: true, mode: 0o755 });
+  const header = join(outDir, "vmlinux.h");
+  const stamp = join(outDir, "vmlinux.h.btf-stamp");
+  const btfStat = Deno.statSync(btfPath);
+  const btfId = `${btfStat.size} ${Deno.osRelease()}`;
+  let haveId = "";
+  try {
+    haveId = Deno.readTextFileSync(stamp);
+  } catch { /* first build */ }
+  if (haveId !== btfId || mtime(header) === 0) {
+    const text = await run("bpftool", ["btf", "dump", "file", btfPath, "format", "c"]);
+    await writeAtomic(header, text);
+    await writeAtomic(stamp, new TextEncoder().encode(btfId));
+  }
+  const common = Math.max(mtime(header), mtime(join(srcDir, "common.bpf.h")));
+  const out = {} as Record<BpfObjectName, string>;
+  for (const name of bpfObjectNames) {
+    const src = join(srcDir, `${name}.bpf.c`);
+    const obj = join(outDir, `${name}.bpf.o`);
+    out[name] = obj;
+    if (mtime(obj) > Math.max(common, mtime(src))) continue;
+    const tmp = `${obj}.${Deno.pid}.tmp`;
+    await run("clang", [
+      "-O2",
+      "-g",
+      "-target",
+      "bpf",
+      "-D__TARGET_ARCH_x86",
+      "-I",
+      outDir,
+      "-I",
+      srcDir,
+      "-c",
+      src,
+      "-o",
+      tmp,
+    ]);
+    await Deno.chmod(tmp, 0o644);
+    await Deno.rename(tmp, obj);
+  }
+  return out;
+}
+
+if (import.meta.main) {
+  const objs = await buildBpfObjects(Deno.args[0]);
+  for (const [name, path] of Object.entries(objs)) console.log(`${name}: ${path}`);
+}

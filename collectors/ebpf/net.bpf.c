@@ -1,0 +1,98 @@
+/* TCP/UDP traffic per unit: egress and ingress bytes and messages from the sock_send_length and
+ * sock_recv_length tracepoints (process context), retransmissions from tcp_retransmit_skb. */
+#include "common.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct net_key {
+  __u64 cgroup;
+  __u16 proto;
+  __u16 family;
+  __u32 pad;
+};
+
+struct net_val {
+  __u64 ingress_bytes, ingress_packets;
+  __u64 egress_bytes, egress_packets;
+  __u64 retrans_bytes, retrans_packets;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, MAX_ENTRIES);
+  __type(key, struct net_key);
+  __type(value, struct net_val);
+} net_stats SEC(".maps");
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define MSG_PEEK 2
+
+/* dir: 0 ingress, 1 egress, 2 retransmission. */
+static __always_inline void account(const struct sock *sk, __u64 unit, int dir, long bytes) {
+  if (!sk || !unit || bytes <= 0)
+    return;
+  __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+  __u16 proto = BPF_CORE_READ(sk, sk_protocol);
+  if ((family != AF_INET && family != AF_INET6) || (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
+    return;
+  struct net_key key = {.cgroup = unit, .proto = proto, .family = family};
+  struct net_val *v = bpf_map_lookup_elem(&net_stats, &key);
+  if (!v) {
+    struct net_val zero = {};
+    bpf_map_update_elem(&net_stats, &key, &zero, BPF_NOEXIST);
+    v = bpf_map_lookup_elem(&net_stats, &key);
+    if (!v)
+      return;
+  }
+  if (dir == 0) {
+    add(&v->ingress_bytes, bytes);
+    add(&v->ingress_packets, 1);
+  } else if (dir == 1) {
+    add(&v->egress_bytes, bytes);
+    add(&v->egress_packets, 1);
+  } else {
+    add(&v->retrans_bytes, bytes);
+    add(&v->retrans_packets, 1);
+  }
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(net_send_btf, struct sock *sk, int ret, int flags) {
+  account(sk, current_unit_id(get_cfg()), 1, ret);
+  return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(net_recv_btf, struct sock *sk, int ret, int flags) {
+  if (!(flags & MSG_PEEK))
+    account(sk, current_unit_id(get_cfg()), 0, ret);
+  return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(net_retrans_btf, const struct sock *sk, const struct sk_buff *skb) {
+  account(sk, sock_unit_id(sk), 2, BPF_CORE_READ(skb, len));
+  return 0;
+}
+
+SEC("raw_tp/sock_send_length")
+int BPF_PROG(net_send_raw, struct sock *sk, int ret, int flags) {
+  account(sk, current_unit_id(get_cfg()), 1, ret);
+  return 0;
+}
+
+SEC("raw_tp/sock_recv_length")
+int BPF_PROG(net_recv_raw, struct sock *sk, int ret, int flags) {
+  if (!(flags & MSG_PEEK))
+    account(sk, current_unit_id(get_cfg()), 0, ret);
+  return 0;
+}
+
+SEC("raw_tp/tcp_retransmit_skb")
+int BPF_PROG(net_retrans_raw, const struct sock *sk, const struct sk_buff *skb) {
+  account(sk, sock_unit_id(sk), 2, BPF_CORE_READ(skb, len));
+  return 0;
+}
