@@ -23,7 +23,10 @@ async function main(args: string[]): Promise<void> {
       const { exporterMain } = await import("./collectors/exporter.ts");
       return runMain("exporter", () => exporterMain(rest));
     }
-    case "api":
+    case "api": {
+      const { apiMain } = await import("./api_server/cli.ts");
+      return runMain("api", () => apiMain(rest));
+    }
     case "lb":
       Deno.stderr.writeSync(new TextEncoder().encode(`ceems ${cmd}: not implemented yet\n`));
       Deno.exit(1);

@@ -1,0 +1,48 @@
+// JSON encoding identical to CEEMS's Go encoder: struct fields in declared order, map keys sorted,
+// metric-map floats as integers when integral else with 8 decimals, HTML characters escaped, trailing newline.
+
+import { METRIC_COLUMNS } from "../models.ts";
+
+const metricFields = new Set<string>(METRIC_COLUMNS);
+
+function encodeString(s: string): string {
+  return JSON.stringify(s).replace(/[<>&\u2028\u2029]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+}
+
+function encodeMetricNumber(n: number): string {
+  if (!Number.isFinite(n)) return "0";
+  return Number.isInteger(n) ? String(n) : n.toFixed(8);
+}
+
+/** Encodes a nested map value (keys sorted, as Go encodes map[string]any). */
+function encodeMap(v: unknown, metric: boolean): string {
+  if (v === null || v === undefined) return "null";
+  if (typeof v === "string") return encodeString(v);
+  if (typeof v === "number") return metric ? encodeMetricNumber(v) : Number.isFinite(v) ? JSON.stringify(v) : "0";
+  if (typeof v === "boolean") return String(v);
+  if (Array.isArray(v)) return "[" + v.map((x) => encodeMap(x, metric)).join(",") + "]";
+  const o = v as Record<string, unknown>;
+  return "{" + Object.keys(o).sort().map((k) => encodeString(k) + ":" + encodeMap(o[k], metric)).join(",") + "}";
+}
+
+/** Encodes a response row: top-level keys keep their order, nested objects are maps. */
+export function encodeRow(row: Record<string, unknown>): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(row)) {
+    if (v === undefined) continue;
+    parts.push(encodeString(k) + ":" + encodeMap(v, metricFields.has(k)));
+  }
+  return "{" + parts.join(",") + "}";
+}
+
+/** Encodes CEEMS's success envelope around rows (or null). */
+export function encodeSuccess(data: Record<string, unknown>[] | null, warnings?: string[]): string {
+  const body = data === null ? "null" : "[" + data.map(encodeRow).join(",") + "]";
+  const w = warnings?.length ? `,"warnings":${encodeMap(warnings, false)}` : "";
+  return `{"status":"success","data":${body}${w}}\n`;
+}
+
+/** Encodes CEEMS's error envelope. */
+export function encodeError(errorType: string, error: string): string {
+  return `{"status":"error","data":null,"errorType":${encodeString(errorType)},"error":${encodeString(error)}}\n`;
+}
