@@ -13,6 +13,7 @@ import {
 } from "../common/cli.ts";
 import { FlagSet } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
+import { registerProcessMetrics } from "../common/process_metrics.ts";
 import { buildInfoLabels, VERSION } from "../common/version.ts";
 import { landingPage, serve } from "../common/web/server.ts";
 import type { SecurityManager } from "../privilege/security.ts";
@@ -37,7 +38,7 @@ export function exporterFlags(): FlagSet {
   fs.add({
     name: "web.disable-exporter-metrics",
     kind: "bool",
-    help: "Exclude metrics about the exporter itself (process_*, nodejs_*).",
+    help: "Exclude metrics about the exporter itself (process_*).",
   });
   fs.add({
     name: "collector.disable-defaults",
@@ -109,7 +110,7 @@ export async function createCollectors(
 }
 
 /** Registry of metrics about the exporter itself: build info and, unless disabled, process metrics. */
-function exporterRegistry(disableExporterMetrics: boolean): client.Registry {
+export function exporterRegistry(disableExporterMetrics: boolean): client.Registry {
   const reg = new client.Registry();
   const labels = buildInfoLabels();
   new client.Gauge({
@@ -118,8 +119,30 @@ function exporterRegistry(disableExporterMetrics: boolean): client.Registry {
     labelNames: Object.keys(labels),
     registers: [reg],
   }).set(labels, 1);
-  if (!disableExporterMetrics) client.collectDefaultMetrics({ register: reg });
+  if (!disableExporterMetrics) registerProcessMetrics(reg);
   return reg;
+}
+
+/** The /metrics handler: scrapes every collector, answering 503 beyond `maxRequests` concurrent scrapes. */
+export function createMetricsHandler(
+  collectors: Map<string, Collector>,
+  logger: Logger,
+  selfRegistry: client.Registry,
+  maxRequests: number,
+): () => Promise<Response> {
+  const limiter = new RequestLimiter(maxRequests);
+  return async () => {
+    if (!limiter.tryAcquire()) {
+      return new Response("Too many concurrent requests\n", { status: 503 });
+    }
+    try {
+      const sink = await scrapeCollectors(collectors, logger);
+      const body = (await selfRegistry.metrics()) + (await renderFamilies(sink.families.values()));
+      return new Response(body, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
+    } finally {
+      limiter.release();
+    }
+  };
 }
 
 /** Entry point of `ceems exporter`. */
@@ -143,20 +166,7 @@ export async function exporterMain(argv: string[]): Promise<void> {
   });
   const collectors = await createCollectors(fs, logger, security.manager);
   const selfRegistry = exporterRegistry(fs.bool("web.disable-exporter-metrics"));
-  const limiter = new RequestLimiter(fs.number("web.max-requests"));
-
-  const metricsHandler = async (): Promise<Response> => {
-    if (!limiter.tryAcquire()) {
-      return new Response("Too many concurrent requests\n", { status: 503 });
-    }
-    try {
-      const sink = await scrapeCollectors(collectors, logger);
-      const body = (await selfRegistry.metrics()) + (await renderFamilies(sink.families.values()));
-      return new Response(body, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
-    } finally {
-      limiter.release();
-    }
-  };
+  const metricsHandler = createMetricsHandler(collectors, logger, selfRegistry, fs.number("web.max-requests"));
 
   const server = await serve({
     addresses: fs.strings("web.listen-address"),

@@ -1,0 +1,106 @@
+// Benchmark: median scrape latency and resident memory of `ceems exporter` with only the cpu and
+// meminfo collectors beside Debian's prometheus-node-exporter with the same two, on the real /proc.
+
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../", import.meta.url));
+const scrapes = Number(Deno.env.get("BENCH_SCRAPES") ?? 300);
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+async function waitReady(url: string) {
+  for (let i = 0; i < 200; i++) {
+    try {
+      const r = await fetch(url);
+      await r.body?.cancel();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`${url} never answered`);
+}
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+  return m ? Number(m[1]) : NaN;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+interface Target {
+  name: string;
+  child: Deno.ChildProcess;
+  url: string;
+  times: number[];
+}
+
+function start(name: string, cmd: string, args: string[]): Target {
+  const port = freePort();
+  const child = new Deno.Command(cmd, {
+    args: [...args, `--web.listen-address=127.0.0.1:${port}`],
+    cwd: root,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  return { name, child, url: `http://127.0.0.1:${port}/metrics`, times: [] };
+}
+
+const nodeExporter = "prometheus-node-exporter";
+try {
+  new Deno.Command(nodeExporter, { args: ["--version"], stdout: "null", stderr: "null" }).outputSync();
+} catch {
+  console.error(`bench: ${nodeExporter} is not installed (apt-get install prometheus-node-exporter)`);
+  Deno.exit(1);
+}
+
+const targets = [
+  start("ceems exporter", Deno.execPath(), [
+    "run",
+    "-A",
+    "main.ts",
+    "exporter",
+    "--collector.disable-defaults",
+    "--collector.cpu",
+    "--collector.meminfo",
+    ...(Deno.env.get("BENCH_CEEMS_ARGS")?.split(" ").filter((a) => a) ?? []),
+  ]),
+  start("node_exporter 1.5", nodeExporter, ["--collector.disable-defaults", "--collector.cpu", "--collector.meminfo"]),
+];
+try {
+  for (const t of targets) await waitReady(t.url);
+  // Warm up, then interleave scrapes so both see the same machine noise.
+  for (let i = 0; i < 20; i++) for (const t of targets) await (await fetch(t.url)).text();
+  for (let i = 0; i < scrapes; i++) {
+    for (const t of targets) {
+      const t0 = performance.now();
+      const body = await (await fetch(t.url)).text();
+      t.times.push(performance.now() - t0);
+      if (!body.includes("cpu_seconds_total")) throw new Error(`${t.name} returned no cpu metrics`);
+    }
+  }
+  const [ours, peer] = targets.map((t) => ({ name: t.name, p50: median(t.times), rss: rssKiB(t.child.pid) / 1024 }));
+  console.log(`scrapes per target: ${scrapes} (after 20 warm-up), real /proc, cpu + meminfo collectors`);
+  console.log(`| target | median scrape (ms) | resident memory (MiB) |`);
+  console.log(`|---|---|---|`);
+  for (const r of [ours, peer]) console.log(`| ${r.name} | ${r.p50.toFixed(2)} | ${r.rss.toFixed(1)} |`);
+  console.log(
+    `| ratio ours/peer | ${(ours.p50 / peer.p50).toFixed(2)}x | ${(ours.rss / peer.rss).toFixed(2)}x |`,
+  );
+  console.log(`goal: scrape no slower than node_exporter (ratio <= 1.00): ${ours.p50 <= peer.p50 ? "met" : "NOT met"}`);
+} finally {
+  for (const t of targets) {
+    try {
+      t.child.kill("SIGTERM");
+    } catch { /* gone */ }
+    await t.child.status;
+  }
+}
