@@ -136,7 +136,9 @@ export class TsdbUpdater {
       EvaluationInterval: promDuration(s.evaluationIntervalMs),
       EvaluationIntervalMilli: String(s.evaluationIntervalMs),
       RateInterval: promDuration(4 * s.scrapeIntervalMs),
-      Range: promDuration(windowMs),
+      // Prometheus 2.x range selectors are closed at both ends: one millisecond less keeps the window's
+      // samples from being counted twice by consecutive updates (and matches 3.x's left-open ranges).
+      Range: `${Math.max(1, windowMs - 1)}ms`,
     };
     for (let i = 0; i < active.length; i += size) {
       const batch = active.slice(i, i + size);
