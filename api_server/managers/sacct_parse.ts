@@ -99,15 +99,18 @@ export interface SacctParse {
  */
 function records(out: string): string[] {
   const n = SACCT_FIELDS.length - 1;
+  const seps = (s: string) => s.split("|").length - 1;
   const recs: string[] = [];
   let cur = "";
   for (const line of out.split("\n")) {
     if (cur === "" && line.trim() === "") continue;
+    if (cur !== "" && seps(line) >= n) {
+      // A complete record on its own line: what came before was a broken record.
+      recs.push(cur);
+      cur = "";
+    }
     cur = cur === "" ? line : `${cur}\n${line}`;
-    // A new record starts with a numeric job id; a line that does not while the current record is complete
-    // is a continuation.
-    const seps = cur.split("|").length - 1;
-    if (seps >= n) {
+    if (seps(cur) >= n) {
       recs.push(cur);
       cur = "";
     }
