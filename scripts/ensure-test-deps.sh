@@ -12,6 +12,12 @@ needs=(
   "curl:curl"
   "setfacl:acl"
   "gcc:gcc"
+  "slurmctld:slurm-wlm"
+  "slurmd:slurm-wlm"
+  "slurmdbd:slurmdbd"
+  "sacct:slurm-client"
+  "munged:munge"
+  "mariadbd:mariadb-server"
 )
 
 missing=()
