@@ -32,7 +32,15 @@ const STATUS: Record<string, number> = {
   internal: 500,
   unavailable: 503,
 };
-const USAGE_FIELDS = ["cluster_id", "resource_manager", "num_units", "project", "groupname", "username", ...METRIC_COLUMNS];
+const USAGE_FIELDS = [
+  "cluster_id",
+  "resource_manager",
+  "num_units",
+  "project",
+  "groupname",
+  "username",
+  ...METRIC_COLUMNS,
+];
 
 function ok(data: Record<string, unknown>[] | null): Response {
   return new Response(encodeSuccess(data), { headers: JSON_HEADERS });
@@ -68,9 +76,7 @@ export function apiHandler(o: ApiOptions) {
         const win = timeWindow(q, o.maxQueryPeriodMs);
         const asked = list(q, "user");
         const projects = list(q, "project");
-        const users = adminPath
-          ? (asked.length ? asked : undefined)
-          : [user, ...projects.map((p) => `${p}:unknown`)];
+        const users = adminPath ? (asked.length ? asked : undefined) : [user, ...projects.map((p) => `${p}:unknown`)];
         const rows = o.storage.units({
           users,
           clusterIds: list(q, "cluster_id"),

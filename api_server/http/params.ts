@@ -24,7 +24,11 @@ function seconds(v: string): number {
 }
 
 /** The [from, to] window in ms: default last 24 h, or 24 h next to a single bound; checks the max period. */
-export function timeWindow(q: URLSearchParams, maxPeriodMs: number, now = Date.now()): { fromMs: number; toMs: number } {
+export function timeWindow(
+  q: URLSearchParams,
+  maxPeriodMs: number,
+  now = Date.now(),
+): { fromMs: number; toMs: number } {
   const f = q.get("from");
   const t = q.get("to");
   let fromMs: number;

@@ -99,7 +99,11 @@ export interface SacctParse {
  */
 function records(out: string): string[] {
   const n = SACCT_FIELDS.length - 1;
-  const seps = (s: string) => s.split("|").length - 1;
+  const seps = (s: string) => {
+    let c = 0;
+    for (let i = s.indexOf("|"); i >= 0; i = s.indexOf("|", i + 1)) c++;
+    return c;
+  };
   const recs: string[] = [];
   let cur = "";
   for (const line of out.split("\n")) {
@@ -144,8 +148,24 @@ export function parseSacct(out: string, clusterId: string, winStart: number, win
       }
       f = [...head, tail.slice(0, w).join("|"), tail.slice(w).join("|")];
     }
-    const [jobid, partition, qos, account, group, gid, user, uid, submit, start, end, elapsed, , exitcode, state, tres] =
-      f;
+    const [
+      jobid,
+      partition,
+      qos,
+      account,
+      group,
+      gid,
+      user,
+      uid,
+      submit,
+      start,
+      end,
+      elapsed,
+      ,
+      exitcode,
+      state,
+      tres,
+    ] = f;
     const nodelist = f[16];
     const jobname = f[17];
     const workdir = f[18];
@@ -218,7 +238,9 @@ export function parseSacct(out: string, clusterId: string, winStart: number, win
 }
 
 /** Parses `sacctmgr --parsable2 --noheader list associations format=Account,User` into memberships. */
-export function parseAssociations(out: string): { users: Map<string, Set<string>>; projects: Map<string, Set<string>> } {
+export function parseAssociations(
+  out: string,
+): { users: Map<string, Set<string>>; projects: Map<string, Set<string>> } {
   const users = new Map<string, Set<string>>();
   const projects = new Map<string, Set<string>>();
   for (const line of out.split("\n")) {

@@ -17,9 +17,9 @@ const pad = (n: number) => String(n).padStart(2, "0");
 /** Formats epoch ms as sacct's --starttime/--endtime value (local time, as SLURM reads it). */
 export function sacctTime(ms: number): string {
   const d = new Date(ms);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${
-    pad(d.getMinutes())
-  }:${pad(d.getSeconds())}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${
+    pad(d.getSeconds())
+  }`;
 }
 
 /** True when the process may run commands as another uid (root, or cap_setuid+cap_setgid permitted). */

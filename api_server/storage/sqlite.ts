@@ -18,7 +18,15 @@ import type { ClusterStats, ScopeQuery, Storage, UnitQuery, UpdateBatch } from "
 import { MIGRATIONS } from "./migrations.ts";
 
 const JSON_UNIT_COLS = new Set<string>(["allocation", "tags", ...METRIC_COLUMNS]);
-const USAGE_FIELDS = ["cluster_id", "resource_manager", "num_units", "project", "groupname", "username", ...METRIC_COLUMNS];
+const USAGE_FIELDS = [
+  "cluster_id",
+  "resource_manager",
+  "num_units",
+  "project",
+  "groupname",
+  "username",
+  ...METRIC_COLUMNS,
+];
 
 /** Name of the DB file under the data path, as CEEMS names it. */
 export const DB_FILE = "ceems.db";
@@ -117,7 +125,7 @@ export class SqliteStorage implements Storage {
     this.db.exec("BEGIN IMMEDIATE");
     try {
       if (b.retentionMs > 0) this.#purge(b.windowEndMs - b.retentionMs);
-      for (const u of b.units) this.#upsertUnit(u, now, day);
+      this.#upsertUnits(b.units, now, day);
       for (const u of b.users) this.#upsertMember("users", "projects", u, u.projects, now);
       for (const p of b.projects) this.#upsertMember("projects", "users", p, p.users, now);
       if (b.adminUsers.length) {
@@ -144,10 +152,66 @@ export class SqliteStorage implements Storage {
     this.#stmt("DELETE FROM daily_usage WHERE last_updated_at <= ?").run(isoSeconds(beforeMs).slice(0, 10));
   }
 
-  #upsertUnit(u: Unit, now: string, day: string): void {
-    const old = this.#stmt(
-      `SELECT id, ${METRIC_COLUMNS.join(", ")} FROM units WHERE cluster_id = ? AND uuid = ? LIMIT 1`,
-    ).get(u.cluster_id, u.uuid) as Record<string, string | number> | undefined;
+  /** Existing rows of the batch's units, looked up in chunks by (cluster_id, uuid). */
+  #existing(units: Unit[]): Map<string, Record<string, string | number>> {
+    const out = new Map<string, Record<string, string | number>>();
+    const byCluster = new Map<string, string[]>();
+    for (const u of units) {
+      if (!byCluster.has(u.cluster_id)) byCluster.set(u.cluster_id, []);
+      byCluster.get(u.cluster_id)!.push(u.uuid);
+    }
+    const CHUNK = 500;
+    for (const [cluster, uuids] of byCluster) {
+      for (let i = 0; i < uuids.length; i += CHUNK) {
+        const part = uuids.slice(i, i + CHUNK);
+        const rows = this.#stmt(
+          `SELECT id, uuid, ${METRIC_COLUMNS.join(", ")} FROM units WHERE cluster_id = ? AND uuid IN (${
+            ph(part.length)
+          })`,
+        ).all(cluster, ...part) as Record<string, string | number>[];
+        for (const r of rows) out.set(`${cluster}\0${r.uuid}`, r);
+      }
+    }
+    return out;
+  }
+
+  /** Upserts units, then each usage key once with the batch's merged metrics. */
+  #upsertUnits(units: Unit[], now: string, day: string): void {
+    const existing = this.#existing(units);
+    const usage = new Map<string, { u: Unit; maps: Record<string, MetricMap>; newUnits: number }>();
+    for (const u of units) {
+      const key = `${u.cluster_id}\0${u.uuid}`;
+      const old = existing.get(key);
+      this.#upsertUnit(u, old, now);
+      // A uuid repeated within the batch counts once.
+      existing.set(key, old ?? { id: -1 });
+      if (u.ignore) continue;
+      const uk = `${u.cluster_id}\0${u.username}\0${u.project}`;
+      const inc = u as unknown as Record<string, MetricMap>;
+      const g = usage.get(uk);
+      if (!g) {
+        const maps: Record<string, MetricMap> = {};
+        for (const c of METRIC_COLUMNS) maps[c] = inc[c] ?? {};
+        usage.set(uk, { u, maps, newUnits: old ? 0 : 1 });
+      } else {
+        g.maps = mergeMetrics(g.maps, inc);
+        g.newUnits += old ? 0 : 1;
+        g.u = u;
+      }
+    }
+    for (const g of usage.values()) {
+      this.#upsertUsage("usage", g.u, g.maps, g.newUnits, now);
+      this.#upsertUsage("daily_usage", g.u, g.maps, g.newUnits, day);
+    }
+  }
+
+  #upsertUnit(u: Unit, old: Record<string, string | number> | undefined, now: string): void {
+    if (old && old.id === -1) {
+      old = this.#stmt(`SELECT id, ${METRIC_COLUMNS.join(", ")} FROM units WHERE cluster_id = ? AND uuid = ?`).get(
+        u.cluster_id,
+        u.uuid,
+      ) as Record<string, string | number>;
+    }
     const inc = u as unknown as Record<string, MetricMap | undefined>;
     const ignore = u.ignore ? 1 : 0;
     if (!old) {
@@ -205,9 +269,6 @@ export class SqliteStorage implements Storage {
         old.id as number,
       );
     }
-    if (ignore) return;
-    this.#upsertUsage("usage", u, inc, old ? 0 : 1, now);
-    this.#upsertUsage("daily_usage", u, inc, old ? 0 : 1, day);
   }
 
   #upsertUsage(

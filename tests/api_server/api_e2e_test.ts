@@ -87,7 +87,10 @@ clusters:
     await t.step("access control: 401 without user, 403 for non-admin and foreign uuids", async () => {
       const noUser = await get("/units");
       assertEquals(noUser.status, 401);
-      assertEquals(noUser.body, '{"status":"error","data":null,"errorType":"unauthorized","error":"no user identified"}\n');
+      assertEquals(
+        noUser.body,
+        '{"status":"error","data":null,"errorType":"unauthorized","error":"no user identified"}\n',
+      );
       const denied = await get("/units/admin", "usr1");
       assertEquals(denied.status, 403);
       assertEquals(denied.body, expected("server-admin--denied-query"));
@@ -178,7 +181,10 @@ Deno.test("ceems api rejects a bad configuration with one line naming the key", 
   const dir = Deno.makeTempDirSync({ prefix: "ceems-api-badcfg-" });
   try {
     const cases: [string, RegExp][] = [
-      ["clusters:\n  - {id: a, manager: slurm}\n  - {id: a, manager: slurm}\n", /clusters\[1\]\.id: duplicate cluster id "a"/],
+      [
+        "clusters:\n  - {id: a, manager: slurm}\n  - {id: a, manager: slurm}\n",
+        /clusters\[1\]\.id: duplicate cluster id "a"/,
+      ],
       ["clusters:\n  - {id: a, manager: lsf}\n", /clusters\[0\]\.manager: unknown resource manager "lsf"/],
       ["ceems_api_server:\n  data:\n    update_interval: soon\n", /update_interval: invalid duration "soon"/],
       ["clusters:\n  - {id: a, manager: slurm, updaters: [nope]}\n", /unknown updater id "nope"/],

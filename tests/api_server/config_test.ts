@@ -41,7 +41,10 @@ Deno.test("invalid configurations name the key", () => {
     ["ceems_api_server: [1]", "ceems_api_server: must be a mapping"],
     ["clusters:\n  - {id: 'a b', manager: slurm}", 'clusters[0].id: invalid cluster id "a b"'],
     ["ceems_api_server:\n  data:\n    time_zone: Mars/Olympus", 'time_zone: unknown time zone "Mars/Olympus"'],
-    ["ceems_api_server:\n  data:\n    backup_path: /b\n    backup_interval: 1h", "backup_interval: must be at least 1d"],
+    [
+      "ceems_api_server:\n  data:\n    backup_path: /b\n    backup_interval: 1h",
+      "backup_interval: must be at least 1d",
+    ],
     ["updaters:\n  - {id: t, updater: tsdb, web: {url: 'not a url'}}", 'updaters[0].web.url: invalid URL "not a url"'],
     ["ceems_api_server:\n  data:\n    update_from: someday", 'update_from: invalid time "someday"'],
     ["a: [", "invalid YAML"],

@@ -13,7 +13,9 @@ function sacctLines(n: number): string {
   for (let i = 0; i < n; i++) {
     const user = `u${i % 50}`;
     lines.push(
-      `${1_000_000 + i}|p|normal|acc${i % 10}|g|100|${user}|${1000 + (i % 50)}|2026-01-01T00:00:00+0000|2026-01-01T00:00:10+0000|2026-01-01T01:00:10+0000|01:00:00|3600|0:0|COMPLETED|billing=1,cpu=1,mem=1G,node=1|n${
+      `${1_000_000 + i}|p|normal|acc${i % 10}|g|100|${user}|${
+        1000 + (i % 50)
+      }|2026-01-01T00:00:00+0000|2026-01-01T00:00:10+0000|2026-01-01T01:00:10+0000|01:00:00|3600|0:0|COMPLETED|billing=1,cpu=1,mem=1G,node=1|n${
         i % 8
       }|job${i}|/home/${user}`,
     );
@@ -50,7 +52,9 @@ Deno.test("kill -9 during an update, restart: no lost and no duplicated units", 
   const from = new Date(Date.now() - 3 * 3_600_000 + 60_000).toISOString().slice(0, 19) + "Z";
   Deno.writeTextFileSync(
     join(dir, "config.yml"),
-    `ceems_api_server:\n  data:\n    path: ${dir}/data\n    update_from: '${from.slice(0, 16)}Z'\n    max_update_interval: 1h\nclusters:\n  - {id: c0, manager: slurm, cli: {path: ${bin}}}\n`,
+    `ceems_api_server:\n  data:\n    path: ${dir}/data\n    update_from: '${
+      from.slice(0, 16)
+    }Z'\n    max_update_interval: 1h\nclusters:\n  - {id: c0, manager: slurm, cli: {path: ${bin}}}\n`,
   );
   const args = ["api", `--config.file=${dir}/config.yml`, "--storage.data.skip.delete.old.units"];
   const dbPath = join(dir, "data/ceems.db");

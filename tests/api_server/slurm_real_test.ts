@@ -63,9 +63,19 @@ Deno.test("ceems api ingests real SLURM jobs and keeps users apart", async () =>
       assert(bobUnits.some((u) => u.uuid === b1) && bobUnits.every((u) => u.username === "bob"));
 
       const users = (await get("/users", "alice")).json.data;
-      assertEquals(users, [{ cluster_id: "slurm-real", resource_manager: "slurm", name: "alice", projects: ["ceemsproj1"] }]);
+      assertEquals(users, [{
+        cluster_id: "slurm-real",
+        resource_manager: "slurm",
+        name: "alice",
+        projects: ["ceemsproj1"],
+      }]);
       const projects = (await get("/projects", "bob")).json.data;
-      assertEquals(projects, [{ cluster_id: "slurm-real", resource_manager: "slurm", name: "ceemsproj2", users: ["bob"] }]);
+      assertEquals(projects, [{
+        cluster_id: "slurm-real",
+        resource_manager: "slurm",
+        name: "ceemsproj2",
+        users: ["bob"],
+      }]);
       const all = (await get(`/units/admin?${q}`, "ceemsadmin")).json.data as Record<string, unknown>[];
       for (const id of [a1, a2, b1]) assert(all.some((u) => u.uuid === id), `admin sees ${id}`);
     } finally {

@@ -36,7 +36,9 @@ export function startOpenStackMock(creds = { user: "admin", password: "supersecr
         id.password?.user?.password === creds.password) ||
         (m === "application_credential" && id.application_credential?.id === creds.appId &&
           id.application_credential?.secret === creds.appSecret);
-      if (!good) return json('{"error":{"code":401,"message":"The request you have made requires authentication."}}', 401);
+      if (!good) {
+        return json('{"error":{"code":401,"message":"The request you have made requires authentication."}}', 401);
+      }
       const tok = crypto.randomUUID();
       tokens.add(tok);
       mock.tokensIssued++;

@@ -10,7 +10,8 @@ import { batchSize, renderQuery, TsdbUpdater } from "../../../api_server/updater
 
 const QUERIES = {
   avg_cpu_usage: {
-    global: 'avg_over_time(avg by (uuid) (uuid:ceems_cpu_usage:ratio_irate{uuid=~"{{.UUIDs}}"} >= 0 < inf)[{{.Range}}:])',
+    global:
+      'avg_over_time(avg by (uuid) (uuid:ceems_cpu_usage:ratio_irate{uuid=~"{{.UUIDs}}"} >= 0 < inf)[{{.Range}}:])',
   },
   avg_gpu_usage: {
     global: 'avg_over_time(avg by (uuid) (uuid:ceems_gpu_usage:ratio{uuid=~"{{.UUIDs}}"} >= 0 < inf)[{{.Range}}:])',
@@ -152,7 +153,10 @@ Deno.test("tsdb updater: Prometheus down or hanging leaves units without aggrega
 });
 
 Deno.test("query templates render CEEMS variables and reject unknown ones", () => {
-  assertEquals(renderQuery('x{uuid=~"{{.UUIDs}}"}[{{ .Range }}]', { UUIDs: "1|2", Range: "60s" }), 'x{uuid=~"1|2"}[60s]');
+  assertEquals(
+    renderQuery('x{uuid=~"{{.UUIDs}}"}[{{ .Range }}]', { UUIDs: "1|2", Range: "60s" }),
+    'x{uuid=~"1|2"}[60s]',
+  );
   let threw = false;
   try {
     renderQuery("{{.Nope}}", {});
