@@ -201,7 +201,7 @@ export async function apiMain(argv: string[]): Promise<void> {
   let stopping = false;
   const runCycle = () =>
     cycle.run().catch((e) => {
-      if (!stopping) logger.error("update failed", { err: e });
+      if (!stopping) logger.warn("update cycle incomplete, failed clusters retry next time", { err: e });
     });
   void runCycle();
   const updateTimer = setInterval(runCycle, cfg.data.updateIntervalMs);

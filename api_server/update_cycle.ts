@@ -1,10 +1,9 @@
-// The update cycle: from the last applied window to now (in max_update_interval chunks), fetch units and
-// memberships from every cluster, run each cluster's updaters, and apply the window atomically to storage.
+// The update cycle: each cluster catches up from its own last applied window to now (in max_update_interval
+// chunks): fetch units and memberships, run the cluster's updaters, apply the window atomically to storage.
 
 import type { Logger } from "../common/log.ts";
 import type { ApiConfig } from "./config.ts";
 import type { ResourceManager } from "./managers/manager.ts";
-import type { Project, Unit, User } from "./models.ts";
 import type { Storage } from "./storage/storage.ts";
 import type { TsdbUpdater } from "./updater/tsdb.ts";
 
@@ -26,9 +25,9 @@ export class UpdateCycle {
     },
   ) {}
 
-  /** Runs one catch-up (all pending windows); concurrent calls share the run in progress. */
+  /** Runs one catch-up of every cluster; concurrent calls share the run in progress. Rejects if any failed. */
   run(): Promise<void> {
-    this.#running ??= this.#catchUp().finally(() => (this.#running = undefined));
+    this.#running ??= this.#catchUpAll().finally(() => (this.#running = undefined));
     return this.#running;
   }
 
@@ -37,60 +36,74 @@ export class UpdateCycle {
     await this.#running?.catch(() => {});
   }
 
-  async #catchUp(): Promise<void> {
+  get #adminUsers() {
+    return [...new Set([...this.cfg.adminUsers, INTERNAL_ADMIN])].map((name) => ({ name, source: "ceems" }));
+  }
+
+  async #catchUpAll(): Promise<void> {
     const now = (this.opts.now ?? Date.now)();
-    let start = this.storage.lastUpdateMs() ?? this.cfg.data.updateFromMs;
-    if (start >= now) return;
+    if (!this.managers.length) {
+      // No cluster: still record the admin users.
+      const start = this.storage.lastUpdateMs("") ?? this.cfg.data.updateFromMs;
+      this.storage.applyUpdate({
+        clusterId: "",
+        windowStartMs: start,
+        windowEndMs: now,
+        units: [],
+        users: [],
+        projects: [],
+        adminUsers: this.#adminUsers,
+        retentionMs: 0,
+      });
+      return;
+    }
+    // Clusters catch up independently: one that fails keeps its last window and retries next time,
+    // so its units are fetched later instead of being lost.
+    const results = await Promise.allSettled(this.managers.map((m) => this.#catchUp(m, now)));
+    const failed = results.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
+    if (failed.length) throw new AggregateError(failed.map((f) => f.reason), `${failed.length} cluster(s) failed`);
+  }
+
+  async #catchUp(m: ResourceManager, now: number): Promise<void> {
+    let start = this.storage.lastUpdateMs(m.clusterId) ?? this.cfg.data.updateFromMs;
     while (start < now) {
       const end = Math.min(start + this.cfg.data.maxUpdateIntervalMs, now);
-      await this.updateWindow(start, end);
+      try {
+        await this.updateWindow(m, start, end);
+      } catch (e) {
+        this.logger.error("update failed, window will be retried", {
+          cluster_id: m.clusterId,
+          from: new Date(start).toISOString(),
+          to: new Date(end).toISOString(),
+          err: e,
+        });
+        throw e;
+      }
       start = end;
       if (start < now && this.opts.chunkPauseMs) await new Promise((r) => setTimeout(r, this.opts.chunkPauseMs));
     }
   }
 
-  /** Fetches, enriches and stores one window [startMs, endMs]. */
-  async updateWindow(startMs: number, endMs: number): Promise<void> {
-    const units: Unit[] = [];
-    const users: User[] = [];
-    const projects: Project[] = [];
-    const results = await Promise.allSettled(this.managers.map(async (m) => {
-      const [us, mem] = await Promise.all([m.fetchUnits(startMs, endMs), m.fetchMembership(endMs)]);
-      const clusterCfg = this.cfg.clusters.find((c) => c.id === m.clusterId);
-      for (const id of clusterCfg?.updaters ?? []) {
-        const up = this.updaters.get(id);
-        if (up) await up.update(us, startMs, endMs);
-      }
-      return { us, mem };
-    }));
-    let failures = 0;
-    results.forEach((r, i) => {
-      if (r.status === "fulfilled") {
-        units.push(...r.value.us);
-        users.push(...r.value.mem.users);
-        projects.push(...r.value.mem.projects);
-      } else {
-        failures++;
-        this.logger.error("fetching units failed", { cluster_id: this.managers[i].clusterId, err: r.reason });
-      }
-    });
-    if (failures && failures === this.managers.length) {
-      // Nothing fetched: do not advance, so the window is retried and no unit is lost.
-      throw new Error(`all ${failures} clusters failed for window ending ${new Date(endMs).toISOString()}`);
+  /** Fetches, enriches and stores one window [startMs, endMs] of one cluster. */
+  async updateWindow(m: ResourceManager, startMs: number, endMs: number): Promise<void> {
+    const [units, mem] = await Promise.all([m.fetchUnits(startMs, endMs), m.fetchMembership(endMs)]);
+    const clusterCfg = this.cfg.clusters.find((c) => c.id === m.clusterId);
+    for (const id of clusterCfg?.updaters ?? []) {
+      const up = this.updaters.get(id);
+      if (up) await up.update(units, startMs, endMs);
     }
-    const adminUsers = [
-      ...new Set([...this.cfg.adminUsers, INTERNAL_ADMIN]),
-    ].map((name) => ({ name, source: "ceems" }));
     this.storage.applyUpdate({
+      clusterId: m.clusterId,
       windowStartMs: startMs,
       windowEndMs: endMs,
       units,
-      users,
-      projects,
-      adminUsers,
+      users: mem.users,
+      projects: mem.projects,
+      adminUsers: this.#adminUsers,
       retentionMs: this.opts.skipDeleteOldUnits ? 0 : this.cfg.data.retentionPeriodMs,
     });
     this.logger.info("units updated", {
+      cluster_id: m.clusterId,
       from: new Date(startMs).toISOString(),
       to: new Date(endMs).toISOString(),
       units: units.length,

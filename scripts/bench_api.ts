@@ -103,7 +103,7 @@ function generate(dir: string, now: number): { genMs: number; user: string; uuid
       iso,
     );
   }
-  db.prepare("INSERT INTO update_state (id, last_update_ms) VALUES (1, ?)").run(now);
+  db.prepare("INSERT INTO update_state (cluster_id, last_update_ms) VALUES ('', ?)").run(now);
   db.exec("COMMIT");
   for (const i of idx) db.exec(i.sql);
   db.exec("ANALYZE");
@@ -228,6 +228,7 @@ async function main() {
     const { units: parsed } = parseSacct(text, "slurm-0", Date.parse("2026-01-02T00:00:00Z"), Date.now());
     const tParse = performance.now() - t0;
     ing.applyUpdate({
+      clusterId: "slurm-0",
       windowStartMs: 0,
       windowEndMs: Date.now(),
       units: parsed,

@@ -87,7 +87,7 @@ export const MIGRATIONS: string[][] = [
     // Per-user time-window lookups across clusters (the /units hot path).
     "CREATE INDEX IF NOT EXISTS idx_usr_ended_ts ON units (username, ended_at_ts)",
     "CREATE INDEX IF NOT EXISTS idx_uuid ON units (uuid)",
-    // End of the last applied update window, written in the same transaction as the window's rows.
-    "CREATE TABLE IF NOT EXISTS update_state (id INTEGER PRIMARY KEY CHECK (id = 1), last_update_ms INTEGER NOT NULL)",
+    // Per cluster, the end of the last applied update window, written in the same transaction as its rows.
+    "CREATE TABLE IF NOT EXISTS update_state (cluster_id TEXT PRIMARY KEY, last_update_ms INTEGER NOT NULL)",
   ],
 ];

@@ -112,8 +112,8 @@ export class SqliteStorage implements Storage {
     return s;
   }
 
-  lastUpdateMs(): number | undefined {
-    const r = this.#stmt("SELECT last_update_ms FROM update_state WHERE id = 1").get() as
+  lastUpdateMs(clusterId: string): number | undefined {
+    const r = this.#stmt("SELECT last_update_ms FROM update_state WHERE cluster_id = ?").get(clusterId) as
       | { last_update_ms: number }
       | undefined;
     return r?.last_update_ms;
@@ -137,8 +137,8 @@ export class SqliteStorage implements Storage {
         }
       }
       this.#stmt(
-        "INSERT INTO update_state (id, last_update_ms) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET last_update_ms = excluded.last_update_ms",
-      ).run(b.windowEndMs);
+        "INSERT INTO update_state (cluster_id, last_update_ms) VALUES (?, ?) ON CONFLICT (cluster_id) DO UPDATE SET last_update_ms = excluded.last_update_ms",
+      ).run(b.clusterId, b.windowEndMs);
       this.db.exec("COMMIT");
     } catch (e) {
       this.db.exec("ROLLBACK");

@@ -5,6 +5,8 @@ import type { Project, Unit, User } from "../models.ts";
 
 /** Everything one update window writes, applied atomically. */
 export interface UpdateBatch {
+  /** Cluster whose window this is ("" when no cluster is configured). */
+  clusterId: string;
   windowStartMs: number;
   windowEndMs: number;
   units: Unit[];
@@ -51,8 +53,8 @@ export interface ClusterStats {
 
 /** The storage the update cycle and the HTTP API share. */
 export interface Storage {
-  /** End of the last applied update window, or undefined on an empty DB. */
-  lastUpdateMs(): number | undefined;
+  /** End of the cluster's last applied update window, or undefined when none was applied. */
+  lastUpdateMs(clusterId: string): number | undefined;
   /** Applies one window's units, users, projects and admins (and the retention purge) atomically. */
   applyUpdate(batch: UpdateBatch): void;
   /** Writes a consistent copy of the DB into `dir`; resolves to the file's path. */

@@ -37,6 +37,7 @@ function unit(uuid: string, user: string, project: string, endTs: number, wall: 
 
 function batch(end: number, units: Unit[], extra: Partial<UpdateBatch> = {}): UpdateBatch {
   return {
+    clusterId: "c0",
     windowStartMs: end - H,
     windowEndMs: end,
     units,
@@ -58,7 +59,7 @@ Deno.test("storage: migrations, window merges, usage counted once, backups, rete
     // Window 1: running job 1 h at 40 % CPU; window 2: it ran 3 h more at 80 % and ended.
     s.applyUpdate(batch(t0, [unit("1", "alice", "p1", 0, 3600, 40)]));
     s.applyUpdate(batch(t0 + H, [unit("1", "alice", "p1", t0 + H, 3 * 3600, 80)]));
-    assertEquals(s.lastUpdateMs(), t0 + H);
+    assertEquals(s.lastUpdateMs("c0"), t0 + H);
     const [u] = s.units({
       users: ["alice"],
       clusterIds: [],
@@ -98,7 +99,7 @@ Deno.test("storage: migrations, window merges, usage counted once, backups, rete
 
     // Reopening keeps data and schema.
     const s2 = new SqliteStorage(dir);
-    assertEquals(s2.lastUpdateMs(), t0 + 40 * 24 * H);
+    assertEquals(s2.lastUpdateMs("c0"), t0 + 40 * 24 * H);
     s2.close();
   } finally {
     Deno.removeSync(dir, { recursive: true });
@@ -119,7 +120,7 @@ Deno.test("storage: a failing window rolls back completely", () => {
     }
     assert(threw);
     assertEquals((s.db.prepare("SELECT COUNT(*) AS n FROM units").get() as { n: number }).n, 0);
-    assertEquals(s.lastUpdateMs(), undefined);
+    assertEquals(s.lastUpdateMs("c0"), undefined);
     s.close();
   } finally {
     Deno.removeSync(dir, { recursive: true });
