@@ -117,6 +117,7 @@ export function apiHandler(o: ApiOptions) {
           ...scope(path.endsWith("admin")),
           ...win,
           terminated: flag(q, "__terminated"),
+          experimental: flag(q, "experimental"),
         }, f));
       }
       case "/usage/global":

@@ -471,17 +471,24 @@ export class SqliteStorage implements Storage {
   }
 
   usageCurrent(
-    q: ScopeQuery & { fromMs: number; toMs: number; terminated: boolean },
+    q: ScopeQuery & { fromMs: number; toMs: number; terminated: boolean; experimental?: boolean },
     fields: string[],
   ): Record<string, unknown>[] {
     const s = this.#projectScope(q);
-    const rows = this.db.prepare(
-      `SELECT cluster_id, resource_manager, project, groupname, username, ${
-        METRIC_COLUMNS.join(", ")
-      } FROM units WHERE ignore = 0 AND last_updated_at BETWEEN ? AND ?${
-        q.terminated ? " AND ended_at_ts > 0" : ""
-      } AND ${s.sql} ORDER BY cluster_id, username, project`,
-    ).all(isoSeconds(q.fromMs), isoSeconds(q.toMs), ...s.args) as Record<string, unknown>[];
+    // experimental: from the per-day usage table (days touching the window) instead of the units.
+    const rows = q.experimental
+      ? this.db.prepare(
+        `SELECT cluster_id, resource_manager, num_units, project, groupname, username, ${
+          METRIC_COLUMNS.join(", ")
+        } FROM daily_usage WHERE last_updated_at BETWEEN ? AND ? AND ${s.sql} ORDER BY cluster_id, username, project`,
+      ).all(isoSeconds(q.fromMs).slice(0, 10), isoSeconds(q.toMs).slice(0, 10), ...s.args) as Record<string, unknown>[]
+      : this.db.prepare(
+        `SELECT cluster_id, resource_manager, project, groupname, username, ${
+          METRIC_COLUMNS.join(", ")
+        } FROM units WHERE ignore = 0 AND last_updated_at BETWEEN ? AND ?${
+          q.terminated ? " AND ended_at_ts > 0" : ""
+        } AND ${s.sql} ORDER BY cluster_id, username, project`,
+      ).all(isoSeconds(q.fromMs), isoSeconds(q.toMs), ...s.args) as Record<string, unknown>[];
     const groups = new Map<string, Record<string, unknown>>();
     for (const r of rows) {
       const key = `${r.cluster_id}\0${r.username}\0${r.project}`;
@@ -492,7 +499,7 @@ export class SqliteStorage implements Storage {
         groups.set(key, {
           cluster_id: r.cluster_id,
           resource_manager: r.resource_manager,
-          num_units: 1,
+          num_units: (r.num_units as number | undefined) ?? 1,
           project: r.project,
           groupname: r.groupname,
           username: r.username,
@@ -500,7 +507,7 @@ export class SqliteStorage implements Storage {
         });
       } else {
         const merged = mergeMetrics(g as Record<string, MetricMap>, maps);
-        Object.assign(g, merged, { num_units: (g.num_units as number) + 1 });
+        Object.assign(g, merged, { num_units: (g.num_units as number) + ((r.num_units as number | undefined) ?? 1) });
       }
     }
     return [...groups.values()].map((g) => usageRow(g, fields, true));

@@ -71,7 +71,10 @@ export interface Storage {
   clusters(): { id: string; manager: string }[];
   usageGlobal(q: ScopeQuery, fields: string[]): Record<string, unknown>[];
   /** Usage aggregated from units updated in [fromMs, toMs]. */
-  usageCurrent(q: ScopeQuery & { fromMs: number; toMs: number; terminated: boolean }, fields: string[]): Record<
+  usageCurrent(
+    q: ScopeQuery & { fromMs: number; toMs: number; terminated: boolean; experimental?: boolean },
+    fields: string[],
+  ): Record<
     string,
     unknown
   >[];

@@ -28,8 +28,8 @@ Deno.test("ceems api serves CEEMS-compatible responses from sacct fixtures", asy
   data:
     path: ${dir}/data
     backup_path: ${dir}/backup
-    update_from: '2024-01-01'
-    max_update_interval: 1000d
+    update_from: '${new Date(Date.now() - 86_400_000).toISOString().slice(0, 10)}'
+    max_update_interval: 3d
     time_zone: Europe/Paris
   admin:
     users: [grafana, __test_admin]
@@ -149,6 +149,23 @@ clusters:
       ]);
       const admins = JSON.parse((await get("/users/admin?role=admin", "__test_admin")).body).data;
       assertEquals(admins.map((a: { name: string }) => a.name), ["__test_admin", "ceems-int-svc", "grafana"]);
+    });
+
+    await t.step("current usage aggregates units like CEEMS (times and counts from its body)", async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const keep = ["cluster_id", "resource_manager", "num_units", "project", "groupname", "username"];
+      const pick = (r: Record<string, unknown>) =>
+        Object.fromEntries([...keep, "total_time_seconds"].map((k) => [k, r[k]]));
+      // usr2's running job is counted here but not in CEEMS's fixed-window body: compare the others.
+      const want = JSON.parse(expected("server-current-usage-query")).data
+        .filter((r: Record<string, unknown>) => r.cluster_id === "slurm-1" && r.username !== "usr2")
+        .map(pick);
+      for (const extra of ["", "&experimental"]) {
+        const r = await get(`/usage/current?cluster_id=slurm-1&from=${now - 3600}&to=${now + 60}${extra}`, "usr1");
+        assertEquals(r.status, 200, r.body);
+        const got = JSON.parse(r.body).data.filter((x: Record<string, unknown>) => x.username !== "usr2").map(pick);
+        assertEquals(got, want, `usage/current${extra}`);
+      }
     });
 
     await t.step("CORS preflight matches CEEMS's headers", async () => {
