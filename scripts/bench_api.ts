@@ -86,9 +86,9 @@ function generate(dir: string, now: number): { genMs: number; user: string; uuid
       `{"alloc_cpumemtime":${4096 * wall},"alloc_cputime":${
         4 * wall
       },"alloc_gpumemtime":0,"alloc_gputime":0,"walltime":${wall}}`,
-      `{"global":${(i % 100) + 0.5}}`,
-      `{"global":${(i % 50) + 0.25}}`,
-      `{"total":${(i % 7) * 0.01 + 0.001}}`,
+      `{"global":${((i % 100) + 0.5).toFixed(8)}}`,
+      `{"global":${((i % 50) + 0.25).toFixed(8)}}`,
+      `{"total":${((i % 7) * 0.01 + 0.001).toFixed(8)}}`,
       `{"emaps_total":${i % 13},"rte_total":${i % 11}}`,
       "{}",
       "{}",

@@ -14,6 +14,16 @@ function encodeMetricNumber(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(8);
 }
 
+/** JSON text already in Go's encoding, spliced into responses as is. */
+export class RawJson {
+  constructor(readonly text: string) {}
+}
+
+/** Encodes a value as Go encodes map[string]any (keys sorted); `metric` formats floats as CEEMS's MetricMap. */
+export function encodeGo(v: unknown, metric = false): string {
+  return encodeMap(v, metric);
+}
+
 /** Encodes a nested map value (keys sorted, as Go encodes map[string]any). */
 function encodeMap(v: unknown, metric: boolean): string {
   if (v === null || v === undefined) return "null";
@@ -30,6 +40,10 @@ export function encodeRow(row: Record<string, unknown>): string {
   const parts: string[] = [];
   for (const [k, v] of Object.entries(row)) {
     if (v === undefined) continue;
+    if (v instanceof RawJson) {
+      parts.push(encodeString(k) + ":" + v.text);
+      continue;
+    }
     parts.push(encodeString(k) + ":" + encodeMap(v, metricFields.has(k)));
   }
   return "{" + parts.join(",") + "}";

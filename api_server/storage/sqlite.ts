@@ -16,6 +16,11 @@ import {
 } from "../models.ts";
 import type { ClusterStats, ScopeQuery, Storage, UnitQuery, UpdateBatch } from "./storage.ts";
 import { MIGRATIONS } from "./migrations.ts";
+import { encodeGo, RawJson } from "../http/json.ts";
+
+/** Metric maps are stored in CEEMS's output encoding (sorted keys, %.8f floats) so reads splice them as is. */
+const metricJson = (m: MetricMap | undefined) => (m && Object.keys(m).length ? encodeGo(m, true) : "{}");
+const mapJson = (m: unknown) => encodeGo(m ?? {}, false);
 
 const JSON_UNIT_COLS = new Set<string>(["allocation", "tags", ...METRIC_COLUMNS]);
 const USAGE_FIELDS = [
@@ -215,7 +220,7 @@ export class SqliteStorage implements Storage {
     const inc = u as unknown as Record<string, MetricMap | undefined>;
     const ignore = u.ignore ? 1 : 0;
     if (!old) {
-      const vals = METRIC_COLUMNS.map((c) => JSON.stringify(inc[c] ?? {}));
+      const vals = METRIC_COLUMNS.map((c) => metricJson(inc[c]));
       this.#stmt(
         `INSERT INTO units (resource_manager, cluster_id, uuid, name, project, groupname, username, created_at, started_at, ended_at, created_at_ts, started_at_ts, ended_at_ts, elapsed, state, allocation, tags, ${
           METRIC_COLUMNS.join(", ")
@@ -236,8 +241,8 @@ export class SqliteStorage implements Storage {
         u.ended_at_ts,
         u.elapsed,
         u.state,
-        JSON.stringify(u.allocation),
-        JSON.stringify(u.tags),
+        mapJson(u.allocation),
+        mapJson(u.tags),
         ...vals,
         ignore,
         now,
@@ -261,9 +266,9 @@ export class SqliteStorage implements Storage {
         u.ended_at_ts,
         u.elapsed,
         u.state,
-        JSON.stringify(u.allocation),
-        JSON.stringify(u.tags),
-        ...METRIC_COLUMNS.map((c) => JSON.stringify(merged[c])),
+        mapJson(u.allocation),
+        mapJson(u.tags),
+        ...METRIC_COLUMNS.map((c) => metricJson(merged[c])),
         ignore,
         now,
         old.id as number,
@@ -298,7 +303,7 @@ export class SqliteStorage implements Storage {
         u.project,
         u.groupname,
         u.username,
-        ...METRIC_COLUMNS.map((c) => JSON.stringify(inc[c] ?? {})),
+        ...METRIC_COLUMNS.map((c) => metricJson(inc[c])),
         stamp,
       );
       return;
@@ -310,7 +315,7 @@ export class SqliteStorage implements Storage {
       `UPDATE ${table} SET num_units = num_units + ?, groupname = ?, ${
         METRIC_COLUMNS.map((c) => `${c} = ?`).join(", ")
       }, num_updates = num_updates + 1, last_updated_at = ? WHERE id = ?`,
-    ).run(newUnits, u.groupname, ...METRIC_COLUMNS.map((c) => JSON.stringify(merged[c])), stamp, old.id as number);
+    ).run(newUnits, u.groupname, ...METRIC_COLUMNS.map((c) => metricJson(merged[c])), stamp, old.id as number);
   }
 
   #upsertMember(table: string, listCol: string, m: User | Project, list: string[], now: string): void {
@@ -370,7 +375,8 @@ export class SqliteStorage implements Storage {
     const cols = q.fields.length ? q.fields : [...UNIT_FIELDS];
     const sql = `SELECT ${cols.join(", ")} FROM units WHERE ${where.join(" AND ")} ORDER BY cluster_id, uuid`;
     const rows = this.db.prepare(sql).all(...args) as Record<string, unknown>[];
-    return rows.map((r) => unitRow(r, cols));
+    const colSet = new Set(cols);
+    return rows.map((r) => unitRow(r, colSet));
   }
 
   verifyOwnership(user: string, uuids: string[], clusterIds: string[]): boolean {
@@ -540,14 +546,15 @@ export class SqliteStorage implements Storage {
 }
 
 /** Turns a units row into a response object with Go's omitempty rules (uuid always present). */
-function unitRow(r: Record<string, unknown>, cols: readonly string[]): Record<string, unknown> {
+function unitRow(r: Record<string, unknown>, cols: ReadonlySet<string>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const c of UNIT_FIELDS) {
-    if (!cols.includes(c)) continue;
+    if (!cols.has(c)) continue;
     let v = r[c];
     if (JSON_UNIT_COLS.has(c)) {
-      v = parseJson(v, {});
-      if (Object.keys(v as object).length === 0) continue;
+      // Stored in output encoding: empty maps are omitted, others spliced without re-encoding.
+      if (typeof v !== "string" || v === "" || v === "{}" || v === "null") continue;
+      v = new RawJson(v);
     } else if (c !== "uuid" && (v === "" || v === 0 || v === null)) continue;
     out[c] = v;
   }

@@ -6,6 +6,7 @@ import { assert, assertEquals } from "../../helpers/assert.ts";
 import { SqliteStorage } from "../../../api_server/storage/sqlite.ts";
 import { MIGRATIONS } from "../../../api_server/storage/migrations.ts";
 import type { Unit } from "../../../api_server/models.ts";
+import { encodeRow } from "../../../api_server/http/json.ts";
 import type { UpdateBatch } from "../../../api_server/storage/storage.ts";
 
 const H = 3_600_000;
@@ -60,7 +61,7 @@ Deno.test("storage: migrations, window merges, usage counted once, backups, rete
     s.applyUpdate(batch(t0, [unit("1", "alice", "p1", 0, 3600, 40)]));
     s.applyUpdate(batch(t0 + H, [unit("1", "alice", "p1", t0 + H, 3 * 3600, 80)]));
     assertEquals(s.lastUpdateMs("c0"), t0 + H);
-    const [u] = s.units({
+    const [raw] = s.units({
       users: ["alice"],
       clusterIds: [],
       uuids: ["1"],
@@ -70,6 +71,7 @@ Deno.test("storage: migrations, window merges, usage counted once, backups, rete
       running: false,
       fields: [],
     });
+    const u = JSON.parse(encodeRow(raw));
     assertEquals(u.total_time_seconds, { walltime: 4 * 3600, alloc_cputime: 8 * 3600 });
     assertEquals(u.avg_cpu_usage, { global: 70 }, "(40*1 + 80*3) / 4");
     assertEquals(u.state, "COMPLETED");
