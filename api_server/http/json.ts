@@ -5,7 +5,10 @@ import { METRIC_COLUMNS } from "../models.ts";
 
 const metricFields = new Set<string>(METRIC_COLUMNS);
 
+const needsEscape = /["\\\u0000-\u001f<>&\u2028\u2029\ud800-\udfff]/;
+
 function encodeString(s: string): string {
+  if (!needsEscape.test(s)) return `"${s}"`;
   return JSON.stringify(s).replace(/[<>&\u2028\u2029]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
 }
 
@@ -37,16 +40,17 @@ function encodeMap(v: unknown, metric: boolean): string {
 
 /** Encodes a response row: top-level keys keep their order, nested objects are maps. */
 export function encodeRow(row: Record<string, unknown>): string {
-  const parts: string[] = [];
-  for (const [k, v] of Object.entries(row)) {
+  let out = "";
+  for (const k in row) {
+    const v = row[k];
     if (v === undefined) continue;
-    if (v instanceof RawJson) {
-      parts.push(encodeString(k) + ":" + v.text);
-      continue;
-    }
-    parts.push(encodeString(k) + ":" + encodeMap(v, metricFields.has(k)));
+    out += (out ? "," : "{") + encodeString(k) + ":";
+    if (v instanceof RawJson) out += v.text;
+    else if (typeof v === "number" && Number.isFinite(v)) out += String(v);
+    else if (typeof v === "string") out += encodeString(v);
+    else out += encodeMap(v, metricFields.has(k));
   }
-  return "{" + parts.join(",") + "}";
+  return out ? out + "}" : "{}";
 }
 
 /** Encodes CEEMS's success envelope around rows (or null). */

@@ -111,6 +111,8 @@ export class SqliteStorage implements Storage {
   #stmt(sql: string): StatementSync {
     let s = this.#stmts.get(sql);
     if (!s) {
+      // Query shapes vary with the number of list parameters: keep the cache bounded.
+      if (this.#stmts.size >= 256) this.#stmts.clear();
       s = this.db.prepare(sql);
       this.#stmts.set(sql, s);
     }
@@ -374,7 +376,7 @@ export class SqliteStorage implements Storage {
     }
     const cols = q.fields.length ? q.fields : [...UNIT_FIELDS];
     const sql = `SELECT ${cols.join(", ")} FROM units WHERE ${where.join(" AND ")} ORDER BY cluster_id, uuid`;
-    const rows = this.db.prepare(sql).all(...args) as Record<string, unknown>[];
+    const rows = this.#stmt(sql).all(...args) as Record<string, unknown>[];
     const colSet = new Set(cols);
     return rows.map((r) => unitRow(r, colSet));
   }
