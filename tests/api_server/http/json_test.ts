@@ -7,7 +7,7 @@ import { encodeError, encodeRow, encodeSuccess, RawJson } from "../../../api_ser
 Deno.test("rows encode like CEEMS's Go structs", () => {
   const row = {
     uuid: "1",
-    name: "a<b>&c\"d",
+    name: 'a<b>&c"d',
     allocation: { nodes: 1, cpus: 2.5, b: "x" },
     avg_cpu_usage: { global: 53.477015404, other: 3 },
     total_time_seconds: new RawJson('{"walltime":1}'),
