@@ -32,6 +32,24 @@ export const SACCT_STATES = "CANCELLED,COMPLETED,FAILED,NODE_FAIL,PREEMPTED,TIME
 
 /** Parses "2023-02-21T15:49:06+0100" (or without zone = UTC) into epoch ms and its offset in minutes. */
 export function parseSlurmTime(s: string): { ms: number; offsetMin: number } | undefined {
+  // Fast path for SLURM_TIME_FORMAT=%Y-%m-%dT%H:%M:%S%z ("2023-02-21T15:49:06+0100").
+  if (s.length === 24 && s[10] === "T" && (s[19] === "+" || s[19] === "-")) {
+    const num = (a: number, b: number) => {
+      let v = 0;
+      for (let i = a; i < b; i++) {
+        const c = s.charCodeAt(i) - 48;
+        if (c < 0 || c > 9) return NaN;
+        v = v * 10 + c;
+      }
+      return v;
+    };
+    const off = (s[19] === "-" ? -1 : 1) * (num(20, 22) * 60 + num(22, 24));
+    const utc = Date.UTC(num(0, 4), num(5, 7) - 1, num(8, 10), num(11, 13), num(14, 16), num(17, 19));
+    if (!Number.isNaN(utc) && !Number.isNaN(off) && s[4] === "-" && s[7] === "-" && s[13] === ":" && s[16] === ":") {
+      return { ms: utc - off * 60_000, offsetMin: off };
+    }
+    return undefined;
+  }
   const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:([+-])(\d{2}):?(\d{2})|Z)?$/.exec(s);
   if (!m) return undefined;
   const off = m[7] ? (m[7] === "-" ? -1 : 1) * (Number(m[8]) * 60 + Number(m[9])) : 0;
@@ -123,6 +141,10 @@ function records(out: string): string[] {
   return recs;
 }
 
+// Allocations and node lists repeat across jobs: parse each distinct string once.
+const tresCache = new Map<string, ReturnType<typeof parseAllocTres>>();
+const nodeCache = new Map<string, string>();
+
 /** Parses sacct output for cluster `clusterId` and window [winStart, winEnd] (ms). */
 export function parseSacct(out: string, clusterId: string, winStart: number, winEnd: number): SacctParse {
   const units: Unit[] = [];
@@ -189,9 +211,23 @@ export function parseSacct(out: string, clusterId: string, winStart: number, win
       skipped.push({ line: rec, reason: `invalid end time "${end}"` });
       continue;
     }
-    // CEEMS renders every time in the zone of the end time (the zone sacct printed).
+    // CEEMS renders every time in the zone of the end time (the zone sacct printed); a time sacct printed
+    // in that zone already has CEEMS's layout and is kept as is.
     const zone = (en ?? st ?? sub).offsetMin;
-    const alloc = parseAllocTres(tres);
+    const render = (t: { ms: number; offsetMin: number }, raw: string) =>
+      t.offsetMin === zone && raw.length === 24 ? raw : formatTime(t.ms, zone);
+    let alloc = tresCache.get(tres);
+    if (!alloc) {
+      alloc = parseAllocTres(tres);
+      if (tresCache.size > 10_000) tresCache.clear();
+      tresCache.set(tres, alloc);
+    }
+    let nodesExp = nodeCache.get(nodelist);
+    if (nodesExp === undefined) {
+      nodesExp = nodelist === "None assigned" ? "" : expandNodelist(nodelist).join("|");
+      if (nodeCache.size > 10_000) nodeCache.clear();
+      nodeCache.set(nodelist, nodesExp);
+    }
     const startMs = st?.ms ?? 0;
     const endMs = en?.ms ?? 0;
     const wall = windowWalltime(startMs, endMs, winStart, winEnd);
@@ -206,15 +242,15 @@ export function parseSacct(out: string, clusterId: string, winStart: number, win
       project: account,
       groupname: group,
       username: user,
-      created_at: formatTime(sub.ms, zone),
-      started_at: st ? formatTime(st.ms, zone) : "Unknown",
-      ended_at: en ? formatTime(en.ms, zone) : "Unknown",
+      created_at: render(sub, submit),
+      started_at: st ? render(st, start) : "Unknown",
+      ended_at: en ? render(en, end) : "Unknown",
       created_at_ts: sub.ms,
       started_at_ts: startMs,
       ended_at_ts: endMs,
       elapsed,
       state,
-      allocation: alloc,
+      allocation: { ...alloc },
       tags: {
         uid: Number.isNaN(uidN) ? uid : uidN,
         gid: Number.isNaN(gidN) ? gid : gidN,
@@ -222,7 +258,7 @@ export function parseSacct(out: string, clusterId: string, winStart: number, win
         qos,
         exit_code: exitcode,
         nodelist: nodelist === "None assigned" ? "" : nodelist,
-        nodelistexp: nodelist === "None assigned" ? "" : expandNodelist(nodelist).join("|"),
+        nodelistexp: nodesExp,
         workdir,
       },
       total_time_seconds: {

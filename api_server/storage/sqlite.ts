@@ -22,6 +22,11 @@ import { encodeGo, RawJson } from "../http/json.ts";
 const metricJson = (m: MetricMap | undefined) => (m && Object.keys(m).length ? encodeGo(m, true) : "{}");
 const mapJson = (m: unknown) => encodeGo(m ?? {}, false);
 
+const INSERT_UNIT =
+  `INSERT INTO units (resource_manager, cluster_id, uuid, name, project, groupname, username, created_at, started_at, ended_at, created_at_ts, started_at_ts, ended_at_ts, elapsed, state, allocation, tags, ${
+    METRIC_COLUMNS.join(", ")
+  }, ignore, num_updates, last_updated_at) VALUES (${Array(17 + METRIC_COLUMNS.length).fill("?").join(",")}, ?, 1, ?)`;
+
 const JSON_UNIT_COLS = new Set<string>(["allocation", "tags", ...METRIC_COLUMNS]);
 const USAGE_FIELDS = [
   "cluster_id",
@@ -61,6 +66,51 @@ function mergeMetrics(
     out[c] = w ? avgMaps(old[c], inc[c], oldT[w] ?? 0, incT[w] ?? 0) : addMaps(old[c], inc[c]);
   }
   return out;
+}
+
+/** Sums a batch's units per usage key in place: totals add, averages weight by their time key. */
+class UsageAccumulator {
+  #tot: Record<string, MetricMap> = {};
+  #vw: Record<string, MetricMap> = {};
+  #w: Record<string, MetricMap> = {};
+  #v: Record<string, MetricMap> = {};
+  #n: Record<string, MetricMap> = {};
+
+  add(u: Record<string, MetricMap | undefined>): void {
+    const t = u.total_time_seconds ?? {};
+    for (const c of METRIC_COLUMNS) {
+      const m = u[c];
+      if (!m) continue;
+      const wk = AVG_WEIGHTS[c];
+      if (!wk) {
+        const acc = (this.#tot[c] ??= {});
+        for (const k in m) acc[k] = (acc[k] ?? 0) + (Number.isFinite(m[k]) ? m[k] : 0);
+        continue;
+      }
+      const w = t[wk] ?? 0;
+      const vw = (this.#vw[c] ??= {}), ws = (this.#w[c] ??= {}), vs = (this.#v[c] ??= {}), ns = (this.#n[c] ??= {});
+      for (const k in m) {
+        const v = Number.isFinite(m[k]) ? m[k] : 0;
+        vw[k] = (vw[k] ?? 0) + v * w;
+        ws[k] = (ws[k] ?? 0) + w;
+        vs[k] = (vs[k] ?? 0) + v;
+        ns[k] = (ns[k] ?? 0) + 1;
+      }
+    }
+  }
+
+  result(): Record<string, MetricMap> {
+    const out: Record<string, MetricMap> = { ...this.#tot };
+    for (const c in this.#vw) {
+      const m: MetricMap = {};
+      for (const k in this.#vw[c]) {
+        const w = this.#w[c][k];
+        m[k] = w > 0 ? this.#vw[c][k] / w : this.#v[c][k] / this.#n[c][k];
+      }
+      out[c] = m;
+    }
+    return out;
+  }
 }
 
 /** The node:sqlite store. */
@@ -185,7 +235,7 @@ export class SqliteStorage implements Storage {
   /** Upserts units, then each usage key once with the batch's merged metrics. */
   #upsertUnits(units: Unit[], now: string, day: string): void {
     const existing = this.#existing(units);
-    const usage = new Map<string, { u: Unit; maps: Record<string, MetricMap>; newUnits: number }>();
+    const usage = new Map<string, { u: Unit; acc: UsageAccumulator; newUnits: number }>();
     for (const u of units) {
       const key = `${u.cluster_id}\0${u.uuid}`;
       const old = existing.get(key);
@@ -194,21 +244,21 @@ export class SqliteStorage implements Storage {
       existing.set(key, old ?? { id: -1 });
       if (u.ignore) continue;
       const uk = `${u.cluster_id}\0${u.username}\0${u.project}`;
-      const inc = u as unknown as Record<string, MetricMap>;
       const g = usage.get(uk);
       if (!g) {
-        const maps: Record<string, MetricMap> = {};
-        for (const c of METRIC_COLUMNS) maps[c] = inc[c] ?? {};
-        usage.set(uk, { u, maps, newUnits: old ? 0 : 1 });
+        const acc = new UsageAccumulator();
+        acc.add(u as unknown as Record<string, MetricMap | undefined>);
+        usage.set(uk, { u, acc, newUnits: old ? 0 : 1 });
       } else {
-        g.maps = mergeMetrics(g.maps, inc);
+        g.acc.add(u as unknown as Record<string, MetricMap | undefined>);
         g.newUnits += old ? 0 : 1;
         g.u = u;
       }
     }
     for (const g of usage.values()) {
-      this.#upsertUsage("usage", g.u, g.maps, g.newUnits, now);
-      this.#upsertUsage("daily_usage", g.u, g.maps, g.newUnits, day);
+      const maps = g.acc.result();
+      this.#upsertUsage("usage", g.u, maps, g.newUnits, now);
+      this.#upsertUsage("daily_usage", g.u, maps, g.newUnits, day);
     }
   }
 
@@ -223,11 +273,7 @@ export class SqliteStorage implements Storage {
     const ignore = u.ignore ? 1 : 0;
     if (!old) {
       const vals = METRIC_COLUMNS.map((c) => metricJson(inc[c]));
-      this.#stmt(
-        `INSERT INTO units (resource_manager, cluster_id, uuid, name, project, groupname, username, created_at, started_at, ended_at, created_at_ts, started_at_ts, ended_at_ts, elapsed, state, allocation, tags, ${
-          METRIC_COLUMNS.join(", ")
-        }, ignore, num_updates, last_updated_at) VALUES (${ph(17 + METRIC_COLUMNS.length)}, ?, 1, ?)`,
-      ).run(
+      this.#stmt(INSERT_UNIT).run(
         u.resource_manager,
         u.cluster_id,
         u.uuid,
