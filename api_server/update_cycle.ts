@@ -45,7 +45,7 @@ export class UpdateCycle {
     if (!this.managers.length) {
       // No cluster: still record the admin users.
       const start = this.storage.lastUpdateMs("") ?? this.cfg.data.updateFromMs;
-      this.storage.applyUpdate({
+      await this.storage.applyUpdate({
         clusterId: "",
         windowStartMs: start,
         windowEndMs: now,
@@ -92,7 +92,7 @@ export class UpdateCycle {
       const up = this.updaters.get(id);
       if (up) await up.update(units, startMs, endMs);
     }
-    this.storage.applyUpdate({
+    await this.storage.applyUpdate({
       clusterId: m.clusterId,
       windowStartMs: startMs,
       windowEndMs: endMs,

@@ -233,7 +233,7 @@ async function main() {
     const t0 = performance.now();
     const { units: parsed } = parseSacct(text, "slurm-0", Date.parse("2026-01-02T00:00:00Z"), Date.now());
     const tParse = performance.now() - t0;
-    ing.applyUpdate({
+    await ing.applyUpdate({
       clusterId: "slurm-0",
       windowStartMs: 0,
       windowEndMs: Date.now(),

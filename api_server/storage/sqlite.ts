@@ -113,11 +113,31 @@ class UsageAccumulator {
   }
 }
 
+/** A prepared statement from a bounded per-connection cache (query shapes vary with list lengths). */
+function cached(cache: Map<string, StatementSync>, db: DatabaseSync, sql: string): StatementSync {
+  let s = cache.get(sql);
+  if (!s) {
+    if (cache.size >= 256) cache.clear();
+    s = db.prepare(sql);
+    cache.set(sql, s);
+  }
+  return s;
+}
+
+/** Units written between two yields to the event loop inside a window's transaction. */
+const WRITE_CHUNK = 2000;
+
 /** The node:sqlite store. */
 export class SqliteStorage implements Storage {
+  /** The write connection (update cycle). */
   readonly db: DatabaseSync;
+  /** A read-only connection for the API: sees committed windows only, never a window being written. */
+  readonly #ro: DatabaseSync;
   readonly path: string;
   #stmts = new Map<string, StatementSync>();
+  #rstmts = new Map<string, StatementSync>();
+  /** Serialises write transactions (clusters catch up concurrently). */
+  #writeLock: Promise<void> = Promise.resolve();
 
   /** Opens (creating and migrating) `<dataPath>/ceems.db`. */
   constructor(dataPath: string, opts: { readOnly?: boolean } = {}) {
@@ -133,6 +153,8 @@ export class SqliteStorage implements Storage {
       } catch { /* not fatal */ }
       this.migrate();
     }
+    this.#ro = new DatabaseSync(this.path, { readOnly: true });
+    this.#ro.exec("PRAGMA busy_timeout = 5000");
   }
 
   /** Applies pending migrations in order; returns the resulting schema version. */
@@ -159,14 +181,11 @@ export class SqliteStorage implements Storage {
   }
 
   #stmt(sql: string): StatementSync {
-    let s = this.#stmts.get(sql);
-    if (!s) {
-      // Query shapes vary with the number of list parameters: keep the cache bounded.
-      if (this.#stmts.size >= 256) this.#stmts.clear();
-      s = this.db.prepare(sql);
-      this.#stmts.set(sql, s);
-    }
-    return s;
+    return cached(this.#stmts, this.db, sql);
+  }
+
+  #rstmt(sql: string): StatementSync {
+    return cached(this.#rstmts, this.#ro, sql);
   }
 
   lastUpdateMs(clusterId: string): number | undefined {
@@ -176,13 +195,19 @@ export class SqliteStorage implements Storage {
     return r?.last_update_ms;
   }
 
-  applyUpdate(b: UpdateBatch): void {
+  applyUpdate(b: UpdateBatch): Promise<void> {
+    const run = this.#writeLock.then(() => this.#apply(b));
+    this.#writeLock = run.catch(() => {});
+    return run;
+  }
+
+  async #apply(b: UpdateBatch): Promise<void> {
     const now = isoSeconds(b.windowEndMs);
     const day = now.slice(0, 10);
     this.db.exec("BEGIN IMMEDIATE");
     try {
       if (b.retentionMs > 0) this.#purge(b.windowEndMs - b.retentionMs);
-      this.#upsertUnits(b.units, now, day);
+      await this.#upsertUnits(b.units, now, day);
       for (const u of b.users) this.#upsertMember("users", "projects", u, u.projects, now);
       for (const p of b.projects) this.#upsertMember("projects", "users", p, p.users, now);
       if (b.adminUsers.length) {
@@ -233,10 +258,13 @@ export class SqliteStorage implements Storage {
   }
 
   /** Upserts units, then each usage key once with the batch's merged metrics. */
-  #upsertUnits(units: Unit[], now: string, day: string): void {
+  async #upsertUnits(units: Unit[], now: string, day: string): Promise<void> {
     const existing = this.#existing(units);
     const usage = new Map<string, { u: Unit; acc: UsageAccumulator; newUnits: number }>();
+    let n = 0;
     for (const u of units) {
+      // Let API requests run (on the read connection, against the last committed state) during big windows.
+      if (++n % WRITE_CHUNK === 0) await new Promise((r) => setTimeout(r, 0));
       const key = `${u.cluster_id}\0${u.uuid}`;
       const old = existing.get(key);
       this.#upsertUnit(u, old, now);
@@ -380,7 +408,7 @@ export class SqliteStorage implements Storage {
       p(d.getUTCMinutes())
     }${p(d.getUTCSeconds())}.db`;
     const tmp = join(dir, `.${name}.partial`);
-    await sqliteBackup(this.db, tmp, { rate: 25 });
+    await sqliteBackup(this.#ro, tmp, { rate: 25 });
     const dest = join(dir, name);
     Deno.renameSync(tmp, dest);
     return dest;
@@ -388,14 +416,14 @@ export class SqliteStorage implements Storage {
 
   ping(): boolean {
     try {
-      return (this.#stmt("SELECT 1 AS ok").get() as { ok: number }).ok === 1;
+      return (this.#rstmt("SELECT 1 AS ok").get() as { ok: number }).ok === 1;
     } catch {
       return false;
     }
   }
 
   isAdmin(user: string): boolean {
-    return !!this.#stmt("SELECT 1 FROM admin_users WHERE name = ? LIMIT 1").get(user);
+    return !!this.#rstmt("SELECT 1 FROM admin_users WHERE name = ? LIMIT 1").get(user);
   }
 
   units(q: UnitQuery): Record<string, unknown>[] {
@@ -422,7 +450,7 @@ export class SqliteStorage implements Storage {
     }
     const cols = q.fields.length ? q.fields : [...UNIT_FIELDS];
     const sql = `SELECT ${cols.join(", ")} FROM units WHERE ${where.join(" AND ")} ORDER BY cluster_id, uuid`;
-    const rows = this.#stmt(sql).all(...args) as Record<string, unknown>[];
+    const rows = this.#rstmt(sql).all(...args) as Record<string, unknown>[];
     const colSet = new Set(cols);
     return rows.map((r) => unitRow(r, colSet));
   }
@@ -438,20 +466,20 @@ export class SqliteStorage implements Storage {
     args.push(user, user);
     const sql = `SELECT COUNT(DISTINCT uuid) AS n FROM units WHERE uuid IN (${ph(uniq.length)})${cl} AND (
       username = ? OR (cluster_id, project) IN (SELECT u.cluster_id, j.value FROM users u, json_each(u.projects) j WHERE u.name = ?))`;
-    const r = this.#stmt(sql).get(...args) as { n: number };
+    const r = this.#rstmt(sql).get(...args) as { n: number };
     return r.n >= uniq.length;
   }
 
   users(q: ScopeQuery): Record<string, unknown>[] {
     const { where, args } = scopeWhere(q, "name", "projects");
-    const rows = this.db.prepare(
+    const rows = this.#rstmt(
       `SELECT uid, cluster_id, resource_manager, name, projects, tags FROM users${where} ORDER BY cluster_id, name`,
     ).all(...args) as Record<string, unknown>[];
     return rows.map((r) => memberRow(r, "projects"));
   }
 
   adminUsers(): Record<string, unknown>[] {
-    const rows = this.#stmt(
+    const rows = this.#rstmt(
       "SELECT uid, cluster_id, resource_manager, name, projects, tags FROM admin_users ORDER BY name",
     ).all() as Record<string, unknown>[];
     return rows.map((r) => memberRow(r, "projects"));
@@ -474,7 +502,7 @@ export class SqliteStorage implements Storage {
       where.push(`name IN (${ph(q.projects.length)})`);
       args.push(...q.projects);
     }
-    const rows = this.db.prepare(
+    const rows = this.#rstmt(
       `SELECT uid, cluster_id, resource_manager, name, users, tags FROM projects WHERE ${
         where.join(" AND ")
       } ORDER BY cluster_id, name`,
@@ -483,7 +511,7 @@ export class SqliteStorage implements Storage {
   }
 
   clusters(): { id: string; manager: string }[] {
-    const rows = this.#stmt(
+    const rows = this.#rstmt(
       "SELECT DISTINCT cluster_id, resource_manager FROM units ORDER BY cluster_id",
     ).all() as { cluster_id: string; resource_manager: string }[];
     return rows.map((r) => ({ id: r.cluster_id, manager: r.resource_manager }));
@@ -518,7 +546,7 @@ export class SqliteStorage implements Storage {
 
   usageGlobal(q: ScopeQuery, fields: string[]): Record<string, unknown>[] {
     const s = this.#projectScope(q);
-    const rows = this.db.prepare(
+    const rows = this.#rstmt(
       `SELECT ${USAGE_FIELDS.join(", ")} FROM usage WHERE ${s.sql} ORDER BY cluster_id, username, project`,
     ).all(...s.args) as Record<string, unknown>[];
     return rows.map((r) => usageRow(r, fields));
@@ -531,12 +559,12 @@ export class SqliteStorage implements Storage {
     const s = this.#projectScope(q);
     // experimental: from the per-day usage table (days touching the window) instead of the units.
     const rows = q.experimental
-      ? this.db.prepare(
+      ? this.#rstmt(
         `SELECT cluster_id, resource_manager, num_units, project, groupname, username, ${
           METRIC_COLUMNS.join(", ")
         } FROM daily_usage WHERE last_updated_at BETWEEN ? AND ? AND ${s.sql} ORDER BY cluster_id, username, project`,
       ).all(isoSeconds(q.fromMs).slice(0, 10), isoSeconds(q.toMs).slice(0, 10), ...s.args) as Record<string, unknown>[]
-      : this.db.prepare(
+      : this.#rstmt(
         `SELECT cluster_id, resource_manager, project, groupname, username, ${
           METRIC_COLUMNS.join(", ")
         } FROM units WHERE ignore = 0 AND last_updated_at BETWEEN ? AND ?${
@@ -578,7 +606,7 @@ export class SqliteStorage implements Storage {
       where.push("(ended_at_ts BETWEEN ? AND ? OR ended_at_ts = 0)");
       args.push(window.fromMs, window.toMs);
     }
-    return this.db.prepare(
+    return this.#rstmt(
       `SELECT cluster_id, resource_manager, COUNT(*) AS num_units,
         SUM(CASE WHEN ended_at_ts > 0 THEN 1 ELSE 0 END) AS num_inactive_units,
         SUM(CASE WHEN ended_at_ts = 0 THEN 1 ELSE 0 END) AS num_active_units,
@@ -589,6 +617,8 @@ export class SqliteStorage implements Storage {
 
   close(): void {
     this.#stmts.clear();
+    this.#rstmts.clear();
+    this.#ro.close();
     this.db.close();
   }
 }

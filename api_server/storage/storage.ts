@@ -56,7 +56,7 @@ export interface Storage {
   /** End of the cluster's last applied update window, or undefined when none was applied. */
   lastUpdateMs(clusterId: string): number | undefined;
   /** Applies one window's units, users, projects and admins (and the retention purge) atomically. */
-  applyUpdate(batch: UpdateBatch): void;
+  applyUpdate(batch: UpdateBatch): Promise<void>;
   /** Writes a consistent copy of the DB into `dir`; resolves to the file's path. */
   backup(dir: string): Promise<string>;
   /** True when the DB answers. */

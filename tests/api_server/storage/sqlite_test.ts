@@ -58,8 +58,8 @@ Deno.test("storage: migrations, window merges, usage counted once, backups, rete
     assertEquals((s.db.prepare("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode, "wal");
     const t0 = Date.parse("2026-01-10T00:00:00Z");
     // Window 1: running job 1 h at 40 % CPU; window 2: it ran 3 h more at 80 % and ended.
-    s.applyUpdate(batch(t0, [unit("1", "alice", "p1", 0, 3600, 40)]));
-    s.applyUpdate(batch(t0 + H, [unit("1", "alice", "p1", t0 + H, 3 * 3600, 80)]));
+    await s.applyUpdate(batch(t0, [unit("1", "alice", "p1", 0, 3600, 40)]));
+    await s.applyUpdate(batch(t0 + H, [unit("1", "alice", "p1", t0 + H, 3 * 3600, 80)]));
     assertEquals(s.lastUpdateMs("c0"), t0 + H);
     const [raw] = s.units({
       users: ["alice"],
@@ -94,7 +94,7 @@ Deno.test("storage: migrations, window merges, usage counted once, backups, rete
     copy.close();
 
     // Retention: units that ended more than retention ago are purged in the next window.
-    s.applyUpdate(batch(t0 + 40 * 24 * H, [unit("2", "alice", "p1", 0, 10, 1)], { retentionMs: 30 * 24 * H }));
+    await s.applyUpdate(batch(t0 + 40 * 24 * H, [unit("2", "alice", "p1", 0, 10, 1)], { retentionMs: 30 * 24 * H }));
     const left = (s.db.prepare("SELECT uuid FROM units").all() as { uuid: string }[]).map((r) => r.uuid);
     assertEquals(left, ["2"]);
     s.close();
@@ -108,7 +108,7 @@ Deno.test("storage: migrations, window merges, usage counted once, backups, rete
   }
 });
 
-Deno.test("storage: a failing window rolls back completely", () => {
+Deno.test("storage: a failing window rolls back completely", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "ceems-store-rb-" });
   try {
     const s = new SqliteStorage(dir);
@@ -116,13 +116,38 @@ Deno.test("storage: a failing window rolls back completely", () => {
     (bad as unknown as Record<string, unknown>).uuid = null; // NOT NULL violation mid-batch
     let threw = false;
     try {
-      s.applyUpdate(batch(Date.now(), [unit("8", "alice", "p1", 0, 1, 1), bad]));
+      await s.applyUpdate(batch(Date.now(), [unit("8", "alice", "p1", 0, 1, 1), bad]));
     } catch {
       threw = true;
     }
     assert(threw);
     assertEquals((s.db.prepare("SELECT COUNT(*) AS n FROM units").get() as { n: number }).n, 0);
     assertEquals(s.lastUpdateMs("c0"), undefined);
+    s.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("storage: reads see the last committed window while a big window is being written", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-store-ro-" });
+  try {
+    const s = new SqliteStorage(dir);
+    const t0 = Date.parse("2026-01-10T00:00:00Z");
+    await s.applyUpdate(batch(t0, [unit("1", "alice", "p1", t0 - 1000, 10, 1)]));
+    const many = Array.from({ length: 10_000 }, (_, i) => unit(String(100 + i), "alice", "p1", t0 + 1000, 10, 1));
+    let done = false;
+    const writing = s.applyUpdate(batch(t0 + H, many)).then(() => (done = true));
+    // Let the writer start its transaction and write its first chunk.
+    await new Promise((r) => setTimeout(r, 0));
+    const during = s.stats([]);
+    assert(!done, "the read ran while the window was still being written");
+    assertEquals(during[0].num_units, 1, "only the committed window is visible");
+    // A second writer waits for the first (one transaction at a time).
+    const second = s.applyUpdate(batch(t0 + 2 * H, [unit("2", "alice", "p1", t0 + 2000, 10, 1)]));
+    await Promise.all([writing, second]);
+    assertEquals(s.stats([])[0].num_units, 10_002);
+    assertEquals(s.lastUpdateMs("c0"), t0 + 2 * H);
     s.close();
   } finally {
     Deno.removeSync(dir, { recursive: true });
