@@ -160,7 +160,12 @@ export async function apiMain(argv: string[]): Promise<void> {
     throw new StartupError(`cannot open database under ${cfg.data.path}: ${(e as Error).message}`, 1);
   }
   const managers = createManagers(cfg, security.manager, privileged, logger);
-  const updaters = new Map(cfg.updaters.map((u) => [u.id, new TsdbUpdater(u, logger.with({ updater: u.id }))]));
+  let updaters: Map<string, TsdbUpdater>;
+  try {
+    updaters = new Map(cfg.updaters.map((u) => [u.id, new TsdbUpdater(u, logger.with({ updater: u.id }))]));
+  } catch (e) {
+    throw new StartupError(`--config.file: ${(e as Error).message}`);
+  }
   const cycle = new UpdateCycle(cfg, storage, managers, updaters, logger, {
     skipDeleteOldUnits: fs.bool("storage.data.skip.delete.old.units"),
     chunkPauseMs: 1000,

@@ -5,6 +5,7 @@ import type { Logger } from "../../common/log.ts";
 import type { ClusterConfig } from "../config.ts";
 import { formatTime, type Project, type Unit, type User, zoneOffset } from "../models.ts";
 import type { Membership, ResourceManager } from "./manager.ts";
+import { clientHeaders } from "../http_client.ts";
 import { windowWalltime } from "./manager.ts";
 
 const DELETED = new Set(["DELETED", "SOFT_DELETED"]);
@@ -61,8 +62,7 @@ export class OpenStackManager implements ResourceManager {
     this.#compute = ep.compute.replace(/\/$/, "");
     this.#identity = ep.identity.replace(/\/$/, "");
     this.#auth = ex.auth;
-    const hh = (cfg.web.http_headers ?? {}) as Record<string, { values?: string[] }>;
-    for (const [k, v] of Object.entries(hh)) if (v?.values?.length) this.#headers[k] = v.values.join(",");
+    this.#headers = clientHeaders(cfg.web, `clusters ${cfg.id}: web`);
     if (!Object.keys(this.#headers).some((k) => k.toLowerCase() === "x-openstack-nova-api-version")) {
       this.#headers["X-OpenStack-Nova-API-Version"] = "latest";
     }

@@ -6,6 +6,7 @@ import { parseDuration } from "../../common/flags.ts";
 import type { Logger } from "../../common/log.ts";
 import type { UpdaterConfig } from "../config.ts";
 import type { MetricMap, Unit } from "../models.ts";
+import { clientHeaders } from "../http_client.ts";
 
 /** Prometheus settings that size queries. */
 export interface TsdbSettings {
@@ -41,17 +42,19 @@ export class TsdbUpdater {
   readonly id: string;
   #settings?: TsdbSettings;
   #base: string;
+  #headers: Record<string, string>;
 
   constructor(private cfg: UpdaterConfig, private logger: Logger, private fetchTimeoutMs = 30_000) {
     this.id = cfg.id;
     this.#base = cfg.url.replace(/\/$/, "");
+    this.#headers = clientHeaders(cfg.web, `updaters ${cfg.id}: web`);
   }
 
   async #api(path: string, params?: URLSearchParams): Promise<unknown> {
     const url = `${this.#base}${path}`;
     const r = await fetch(url, {
       method: params ? "POST" : "GET",
-      headers: params ? { "Content-Type": "application/x-www-form-urlencoded" } : {},
+      headers: params ? { ...this.#headers, "Content-Type": "application/x-www-form-urlencoded" } : this.#headers,
       body: params?.toString(),
       signal: AbortSignal.timeout(this.#settings?.timeoutMs ?? this.fetchTimeoutMs),
     });

@@ -2,6 +2,7 @@
 // `promtool tsdb create-blocks-from openmetrics` before start-up (queryable at once), runs it on a free port.
 
 import { join } from "node:path";
+import bcrypt from "bcryptjs";
 import { freePort } from "./process.ts";
 
 /** One synthetic sample: series labels (with __name__), value, time in ms. */
@@ -54,7 +55,13 @@ export function toOpenMetrics(samples: Sample[]): string {
  * evaluation interval reported by /api/v1/status/config. `extraArgs` are appended to the command line.
  */
 export async function startPrometheus(
-  opts: { samples?: Sample[]; scrapeInterval?: string; extraArgs?: string[] } = {},
+  opts: {
+    samples?: Sample[];
+    scrapeInterval?: string;
+    extraArgs?: string[];
+    /** Require HTTP basic auth with these credentials (Prometheus web config). */
+    basicAuth?: { user: string; password: string };
+  } = {},
 ): Promise<PrometheusServer> {
   const dir = Deno.makeTempDirSync({ prefix: "ceems-test-prom-" });
   const data = join(dir, "data");
@@ -77,6 +84,17 @@ export async function startPrometheus(
       throw new Error(`promtool backfill failed: ${new TextDecoder().decode(out.stderr)}`);
     }
   }
+  const extra = [...(opts.extraArgs ?? [])];
+  const probeHeaders: Record<string, string> = {};
+  if (opts.basicAuth) {
+    const { user, password } = opts.basicAuth;
+    Deno.writeTextFileSync(
+      join(dir, "web.yml"),
+      `basic_auth_users:\n  ${user}: ${bcrypt.hashSync(password, 4)}\n`,
+    );
+    extra.push(`--web.config.file=${join(dir, "web.yml")}`);
+    probeHeaders.Authorization = "Basic " + btoa(`${user}:${password}`);
+  }
   const port = freePort();
   const child = new Deno.Command("prometheus", {
     args: [
@@ -85,7 +103,7 @@ export async function startPrometheus(
       `--web.listen-address=127.0.0.1:${port}`,
       "--storage.tsdb.retention.time=3650d",
       "--web.enable-admin-api",
-      ...(opts.extraArgs ?? []),
+      ...extra,
     ],
     stdout: "null",
     stderr: "piped",
@@ -106,7 +124,7 @@ export async function startPrometheus(
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     try {
-      const r = await fetch(`${url}/-/ready`);
+      const r = await fetch(`${url}/-/ready`, { headers: probeHeaders });
       await r.body?.cancel();
       if (r.ok) return { url, port, dir, pid: child.pid, stop };
     } catch { /* not yet */ }

@@ -165,3 +165,23 @@ Deno.test("query templates render CEEMS variables and reject unknown ones", () =
   }
   assert(threw);
 });
+
+Deno.test("tsdb updater authenticates to a Prometheus behind basic auth", async () => {
+  const prom = await startPrometheus({ basicAuth: { user: "ceems", password: "s3cret" } });
+  try {
+    const withAuth: UpdaterConfig = {
+      ...updaterConfig(prom.url),
+      web: { url: prom.url, basic_auth: { username: "ceems", password: "s3cret" } },
+    };
+    assertEquals((await new TsdbUpdater(withAuth, nullLogger).settings()).scrapeIntervalMs, 15_000);
+    let msg = "";
+    try {
+      await new TsdbUpdater(updaterConfig(prom.url), nullLogger).settings();
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    assert(msg.includes("401"), `unauthenticated request must fail with 401: ${msg}`);
+  } finally {
+    await prom.stop();
+  }
+});
