@@ -48,6 +48,8 @@ export interface UpdaterConfig {
 export interface ApiConfig {
   data: DataConfig;
   adminUsers: string[];
+  /** Grafana whose team members are admins too (`ceems_api_server.admin.grafana`). */
+  grafana?: { url: string; teamIds: string[]; web: Record<string, unknown> };
   clusters: ClusterConfig[];
   updaters: UpdaterConfig[];
 }
@@ -142,6 +144,16 @@ export function parseApiConfig(text: string, opts: { expandEnv?: boolean; env?: 
     clusters: [],
     updaters: [],
   };
+  const graf = obj(obj(server.admin, "ceems_api_server.admin").grafana, "ceems_api_server.admin.grafana");
+  const grafUrl = str(graf.url, "ceems_api_server.admin.grafana.url");
+  if (grafUrl) {
+    if (!URL.canParse(grafUrl)) throw new ConfigError(`ceems_api_server.admin.grafana.url: invalid URL "${grafUrl}"`);
+    cfg.grafana = {
+      url: grafUrl.replace(/\/$/, ""),
+      teamIds: strList(graf.teams_ids, "ceems_api_server.admin.grafana.teams_ids"),
+      web: graf,
+    };
+  }
   if (cfg.data.updateIntervalMs <= 0) throw new ConfigError(`${p}.update_interval: must be greater than 0`);
   if (cfg.data.maxUpdateIntervalMs <= 0) throw new ConfigError(`${p}.max_update_interval: must be greater than 0`);
   if (cfg.data.retentionPeriodMs <= 0) throw new ConfigError(`${p}.retention_period: must be greater than 0`);

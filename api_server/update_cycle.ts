@@ -6,6 +6,7 @@ import type { ApiConfig } from "./config.ts";
 import type { ResourceManager } from "./managers/manager.ts";
 import type { Storage } from "./storage/storage.ts";
 import type { TsdbUpdater } from "./updater/tsdb.ts";
+import { clientHeaders } from "./http_client.ts";
 
 /** Name of the internal service account CEEMS always treats as admin. */
 export const INTERNAL_ADMIN = "ceems-int-svc";
@@ -36,12 +37,43 @@ export class UpdateCycle {
     await this.#running?.catch(() => {});
   }
 
+  #grafanaAdmins: string[] = [];
+
   get #adminUsers() {
-    return [...new Set([...this.cfg.adminUsers, INTERNAL_ADMIN])].map((name) => ({ name, source: "ceems" }));
+    const ceems = [...new Set([...this.cfg.adminUsers, INTERNAL_ADMIN])];
+    return [
+      ...ceems.map((name) => ({ name, source: "ceems" })),
+      ...this.#grafanaAdmins.filter((n) => !ceems.includes(n)).map((name) => ({ name, source: "grafana" })),
+    ];
+  }
+
+  /** Members (login) of the configured Grafana teams; on failure the previous list is kept. */
+  async #refreshGrafanaAdmins(): Promise<void> {
+    const g = this.cfg.grafana;
+    if (!g || !g.teamIds.length) return;
+    try {
+      const headers = clientHeaders(g.web, "ceems_api_server.admin.grafana");
+      const names = new Set<string>();
+      for (const id of g.teamIds) {
+        const r = await fetch(`${g.url}/api/teams/${encodeURIComponent(id)}/members`, {
+          headers,
+          signal: AbortSignal.timeout(30_000),
+        });
+        if (!r.ok) {
+          await r.body?.cancel();
+          throw new Error(`team ${id}: HTTP ${r.status}`);
+        }
+        for (const m of (await r.json()) as { login?: string }[]) if (m.login) names.add(m.login);
+      }
+      this.#grafanaAdmins = [...names].sort();
+    } catch (e) {
+      this.logger.warn("cannot fetch Grafana team members, keeping the previous admins", { err: e });
+    }
   }
 
   async #catchUpAll(): Promise<void> {
     const now = (this.opts.now ?? Date.now)();
+    await this.#refreshGrafanaAdmins();
     if (!this.managers.length) {
       // No cluster: still record the admin users.
       const start = this.storage.lastUpdateMs("") ?? this.cfg.data.updateFromMs;

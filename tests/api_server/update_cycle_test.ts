@@ -65,3 +65,42 @@ clusters:
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("Grafana team members become admins; a Grafana outage keeps the last list", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-cycle-grafana-" });
+  let up = true;
+  const seen: string[] = [];
+  // Grafana's /api/teams/<id>/members answer shape (login per member).
+  const grafana = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    seen.push(req.headers.get("Authorization") ?? "");
+    if (!up) return new Response("down", { status: 503 });
+    const id = new URL(req.url).pathname.split("/")[3];
+    const members = id === "1" ? [{ login: "gadmin" }, { login: "ops" }] : [{ login: "ops" }, { email: "x" }];
+    return Response.json(members.map((m) => ({ ...m, teamId: Number(id) })));
+  });
+  try {
+    const cfg = parseApiConfig(`ceems_api_server:
+  data: {path: ${dir}/data}
+  admin:
+    users: [root]
+    grafana:
+      url: http://127.0.0.1:${grafana.addr.port}/
+      teams_ids: ['1', '2']
+      basic_auth: {username: svc, password: pw}
+`);
+    const storage = new SqliteStorage(cfg.data.path);
+    const cycle = new UpdateCycle(cfg, storage, [], new Map(), nullLogger, { skipDeleteOldUnits: true });
+    await cycle.run();
+    const admins = () => storage.adminUsers().map((a) => `${a.name}:${(a.tags as string[])[0]}`);
+    assertEquals(admins(), ["ceems-int-svc:ceems", "gadmin:grafana", "ops:grafana", "root:ceems"]);
+    assert(storage.isAdmin("gadmin") && !storage.isAdmin("alice"));
+    assertEquals(seen[0], "Basic " + btoa("svc:pw"));
+    up = false;
+    await cycle.run();
+    assert(storage.isAdmin("gadmin"), "admins kept while Grafana is down");
+    storage.close();
+  } finally {
+    await grafana.shutdown();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
