@@ -53,8 +53,13 @@ export function apiFlags(): FlagSet {
       }
     },
   });
-  fs.add({ name: "web.compression", kind: "bool", help: "Accepted for compatibility; responses are not gzipped." });
-  fs.add({ name: "web.compression.level", kind: "int", default: 5, help: "Accepted for compatibility." });
+  fs.add({ name: "web.compression", kind: "bool", help: "Gzip API responses for clients that accept it." });
+  fs.add({
+    name: "web.compression.level",
+    kind: "int",
+    default: 5,
+    help: "Accepted for compatibility (the runtime's gzip uses its default level).",
+  });
   fs.add({ name: "web.debug-server", kind: "bool", help: "Accepted for compatibility (no pprof server)." });
   fs.add({
     name: "query.max-period",
@@ -112,6 +117,17 @@ export function createManagers(
         throw new StartupError(`--config.file: clusters ${c.id}: manager ${c.manager} is not supported yet`);
     }
   });
+}
+
+/** Gzips a JSON response body when the client accepts gzip. */
+export function gzipResponse(req: Request, r: Response): Response {
+  if (!r.body || !/\bgzip\b/.test(req.headers.get("Accept-Encoding") ?? "")) return r;
+  if (!(r.headers.get("Content-Type") ?? "").startsWith("application/json")) return r;
+  const headers = new Headers(r.headers);
+  headers.set("Content-Encoding", "gzip");
+  headers.append("Vary", "Accept-Encoding");
+  headers.delete("Content-Length");
+  return new Response(r.body.pipeThrough(new CompressionStream("gzip")), { status: r.status, headers });
 }
 
 /** Entry point of `ceems api`. */
@@ -182,13 +198,14 @@ export async function apiMain(argv: string[]): Promise<void> {
     adminUsers: cfg.adminUsers,
   });
   const prefix = fs.string("web.route-prefix").replace(/\/+$/, "");
+  const compress = fs.bool("web.compression");
   const server = await serve({
     addresses: fs.strings("web.listen-address"),
     webConfig,
     logger,
     handler: (req, info) => {
       const r = handler(req, info);
-      if (r) return r;
+      if (r) return compress ? gzipResponse(req, r) : r;
       const path = new URL(req.url).pathname;
       if (path === "/" || path === `${prefix}/`) {
         return landingPage("CEEMS API Server", "Compute units, usage, energy and emissions", VERSION, [

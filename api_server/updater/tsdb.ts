@@ -105,6 +105,27 @@ export class TsdbUpdater {
     return out;
   }
 
+  /** Deletes the series of ignored units through the TSDB admin API (needs --web.enable-admin-api). */
+  async #deleteSeries(units: Unit[], startMs: number, endMs: number): Promise<void> {
+    const re = units.map((u) => u.uuid.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
+    const params = new URLSearchParams({ start: String(startMs / 1000), end: String(endMs / 1000) });
+    params.append("match[]", `{uuid=~"${re}"}`);
+    for (const l of this.cfg.extraConfig.labelsToDrop) params.append("match[]", `{${l}=~"${re}"}`);
+    try {
+      const r = await fetch(`${this.#base}/api/v1/admin/tsdb/delete_series`, {
+        method: "POST",
+        headers: { ...this.#headers, "Content-Type": "application/x-www-form-urlencoded" },
+        body: params.toString(),
+        signal: AbortSignal.timeout(this.fetchTimeoutMs),
+      });
+      await r.body?.cancel();
+      if (r.status !== 204 && !r.ok) throw new Error(`HTTP ${r.status}`);
+      this.logger.debug("deleted series of ignored units", { updater: this.id, units: units.length });
+    } catch (e) {
+      this.logger.warn("cannot delete series of ignored units", { updater: this.id, err: e });
+    }
+  }
+
   /**
    * Marks units shorter than the cutoff as ignored and fills the others' aggregates for [startMs, endMs].
    * A failing Prometheus leaves aggregates empty (logged); the units are still stored.
@@ -112,13 +133,16 @@ export class TsdbUpdater {
   async update(units: Unit[], startMs: number, endMs: number): Promise<void> {
     const ex = this.cfg.extraConfig;
     const active: Unit[] = [];
+    const ignored: Unit[] = [];
     for (const u of units) {
       if (ex.cutoffMs > 0 && u.ended_at_ts > 0 && u.ended_at_ts - u.started_at_ts < ex.cutoffMs) {
         u.ignore = true;
+        ignored.push(u);
         continue;
       }
       active.push(u);
     }
+    if (ex.deleteIgnored && ignored.length) await this.#deleteSeries(ignored, startMs - ex.cutoffMs, endMs);
     if (!active.length || !Object.keys(ex.queries).length) return;
     let s: TsdbSettings;
     try {

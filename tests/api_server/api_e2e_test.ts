@@ -218,3 +218,22 @@ Deno.test("ceems api rejects a bad configuration with one line naming the key", 
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("ceems api without clusters serves an empty API, gzipped with --web.compression", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-api-gzip-" });
+  Deno.writeTextFileSync(join(dir, "c.yml"), `ceems_api_server:\n  data:\n    path: ${dir}/data\n`);
+  const api = await startCeems(["api", `--config.file=${dir}/c.yml`, "--web.compression"]);
+  try {
+    const client = Deno.createHttpClient({});
+    const r = await fetch(`${api.base}/api/v1/units`, {
+      headers: { "X-Grafana-User": "u", "Accept-Encoding": "gzip" },
+      client,
+    });
+    assertEquals(r.headers.get("content-encoding"), "gzip");
+    assertEquals(await r.text(), '{"status":"success","data":[]}\n', "fetch decodes the gzip body");
+    client.close();
+  } finally {
+    assertEquals((await api.stop()).code, 0);
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -185,3 +185,29 @@ Deno.test("tsdb updater authenticates to a Prometheus behind basic auth", async 
     await prom.stop();
   }
 });
+
+Deno.test("tsdb updater deletes the series of ignored units when delete_ignored is set", async () => {
+  const end = Math.floor((Date.now() - 20 * 60_000) / 60_000) * 60_000;
+  const start = end - 3_600_000;
+  const samples: Sample[] = [];
+  for (let t = start; t <= end; t += 15_000) {
+    for (const uuid of ["short", "long"]) {
+      samples.push({ name: "uuid:ceems_cpu_usage:ratio_irate", labels: { uuid }, value: 1, timeMs: t });
+    }
+  }
+  const prom = await startPrometheus({ samples });
+  try {
+    const cfg = updaterConfig(prom.url, 600_000);
+    cfg.extraConfig.deleteIgnored = true;
+    const up = new TsdbUpdater(cfg, nullLogger);
+    const short = unit("short", end - 120_000, end - 60_000);
+    const long = unit("long", start, end);
+    await up.update([short, long], start, end);
+    assertEquals(short.ignore, true);
+    assertEquals(long.avg_cpu_usage?.global, 1);
+    const left = await up.query("count by (uuid) (count_over_time(uuid:ceems_cpu_usage:ratio_irate[2h]))", end);
+    assertEquals([...left.keys()], ["long"], "the short unit's series are gone");
+  } finally {
+    await prom.stop();
+  }
+});
