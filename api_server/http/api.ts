@@ -73,6 +73,11 @@ export function apiHandler(o: ApiOptions) {
       case "/units/admin": {
         const adminPath = path.endsWith("admin");
         const f = fields(q, UNIT_FIELDS) ?? [];
+        const tz = q.get("timezone");
+        // Re-rendering times in another zone needs their timestamps even when they were not asked for.
+        const extra = tz && f.length
+          ? ["created_at_ts", "started_at_ts", "ended_at_ts"].filter((c) => !f.includes(c))
+          : [];
         const win = timeWindow(q, o.maxQueryPeriodMs);
         const asked = list(q, "user");
         const projects = list(q, "project");
@@ -83,11 +88,11 @@ export function apiHandler(o: ApiOptions) {
           uuids: list(q, "uuid"),
           projects,
           running: flag(q, "running"),
-          fields: f,
+          fields: [...f, ...extra],
           ...win,
         });
-        const tz = q.get("timezone");
         if (tz) retimeRows(rows, tz);
+        for (const r of rows) for (const c of extra) delete r[c];
         return ok(rows);
       }
       case "/units/verify": {

@@ -627,7 +627,11 @@ export class SqliteStorage implements Storage {
 function unitRow(r: Record<string, unknown>, cols: ReadonlySet<string>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const c of UNIT_FIELDS) {
-    if (!cols.has(c)) continue;
+    if (!cols.has(c)) {
+      // Go encodes the uuid (no omitempty) even when it was not selected.
+      if (c === "uuid") out.uuid = "";
+      continue;
+    }
     let v = r[c];
     if (JSON_UNIT_COLS.has(c)) {
       // Stored in output encoding: empty maps are omitted, others spliced without re-encoding.

@@ -76,6 +76,9 @@ clusters:
       }
       assertEquals(JSON.parse(r.body), want);
       assert(r.body.endsWith("}\n"), "body ends with a newline like Go's encoder");
+      const utc = await get("/units?uuid=1481508&cluster_id=slurm-0&timezone=UTC&field=uuid&field=started_at", "usr2");
+      assertEquals(JSON.parse(utc.body).data, [{ uuid: "1481508", started_at: "2023-02-21T14:49:06+0000" }]);
+      assertEquals((await get("/units?uuid=1481508&timezone=Mars/Base", "usr2")).status, 400);
     });
 
     await t.step("users and projects match CEEMS's bodies byte for byte", async () => {
@@ -111,6 +114,8 @@ clusters:
       assertEquals(bad.body, expected("server-units-invalid-query"));
       const sel = JSON.parse((await get("/units/admin?uuid=1481508&field=uuid&field=state&field=foo", "grafana")).body);
       assertEquals(sel.data[0], { uuid: "1481508", state: "CANCELLED by 1002" });
+      const noUuid = JSON.parse((await get("/units/admin?uuid=1481508&field=state", "grafana")).body);
+      assertEquals(noUuid.data[0], { uuid: "", state: "CANCELLED by 1002" }, "Go encodes the unselected uuid");
       const long = await get("/units?from=0&to=999999", "usr1");
       assertEquals(long.status, 400);
       assertEquals(JSON.parse(long.body).error, "maximum query window exceeded");
