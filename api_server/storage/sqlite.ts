@@ -147,7 +147,9 @@ export class SqliteStorage implements Storage {
     this.db.exec("PRAGMA busy_timeout = 5000");
     if (!opts.readOnly) {
       this.db.exec("PRAGMA journal_mode = WAL");
-      this.db.exec("PRAGMA synchronous = NORMAL");
+      // As CEEMS (_synchronous=0): an OS crash can lose the last windows, but update_state lives in the same
+      // transactions, so lost windows are simply fetched again; a killed process loses nothing (WAL).
+      this.db.exec("PRAGMA synchronous = OFF");
       try {
         Deno.chmodSync(this.path, 0o640);
       } catch { /* not fatal */ }
