@@ -27,10 +27,10 @@ async function main(args: string[]): Promise<void> {
       const { apiMain } = await import("./api_server/cli.ts");
       return runMain("api", () => apiMain(rest));
     }
-    case "lb":
-      Deno.stderr.writeSync(new TextEncoder().encode(`ceems ${cmd}: not implemented yet\n`));
-      Deno.exit(1);
-      break;
+    case "lb": {
+      const { lbMain } = await import("./lb/cli.ts");
+      return runMain("lb", () => lbMain(rest));
+    }
     case "--version":
     case "version":
       console.log(versionText("ceems").trimEnd());

@@ -3,3 +3,15 @@
 
 import "./cpu.ts";
 import "./meminfo.ts";
+import "./cray_pm_counters.ts";
+import "./emissions.ts";
+import "./hwmon.ts";
+import "./infiniband.ts";
+import "./ipmi_dcmi.ts";
+import "./k8s.ts";
+import "./libvirt.ts";
+import "./netdev.ts";
+import "./nvml.ts";
+import "./rapl.ts";
+import "./redfish.ts";
+import "./slurm.ts";

@@ -18,13 +18,19 @@ needs=(
   "sacct:slurm-client"
   "munged:munge"
   "mariadbd:mariadb-server"
+  "qemu-system-x86_64:qemu-system-x86"
+  "ipmi_sim:openipmi"
+  "ipmitool:ipmitool"
+  "ipmi-dcmi:freeipmi-tools"
+  "/usr/include/OpenIPMI/serv.h:libopenipmi-dev"
 )
 
 missing=()
 for n in "${needs[@]}"; do
   cmd=${n%%:*}
   pkg=${n#*:}
-  if ! command -v "$cmd" >/dev/null 2>&1; then
+  # A command name, or an absolute path that must exist (headers of -dev packages).
+  if { [[ $cmd == /* ]] && [ ! -e "$cmd" ]; } || { [[ $cmd != /* ]] && ! command -v "$cmd" >/dev/null 2>&1; }; then
     case " ${missing[*]-} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
   fi
 done

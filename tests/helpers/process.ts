@@ -50,6 +50,8 @@ export async function startCeems(
     fetchInit?: RequestInit & { client?: Deno.HttpClient };
     uid?: number;
     gid?: number;
+    /** Working directory of the subprocess (relative flag paths resolve against it). */
+    cwd?: string;
   } = {},
 ): Promise<CeemsProcess> {
   const port = freePort();
@@ -59,6 +61,7 @@ export async function startCeems(
     env: { NO_COLOR: "1", ...opts.env },
     uid: opts.uid,
     gid: opts.gid,
+    cwd: opts.cwd,
     stdout: "null",
     stderr: "piped",
   }).spawn();

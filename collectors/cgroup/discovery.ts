@@ -1,0 +1,169 @@
+// Compute-unit discovery in the cgroup tree: cgroup version detection, each manager's root
+// directories and name regexes (as CEEMS), and the walk that groups cgroups and their PIDs per unit.
+
+import { parseProcs, unescapeSystemd } from "./fsread.ts";
+
+/** Resource managers whose units live in cgroups. */
+export type Manager = "slurm" | "libvirt" | "k8s";
+export type CgroupVersion = "v1" | "v2";
+
+/** One compute unit found in the tree. */
+export interface Unit {
+  /** Job id, libvirt instance name (replaced by the domain UUID later) or pod UID. */
+  uuid: string;
+  /** Host part of multi-slurmd cgroup names (`slurm_<host>` / `<host>_slurmstepd.scope`), else "". */
+  cgroupHost: string;
+  /** Path of the unit's own cgroup relative to the walked hierarchy, starting with "/". */
+  rel: string;
+  /** Relative paths of the unit's child cgroups (steps, vcpus, containers). */
+  children: string[];
+  /** PIDs of the unit and all its children. */
+  pids: number[];
+}
+
+/** Where and how a manager's cgroups are found. */
+export interface Layout {
+  manager: Manager;
+  version: CgroupVersion;
+  /** Absolute directory of the walked hierarchy (cgroupfs for v2, cgroupfs/<subsystem> for v1). */
+  hierarchy: string;
+  /** Root directories (relative, starting with "/") below which units are searched. */
+  roots: string[];
+}
+
+const slurmV1 = /^.*\/slurm(?:_(.*?)\/)?(?:.*?)job_([0-9]+)(?:.*$)/;
+const slurmV2 = /^.*\/(?:(.*?)_)?slurm(?:.*?)\/job_([0-9]+)(?:.*$)/;
+const libvirtRe = /^.*\/(?:.+?)qemu-(?:[0-9]+)-(instance-[0-9a-f]+)(?:.*$)/;
+const k8sRe = /^.*\/kubepods(?:.*)pod([0-9a-z-_]+)(?:.*$)/;
+
+/** Detects the cgroup version: forced, else unified when cgroupfs has cgroup.controllers. */
+export function detectVersion(cgroupfs: string, forced: string): CgroupVersion {
+  if (forced === "v1" || forced === "v2") return forced;
+  try {
+    Deno.statSync(`${cgroupfs}/cgroup.controllers`);
+    return "v2";
+  } catch {
+    return "v1";
+  }
+}
+
+/** v1 directory name of the active subsystem (cpu/cpuacct → "cpu,cpuacct" when mounted so). */
+export function v1SubsystemDir(cgroupfs: string, subsystem: string): string {
+  const joined: Record<string, string> = {
+    cpu: "cpu,cpuacct",
+    cpuacct: "cpu,cpuacct",
+    net_cls: "net_cls,net_prio",
+    net_prio: "net_cls,net_prio",
+  };
+  const j = joined[subsystem];
+  if (j && isDir(`${cgroupfs}/${j}`)) return j;
+  return subsystem;
+}
+
+function isDir(p: string): boolean {
+  try {
+    return Deno.statSync(p).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+function listDir(p: string): string[] {
+  try {
+    const out: string[] = [];
+    for (const e of Deno.readDirSync(p)) if (e.isDirectory || e.isSymlink) out.push(e.name);
+    return out;
+  } catch {
+    return [];
+  }
+}
+
+/** Finds the manager's root directories; throws when there are none (CEEMS fails start-up then). */
+export function findLayout(manager: Manager, version: CgroupVersion, cgroupfs: string, subsystem: string): Layout {
+  const hierarchy = version === "v2" ? cgroupfs : `${cgroupfs}/${v1SubsystemDir(cgroupfs, subsystem)}`;
+  let roots: string[] = [];
+  if (manager === "slurm") {
+    roots = version === "v2"
+      ? listDir(`${hierarchy}/system.slice`).filter((n) => n.endsWith("slurmstepd.scope")).map((n) =>
+        `/system.slice/${n}`
+      )
+      : listDir(hierarchy).filter((n) => n.includes("slurm")).map((n) => `/${n}`);
+  } else if (manager === "libvirt") {
+    roots = ["/machine.slice", "/machine"].filter((r) => isDir(hierarchy + r));
+  } else {
+    roots = ["/kubepods", "/kubepods.slice"].filter((r) => isDir(hierarchy + r));
+  }
+  if (roots.length === 0) throw new Error(`no ${manager} cgroup root found under ${hierarchy}`);
+  return { manager, version, hierarchy, roots: roots.sort() };
+}
+
+/** Extracts (uuid, cgroupHost) from a relative cgroup path, or undefined when it is no unit's. */
+export function matchUnit(manager: Manager, version: CgroupVersion, rel: string): [string, string] | undefined {
+  const path = unescapeSystemd(rel);
+  if (manager === "slurm") {
+    const m = (version === "v2" ? slurmV2 : slurmV1).exec(path);
+    return m ? [m[2], m[1] ?? ""] : undefined;
+  }
+  if (manager === "libvirt") {
+    const m = libvirtRe.exec(path);
+    return m ? [m[1], ""] : undefined;
+  }
+  const m = k8sRe.exec(path);
+  // QoS slices (kubepods-besteffort.slice) also match the regex; a pod UID is a UUID.
+  return m && /^[0-9a-f]{8}[-_]/.test(m[1]) ? [m[1].replaceAll("_", "-"), ""] : undefined;
+}
+
+/** Whether a matched path is a child cgroup of its unit rather than the unit's own. */
+export function isChild(manager: Manager, rel: string): boolean {
+  if (manager === "slurm") return rel.includes("/step_");
+  if (manager === "libvirt") return /\/(libvirt|emulator|vcpu)/.test(rel);
+  const base = rel.slice(rel.lastIndexOf("/") + 1);
+  return rel.includes("/cri-containerd") || !base.includes("pod");
+}
+
+/** Walks the layout's roots and returns units sorted by uuid, each with its PIDs. */
+export function discoverUnits(layout: Layout): Unit[] {
+  const units = new Map<string, Unit>();
+  // Below a unit's own cgroup every directory belongs to that unit: no regex per descendant.
+  const visit = (rel: string, owner: Unit | undefined) => {
+    const abs = layout.hierarchy + rel;
+    let u = owner;
+    if (!u) {
+      const m = matchUnit(layout.manager, layout.version, rel);
+      if (m) {
+        const key = `${m[1]}\u0000${m[0]}`;
+        u = units.get(key);
+        if (!u) {
+          u = { uuid: m[0], cgroupHost: m[1], rel: "", children: [], pids: [] };
+          units.set(key, u);
+        }
+      }
+    }
+    if (u) {
+      if (owner || isChild(layout.manager, rel)) u.children.push(rel);
+      else if (!u.rel || rel.length < u.rel.length) u.rel = rel;
+      let procs: string | undefined;
+      try {
+        procs = Deno.readTextFileSync(`${abs}/cgroup.procs`);
+      } catch {
+        procs = undefined;
+      }
+      if (procs) { for (const p of parseProcs(procs, `${abs}/cgroup.procs`)) u.pids.push(p); }
+    }
+    // A child's descendants belong to the same unit; the unit's own cgroup passes itself down.
+    const next = u && (owner || !isChild(layout.manager, rel)) ? u : undefined;
+    for (const e of Deno.readDirSync(abs)) {
+      if (e.isDirectory) visit(`${rel}/${e.name}`, next);
+    }
+  };
+  for (const r of layout.roots) {
+    try {
+      visit(r, undefined);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+  return [...units.values()].filter((u) => u.rel !== "").sort((a, b) =>
+    a.cgroupHost === b.cgroupHost ? a.uuid.localeCompare(b.uuid) : a.cgroupHost.localeCompare(b.cgroupHost)
+  );
+}

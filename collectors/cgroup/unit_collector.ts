@@ -1,0 +1,190 @@
+// The shared engine of the slurm, libvirt and k8s collectors: discovers units each scrape, reads
+// their cgroup statistics and writes CEEMS's ceems_compute_unit* families; manager-specific parts plug in.
+
+import type { Logger } from "../../common/log.ts";
+import type { CollectorContext, Labels, MetricSink } from "../collector.ts";
+import {
+  type CgroupVersion,
+  detectVersion,
+  discoverUnits,
+  findLayout,
+  type Layout,
+  type Manager,
+  type Unit,
+} from "./discovery.ts";
+import { blockDevices, hostMemory } from "./fsread.ts";
+import { type HostFacts, readStatsV1, readStatsV2, type StatOptions, type UnitStats } from "./stats.ts";
+
+/** A GPU share attributed to a unit. */
+export interface GpuShare {
+  index: string;
+  uuid: string;
+  instanceId: string;
+  value: number;
+  smCount: number;
+}
+
+/** Manager-specific hooks. */
+export interface UnitHooks {
+  /** Replaces unit uuids (libvirt instance → domain UUID); may drop units by returning a subset. */
+  resolveUnits?(units: Unit[]): Promise<Unit[]>;
+  /** GPU shares per unit key (`cgroupHost\0uuid`). */
+  gpuShares?(units: Unit[]): Promise<Map<string, GpuShare[]>>;
+  /** Extra per-scrape work with the unit list (RDMA sub-collector). */
+  extra?(units: Unit[], sink: MetricSink): Promise<void>;
+}
+
+/** Key of a unit in hook maps. */
+export function unitKey(u: Unit): string {
+  return `${u.cgroupHost}\u0000${u.uuid}`;
+}
+
+/** Collector of one manager's compute units. */
+export class UnitCollector {
+  readonly version: CgroupVersion;
+  readonly layout: Layout;
+  readonly #cgroupfs: string;
+  readonly #v1CpuDir: string;
+  #host: HostFacts;
+  readonly #logger: Logger;
+
+  constructor(
+    readonly ctx: CollectorContext,
+    readonly manager: Manager,
+    readonly opts: StatOptions,
+    readonly hooks: UnitHooks = {},
+  ) {
+    this.#cgroupfs = ctx.paths.cgroupfs;
+    this.#logger = ctx.logger;
+    this.version = detectVersion(this.#cgroupfs, ctx.flags.string("collector.cgroups.force-version"));
+    this.layout = findLayout(
+      manager,
+      this.version,
+      this.#cgroupfs,
+      ctx.flags.string("collector.cgroups.active-subsystem"),
+    );
+    this.#v1CpuDir = this.version === "v1"
+      ? (this.#isDir(`${this.#cgroupfs}/cpu,cpuacct`) ? "cpu,cpuacct" : "cpuacct")
+      : "";
+    const mem = hostMemory(ctx.paths.procfs);
+    this.#host = { ...mem, blockDevices: opts.blkio ? blockDevices(ctx.paths.procfs) : new Map() };
+  }
+
+  #isDir(p: string): boolean {
+    try {
+      return Deno.statSync(p).isDirectory;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Units with processes (stale SLURM cgroups without any are dropped with a warning). */
+  discover(): Unit[] {
+    const units = discoverUnits(this.layout);
+    if (this.manager !== "slurm") return units;
+    return units.filter((u) => {
+      if (u.pids.length > 0) return true;
+      this.#logger.warn("ignoring stale cgroup without processes", { uuid: u.uuid, path: u.rel });
+      return false;
+    });
+  }
+
+  /** Reads one unit's statistics. */
+  stats(u: Unit): UnitStats {
+    if (this.version === "v2") return readStatsV2(this.layout.hierarchy + u.rel, this.manager, this.opts, this.#host);
+    return readStatsV1(this.#cgroupfs, this.#v1CpuDir, u.rel, this.manager, this.opts, this.#host);
+  }
+
+  /** One scrape; throws after emitting everything it could when some unit failed. */
+  async update(sink: MetricSink): Promise<void> {
+    let units = this.discover();
+    if (this.hooks.resolveUnits) units = await this.hooks.resolveUnits(units);
+    const hostname = this.ctx.hostname;
+    sink.gauge("ceems_compute_units", "Total number of jobs", { manager: this.manager, hostname }, units.length);
+    const failures: string[] = [];
+    for (const u of units) {
+      const labels: Labels = { manager: this.manager, hostname, cgrouphostname: u.cgroupHost, uuid: u.uuid };
+      let s: UnitStats;
+      try {
+        s = this.stats(u);
+      } catch (e) {
+        failures.push(`${u.uuid}: ${(e as Error).message}`);
+        sink.gauge("ceems_compute_unit_collect_error", "Indicates collection error, 0=no error, 1=error", labels, 1);
+        continue;
+      }
+      emitStats(sink, labels, s, this.opts);
+    }
+    let gpuError: Error | undefined;
+    if (this.hooks.gpuShares) {
+      try {
+        const shares = await this.hooks.gpuShares(units);
+        for (const u of units) {
+          for (const g of shares.get(unitKey(u)) ?? []) {
+            const labels = {
+              manager: this.manager,
+              hostname,
+              cgrouphostname: u.cgroupHost,
+              uuid: u.uuid,
+              index: g.index,
+              hindex: `${hostname}/gpu-${g.index}`,
+              gpuuuid: g.uuid,
+              gpuiid: g.instanceId,
+            };
+            sink.gauge(
+              "ceems_compute_unit_gpu_index_flag",
+              "A value > 0 indicates the job using current GPU",
+              labels,
+              g.value,
+            );
+          }
+        }
+      } catch (e) {
+        gpuError = e as Error;
+      }
+    }
+    if (this.hooks.extra) await this.hooks.extra(units, sink);
+    if (gpuError) throw new Error(`GPU mapping failed: ${gpuError.message}`);
+    if (failures.length) {
+      throw new Error(`failed to read cgroups of ${failures.length} unit(s): ${failures.slice(0, 3).join("; ")}`);
+    }
+  }
+}
+
+/** Writes a unit's CPU, memory, swap, PSI, blkio and RDMA samples. */
+export function emitStats(sink: MetricSink, labels: Labels, s: UnitStats, opts: StatOptions): void {
+  sink.counter("ceems_compute_unit_cpu_user_seconds_total", "Total job CPU user seconds", labels, s.cpuUser);
+  sink.counter("ceems_compute_unit_cpu_system_seconds_total", "Total job CPU system seconds", labels, s.cpuSystem);
+  sink.gauge("ceems_compute_unit_cpus", "Total number of job CPUs", labels, s.cpus);
+  sink.gauge("ceems_compute_unit_memory_rss_bytes", "Memory RSS used in bytes", labels, s.memoryRss);
+  sink.gauge("ceems_compute_unit_memory_cache_bytes", "Memory cache used in bytes", labels, s.memoryCache);
+  sink.gauge("ceems_compute_unit_memory_used_bytes", "Memory used in bytes", labels, s.memoryUsed);
+  sink.gauge("ceems_compute_unit_memory_total_bytes", "Memory total in bytes", labels, s.memoryTotal);
+  sink.gauge("ceems_compute_unit_memory_fail_count", "Memory fail count", labels, s.memoryFailCount);
+  if (opts.swap) {
+    sink.gauge("ceems_compute_unit_memsw_used_bytes", "Swap used in bytes", labels, s.memswUsed);
+    sink.gauge("ceems_compute_unit_memsw_total_bytes", "Swap total in bytes", labels, s.memswTotal);
+    sink.gauge("ceems_compute_unit_memsw_fail_count", "Swap fail count", labels, s.memswFailCount);
+  }
+  if (opts.psi) {
+    sink.gauge("ceems_compute_unit_cpu_psi_seconds", "Total CPU PSI in seconds", labels, s.cpuPsi);
+    sink.gauge("ceems_compute_unit_memory_psi_seconds", "Total memory PSI in seconds", labels, s.memoryPsi);
+  }
+  if (opts.blkio) {
+    const names = [
+      ["ceems_compute_unit_blkio_read_total_bytes", "Total block IO read bytes"],
+      ["ceems_compute_unit_blkio_write_total_bytes", "Total block IO write bytes"],
+      ["ceems_compute_unit_blkio_read_total_requests", "Total block IO read requests"],
+      ["ceems_compute_unit_blkio_write_total_requests", "Total block IO write requests"],
+    ];
+    for (const [device, vals] of s.blkio) {
+      vals.forEach((v, i) => {
+        if (v > 0) sink.gauge(names[i][0], names[i][1], { ...labels, device }, v);
+      });
+    }
+  }
+  for (const [device, v] of s.rdmaHandles) {
+    if (v <= 0) continue;
+    sink.gauge("ceems_compute_unit_rdma_hca_handles", "Current number of RDMA HCA handles", { ...labels, device }, v);
+    sink.gauge("ceems_compute_unit_rdma_hca_objects", "Current number of RDMA HCA objects", { ...labels, device }, v);
+  }
+}

@@ -1,0 +1,240 @@
+// The `ipmi_dcmi` collector: node power from a DCMI tool (FreeIPMI ipmi-dcmi, ipmitool, ipmiutil or Cray
+// capmc) run as root through a security context, as ceems_ipmi_dcmi_{current,min,max,avg}_watts.
+
+import { isAbsolute, join } from "node:path";
+import type { FlagSet } from "../common/flags.ts";
+import type { SecurityContext, SecurityManager } from "../privilege/security.ts";
+import type { PrivilegedOp } from "../privilege/ops.ts";
+import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
+import { registerCollector } from "./registry.ts";
+
+/** The DCMI commands CEEMS looks for, in order of preference. */
+export const dcmiCommands: string[][] = [
+  ["ipmi-dcmi", "--get-system-power-statistics"],
+  ["ipmitool", "dcmi", "power", "reading"],
+  ["ipmiutil", "dcmi", "power"],
+  ["capmc", "get_system_power", "-w", "600"],
+];
+
+/** Directories searched after $PATH, as CEEMS does. */
+const sbinDirs = ["/sbin", "/usr/sbin", "/usr/local/sbin"];
+
+/** Power readings in watts by kind. */
+export type PowerReadings = Partial<Record<"current" | "min" | "max" | "avg", number>>;
+
+const readingKinds = ["current", "min", "max", "avg"] as const;
+
+const readingPatterns: Record<(typeof readingKinds)[number], RegExp> = {
+  current: /^\s*(?:Current Power|Instantaneous power reading)\s*:\s*([0-9.]*)\s*[wW]atts/,
+  min:
+    /^\s*(?:Minimum Power over sampling duration|Minimum during sampling period|Min Power over sample duration)\s*:\s*([0-9.]*)\s*[wW]atts/,
+  max:
+    /^\s*(?:Maximum Power over sampling duration|Maximum during sampling period|Max Power over sample duration)\s*:\s*([0-9.]*)\s*[wW]atts/,
+  avg:
+    /^\s*(?:Average Power over sampling duration|Average power reading over sample period|Avg Power over sample duration)\s*:\s*([0-9.]*)\s*[wW]atts/,
+};
+const statePattern =
+  /^\s*(?:Power Measurement|Power reading state is)\s*:\s*(Active|active|Not\sAvailable|not\sactive|activated|deactivated)/;
+
+/** Parses ipmi-dcmi, ipmitool or ipmiutil output; throws unless the measurement state is active. */
+export function parseDcmiText(text: string): PowerReadings {
+  const lines = text.split("\n");
+  const state = lines.map((l) => statePattern.exec(l)?.[1]).find((s) => s !== undefined);
+  if (state === undefined) throw new Error("no power measurement state in DCMI output");
+  if (!["Active", "active", "activated"].includes(state)) {
+    throw new Error(`IPMI power readings not active (state ${JSON.stringify(state)})`);
+  }
+  const out: PowerReadings = {};
+  for (const kind of readingKinds) {
+    for (const l of lines) {
+      const m = readingPatterns[kind].exec(l);
+      if (!m) continue;
+      const v = parseFloat(m[1]);
+      if (Number.isFinite(v)) out[kind] = v;
+      break;
+    }
+  }
+  if (Object.keys(out).length === 0) throw new Error("no power reading in DCMI output");
+  return out;
+}
+
+/** Parses `capmc get_system_power` JSON; capmc has no current reading, so current is the average. */
+export function parseCapmcJson(text: string): PowerReadings {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    throw new Error("capmc output is not JSON");
+  }
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new Error("capmc output is not an object");
+  }
+  const obj = data as Record<string, unknown>;
+  if (typeof obj.e === "number" && obj.e !== 0) {
+    throw new Error(`capmc power readings not active: ${String(obj.err_msg ?? "")}`);
+  }
+  const out: PowerReadings = {};
+  for (const kind of ["min", "max", "avg"] as const) {
+    if (typeof obj[kind] === "number") out[kind] = obj[kind] as number;
+  }
+  if ((out.avg ?? 0) > 0) out.current = out.avg;
+  if (Object.keys(out).length === 0) throw new Error("no power reading in capmc output");
+  return out;
+}
+
+/** Finds `name` in the directories of `path`, then in the sbin directories; undefined if absent. */
+export function lookPath(name: string, path: string, extraDirs: string[] = []): string | undefined {
+  const dirs = path.split(":").filter((d) => d);
+  for (const dir of [...dirs, ...extraDirs]) {
+    const full = join(dir, name);
+    try {
+      const st = Deno.statSync(full);
+      if (st.isFile && ((st.mode ?? 0o111) & 0o111) !== 0) return full;
+    } catch {
+      // not there
+    }
+  }
+  return undefined;
+}
+
+/** Picks the DCMI command: the flag's value split on spaces, or the first tool found on PATH, then sbin. */
+export function resolveDcmiCommand(flagValue: string, path: string): string[] | undefined {
+  if (flagValue.trim()) {
+    const parts = flagValue.trim().split(/ +/);
+    if (!isAbsolute(parts[0])) parts[0] = lookPath(parts[0], path, sbinDirs) ?? parts[0];
+    return parts;
+  }
+  for (const dirs of [[], sbinDirs]) {
+    for (const cmd of dcmiCommands) {
+      const found = lookPath(cmd[0], dirs.length ? "" : path, dirs);
+      if (found) return [found, ...cmd.slice(1)];
+    }
+  }
+  return undefined;
+}
+
+/** How the collector runs the tool. */
+export interface DcmiRunner {
+  cmd: string[];
+  testMode: boolean;
+  timeoutMs: number;
+  security: SecurityManager;
+}
+
+/** Runs the DCMI tool once and returns its stdout; throws on failure, a non-zero status or a timeout. */
+export async function runDcmiTool(r: DcmiRunner): Promise<string> {
+  const context: SecurityContext = r.testMode
+    ? { name: "ipmi_dcmi", caps: [] }
+    : { name: "ipmi_dcmi", caps: ["cap_setuid", "cap_setgid"] };
+  const op: PrivilegedOp = r.testMode
+    ? { kind: "exec", cmd: r.cmd, timeoutMs: r.timeoutMs }
+    : { kind: "exec", cmd: r.cmd, uid: 0, gid: 0, timeoutMs: r.timeoutMs };
+  const [res] = await r.security.run(context, [op]);
+  if (!res.ok) throw new Error(`running ${r.cmd.join(" ")}: ${res.error}`);
+  const out = res.value as { code: number; stdout: string; stderr: string; timedOut: boolean };
+  if (out.timedOut) throw new Error(`${r.cmd[0]} timed out after ${r.timeoutMs} ms`);
+  if (out.code !== 0) {
+    const why = out.stderr.trim().split("\n")[0]?.slice(0, 200) ?? "";
+    throw new Error(`${r.cmd.join(" ")} exited with status ${out.code}${why ? `: ${why}` : ""}`);
+  }
+  return out.stdout;
+}
+
+class IpmiDcmiCollector implements Collector {
+  readonly #cache: PowerReadings = {};
+  constructor(private runner: DcmiRunner, private hostname: string) {}
+
+  async update(sink: MetricSink): Promise<void> {
+    let readings: PowerReadings;
+    let failure: Error | undefined;
+    try {
+      const text = await runDcmiTool(this.runner);
+      const isCapmc = this.runner.cmd[0].split("/").pop() === "capmc";
+      readings = isCapmc ? parseCapmcJson(text) : parseDcmiText(text);
+    } catch (e) {
+      failure = e as Error;
+      readings = this.#cache;
+    }
+    for (const kind of readingKinds) {
+      const v = readings[kind];
+      if (v === undefined || !(v > 0)) continue;
+      this.#cache[kind] = v;
+      sink.gauge(
+        `ceems_ipmi_dcmi_${kind}_watts`,
+        `${{ current: "Current", min: "Minimum", max: "Maximum", avg: "Average" }[kind]} Power consumption in watts`,
+        { hostname: this.hostname },
+        v,
+      );
+    }
+    // The last good readings were emitted above; the scrape still reports this collector as failed.
+    if (failure) {
+      const cached = Object.keys(this.#cache).length > 0;
+      throw new Error(`${failure.message}${cached ? " (serving last good readings)" : ""}`);
+    }
+  }
+}
+
+function registerFlags(fs: FlagSet): void {
+  fs.add({
+    name: "collector.ipmi_dcmi.cmd",
+    kind: "string",
+    default: "",
+    help: "IPMI DCMI command to get system power statistics. Use full path to executables.",
+  });
+  fs.alias("collector.ipmi.dcmi.cmd", "collector.ipmi_dcmi.cmd");
+  fs.add({
+    name: "collector.ipmi_dcmi.dev-num",
+    kind: "int",
+    default: 0,
+    help: "IPMI device number (/dev/ipmi<num>) used in native mode.",
+  });
+  fs.add({
+    name: "collector.ipmi_dcmi.force-native-mode",
+    kind: "bool",
+    help: "Force native mode (ioctl on /dev/ipmi<num>) instead of an IPMI tool.",
+  });
+  fs.add({
+    name: "collector.ipmi_dcmi.test-mode",
+    kind: "bool",
+    hidden: true,
+    help: "Run the IPMI tool as the current user (tests only).",
+  });
+  fs.add({
+    name: "collector.ipmi_dcmi.timeout",
+    kind: "duration",
+    default: 5000,
+    hidden: true,
+    help: "Time after which a hung IPMI tool is killed.",
+  });
+}
+
+function create(ctx: CollectorContext): Collector {
+  const f = ctx.flags;
+  if (f.bool("collector.ipmi_dcmi.force-native-mode")) {
+    throw new Error(
+      "--collector.ipmi_dcmi.force-native-mode: native IPMI (/dev/ipmi" + f.number("collector.ipmi_dcmi.dev-num") +
+        ") is not implemented in this build; use an IPMI tool (--collector.ipmi_dcmi.cmd)",
+    );
+  }
+  const cmd = resolveDcmiCommand(f.string("collector.ipmi_dcmi.cmd"), Deno.env.get("PATH") ?? "");
+  if (!cmd) {
+    throw new Error(
+      `no IPMI DCMI tool (${dcmiCommands.map((c) => c[0]).join(", ")}) found on PATH or in ${sbinDirs.join(",")}, ` +
+        "and native IPMI is not implemented in this build; set --collector.ipmi_dcmi.cmd",
+    );
+  }
+  const testMode = f.bool("collector.ipmi_dcmi.test-mode");
+  ctx.logger.debug("using IPMI command", { cmd: cmd.join(" "), test_mode: testMode });
+  return new IpmiDcmiCollector(
+    { cmd, testMode, timeoutMs: f.number("collector.ipmi_dcmi.timeout"), security: ctx.security },
+    ctx.hostname,
+  );
+}
+
+registerCollector({
+  name: "ipmi_dcmi",
+  defaultEnabled: false,
+  help: "Node power from IPMI DCMI",
+  registerFlags,
+  create,
+});

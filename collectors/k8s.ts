@@ -1,0 +1,46 @@
+// The `k8s` collector: pod cgroups under kubepods (cgroupfs driver) and kubepods.slice (systemd
+// driver) with the pod UID as uuid; CEEMS's API-related flags are accepted, the kubelet/API part is not used.
+
+import type { Collector, CollectorContext } from "./collector.ts";
+import { addCgroupFlags } from "./cgroup/flags.ts";
+import { UnitCollector } from "./cgroup/unit_collector.ts";
+import { registerCollector } from "./registry.ts";
+
+registerCollector({
+  name: "k8s",
+  defaultEnabled: false,
+  help: "Kubernetes pod cgroups",
+  registerFlags(fs) {
+    addCgroupFlags(fs);
+    fs.add({
+      name: "collector.k8s.kubeconfig.file",
+      kind: "string",
+      default: "",
+      help: "Path to kubeconfig file (empty means in-cluster config). Accepted for compatibility.",
+    });
+    fs.alias("collector.k8s.kube-config-file", "collector.k8s.kubeconfig.file");
+    fs.add({
+      name: "collector.k8s.kubelet-podresources-socket.file",
+      kind: "string",
+      default: "/var/lib/kubelet/pod-resources/kubelet.sock",
+      help: "Path to kubelet pod-resources socket. Accepted for compatibility.",
+    });
+    fs.alias("collector.k8s.kubelet-socket-file", "collector.k8s.kubelet-podresources-socket.file");
+    fs.add({
+      name: "collector.k8s.psi-metrics",
+      kind: "bool",
+      help: "Enables collection of PSI metrics (default: disabled)",
+    });
+  },
+  create(ctx: CollectorContext): Collector {
+    const uc = new UnitCollector(ctx, "k8s", {
+      swap: true,
+      psi: ctx.flags.bool("collector.k8s.psi-metrics"),
+      blkio: true,
+      rdma: false,
+    });
+    const both = uc.layout.roots.includes("/kubepods") && uc.layout.roots.includes("/kubepods.slice");
+    if (both) ctx.logger.warn("both kubepods and kubepods.slice exist; pods of both drivers are reported");
+    return { update: (sink) => uc.update(sink) };
+  },
+});

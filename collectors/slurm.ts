@@ -1,0 +1,254 @@
+// The `slurm` collector: SLURM job cgroups (v1 `slurm[_<node>]/uid_*/job_*`, v2 `[<node>_]slurmstepd.scope/job_*`)
+// as ceems_compute_unit* metrics, GPU→job mapping from job environments or map files, and the rdma sub-collector.
+
+import type { FlagSet } from "../common/flags.ts";
+import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
+import type { Unit } from "./cgroup/discovery.ts";
+import { addCgroupFlags, addGpuFlags, addRdmaFlags } from "./cgroup/flags.ts";
+import { RdmaSubCollector } from "./cgroup/rdma.ts";
+import { type GpuShare, UnitCollector, unitKey } from "./cgroup/unit_collector.ts";
+import { applyOrderMap, type GpuDevice, loadGpus, resolveGpuType } from "./gpu/devices.ts";
+import { registerCollector } from "./registry.ts";
+
+/** GPU request of a job read from its environment. */
+export interface JobGpuRequest {
+  ordinals: string[];
+  /** SLURM_SHARDS_ON_NODE, when the job uses GPU shards. */
+  shards?: number;
+  /** CUDA_MPS_ACTIVE_THREAD_PERCENTAGE, when the job uses MPS. */
+  mpsPercent?: number;
+}
+
+/** Picks the GPU request of job `jobId` from process environments (KEY=VALUE lists). */
+export function gpuRequestFromEnv(jobId: string, envs: string[][]): JobGpuRequest | undefined {
+  for (const env of envs) {
+    const vars = new Map(env.map((kv) => {
+      const i = kv.indexOf("=");
+      return [kv.slice(0, i), kv.slice(i + 1)] as [string, string];
+    }));
+    if (vars.get("SLURM_JOB_ID") !== jobId) continue;
+    const list = vars.get("SLURM_JOB_GPUS") ?? vars.get("SLURM_STEP_GPUS") ?? vars.get("GPU_DEVICE_ORDINAL");
+    if (!list) continue;
+    const ordinals = list.split(",").map((s) => s.trim()).filter((s) => /^\d+$/.test(s));
+    if (!ordinals.length) continue;
+    const shards = vars.has("SLURM_SHARDS_ON_NODE") ? Number(vars.get("SLURM_SHARDS_ON_NODE")) : undefined;
+    const mps = vars.has("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE")
+      ? Number(vars.get("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"))
+      : undefined;
+    return { ordinals, shards, mpsPercent: mps };
+  }
+  return undefined;
+}
+
+/** Shards (or MPS units) configured per GPU file index in gres.conf, for this host. */
+export function parseGresShards(text: string, hostname: string): Map<string, Map<string, number>> {
+  const out = new Map<string, Map<string, number>>();
+  for (const raw of text.split("\n")) {
+    const line = raw.replace(/#.*/, "").trim();
+    if (!line) continue;
+    const kv = new Map(
+      line.split(/\s+/).map((p) => {
+        const i = p.indexOf("=");
+        return [p.slice(0, i).toLowerCase(), p.slice(i + 1)] as [string, string];
+      }),
+    );
+    const name = kv.get("name");
+    if (name !== "shard" && name !== "mps") continue;
+    const node = kv.get("nodename");
+    if (node && hostname && !expandHostlist(node).includes(hostname)) continue;
+    const files = expandHostlist(kv.get("file") ?? "").map((f) => /(\d+)$/.exec(f)?.[1]).filter((x): x is string =>
+      !!x
+    );
+    const count = Number(kv.get("count") ?? 0);
+    if (!files.length || !count) continue;
+    const per = out.get(name) ?? new Map<string, number>();
+    for (const f of files) per.set(f, count / files.length);
+    out.set(name, per);
+  }
+  return out;
+}
+
+/** Expands SLURM bracket lists: "node[0-2,5]" → node0, node1, node2, node5. */
+export function expandHostlist(s: string): string[] {
+  const out: string[] = [];
+  for (const part of s.match(/[^,[]+(?:\[[^\]]*\][^,]*)?/g) ?? []) {
+    const m = /^(.*?)\[([^\]]*)\](.*)$/.exec(part);
+    if (!m) {
+      out.push(part);
+      continue;
+    }
+    for (const r of m[2].split(",")) {
+      const [a, b] = r.split("-");
+      if (b === undefined) out.push(m[1] + a + m[3]);
+      else for (let i = Number(a); i <= Number(b); i++) out.push(m[1] + String(i).padStart(a.length, "0") + m[3]);
+    }
+  }
+  return out;
+}
+
+class SlurmGpuMapper {
+  #devices?: GpuDevice[];
+  #cache = new Map<string, GpuShare[]>();
+  constructor(private ctx: CollectorContext, private gpuType: "nvidia" | "amd") {}
+
+  async #loadDevices(): Promise<GpuDevice[]> {
+    if (this.#devices) return this.#devices;
+    const f = this.ctx.flags;
+    const { devices } = await loadGpus({
+      type: this.gpuType,
+      nvidiaSmi: f.string("collector.gpu.nvidia-smi-path"),
+      rocmSmi: f.string("collector.gpu.rocm-smi-path"),
+      amdSmi: f.string("collector.gpu.amd-smi-path"),
+      security: this.ctx.security,
+    }, false);
+    this.#devices = applyOrderMap(devices, f.string("collector.slurm.gpu-order-map"));
+    return this.#devices;
+  }
+
+  async shares(units: Unit[]): Promise<Map<string, GpuShare[]>> {
+    const devices = await this.#loadDevices();
+    const live = new Set(units.map(unitKey));
+    for (const k of this.#cache.keys()) if (!live.has(k)) this.#cache.delete(k);
+    const todo = units.filter((u) => !this.#cache.has(unitKey(u)));
+    if (todo.length) {
+      const requests = await this.#requests(todo);
+      const gres = this.#gres();
+      for (const u of todo) {
+        const req = requests.get(unitKey(u));
+        const shares: GpuShare[] = [];
+        for (const ord of req?.ordinals ?? []) {
+          const d = devices.find((x) => x.index === ord);
+          if (!d) continue;
+          let value = d.fraction;
+          if (req?.shards !== undefined && gres.get("shard")?.get(d.minor)) {
+            value = req.shards / gres.get("shard")!.get(d.minor)!;
+          } else if (req?.mpsPercent !== undefined) {
+            value = req.mpsPercent / 100;
+          }
+          shares.push({ index: d.index, uuid: d.uuid, instanceId: d.instanceId, value, smCount: d.smCount });
+        }
+        this.#cache.set(unitKey(u), shares);
+      }
+    }
+    return this.#cache;
+  }
+
+  #gres(): Map<string, Map<string, number>> {
+    try {
+      return parseGresShards(
+        Deno.readTextFileSync(this.ctx.flags.string("collector.slurm.gres-config-file")),
+        this.ctx.hostname || Deno.hostname(),
+      );
+    } catch {
+      return new Map();
+    }
+  }
+
+  async #requests(units: Unit[]): Promise<Map<string, JobGpuRequest>> {
+    const out = new Map<string, JobGpuRequest>();
+    const mapDir = this.ctx.flags.string("collector.slurm.gpu-job-map-path");
+    if (mapDir) {
+      for (const e of Deno.readDirSync(mapDir)) {
+        if (!/^\d+$/.test(e.name)) continue;
+        const job = Deno.readTextFileSync(`${mapDir}/${e.name}`).trim();
+        for (const u of units) {
+          if (u.uuid !== job) continue;
+          const r = out.get(unitKey(u)) ?? { ordinals: [] };
+          r.ordinals.push(e.name);
+          out.set(unitKey(u), r);
+        }
+      }
+      for (const r of out.values()) r.ordinals.sort((a, b) => Number(a) - Number(b));
+      return out;
+    }
+    const pids = [...new Set(units.flatMap((u) => u.pids))];
+    const [res] = await this.ctx.security.run(
+      { name: "slurm", caps: ["cap_sys_ptrace", "cap_dac_read_search"] },
+      [{ kind: "readEnviron", procfs: this.ctx.paths.procfs, pids }],
+    );
+    if (!res.ok) throw new Error(`reading job environments: ${res.error}`);
+    const envs = res.value as Record<string, string[]>;
+    for (const u of units) {
+      const req = gpuRequestFromEnv(u.uuid, u.pids.map((p) => envs[String(p)] ?? []));
+      if (req) out.set(unitKey(u), req);
+    }
+    return out;
+  }
+}
+
+/** Declares the slurm collector's flags (shared cgroup/GPU/RDMA flags included). */
+export function registerSlurmFlags(fs: FlagSet): void {
+  addCgroupFlags(fs);
+  addGpuFlags(fs);
+  addRdmaFlags(fs);
+  fs.add({
+    name: "collector.slurm.swap-memory-metrics",
+    kind: "bool",
+    help: "Enables collection of swap memory metrics (default: disabled)",
+  });
+  fs.alias("collector.slurm.swap.memory.metrics", "collector.slurm.swap-memory-metrics");
+  fs.add({
+    name: "collector.slurm.psi-metrics",
+    kind: "bool",
+    help: "Enables collection of PSI metrics (default: disabled)",
+  });
+  fs.alias("collector.slurm.psi.metrics", "collector.slurm.psi-metrics");
+  fs.add({
+    name: "collector.slurm.gres-config-file",
+    kind: "string",
+    default: "/etc/slurm/gres.conf",
+    help: "Path to SLURM gres.conf file (for GPU shards and MPS).",
+  });
+  fs.add({
+    name: "collector.slurm.gpu-order-map",
+    kind: "string",
+    default: "",
+    help: "GPU order mapping between SLURM and NVIDIA SMI/ROCm SMI tools: <slurm_idx>:<smi_minor>[.<mig_id>],...",
+  });
+  fs.add({
+    name: "collector.slurm.gpu-job-map-path",
+    kind: "string",
+    default: "",
+    help: "Directory with files named by GPU index holding the job id using it (instead of job environments).",
+  });
+}
+
+/** Builds the slurm collector. */
+export function createSlurmCollector(ctx: CollectorContext): Collector {
+  const f = ctx.flags;
+  applyOrderMap([], f.string("collector.slurm.gpu-order-map")); // validates the flag at start-up
+  const gpuType = resolveGpuType(f.string("collector.gpu.type"), ctx.paths.sysfs, {
+    nvidiaSmi: f.string("collector.gpu.nvidia-smi-path"),
+    rocmSmi: f.string("collector.gpu.rocm-smi-path"),
+    amdSmi: f.string("collector.gpu.amd-smi-path"),
+  }, (m) => ctx.logger.warn(m));
+  const mapper = gpuType === "nogpu" ? undefined : new SlurmGpuMapper(ctx, gpuType);
+  const rdma = f.bool("collector.rdma.stats")
+    ? new RdmaSubCollector(
+      ctx.paths.sysfs,
+      "slurm",
+      ctx.hostname,
+      ctx.security,
+      ctx.logger,
+      f.string("collector.rdma.cmd"),
+    )
+    : undefined;
+  const uc = new UnitCollector(ctx, "slurm", {
+    swap: f.bool("collector.slurm.swap-memory-metrics"),
+    psi: f.bool("collector.slurm.psi-metrics"),
+    blkio: false,
+    rdma: true,
+  }, {
+    gpuShares: mapper ? (units) => mapper.shares(units) : undefined,
+    extra: rdma ? (units, sink: MetricSink) => rdma.update(units, sink) : undefined,
+  });
+  return { update: (sink) => uc.update(sink) };
+}
+
+registerCollector({
+  name: "slurm",
+  defaultEnabled: false,
+  help: "SLURM job cgroups",
+  registerFlags: registerSlurmFlags,
+  create: createSlurmCollector,
+});

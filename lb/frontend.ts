@@ -1,0 +1,228 @@
+// Request pipeline of the two load balancers: cluster id routing, user and admin identification,
+// the path allow-list for non-admins, query analysis, ownership checks, then proxying.
+
+import type { Logger } from "../common/log.ts";
+import type { OwnershipChecker } from "./ownership.ts";
+import type { ServerPool } from "./pool.ts";
+import { analyseAll, type QueryAnalysis } from "./promql_access.ts";
+import type { Backend } from "./backend.ts";
+import { filterLabels } from "./filter_labels.ts";
+import { forward, promError } from "./proxy.ts";
+import { BodyError, PYROSCOPE_METHODS, pyroscopeSelectors } from "./pyroscope.ts";
+
+/** Header naming the cluster a request is for. */
+export const CLUSTER_HEADER = "x-ceems-cluster-id";
+/** Header Grafana sets to the logged-in user. */
+export const USER_HEADER = "x-grafana-user";
+
+const MAX_FORM_BYTES = 4 << 20;
+
+/** Everything a frontend needs. */
+export interface FrontendOptions {
+  pool: ServerPool;
+  /** Undefined: no API server configured, so no access control (as CEEMS). */
+  ownership?: OwnershipChecker;
+  logger: Logger;
+}
+
+const BAD_CLUSTER = "invalid cluster ID. Set cluster ID using X-Ceems-Cluster-Id header in Prometheus datasource.";
+const NO_USER = "no user header found. Make sure to set send_user_header = true in [dataproxy] section of Grafana " +
+  "configuration file";
+const FORBIDDEN_PATH = "user do not have permissions to this resource";
+const FORBIDDEN_UNITS = "user do not have permissions to view unit metrics";
+
+/** TSDB paths non-admins may use, with where their expressions live. */
+const QUERY_PATHS = new Set(["/api/v1/query", "/api/v1/query_range", "/api/v1/query_exemplars"]);
+const MATCH_PATHS = new Set(["/api/v1/series", "/api/v1/labels"]);
+const LABEL_VALUES = /^\/api\/v1\/label\/([a-zA-Z_][a-zA-Z0-9_]*)\/values$/;
+/** Parameters Prometheus reads with FormValue (first value wins): refused when repeated. */
+const SINGLE_PARAMS = new Set(["query", "time", "start", "end", "step", "timeout", "limit", "stats", "lookback_delta"]);
+
+async function readLimited(req: Request): Promise<Uint8Array> {
+  const buf = new Uint8Array(await req.arrayBuffer());
+  if (buf.length > MAX_FORM_BYTES) throw new BodyError("request body too large");
+  return buf;
+}
+
+/** Time (ms) a Prometheus time parameter names, when it parses. */
+function paramTimeMs(v: string | null): number | undefined {
+  if (!v) return undefined;
+  const n = Number(v);
+  if (Number.isFinite(n)) return n * 1000;
+  const d = Date.parse(v);
+  return Number.isNaN(d) ? undefined : d;
+}
+
+/** Common first steps: cluster id, /health, user and admin. Returns a response to send, or the state. */
+async function identify(
+  req: Request,
+  opts: FrontendOptions,
+  healthText: string,
+): Promise<Response | { clusterId: string; user?: string; admin: boolean; path: string }> {
+  const url = new URL(req.url);
+  const clusterId = req.headers.get(CLUSTER_HEADER) ?? "";
+  if (!opts.pool.has(clusterId)) return promError(400, "bad_request", BAD_CLUSTER);
+  if (url.pathname === "/health") return new Response(healthText, { headers: { "content-type": "text/plain" } });
+  if (!opts.ownership) return { clusterId, admin: true, path: url.pathname };
+  const user = req.headers.get(USER_HEADER)?.trim() ?? "";
+  if (!user) return promError(401, "unauthorized", NO_USER);
+  let admin: boolean;
+  try {
+    admin = await opts.ownership.isAdmin(user);
+  } catch (e) {
+    opts.logger.error("admin look-up failed", { user, err: e });
+    return promError(503, "unavailable", "failed to check user privileges");
+  }
+  return { clusterId, user, admin, path: url.pathname };
+}
+
+/** The filter_labels rewrite of TSDB answers for `path`. */
+function tsdbRewrite(path: string) {
+  return (b: Backend, resp: Response) =>
+    b.config.filterLabels.length ? filterLabels(path, resp, b.config.filterLabels) : Promise.resolve(resp);
+}
+
+async function passThrough(
+  req: Request,
+  opts: FrontendOptions,
+  clusterId: string,
+  rewrite?: (b: Backend, r: Response) => Promise<Response>,
+): Promise<Response> {
+  const url = new URL(req.url);
+  const body = req.method === "GET" || req.method === "HEAD" ? undefined : await readLimited(req);
+  return forward(opts.pool, clusterId, {
+    method: req.method,
+    pathAndQuery: url.pathname + url.search,
+    body,
+    clientHeaders: req.headers,
+    signal: req.signal,
+    rewrite,
+  });
+}
+
+/**
+ * Checks the analysed units against the user's; returns a refusal, or the cluster to query (a
+ * `ceems_id` matcher in the query overrides the header, as in CEEMS).
+ */
+async function checkUnits(
+  opts: FrontendOptions,
+  user: string,
+  clusterId: string,
+  analysis: QueryAnalysis,
+): Promise<Response | string> {
+  if (!analysis.ok) {
+    return analysis.status === 400
+      ? promError(400, "bad_data", `invalid query: ${analysis.reason}`)
+      : promError(403, "forbidden", `${FORBIDDEN_UNITS}: ${analysis.reason}`);
+  }
+  if (analysis.clusterIds) {
+    if (analysis.clusterIds.length > 1) {
+      return promError(403, "forbidden", `${FORBIDDEN_UNITS}: query names several clusters with ceems_id`);
+    }
+    clusterId = analysis.clusterIds[0];
+    if (!opts.pool.has(clusterId)) return promError(400, "bad_request", BAD_CLUSTER);
+  }
+  if (analysis.units.length === 0) return clusterId; // no selector at all: no unit data can be read
+  let owned: boolean;
+  try {
+    owned = await opts.ownership!.owns(user, clusterId, analysis.units);
+  } catch (e) {
+    opts.logger.error("ownership look-up failed", { user, err: e });
+    return promError(503, "unavailable", "failed to verify unit ownership");
+  }
+  return owned ? clusterId : promError(403, "forbidden", FORBIDDEN_UNITS);
+}
+
+/** The handler of the TSDB (Prometheus) load balancer. */
+export function tsdbHandler(opts: FrontendOptions): (req: Request) => Promise<Response> {
+  return async (req) => {
+    const who = await identify(req, opts, "CEEMS LB Server is healthy");
+    if (who instanceof Response) return who;
+    if (who.admin) return passThrough(req, opts, who.clusterId, tsdbRewrite(who.path));
+    const path = who.path;
+    const labelValues = LABEL_VALUES.exec(path);
+    if (!QUERY_PATHS.has(path) && !MATCH_PATHS.has(path) && !labelValues) {
+      return promError(403, "forbidden", FORBIDDEN_PATH);
+    }
+    if (req.method !== "GET" && req.method !== "POST") {
+      return promError(405, "bad_data", `method ${req.method} not allowed`);
+    }
+    const params = new URLSearchParams(new URL(req.url).search);
+    if (req.method === "POST") {
+      const ct = (req.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+      let body: Uint8Array;
+      try {
+        body = await readLimited(req);
+      } catch (e) {
+        return promError(400, "bad_data", (e as Error).message);
+      }
+      if (body.length && ct !== "application/x-www-form-urlencoded") {
+        return promError(400, "bad_data", "POST bodies must be application/x-www-form-urlencoded");
+      }
+      for (const [k, v] of new URLSearchParams(new TextDecoder().decode(body))) params.append(k, v);
+    }
+    for (const k of new Set(params.keys())) {
+      if (SINGLE_PARAMS.has(k) && params.getAll(k).length > 1) {
+        return promError(400, "bad_data", `parameter ${k} given more than once`);
+      }
+    }
+    let exprs: string[];
+    if (QUERY_PATHS.has(path)) {
+      const q = params.get("query");
+      if (q === null) return promError(400, "bad_data", "missing query parameter");
+      exprs = [q];
+    } else {
+      exprs = params.getAll("match[]");
+      if (exprs.length === 0) return promError(403, "forbidden", `${FORBIDDEN_UNITS}: match[] is required`);
+    }
+    const cluster = await checkUnits(opts, who.user!, who.clusterId, analyseAll(exprs, "uuid"));
+    if (cluster instanceof Response) return cluster;
+    // Re-encode the checked parameters so the backend reads exactly what was analysed.
+    const canonical = params.toString();
+    const startMs = paramTimeMs(params.get("start") ?? params.get("time"));
+    return forward(opts.pool, cluster, {
+      method: req.method,
+      pathAndQuery: req.method === "GET" ? `${path}?${canonical}` : path,
+      body: req.method === "POST" ? canonical : undefined,
+      clientHeaders: req.method === "POST"
+        ? new Headers({ ...Object.fromEntries(req.headers), "content-type": "application/x-www-form-urlencoded" })
+        : req.headers,
+      signal: req.signal,
+      pick: { queryStartMs: startMs },
+      rewrite: tsdbRewrite(path),
+    });
+  };
+}
+
+/** The handler of the Pyroscope load balancer. */
+export function pyroscopeHandler(opts: FrontendOptions): (req: Request) => Promise<Response> {
+  return async (req) => {
+    const who = await identify(req, opts, "CEEMS LB Server is healthy");
+    if (who instanceof Response) return who;
+    if (who.admin) return passThrough(req, opts, who.clusterId);
+    if (!PYROSCOPE_METHODS[who.path]) return promError(403, "forbidden", FORBIDDEN_PATH);
+    if (req.method !== "POST") return promError(405, "bad_data", `method ${req.method} not allowed`);
+    const enc = (req.headers.get("content-encoding") ?? req.headers.get("connect-content-encoding") ?? "identity")
+      .toLowerCase();
+    if (enc !== "identity") return promError(415, "bad_data", `content encoding ${enc} is not supported`);
+    let parsed: ReturnType<typeof pyroscopeSelectors>;
+    try {
+      parsed = pyroscopeSelectors(who.path, req.headers.get("content-type") ?? "", await readLimited(req));
+    } catch (e) {
+      if (e instanceof BodyError) return promError(400, "bad_data", e.message);
+      throw e;
+    }
+    if (parsed.selectors.length === 0) {
+      return promError(403, "forbidden", `${FORBIDDEN_UNITS}: a service_name label selector is required`);
+    }
+    const cluster = await checkUnits(opts, who.user!, who.clusterId, analyseAll(parsed.selectors, "service_name"));
+    if (cluster instanceof Response) return cluster;
+    return forward(opts.pool, cluster, {
+      method: "POST",
+      pathAndQuery: who.path,
+      body: parsed.forwardBody,
+      clientHeaders: req.headers,
+      signal: req.signal,
+    });
+  };
+}

@@ -1,0 +1,255 @@
+// Benchmark of the slurm collector on generated cgroup v2 trees (N = 100, 1,000, 5,000 jobs on a tmpfs):
+// median /metrics latency and resident memory of `ceems exporter`, next to a C floor reading the same files.
+
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const repo = fileURLToPath(new URL("../", import.meta.url));
+const sizes = (Deno.env.get("BENCH_SIZES") ?? "100,1000,5000").split(",").map(Number);
+/** Optional V8 flags for the exporter (e.g. "--max-semi-space-size=1"), to measure heap tuning. */
+const v8Flags = Deno.env.get("BENCH_EXPORTER_V8_FLAGS") ?? "";
+
+/** Files of a v2 job cgroup (as in CEEMS's fixture node); the collector reads some of them. */
+const jobFiles: Record<string, string> = {
+  "cgroup.controllers": "cpuset cpu io memory pids rdma\n",
+  "cgroup.events": "populated 1\nfrozen 0\n",
+  "cgroup.procs": "",
+  "cgroup.type": "domain\n",
+  "cpu.max": "max 100000\n",
+  "cpu.pressure": "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+  "cpu.weight": "100\n",
+  "cpuset.cpus": "1,41\n",
+  "cpuset.cpus.effective": "1,41\n",
+  "io.stat": "",
+  "memory.current": "4111491072\n",
+  "memory.events": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n",
+  "memory.max": "4294967296\n",
+  "memory.pressure": "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+  "memory.swap.current": "0\n",
+  "memory.swap.max": "max\n",
+  "memory.stat":
+    "anon 4098592768\nfile 0\nkernel 12787712\nkernel_stack 540672\npagetables 8650752\nsec_pagetables 0\n" +
+    "percpu 0\nsock 0\nvmalloc 0\nshmem 0\nzswap 0\nzswapped 0\nfile_mapped 0\nfile_dirty 0\n" +
+    "file_writeback 0\nswapcached 0\nanon_thp 3879731200\nfile_thp 0\nshmem_thp 0\ninactive_anon 4098547712\n" +
+    "active_anon 45056\ninactive_file 0\nactive_file 0\nunevictable 0\nslab_reclaimable 1072472\n" +
+    "slab_unreclaimable 1467072\nslab 2539544\nworkingset_refault_anon 0\nworkingset_refault_file 0\n" +
+    "pgfault 1061862\npgmajfault 0\npgrefill 0\npgscan 0\npgsteal 0\nthp_fault_alloc 1851\n",
+  "pids.current": "4\n",
+  "rdma.current": "hfi1_0 hca_handle=479 hca_object=340\n",
+};
+
+/** Generates N jobs under <root>/system.slice/slurmstepd.scope with CEEMS's step layout. */
+export function generateTree(root: string, n: number): void {
+  const scope = join(root, "system.slice", "slurmstepd.scope");
+  Deno.mkdirSync(scope, { recursive: true });
+  for (let j = 0; j < n; j++) {
+    const id = 1_000_000 + j;
+    const job = join(scope, `job_${id}`);
+    Deno.mkdirSync(job);
+    for (const [f, c] of Object.entries(jobFiles)) {
+      Deno.writeTextFileSync(join(job, f), f === "cpu.stat" ? "" : c);
+    }
+    Deno.writeTextFileSync(
+      join(job, "cpu.stat"),
+      `usage_usec ${60491070351 + j}\nuser_usec ${60375292848 + j}\nsystem_usec 115777502\nnr_periods 0\n` +
+        "nr_throttled 0\nthrottled_usec 0\n",
+    );
+    for (const [step, leaf] of [["step_extern", "task_special"], ["step_batch", "task_0"], ["step_0", "task_0"]]) {
+      for (const sub of [step, `${step}/slurm`, `${step}/user`, `${step}/user/${leaf}`]) {
+        Deno.mkdirSync(join(job, sub));
+        Deno.writeTextFileSync(join(job, sub, "cgroup.procs"), sub.endsWith(leaf) ? `${40000 + j}\n` : "");
+        Deno.writeTextFileSync(join(job, sub, "cgroup.controllers"), "cpuset cpu memory\n");
+      }
+    }
+  }
+}
+
+const floorC = String.raw`
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+static char buf[1 << 16];
+static long bytes;
+static void readfile(const char *p) {
+  int fd = open(p, O_RDONLY);
+  if (fd < 0) return;
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) bytes += n;
+  close(fd);
+}
+static const char *jobfiles[] = {"cpu.stat", "cpuset.cpus.effective", "memory.current", "memory.max",
+                                 "memory.stat", "memory.events", "rdma.current", 0};
+/* Walks like the collector: every directory's cgroup.procs below a job, the stat files of each job. */
+static void walk(const char *dir, int depth_in_job) {
+  char p[4096];
+  if (depth_in_job >= 0) {
+    snprintf(p, sizeof p, "%s/cgroup.procs", dir);
+    readfile(p);
+  }
+  if (depth_in_job == 0) {
+    for (int i = 0; jobfiles[i]; i++) {
+      snprintf(p, sizeof p, "%s/%s", dir, jobfiles[i]);
+      readfile(p);
+    }
+  }
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    int next = depth_in_job >= 0 ? depth_in_job + 1 : (strncmp(e->d_name, "job_", 4) == 0 ? 0 : -1);
+    walk(p, next);
+  }
+  closedir(d);
+}
+static int cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+int main(int argc, char **argv) {
+  int reps = atoi(argv[2]);
+  double *t = calloc(reps, sizeof *t);
+  char root[4096];
+  snprintf(root, sizeof root, "%s/system.slice", argv[1]);
+  for (int r = 0; r < reps; r++) {
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    DIR *d = opendir(root);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+      size_t l = strlen(e->d_name);
+      if (l >= 16 && strcmp(e->d_name + l - 16, "slurmstepd.scope") == 0) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", root, e->d_name);
+        walk(p, -1);
+      }
+    }
+    if (d) closedir(d);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    t[r] = (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6;
+  }
+  qsort(t, reps, sizeof *t, cmp);
+  printf("%f %ld\n", t[reps / 2], bytes / reps);
+  return 0;
+}
+`;
+
+function run(cmd: string, args: string[]): string {
+  const out = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).outputSync();
+  if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  return new TextDecoder().decode(out.stdout);
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+function rssMiB(pid: number): { rss: number; hwm: number } {
+  const st = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(st)?.[1] ?? 0);
+  return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Starts the exporter on `root` and alternates one floor pass and one scrape `reps` times (same load). */
+async function benchExporter(root: string, reps: number, floor: () => number) {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      ...(v8Flags ? [`--v8-flags=${v8Flags}`] : []),
+      join(repo, "main.ts"),
+      "exporter",
+      "--collector.disable-defaults",
+      "--collector.slurm",
+      "--collector.cgroups.force-version=v2",
+      `--path.cgroupfs=${root}`,
+      "--collector.gpu.type=nogpu",
+      "--web.disable-exporter-metrics",
+      `--web.listen-address=127.0.0.1:${port}`,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    const url = `http://127.0.0.1:${port}/metrics`;
+    for (let i = 0; i < 200; i++) {
+      try {
+        await (await fetch(url)).text();
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    let series = 0;
+    for (let i = 0; i < 2; i++) {
+      series = (await (await fetch(url)).text()).split("\n").filter((l) => l && l[0] !== "#").length;
+    }
+    const times: number[] = [];
+    const floors: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      floors.push(floor());
+      const t0 = performance.now();
+      await (await fetch(url)).text();
+      times.push(performance.now() - t0);
+    }
+    return { ms: median(times), floorMs: median(floors), series, ...rssMiB(child.pid) };
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+  }
+}
+
+async function main() {
+  const work = Deno.makeTempDirSync({ prefix: "ceems-bench-cgroups-" });
+  const mnt = join(work, "cgroup");
+  Deno.mkdirSync(mnt);
+  Deno.writeTextFileSync(join(work, "floor.c"), floorC);
+  run("gcc", ["-O2", "-o", join(work, "floor"), join(work, "floor.c")]);
+  run("mount", ["-t", "tmpfs", "-o", "size=2g", "tmpfs", mnt]);
+  const rows: string[][] = [];
+  try {
+    for (const n of sizes) {
+      const root = join(mnt, `n${n}`);
+      generateTree(root, n);
+      const reps = n >= 5000 ? 5 : 11;
+      const floor = () => Number(run(join(work, "floor"), [root, "1"]).trim().split(" ")[0]);
+      floor(); // warm the dentry cache like the exporter's warm-up scrapes
+      const ours = await benchExporter(root, reps, floor);
+      const floorMs = ours.floorMs;
+      rows.push([
+        String(n),
+        String(ours.series),
+        ours.ms.toFixed(1),
+        floorMs.toFixed(1),
+        (ours.ms / floorMs).toFixed(2) + "x",
+        ours.rss.toFixed(1),
+        ours.hwm.toFixed(1),
+      ]);
+      Deno.removeSync(root, { recursive: true });
+    }
+  } finally {
+    run("umount", [mnt]);
+    Deno.removeSync(work, { recursive: true });
+  }
+  const head = ["jobs", "series", "ceems ms (median)", "C floor ms (median)", "ratio", "RSS MiB", "peak RSS MiB"];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => "| " + r.map((c, i) => c.padStart(w[i])).join(" | ") + " |";
+  console.log(line(head));
+  console.log("|" + w.map((x) => "-".repeat(x + 2)).join("|") + "|");
+  for (const r of rows) console.log(line(r));
+  if (v8Flags) console.log(`Exporter V8 flags: ${v8Flags}`);
+  console.log("Goals: ratio <= 1.5x at 1,000 jobs; RSS <= 80 MB at 5,000 jobs.");
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,117 @@
+// Benchmark of `ceems lb`: latency added over querying a real Prometheus directly (p50, p99) and
+// throughput with 50 concurrent clients, direct and through the LB, in one run, reported as ratios.
+
+import { join } from "node:path";
+import { freePort, mainTs } from "../tests/helpers/process.ts";
+import { startPrometheus, toOpenMetrics } from "../tests/helpers/prometheus_server.ts";
+import { CLUSTER, createUnitsDb, unitSeries } from "../tests/lb/fixtures.ts";
+
+const SEQUENTIAL = Number(Deno.env.get("BENCH_LB_REQUESTS") ?? 2000);
+const CLIENTS = 50;
+const SECONDS = Number(Deno.env.get("BENCH_LB_SECONDS") ?? 4);
+const QUERY = encodeURIComponent('ceems_cpu_usage{uuid="1001"}');
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+async function once(url: string, headers: HeadersInit): Promise<number> {
+  const t0 = performance.now();
+  const r = await fetch(url, { headers });
+  await r.arrayBuffer();
+  if (r.status !== 200) throw new Error(`${url}: HTTP ${r.status}`);
+  return performance.now() - t0;
+}
+
+async function throughput(url: string, headers: HeadersInit): Promise<number> {
+  let n = 0;
+  const end = performance.now() + SECONDS * 1000;
+  await Promise.all(Array.from({ length: CLIENTS }, async () => {
+    while (performance.now() < end) {
+      await once(url, headers);
+      n++;
+    }
+  }));
+  return n / SECONDS;
+}
+
+const dir = await Deno.makeTempDir({ prefix: "ceems-bench-lb-" });
+createUnitsDb(dir);
+const now = Date.now();
+const prom = await startPrometheus({ openMetrics: toOpenMetrics(unitSeries(), now - 3600e3, now + 3600e3, 30e3) });
+await Deno.writeTextFile(
+  join(dir, "lb.yml"),
+  `ceems_lb:\n  backends: [{id: ${CLUSTER}, tsdb: [{web: {url: "${prom.url}"}}]}]\nceems_api_server:\n  data: {path: "${dir}"}\n`,
+);
+const port = freePort();
+const lb = new Deno.Command(Deno.execPath(), {
+  args: ["run", "-A", mainTs, "lb", `--config.file=${dir}/lb.yml`, `--web.listen-address=127.0.0.1:${port}`],
+  env: { NO_COLOR: "1" },
+  stdout: "null",
+  stderr: "null",
+}).spawn();
+try {
+  const direct = `${prom.url}/api/v1/query?query=${QUERY}`;
+  const viaLb = `http://127.0.0.1:${port}/api/v1/query?query=${QUERY}`;
+  const lbHeaders = { "X-Ceems-Cluster-Id": CLUSTER, "X-Grafana-User": "alice" };
+  for (let i = 0; i < 100; i++) {
+    try {
+      await once(viaLb, lbHeaders);
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  for (let i = 0; i < 300; i++) {
+    await once(direct, {});
+    await once(viaLb, lbHeaders);
+  }
+  const d: number[] = [];
+  const l: number[] = [];
+  for (let i = 0; i < SEQUENTIAL; i++) {
+    d.push(await once(direct, {}));
+    l.push(await once(viaLb, lbHeaders));
+  }
+  d.sort((a, b) => a - b);
+  l.sort((a, b) => a - b);
+  // ABBA order cancels a linear drift of the shared machine's load between the two measurements.
+  const d1 = await throughput(direct, {});
+  const l1 = await throughput(viaLb, lbHeaders);
+  const l2 = await throughput(viaLb, lbHeaders);
+  const d2 = await throughput(direct, {});
+  const directRps = (d1 + d2) / 2;
+  const lbRps = (l1 + l2) / 2;
+  const res = {
+    requests: SEQUENTIAL,
+    direct_p50_ms: quantile(d, 0.5),
+    lb_p50_ms: quantile(l, 0.5),
+    added_p50_ms: quantile(l, 0.5) - quantile(d, 0.5),
+    direct_p99_ms: quantile(d, 0.99),
+    lb_p99_ms: quantile(l, 0.99),
+    added_p99_ms: quantile(l, 0.99) - quantile(d, 0.99),
+    clients: CLIENTS,
+    seconds: SECONDS,
+    direct_rps: directRps,
+    lb_rps: lbRps,
+    throughput_ratio: lbRps / directRps,
+  };
+  const f = (x: number) => x.toFixed(3);
+  console.log(`ceems lb benchmark (non-admin user, DB ownership, instant query of one unit)
+latency over ${SEQUENTIAL} sequential requests each (interleaved):
+  p50  direct ${f(res.direct_p50_ms)} ms   lb ${f(res.lb_p50_ms)} ms   added ${
+    f(res.added_p50_ms)
+  } ms  (goal <= 1 ms)  ratio ${f(res.lb_p50_ms / res.direct_p50_ms)}
+  p99  direct ${f(res.direct_p99_ms)} ms   lb ${f(res.lb_p99_ms)} ms   added ${f(res.added_p99_ms)} ms  ratio ${
+    f(res.lb_p99_ms / res.direct_p99_ms)
+  }
+throughput with ${CLIENTS} concurrent clients, 2 x ${SECONDS} s each (ABBA order):
+  direct ${directRps.toFixed(0)} req/s   lb ${lbRps.toFixed(0)} req/s   ratio ${
+    (100 * res.throughput_ratio).toFixed(1)
+  } % (goal >= 90 %)`);
+  console.log(JSON.stringify(res));
+} finally {
+  lb.kill("SIGTERM");
+  await lb.status;
+  await prom.stop();
+  await Deno.remove(dir, { recursive: true });
+}

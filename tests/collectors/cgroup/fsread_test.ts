@@ -1,0 +1,33 @@
+// Tests of the cgroup file readers: values and "max", keyed files, CPU lists, PSI lines and escapes,
+// each rejecting garbage instead of returning zeros.
+
+import {
+  cpuListCount,
+  parseCgroupValue,
+  parseFlatKeyed,
+  parsePsiFullSeconds,
+  unescapeSystemd,
+} from "../../../collectors/cgroup/fsread.ts";
+import { parseRdmaCurrent } from "../../../collectors/cgroup/stats.ts";
+import { assertEquals, assertThrows } from "../../helpers/assert.ts";
+
+Deno.test("cgroup file parsers accept real content and reject garbage", () => {
+  assertEquals(parseCgroupValue("4294967296\n", "p"), 4294967296);
+  assertEquals(parseCgroupValue("max\n", "p"), Infinity);
+  assertThrows(() => parseCgroupValue("12ab", "p"), /malformed value/);
+  assertEquals(parseFlatKeyed("anon 1\nfile 2\n", "p"), new Map([["anon", 1], ["file", 2]]));
+  assertThrows(() => parseFlatKeyed("anon\n", "p"), /malformed line/);
+  assertEquals(cpuListCount("0-3,8,10-11\n"), 7);
+  assertEquals(cpuListCount("1,41"), 2);
+  assertEquals(cpuListCount(""), 0);
+  assertThrows(() => cpuListCount("a-b"), /malformed cpu list/);
+  assertEquals(parsePsiFullSeconds("some avg10=0 total=5\nfull avg10=0.00 avg60=0 avg300=0 total=2500000\n", "p"), 2.5);
+  assertEquals(parsePsiFullSeconds("", "p"), 0);
+  assertThrows(() => parsePsiFullSeconds("garbage", "p"), /malformed pressure/);
+  assertEquals(unescapeSystemd("machine-qemu\\x2d2\\x2dinstance"), "machine-qemu-2-instance");
+  assertEquals(
+    parseRdmaCurrent("hfi1_0 hca_handle=479 hca_object=340\nmlx5_0 hca_handle=max hca_object=max\n", "p"),
+    new Map([["hfi1_0", 479]]),
+  );
+  assertThrows(() => parseRdmaCurrent("hfi1_0 hca_handle=x\n", "p"), /malformed/);
+});

@@ -1,0 +1,333 @@
+// Tests of the ipmi_dcmi collector: output parsing of the four tools, tool discovery, the security
+// context it runs in, failure handling (non-zero exit, hang, nonsense) and a real OpenIPMI ipmi_sim BMC.
+
+import { createSocket } from "node:dgram";
+import { join } from "node:path";
+import { lookPath, parseCapmcJson, parseDcmiText, resolveDcmiCommand } from "../../collectors/ipmi_dcmi.ts";
+import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "../helpers/assert.ts";
+import { makeCollector, RecordingSecurityManager, samples, scrape } from "../helpers/collector_harness.ts";
+import { writeScript } from "../helpers/fake_tools.ts";
+import { parseExposition, repoRoot, runCeems, startCeems } from "../helpers/process.ts";
+
+const freeipmiOut = `Current Power                        : 405 Watts
+Minimum Power over sampling duration : 120 watts
+Maximum Power over sampling duration : 610 watts
+Average Power over sampling duration : 377 watts
+Time Stamp                           : 01/02/2026 - 10:00:00
+Statistics reporting time period     : 1000 milliseconds
+Power Measurement                    : Active
+`;
+const ipmitoolOut = `
+    Instantaneous power reading:                   212 Watts
+    Minimum during sampling period:                 11 Watts
+    Maximum during sampling period:                390 Watts
+    Average power reading over sample period:      201 Watts
+    IPMI timestamp:                           Fri Jan  2 10:00:00 2026
+    Sampling period:                          00000001 Seconds.
+    Power reading state is:                   activated
+`;
+const ipmiutilOut = `ipmiutil dcmi ver 3.17
+DCMI Version:                   1.5
+  Current Power:                   77 Watts
+  Min Power over sample duration:  7 Watts
+  Max Power over sample duration:  99 Watts
+  Avg Power over sample duration:  70 Watts
+  Power reading state is:          active
+  Power Limit:       896 Watts (inactive)
+ipmiutil dcmi, completed successfully
+`;
+
+Deno.test("ipmi_dcmi: parses FreeIPMI, ipmitool and ipmiutil outputs", () => {
+  assertEquals(parseDcmiText(freeipmiOut), { current: 405, min: 120, max: 610, avg: 377 });
+  assertEquals(parseDcmiText(ipmitoolOut), { current: 212, min: 11, max: 390, avg: 201 });
+  assertEquals(parseDcmiText(ipmiutilOut), { current: 77, min: 7, max: 99, avg: 70 });
+});
+
+Deno.test("ipmi_dcmi: an inactive measurement or output without a state is an error", () => {
+  assertThrows(
+    () =>
+      parseDcmiText(
+        freeipmiOut.replace("Power Measurement                    : Active", "Power Measurement : Not Available"),
+      ),
+    /not active/,
+  );
+  assertThrows(() => parseDcmiText(ipmitoolOut.replace("activated", "deactivated")), /not active/);
+  assertThrows(() => parseDcmiText("hello world\n"), /no power measurement state/);
+});
+
+Deno.test("ipmi_dcmi: capmc JSON uses avg as current and reports its error field", () => {
+  assertEquals(parseCapmcJson('{"avg":300,"min":250,"max":410,"window_len":600,"e":0,"err_msg":""}'), {
+    avg: 300,
+    min: 250,
+    max: 410,
+    current: 300,
+  });
+  assertThrows(() => parseCapmcJson('{"e":22,"err_msg":"no power data"}'), /no power data/);
+  assertThrows(() => parseCapmcJson("Error: connection refused"), /not JSON/);
+});
+
+Deno.test("ipmi_dcmi: tool discovery follows CEEMS's preference order on PATH; the flag wins", () => {
+  const a = Deno.makeTempDirSync();
+  const b = Deno.makeTempDirSync();
+  try {
+    writeScript(a, "capmc", "exit 0");
+    writeScript(b, "ipmiutil", "exit 0");
+    writeScript(b, "ipmitool", "exit 0");
+    assertEquals(resolveDcmiCommand("", `${a}:${b}`), [join(b, "ipmitool"), "dcmi", "power", "reading"]);
+    assertEquals(resolveDcmiCommand("", a), [join(a, "capmc"), "get_system_power", "-w", "600"]);
+    assertEquals(resolveDcmiCommand("ipmiutil dcmi power", b), [join(b, "ipmiutil"), "dcmi", "power"]);
+    assertEquals(resolveDcmiCommand("/opt/x/ipmitool -H bmc dcmi power reading", b)![0], "/opt/x/ipmitool");
+  } finally {
+    Deno.removeSync(a, { recursive: true });
+    Deno.removeSync(b, { recursive: true });
+  }
+});
+
+Deno.test("ipmi_dcmi: runs the tool as uid/gid 0 in a cap_setuid+cap_setgid context; test mode as the current user", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    // The fake prints the real uid it ran as in the reading, so the privilege change is observable.
+    const tool = writeScript(
+      dir,
+      "ipmitool",
+      `uid=$(/usr/bin/id -u); echo "Instantaneous power reading: $((uid + 100)) Watts"; echo "Power reading state is: activated"`,
+    );
+    const sec = new RecordingSecurityManager();
+    const c = await makeCollector("ipmi_dcmi", [`--collector.ipmi_dcmi.cmd=${tool} dcmi power reading`], {
+      security: sec,
+    });
+    const { sink, success } = await scrape({ ipmi_dcmi: c });
+    assertEquals(success.ipmi_dcmi, 1);
+    assertEquals(samples(sink, "ceems_ipmi_dcmi_current_watts"), new Map([['{hostname="host1"}', 100]]));
+    assertEquals(sec.calls[0].context, { name: "ipmi_dcmi", caps: ["cap_setuid", "cap_setgid"] });
+    const op = sec.calls[0].ops[0];
+    assert(op.kind === "exec");
+    assertEquals([op.uid, op.gid, op.cmd], [0, 0, [tool, "dcmi", "power", "reading"]]);
+
+    const sec2 = new RecordingSecurityManager();
+    const t = await makeCollector(
+      "ipmi_dcmi",
+      [`--collector.ipmi_dcmi.cmd=${tool}`, "--collector.ipmi_dcmi.test-mode"],
+      {
+        security: sec2,
+      },
+    );
+    await scrape({ ipmi_dcmi: t });
+    assertEquals(sec2.calls[0].context.caps, []);
+    const op2 = sec2.calls[0].ops[0];
+    assert(op2.kind === "exec");
+    assertEquals([op2.uid, op2.gid], [undefined, undefined]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("ipmi_dcmi: a failing, hanging or babbling tool fails only this collector, serving the last good values", async () => {
+  const dir = Deno.makeTempDirSync();
+  const procDir = Deno.makeTempDirSync();
+  try {
+    Deno.copyFileSync(join(repoRoot, "tests/fixtures/proc/stat"), join(procDir, "stat"));
+    Deno.copyFileSync(join(repoRoot, "tests/fixtures/proc/cpuinfo"), join(procDir, "cpuinfo"));
+    const mode = join(dir, "mode");
+    Deno.writeTextFileSync(mode, "good");
+    const tool = writeScript(
+      dir,
+      "ipmi-dcmi",
+      `case "$(/bin/cat ${mode})" in
+  good) /bin/cat <<'X'
+${freeipmiOut}X
+  ;;
+  fail) echo "ipmi_cmd_dcmi_get_power_reading: BMC busy" >&2; exit 1 ;;
+  hang) exec /bin/sleep 30 ;;
+  nonsense) echo "%%% garbage ###" ;;
+esac`,
+    );
+    const ipmi = await makeCollector("ipmi_dcmi", [
+      `--collector.ipmi_dcmi.cmd=${tool} --get-system-power-statistics`,
+      "--collector.ipmi_dcmi.test-mode",
+      "--collector.ipmi_dcmi.timeout=400ms",
+    ]);
+    const cpu = await makeCollector("cpu", [], { paths: { procfs: procDir } });
+    let r = await scrape({ ipmi_dcmi: ipmi, cpu });
+    assertEquals(r.success, { ipmi_dcmi: 1, cpu: 1 });
+
+    for (
+      const [m, why] of [["fail", /exited with status 1: ipmi_cmd_dcmi_get_power_reading: BMC busy/], [
+        "hang",
+        /timed out after 400 ms/,
+      ], ["nonsense", /no power measurement state/]] as const
+    ) {
+      Deno.writeTextFileSync(mode, m);
+      const log: string[] = [];
+      const start = performance.now();
+      r = await scrape({ ipmi_dcmi: ipmi, cpu }, log);
+      const ms = performance.now() - start;
+      assertEquals(r.success, { ipmi_dcmi: 0, cpu: 1 }, m);
+      assert(ms < 5000, `${m}: scrape took ${ms} ms`);
+      const errors = log.filter((l) => l.includes("level=error"));
+      assertEquals(errors.length, 1, `${m}: ${errors.join("\n")}`);
+      assertMatch(errors[0], why);
+      // The last good readings stay exposed.
+      assertEquals(samples(r.sink, "ceems_ipmi_dcmi_max_watts"), new Map([['{hostname="host1"}', 610]]), m);
+      assert(r.sink.families.get("ceems_cpu_seconds_total")!.samples.length > 0);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+    Deno.removeSync(procDir, { recursive: true });
+  }
+});
+
+Deno.test("ipmi_dcmi: force-native-mode fails start-up with one line, as does a missing tool", async () => {
+  await assertRejects(
+    () => makeCollector("ipmi_dcmi", ["--collector.ipmi_dcmi.force-native-mode"]),
+    /native IPMI \(\/dev\/ipmi0\) is not implemented/,
+  );
+  const r = await runCeems(["exporter", "--collector.ipmi_dcmi", "--collector.ipmi_dcmi.force-native-mode"]);
+  assertEquals(r.code, 1);
+  const lines = r.stderr.trim().split("\n").filter((l) => !l.includes("level=info"));
+  assertEquals(lines.length, 1, r.stderr);
+  assertMatch(lines[0], /couldn't create collector ipmi_dcmi: --collector.ipmi_dcmi.force-native-mode/);
+
+  const empty = Deno.makeTempDirSync();
+  try {
+    const saved = Deno.env.get("PATH");
+    Deno.env.set("PATH", empty);
+    try {
+      // Only when this machine has no tool in the sbin directories either.
+      const sbinTool = resolveDcmiCommand("", empty);
+      if (sbinTool) {
+        assertMatch(sbinTool[0], /^\/(usr\/)?(local\/)?sbin\//);
+      } else {
+        await assertRejects(() => makeCollector("ipmi_dcmi", []), /no IPMI DCMI tool/);
+      }
+    } finally {
+      Deno.env.set("PATH", saved ?? "");
+    }
+  } finally {
+    Deno.removeSync(empty);
+  }
+});
+
+/** A free UDP port on 127.0.0.1. */
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket("udp4");
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** Absolute path of a system tool, failing the test when it is not installed. */
+function tool(name: string): string {
+  const p = lookPath(name, Deno.env.get("PATH") ?? "", ["/sbin", "/usr/sbin", "/usr/local/sbin"]);
+  if (!p) throw new Error(`${name} is not installed (scripts/ensure-test-deps.sh installs it)`);
+  return p;
+}
+
+async function sh(cmd: string, args: string[]): Promise<{ ok: boolean; out: string }> {
+  const o = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  const d = new TextDecoder();
+  return { ok: o.success, out: d.decode(o.stdout) + d.decode(o.stderr) };
+}
+
+Deno.test("ipmi_dcmi: real OpenIPMI ipmi_sim BMC over LAN with ipmitool and ipmi-dcmi; power changes at run time", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-ipmisim-" });
+  let sim: Deno.ChildProcess | undefined;
+  try {
+    const so = join(dir, "dcmi_power.so");
+    const cc = await sh("gcc", [
+      "-O2",
+      "-Wall",
+      "-fPIC",
+      "-shared",
+      "-o",
+      so,
+      join(repoRoot, "tests/fixtures/ipmi_sim/dcmi_power.c"),
+    ]);
+    assert(cc.ok, `building the DCMI plugin failed: ${cc.out}`);
+    const powerFile = join(dir, "power_w");
+    Deno.writeTextFileSync(powerFile, "312\n");
+    const port = await freeUdpPort();
+    Deno.writeTextFileSync(
+      join(dir, "lan.conf"),
+      `name "ceemsbmc"
+loadlib "${so}" "${powerFile}"
+set_working_mc 0x20
+  startlan 1
+    addr 127.0.0.1 ${port}
+    priv_limit admin
+    allowed_auths_callback none md2 md5 straight
+    allowed_auths_user none md2 md5 straight
+    allowed_auths_operator none md2 md5 straight
+    allowed_auths_admin none md2 md5 straight
+    guid a123456789abcdefa123456789abcdef
+  endlan
+  user 1 true  ""      "test"     user  10 none md2 md5 straight
+  user 2 true  "admin" "password" admin 10 none md2 md5 straight
+`,
+    );
+    Deno.writeTextFileSync(
+      join(dir, "bmc.emu"),
+      `mc_setbmc 0x20
+mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr
+sel_enable 0x20 1000 0x0a
+mc_enable 0x20
+`,
+    );
+    Deno.mkdirSync(join(dir, "state"));
+    sim = new Deno.Command("ipmi_sim", {
+      args: ["-c", join(dir, "lan.conf"), "-f", join(dir, "bmc.emu"), "-s", join(dir, "state"), "-n"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const ipmitool = writeScript(
+      dir,
+      "ipmitool-lan",
+      `exec ${tool("ipmitool")} -I lanplus -C 3 -H 127.0.0.1 -p ${port} -U admin -P password "$@"`,
+    );
+    const ipmiDcmi = writeScript(
+      dir,
+      "ipmi-dcmi-lan",
+      `exec ${tool("ipmi-dcmi")} -D LAN_2_0 -W opensesspriv -h 127.0.0.1:${port} -u admin -p password "$@"`,
+    );
+    let up = false;
+    for (let i = 0; i < 50 && !up; i++) {
+      up = (await sh(ipmitool, ["mc", "info"])).ok;
+      if (!up) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert(up, "ipmi_sim did not answer");
+
+    for (const cmd of [`${ipmitool} dcmi power reading`, `${ipmiDcmi} --get-system-power-statistics`]) {
+      Deno.writeTextFileSync(powerFile, "312\n");
+      // Not test mode: the tool runs as uid/gid 0 through the security context.
+      const proc = await startCeems([
+        "exporter",
+        "--collector.disable-defaults",
+        "--collector.ipmi_dcmi",
+        `--collector.ipmi_dcmi.cmd=${cmd}`,
+        "--web.disable-exporter-metrics",
+      ]);
+      try {
+        const get = async () => parseExposition(await (await fetch(`${proc.base}/metrics`)).text());
+        const hostname = Deno.hostname();
+        const first = await get();
+        assertEquals(first.get('ceems_scrape_collector_success{collector="ipmi_dcmi"}'), 1, cmd);
+        assertEquals(first.get(`ceems_ipmi_dcmi_current_watts{hostname="${hostname}"}`), 312, cmd);
+        Deno.writeTextFileSync(powerFile, "405\n");
+        const second = await get();
+        assertEquals(second.get(`ceems_ipmi_dcmi_current_watts{hostname="${hostname}"}`), 405, cmd);
+        assertEquals(second.get(`ceems_ipmi_dcmi_max_watts{hostname="${hostname}"}`), 405, cmd);
+        assert((second.get(`ceems_ipmi_dcmi_min_watts{hostname="${hostname}"}`) ?? 0) <= 312, cmd);
+      } finally {
+        await proc.stop();
+      }
+    }
+  } finally {
+    if (sim) {
+      sim.kill("SIGTERM");
+      await sim.status;
+    }
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

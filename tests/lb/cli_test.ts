@@ -1,0 +1,129 @@
+// End-to-end tests of `ceems lb` as a subprocess: start-up errors name the flag or config key, and a
+// running LB serves both listeners in front of a real Prometheus with DB ownership checks.
+
+import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
+import { freePort, mainTs, runCeems } from "../helpers/process.ts";
+import { startPrometheus, toOpenMetrics } from "../helpers/prometheus_server.ts";
+import { CLUSTER, createUnitsDb, unitSeries } from "./fixtures.ts";
+
+Deno.test("ceems lb start-up errors are one line naming the flag or key, exit 2", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    let r = await runCeems(["lb"]);
+    assertEquals(r.code, 2);
+    assertEquals(r.stderr, "ceems lb: error: --config.file: a configuration file is required\n");
+    await Deno.writeTextFile(
+      `${dir}/bad.yml`,
+      "ceems_lb:\n  strategy: random\n  backends: [{id: a, tsdb: [{web: {url: 'http://x:1'}}]}]\n",
+    );
+    r = await runCeems(["lb", `--config.file=${dir}/bad.yml`]);
+    assertEquals(r.code, 2);
+    assertMatch(
+      r.stderr,
+      /^ceems lb: error: --config\.file: .*bad\.yml: ceems_lb\.strategy: unknown strategy "random"/,
+    );
+    assertEquals(r.stderr.trim().split("\n").length, 1);
+    await Deno.writeTextFile(
+      `${dir}/two.yml`,
+      "ceems_lb:\n  backends: [{id: a, tsdb: [{web: {url: 'http://x:1'}}], pyroscope: [{web: {url: 'http://x:2'}}]}]\n",
+    );
+    r = await runCeems(["lb", `--config.file=${dir}/two.yml`, "--web.listen-address=127.0.0.1:0"]);
+    assertEquals(r.code, 2);
+    assertMatch(r.stderr, /--web\.listen-address: insufficient addresses\. Expected 2 got 1/);
+    createUnitsDb(dir);
+    await Deno.writeTextFile(
+      `${dir}/ids.yml`,
+      `ceems_lb:\n  backends: [{id: slurm-9, tsdb: [{web: {url: 'http://x:1'}}]}]\nceems_api_server:\n  data: {path: "${dir}"}\n`,
+    );
+    r = await runCeems(["lb", `--config.file=${dir}/ids.yml`]);
+    assertEquals(r.code, 2);
+    assertMatch(r.stderr, /backend ID\(s\) slurm-9 unknown to the CEEMS API server \(known: slurm-0, slurm-1\)/);
+    r = await runCeems(["lb", `--config.file=${dir}/missing.yml`]);
+    assertEquals(r.code, 2);
+    assertMatch(r.stderr, /--config\.file: .*missing\.yml/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "ceems lb serves the TSDB LB on the first address and the Pyroscope LB on the second",
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    createUnitsDb(dir);
+    const now = Date.now();
+    const prom = await startPrometheus({ openMetrics: toOpenMetrics(unitSeries(), now - 600e3, now + 1200e3, 30e3) });
+    const pyro = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => new Response("profiles"));
+    await Deno.writeTextFile(
+      `${dir}/lb.yml`,
+      `ceems_lb:
+  strategy: least-connection
+  backends:
+    - id: ${CLUSTER}
+      tsdb: [{web: {url: "${prom.url}"}}]
+      pyroscope: [{web: {url: "http://127.0.0.1:${pyro.addr.port}"}}]
+ceems_api_server:
+  data: {path: "${dir}"}
+`,
+    );
+    const [p1, p2] = [freePort(), freePort()];
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        mainTs,
+        "lb",
+        `--config.file=${dir}/lb.yml`,
+        `--web.listen-address=127.0.0.1:${p1}`,
+        `--web.listen-address=127.0.0.1:${p2}`,
+      ],
+      env: { NO_COLOR: "1" },
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    try {
+      const h = { "X-Ceems-Cluster-Id": CLUSTER };
+      let health: Response | undefined;
+      for (let i = 0; i < 200 && !health; i++) {
+        health = await fetch(`http://127.0.0.1:${p2}/health`, { headers: h }).catch(() => undefined);
+        if (!health) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert(health, "lb did not start");
+      assertEquals(await health.text(), "CEEMS LB Server is healthy");
+      const bad = await fetch(`http://127.0.0.1:${p1}/health`);
+      assertEquals(bad.status, 400);
+      assertEquals((await bad.json()).errorType, "bad_request");
+      const q = (user: string, query: string) =>
+        fetch(`http://127.0.0.1:${p1}/api/v1/query?query=${encodeURIComponent(query)}`, {
+          headers: { ...h, "X-Grafana-User": user },
+        });
+      let r = await q("alice", 'ceems_cpu_usage{uuid="1001"}');
+      assertEquals(r.status, 200);
+      const body = await r.json();
+      assertEquals(body.data.result.map((s: { metric: { uuid: string } }) => s.metric.uuid), ["1001"]);
+      r = await q("bob", 'ceems_cpu_usage{uuid="1001"}');
+      assertEquals(r.status, 403);
+      assertEquals((await r.json()).error, "user do not have permissions to view unit metrics");
+      r = await fetch(`http://127.0.0.1:${p1}/api/v1/query?query=up`, { headers: h });
+      assertEquals(r.status, 401);
+      await r.body?.cancel();
+      r = await fetch(`http://127.0.0.1:${p2}/querier.v1.QuerierService/SelectMergeStacktraces`, {
+        method: "POST",
+        headers: { ...h, "X-Grafana-User": "alice", "content-type": "application/json" },
+        body: JSON.stringify({ labelSelector: '{service_name="1002"}' }),
+      });
+      assertEquals(await r.text(), "profiles");
+    } finally {
+      child.kill("SIGTERM");
+      const st = await child.status;
+      const log = await stderr;
+      await pyro.shutdown();
+      await prom.stop();
+      await Deno.remove(dir, { recursive: true });
+      assertEquals(st.code, 0, log);
+      assertMatch(log, /ceems lb started/);
+    }
+  },
+});

@@ -1,0 +1,158 @@
+// Tests of the Pyroscope load balancer: protobuf and JSON Connect bodies of SelectMergeStacktraces,
+// LabelNames and LabelValues are checked on service_name before reaching the backend unchanged.
+
+import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
+import { nullLogger } from "../../common/log.ts";
+import { serve } from "../../common/web/server.ts";
+import { emptyWebConfig } from "../../common/web/web_config.ts";
+import { pyroscopeHandler } from "../../lb/frontend.ts";
+import { CachedOwnership, DbOwnership } from "../../lb/ownership.ts";
+import { ServerPool } from "../../lb/pool.ts";
+import { protoStrings, pyroscopeSelectors } from "../../lb/pyroscope.ts";
+import { ADMIN, CLUSTER, createUnitsDb } from "./fixtures.ts";
+
+/** Minimal protobuf writer for the tests: varint and length-delimited fields. */
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n % 128) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return out;
+}
+function strField(field: number, s: string): number[] {
+  const b = new TextEncoder().encode(s);
+  return [...varint(field * 8 + 2), ...varint(b.length), ...b];
+}
+function intField(field: number, n: number): number[] {
+  return [...varint(field * 8), ...varint(n)];
+}
+const msg = (...parts: number[][]) => new Uint8Array(parts.flat());
+
+const SMS = "/querier.v1.QuerierService/SelectMergeStacktraces";
+const NAMES = "/querier.v1.QuerierService/LabelNames";
+const VALUES = "/querier.v1.QuerierService/LabelValues";
+
+Deno.test("protoStrings reads every value of a string field and skips the others", () => {
+  const body = msg(
+    strField(1, "process_cpu:cpu:nanoseconds:cpu:nanoseconds"),
+    strField(2, '{service_name="1001"}'),
+    intField(3, 1_700_000_000_000),
+    intField(4, 1_700_000_360_000),
+    strField(2, '{service_name="2001"}'),
+  );
+  assertEquals(protoStrings(body, 2), ['{service_name="1001"}', '{service_name="2001"}']);
+  assertEquals(protoStrings(body, 1).length, 1);
+  assertThrows(() => protoStrings(new Uint8Array([0x12, 0x05, 0x41]), 2), /truncated/);
+  assertThrows(() => protoStrings(msg(intField(2, 5)), 2), /wrong wire type/);
+  assertThrows(() => protoStrings(new Uint8Array([0x13]), 2), /unsupported wire type/);
+});
+
+Deno.test("pyroscopeSelectors reads proto and JSON bodies of the three methods", () => {
+  assertEquals(
+    pyroscopeSelectors(VALUES, "application/proto", msg(strField(1, "span"), strField(2, '{service_name="1"}')))
+      .selectors,
+    ['{service_name="1"}'],
+  );
+  assertEquals(
+    pyroscopeSelectors(NAMES, "application/json", new TextEncoder().encode('{"matchers":["{a=\\"b\\"}"]}')).selectors,
+    ['{a="b"}'],
+  );
+  assertEquals(
+    pyroscopeSelectors(
+      SMS,
+      "application/json; charset=utf-8",
+      new TextEncoder().encode('{"labelSelector":"{x}","label_selector":"{y}"}'),
+    )
+      .selectors,
+    ["{x}", "{y}"],
+  );
+  assertThrows(() => pyroscopeSelectors(SMS, "application/grpc", new Uint8Array()), /unsupported content type/);
+  assertThrows(
+    () => pyroscopeSelectors(NAMES, "application/json", new TextEncoder().encode('{"matchers":"x"}')),
+    /list/,
+  );
+});
+
+Deno.test("Pyroscope frontend: own service_name passes byte for byte, anything else is refused", async () => {
+  const seen: { path: string; body: Uint8Array; headers: Headers }[] = [];
+  const backend = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    seen.push({ path: new URL(req.url).pathname, body: new Uint8Array(await req.arrayBuffer()), headers: req.headers });
+    return new Response(new Uint8Array([1, 2, 3]), { headers: { "content-type": "application/proto" } });
+  });
+  const dir = await Deno.makeTempDir();
+  const ownership = new CachedOwnership(new DbOwnership(createUnitsDb(dir)));
+  const pool = new ServerPool("round-robin", nullLogger);
+  pool.add(CLUSTER, { url: `http://127.0.0.1:${backend.addr.port}`, client: {}, filterLabels: [] });
+  const server = await serve({
+    addresses: ["127.0.0.1:0"],
+    webConfig: emptyWebConfig,
+    logger: nullLogger,
+    handler: pyroscopeHandler({ pool, ownership, logger: nullLogger }),
+  });
+  const base = `http://${server.addresses[0]}`;
+  const post = (path: string, body: Uint8Array | string, ct = "application/proto", user = "alice") =>
+    fetch(base + path, {
+      method: "POST",
+      headers: { "content-type": ct, "X-Grafana-User": user, "X-Ceems-Cluster-Id": CLUSTER, Authorization: "Bearer x" },
+      body: body as BodyInit,
+    });
+  try {
+    const own = msg(strField(1, "process_cpu:cpu"), strField(2, '{service_name="1001"}'), intField(3, 5));
+    let r = await post(SMS, own);
+    assertEquals(r.status, 200);
+    assertEquals([...new Uint8Array(await r.arrayBuffer())], [1, 2, 3]);
+    assertEquals(seen.at(-1)!.path, SMS);
+    assertEquals([...seen.at(-1)!.body], [...own]);
+    assertEquals(seen.at(-1)!.headers.get("authorization"), null);
+
+    const refusedBodies: [string, Uint8Array | string, string?][] = [
+      [SMS, msg(strField(2, '{service_name="2001"}'))],
+      [SMS, msg(strField(2, '{service_name="1001"}'), strField(2, '{service_name=~".+"}'))],
+      [SMS, msg(strField(2, '{service_name=~"1001|2001"}'))],
+      [SMS, msg(strField(2, "{}"))],
+      [SMS, msg(strField(1, "process_cpu:cpu"))],
+      [NAMES, msg(intField(2, 1))],
+      [NAMES, msg(strField(1, '{service_name="1001"}'), strField(1, '{namespace="x"}'))],
+      [VALUES, msg(strField(1, "service_name"), strField(2, '{service_name!="1001"}'))],
+      [SMS, JSON.stringify({ labelSelector: '{service_name="2001"}' }), "application/json"],
+      [SMS, JSON.stringify({ labelSelector: '{service_name="1001"}', label_selector: "{}" }), "application/json"],
+    ];
+    for (const [path, body, ct] of refusedBodies) {
+      r = await post(path, body, ct);
+      const text = await r.text();
+      assertEquals(r.status, 403, `${path} ${typeof body === "string" ? body : [...body]}: ${text}`);
+    }
+    for (
+      const [path, body, ct, status] of [
+        [SMS, new Uint8Array([0x12, 0x09, 0x41]), "application/proto", 400],
+        [SMS, "{bad json", "application/json", 400],
+        [SMS, "x", "text/plain", 400],
+        ["/querier.v1.QuerierService/Series", msg(strField(1, '{service_name="1001"}')), "application/proto", 403],
+        ["/pyroscope/render", "", "application/proto", 403],
+      ] as const
+    ) {
+      r = await post(path, body, ct);
+      assertEquals(r.status, status, `${path}: ${await r.text()}`);
+    }
+    const before = seen.length;
+    r = await post(NAMES, JSON.stringify({ matchers: ['{service_name="1002"}'] }), "application/json");
+    assertEquals(r.status, 200);
+    await r.body?.cancel();
+    r = await post(VALUES, msg(strField(1, "span"), strField(2, '{service_name=~"1001|1002"}')));
+    assertEquals(r.status, 200);
+    await r.body?.cancel();
+    r = await post("/querier.v1.QuerierService/Series", "", "application/proto", ADMIN);
+    assertEquals(r.status, 200, "admins pass through");
+    await r.body?.cancel();
+    assertEquals(seen.length, before + 3);
+    assert(seen.every((s) => s.headers.get("x-grafana-user") === null));
+  } finally {
+    await server.close();
+    pool.stop();
+    ownership.close();
+    await backend.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
