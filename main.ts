@@ -23,14 +23,14 @@ async function main(args: string[]): Promise<void> {
       const { exporterMain } = await import("./collectors/exporter.ts");
       return runMain("exporter", () => exporterMain(rest));
     }
+    case "api": {
+      const { apiMain } = await import("./api_server/cli.ts");
+      return runMain("api", () => apiMain(rest));
+    }
     case "lb": {
       const { lbMain } = await import("./lb/cli.ts");
       return runMain("lb", () => lbMain(rest));
     }
-    case "api":
-      Deno.stderr.writeSync(new TextEncoder().encode(`ceems ${cmd}: not implemented yet\n`));
-      Deno.exit(1);
-      break;
     case "--version":
     case "version":
       console.log(versionText("ceems").trimEnd());

@@ -1,0 +1,250 @@
+// Entry point of `ceems api`: CEEMS's API server flags, configuration loading and validation, storage,
+// resource managers and updaters, the periodic update and backup loops, and the HTTP server.
+
+import { isAbsolute, resolve } from "node:path";
+import {
+  addCommonFlags,
+  loggerFromFlags,
+  parseFlags,
+  StartupError,
+  waitForShutdownSignal,
+  webConfigFromFlags,
+} from "../common/cli.ts";
+import { FlagSet, parseDuration } from "../common/flags.ts";
+import type { Logger } from "../common/log.ts";
+import { VERSION } from "../common/version.ts";
+import { landingPage, serve } from "../common/web/server.ts";
+import type { Capability, SecurityManager } from "../privilege/security.ts";
+import { addSecurityFlags, setupSecurity } from "../privilege/setup.ts";
+import { type ApiConfig, ConfigError, loadApiConfig } from "./config.ts";
+import { apiHandler } from "./http/api.ts";
+import type { ResourceManager } from "./managers/manager.ts";
+import { OpenStackManager } from "./managers/openstack.ts";
+import { canSwitchUser, SlurmManager } from "./managers/slurm.ts";
+import { SqliteStorage } from "./storage/sqlite.ts";
+import { UpdateCycle } from "./update_cycle.ts";
+import { TsdbUpdater } from "./updater/tsdb.ts";
+
+/** Declares every `ceems api` flag. */
+export function apiFlags(): FlagSet {
+  const fs = new FlagSet("api", "CEEMS API server: compute units, usage, energy and emissions.");
+  addCommonFlags(fs, [":9020"], "CEEMS_API_SERVER_WEB_CONFIG_FILE");
+  fs.add({
+    name: "config.file",
+    kind: "string",
+    default: "",
+    placeholder: "PATH",
+    envar: "CEEMS_API_SERVER_CONFIG_FILE",
+    help: "Configuration file path.",
+  });
+  fs.add({ name: "config.file.expand-env-vars", kind: "bool", help: "Expand ${VAR} in the configuration file." });
+  fs.add({ name: "web.route-prefix", kind: "string", default: "/", help: "Prefix of the API routes." });
+  fs.add({
+    name: "web.cors.origin",
+    kind: "string",
+    default: ".*",
+    help: "Regex of allowed CORS origins (fully anchored).",
+    validate: (v) => {
+      try {
+        new RegExp(`^(?:${v})$`);
+        return undefined;
+      } catch (e) {
+        return `invalid regex: ${(e as Error).message}`;
+      }
+    },
+  });
+  fs.add({ name: "web.compression", kind: "bool", help: "Gzip API responses for clients that accept it." });
+  fs.add({
+    name: "web.compression.level",
+    kind: "int",
+    default: 5,
+    help: "Accepted for compatibility (the runtime's gzip uses its default level).",
+  });
+  fs.add({ name: "web.debug-server", kind: "bool", help: "Accepted for compatibility (no pprof server)." });
+  fs.add({
+    name: "query.max-period",
+    kind: "string",
+    default: "0s",
+    help: "Maximum time window of a query (0s = unlimited).",
+    validate: (v) => {
+      try {
+        parseDuration(v as string);
+        return undefined;
+      } catch {
+        return `invalid duration "${v}"`;
+      }
+    },
+  });
+  fs.add({ name: "web.external-url", kind: "string", default: "", hidden: true, help: "External URL." });
+  fs.add({
+    name: "web.user-header-name",
+    kind: "strings",
+    default: ["X-Grafana-User"],
+    hidden: true,
+    help: "Headers carrying the user name (repeatable; first non-empty wins).",
+  });
+  fs.add({
+    name: "storage.data.skip.delete.old.units",
+    kind: "bool",
+    hidden: true,
+    help: "Do not purge units older than the retention period.",
+  });
+  fs.add({ name: "test.disable.checks", kind: "bool", hidden: true, help: "Disable start-up checks (tests)." });
+  fs.add({ name: "security.drop-privileges", kind: "bool", default: true, hidden: true, help: "Drop privileges." });
+  addSecurityFlags(fs);
+  return fs;
+}
+
+/** Builds the managers of every configured cluster. */
+export function createManagers(
+  cfg: ApiConfig,
+  security: SecurityManager,
+  privileged: boolean,
+  logger: Logger,
+): ResourceManager[] {
+  return cfg.clusters.map((c) => {
+    const l = logger.with({ cluster_id: c.id, manager: c.manager });
+    switch (c.manager) {
+      case "slurm":
+        return new SlurmManager(c, security, privileged ? "privileged" : "plain", l);
+      case "openstack":
+        try {
+          return new OpenStackManager(c, cfg.data.timeZone, l);
+        } catch (e) {
+          throw new StartupError(`--config.file: ${(e as Error).message}`);
+        }
+      default:
+        throw new StartupError(`--config.file: clusters ${c.id}: manager ${c.manager} is not supported yet`);
+    }
+  });
+}
+
+/** Gzips a JSON response body when the client accepts gzip. */
+export function gzipResponse(req: Request, r: Response): Response {
+  if (!r.body || !/\bgzip\b/.test(req.headers.get("Accept-Encoding") ?? "")) return r;
+  if (!(r.headers.get("Content-Type") ?? "").startsWith("application/json")) return r;
+  const headers = new Headers(r.headers);
+  headers.set("Content-Encoding", "gzip");
+  headers.append("Vary", "Accept-Encoding");
+  headers.delete("Content-Length");
+  return new Response(r.body.pipeThrough(new CompressionStream("gzip")), { status: r.status, headers });
+}
+
+/** Entry point of `ceems api`. */
+export async function apiMain(argv: string[]): Promise<void> {
+  const fs = apiFlags();
+  parseFlags(fs, argv, "api");
+  const webConfig = webConfigFromFlags(fs);
+  const logger = loggerFromFlags(fs);
+  for (const w of fs.warnings) logger.warn(w);
+  // CEEMS's --web.max-requests for the API is a per-client rate per minute, 0 (unlimited) by default.
+  const maxPerMinute = argv.some((a) => a.startsWith("--web.max-requests")) ? fs.number("web.max-requests") : 0;
+  const configPath = fs.string("config.file");
+  let cfg: ApiConfig;
+  try {
+    cfg = loadApiConfig(configPath, fs.bool("config.file.expand-env-vars"));
+  } catch (e) {
+    if (e instanceof ConfigError) throw new StartupError(`--config.file: ${configPath}: ${e.message}`);
+    throw e;
+  }
+  if (configPath && !isAbsolute(cfg.data.path)) cfg.data.path = resolve(cfg.data.path);
+  const slurm = cfg.clusters.some((c) => c.manager === "slurm");
+  const privileged = slurm && canSwitchUser();
+  if (slurm && !privileged) {
+    logger.warn("no cap_setuid/cap_setgid: sacct runs as the current user and may only see its own jobs");
+  }
+  const required = new Map<Capability, string>();
+  if (privileged) {
+    required.set("cap_setuid", "clusters[].manager=slurm");
+    required.set("cap_setgid", "clusters[].manager=slurm");
+  }
+  const rw = [cfg.data.path, ...(cfg.data.backupPath ? [cfg.data.backupPath] : [])];
+  for (const p of rw) Deno.mkdirSync(p, { recursive: true });
+  const security = await setupSecurity({
+    component: "api",
+    flags: fs,
+    logger,
+    required,
+    readPaths: [configPath, fs.string("web.config.file")].filter((p) => p),
+    readWritePaths: rw,
+  });
+
+  let storage: SqliteStorage;
+  try {
+    storage = new SqliteStorage(cfg.data.path);
+  } catch (e) {
+    throw new StartupError(`cannot open database under ${cfg.data.path}: ${(e as Error).message}`, 1);
+  }
+  const managers = createManagers(cfg, security.manager, privileged, logger);
+  let updaters: Map<string, TsdbUpdater>;
+  try {
+    updaters = new Map(cfg.updaters.map((u) => [u.id, new TsdbUpdater(u, logger.with({ updater: u.id }))]));
+  } catch (e) {
+    throw new StartupError(`--config.file: ${(e as Error).message}`);
+  }
+  const cycle = new UpdateCycle(cfg, storage, managers, updaters, logger, {
+    skipDeleteOldUnits: fs.bool("storage.data.skip.delete.old.units"),
+    chunkPauseMs: 1000,
+  });
+
+  const handler = apiHandler({
+    storage,
+    logger,
+    routePrefix: fs.string("web.route-prefix"),
+    userHeaders: fs.strings("web.user-header-name"),
+    corsOrigin: fs.string("web.cors.origin"),
+    maxRequestsPerMinute: maxPerMinute,
+    maxQueryPeriodMs: parseDuration(fs.string("query.max-period")),
+    adminUsers: cfg.adminUsers,
+  });
+  const prefix = fs.string("web.route-prefix").replace(/\/+$/, "");
+  const compress = fs.bool("web.compression");
+  const server = await serve({
+    addresses: fs.strings("web.listen-address"),
+    webConfig,
+    logger,
+    handler: (req, info) => {
+      const r = handler(req, info);
+      if (r) return compress ? gzipResponse(req, r) : r;
+      const path = new URL(req.url).pathname;
+      if (path === "/" || path === `${prefix}/`) {
+        return landingPage("CEEMS API Server", "Compute units, usage, energy and emissions", VERSION, [
+          [`${prefix}/api/v1/units`, "Units"],
+          ["/health", "Health"],
+        ]);
+      }
+      return new Response("404 page not found\n", { status: 404 });
+    },
+  }).catch((e) => {
+    throw new StartupError(`--web.listen-address: ${(e as Error).message}`, 1);
+  });
+  logger.info("ceems api started", { version: VERSION, clusters: cfg.clusters.map((c) => c.id).join(",") });
+
+  let stopping = false;
+  const runCycle = () =>
+    cycle.run().catch((e) => {
+      if (!stopping) logger.warn("update cycle incomplete, failed clusters retry next time", { err: e });
+    });
+  void runCycle();
+  const updateTimer = setInterval(runCycle, cfg.data.updateIntervalMs);
+  let backupTimer: ReturnType<typeof setInterval> | undefined;
+  if (cfg.data.backupPath) {
+    backupTimer = setInterval(() => {
+      storage.backup(cfg.data.backupPath).then(
+        (p) => logger.info("database backed up", { path: p }),
+        (e) => logger.error("backup failed", { err: e }),
+      );
+    }, cfg.data.backupIntervalMs);
+  }
+
+  const sig = await waitForShutdownSignal();
+  stopping = true;
+  logger.info("shutting down", { signal: sig });
+  clearInterval(updateTimer);
+  if (backupTimer !== undefined) clearInterval(backupTimer);
+  await server.close();
+  await cycle.idle();
+  storage.close();
+  await security.close();
+  logger.info("stopped");
+}

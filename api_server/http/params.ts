@@ -1,0 +1,62 @@
+// Query-parameter parsing for the API endpoints: time windows in Unix seconds with CEEMS's defaults and
+// maximum period, repeatable list parameters and the `field` selection.
+
+/** A request problem that becomes a 400 bad_data answer. */
+export class BadRequest extends Error {}
+
+const DAY_MS = 86_400_000;
+
+/** Non-empty values of a repeatable parameter. */
+export function list(q: URLSearchParams, name: string): string[] {
+  return q.getAll(name).flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
+}
+
+/** True when a boolean-ish parameter is present and not false. */
+export function flag(q: URLSearchParams, name: string): boolean {
+  if (!q.has(name)) return false;
+  const v = (q.get(name) ?? "").toLowerCase();
+  return v !== "false" && v !== "0";
+}
+
+function seconds(v: string): number {
+  if (!/^-?\d+(\.\d+)?$/.test(v)) throw new BadRequest("malformed timestamp");
+  return Math.round(parseFloat(v) * 1000);
+}
+
+/** The [from, to] window in ms: default last 24 h, or 24 h next to a single bound; checks the max period. */
+export function timeWindow(
+  q: URLSearchParams,
+  maxPeriodMs: number,
+  now = Date.now(),
+): { fromMs: number; toMs: number } {
+  const f = q.get("from");
+  const t = q.get("to");
+  let fromMs: number;
+  let toMs: number;
+  if (f && t) {
+    fromMs = seconds(f);
+    toMs = seconds(t);
+  } else if (f) {
+    fromMs = seconds(f);
+    toMs = Math.min(fromMs + DAY_MS, now);
+    if (toMs < fromMs) toMs = fromMs + DAY_MS;
+  } else if (t) {
+    toMs = seconds(t);
+    fromMs = toMs - DAY_MS;
+  } else {
+    toMs = now;
+    fromMs = now - DAY_MS;
+  }
+  if (toMs < fromMs) throw new BadRequest("from must not be after to");
+  if (maxPeriodMs > 0 && toMs - fromMs > maxPeriodMs) throw new BadRequest("maximum query window exceeded");
+  return { fromMs, toMs };
+}
+
+/** Requested fields restricted to `allowed`; undefined when none were asked; BadRequest when none is valid. */
+export function fields(q: URLSearchParams, allowed: readonly string[]): string[] | undefined {
+  const asked = list(q, "field");
+  if (!asked.length) return undefined;
+  const ok = asked.filter((f) => allowed.includes(f));
+  if (!ok.length) throw new BadRequest("invalid query fields");
+  return [...new Set(ok)];
+}

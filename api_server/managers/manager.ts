@@ -1,0 +1,30 @@
+// The resource-manager interface the update cycle drives (SLURM and OpenStack today, k8s later):
+// units active in a time window, and the users and projects of the cluster.
+
+import type { Project, Unit, User } from "../models.ts";
+
+/** Users and projects of one cluster. */
+export interface Membership {
+  users: User[];
+  projects: Project[];
+}
+
+/** A source of compute units for one cluster. */
+export interface ResourceManager {
+  readonly clusterId: string;
+  readonly kind: string;
+  /** Units that were active in [startMs, endMs]; walltimes cover only their overlap with the window. */
+  fetchUnits(startMs: number, endMs: number): Promise<Unit[]>;
+  /** Users and projects known to the cluster at `endMs`. */
+  fetchMembership(endMs: number): Promise<Membership>;
+}
+
+/** Walltime in seconds of [start, end] (end 0 = running) overlapping the window, as CEEMS counts it. */
+export function windowWalltime(startMs: number, endMs: number, winStart: number, winEnd: number): number {
+  if (startMs <= 0) return 0;
+  const end = endMs > 0 ? endMs : winEnd;
+  if (end < winStart) return Math.max(0, Math.round((end - startMs) / 1000));
+  const s = Math.max(startMs, winStart);
+  const e = Math.min(end, winEnd);
+  return Math.max(0, Math.round((e - s) / 1000));
+}

@@ -1,0 +1,83 @@
+// The storage interface of the API server: everything the update cycle writes and the HTTP API reads,
+// so a deployment that outgrows one SQLite file can plug in a server database behind the same calls.
+
+import type { Project, Unit, User } from "../models.ts";
+
+/** Everything one update window writes, applied atomically. */
+export interface UpdateBatch {
+  /** Cluster whose window this is ("" when no cluster is configured). */
+  clusterId: string;
+  windowStartMs: number;
+  windowEndMs: number;
+  units: Unit[];
+  users: User[];
+  projects: Project[];
+  /** Admin user names with their source ("ceems" from config, "grafana" from teams). */
+  adminUsers: { name: string; source: string }[];
+  /** Retention purge to run in the same transaction (0 = skip). */
+  retentionMs: number;
+}
+
+/** Filters of the /units endpoints. */
+export interface UnitQuery {
+  /** Owners to include; undefined = every user (admin). */
+  users?: string[];
+  clusterIds: string[];
+  uuids: string[];
+  projects: string[];
+  fromMs: number;
+  toMs: number;
+  running: boolean;
+  /** Columns to return (validated Unit fields). */
+  fields: string[];
+}
+
+/** Filters of the /users, /projects and /usage endpoints. */
+export interface ScopeQuery {
+  /** Users whose scope is asked; undefined = all (admin without `user`). */
+  users?: string[];
+  clusterIds: string[];
+  projects: string[];
+}
+
+/** Per-cluster unit statistics. */
+export interface ClusterStats {
+  cluster_id: string;
+  resource_manager: string;
+  num_units: number;
+  num_inactive_units: number;
+  num_active_units: number;
+  num_projects: number;
+  num_users: number;
+}
+
+/** The storage the update cycle and the HTTP API share. */
+export interface Storage {
+  /** End of the cluster's last applied update window, or undefined when none was applied. */
+  lastUpdateMs(clusterId: string): number | undefined;
+  /** Applies one window's units, users, projects and admins (and the retention purge) atomically. */
+  applyUpdate(batch: UpdateBatch): Promise<void>;
+  /** Writes a consistent copy of the DB into `dir`; resolves to the file's path. */
+  backup(dir: string): Promise<string>;
+  /** True when the DB answers. */
+  ping(): boolean;
+  isAdmin(user: string): boolean;
+  units(q: UnitQuery): Record<string, unknown>[];
+  /** True when every uuid is a unit of `user` or of one of their projects. */
+  verifyOwnership(user: string, uuids: string[], clusterIds: string[]): boolean;
+  users(q: ScopeQuery & { names?: string[] }): Record<string, unknown>[];
+  adminUsers(): Record<string, unknown>[];
+  projects(q: ScopeQuery): Record<string, unknown>[];
+  clusters(): { id: string; manager: string }[];
+  usageGlobal(q: ScopeQuery, fields: string[]): Record<string, unknown>[];
+  /** Usage aggregated from units updated in [fromMs, toMs]. */
+  usageCurrent(
+    q: ScopeQuery & { fromMs: number; toMs: number; terminated: boolean; experimental?: boolean },
+    fields: string[],
+  ): Record<
+    string,
+    unknown
+  >[];
+  stats(clusterIds: string[], window?: { fromMs: number; toMs: number }): ClusterStats[];
+  close(): void;
+}

@@ -1,0 +1,213 @@
+// TSDB updater against a real Prometheus backfilled with synthetic series whose aggregates are known:
+// averages, energy (kWh) and emissions (g) per unit with CEEMS's default queries, batching, cutoff, outages.
+
+import { assert, assertEquals } from "../../helpers/assert.ts";
+import { type Sample, startPrometheus } from "../../helpers/prometheus.ts";
+import { nullLogger } from "../../../common/log.ts";
+import type { UpdaterConfig } from "../../../api_server/config.ts";
+import type { Unit } from "../../../api_server/models.ts";
+import { batchSize, renderQuery, TsdbUpdater } from "../../../api_server/updater/tsdb.ts";
+
+const QUERIES = {
+  avg_cpu_usage: {
+    global:
+      'avg_over_time(avg by (uuid) (uuid:ceems_cpu_usage:ratio_irate{uuid=~"{{.UUIDs}}"} >= 0 < inf)[{{.Range}}:])',
+  },
+  avg_gpu_usage: {
+    global: 'avg_over_time(avg by (uuid) (uuid:ceems_gpu_usage:ratio{uuid=~"{{.UUIDs}}"} >= 0 < inf)[{{.Range}}:])',
+  },
+  total_cpu_energy_usage_kwh: {
+    total:
+      'sum_over_time(sum by (uuid) (uuid:ceems_host_power_watts:pue{uuid=~"{{.UUIDs}}"} >= 0 < inf)[{{.Range}}:{{.ScrapeInterval}}]) * {{.ScrapeIntervalMilli}} / 3.6e9',
+  },
+  total_cpu_emissions_gms: {
+    rte_total:
+      'sum_over_time(sum by (uuid) (uuid:ceems_host_emissions_g_s:pue{uuid=~"{{.UUIDs}}",provider="rte"} >= 0 < inf)[{{.Range}}:{{.ScrapeInterval}}]) * {{.ScrapeIntervalMilli}} / 1e3',
+  },
+};
+
+function updaterConfig(url: string, cutoffMs = 0): UpdaterConfig {
+  return {
+    id: "tsdb-0",
+    updater: "tsdb",
+    url,
+    web: {},
+    extraConfig: {
+      queryMaxSeries: 50,
+      queryMinSamples: 0.5,
+      cutoffMs,
+      deleteIgnored: false,
+      labelsToDrop: [],
+      queries: QUERIES,
+    },
+  };
+}
+
+function unit(uuid: string, startMs: number, endMs: number): Unit {
+  return {
+    cluster_id: "c",
+    resource_manager: "slurm",
+    uuid,
+    name: "",
+    project: "p",
+    groupname: "",
+    username: "u",
+    created_at: "",
+    started_at: "",
+    ended_at: "",
+    created_at_ts: startMs,
+    started_at_ts: startMs,
+    ended_at_ts: endMs,
+    elapsed: "",
+    state: "COMPLETED",
+    allocation: {},
+    tags: {},
+    total_time_seconds: {},
+  };
+}
+
+const N = 25; // more than the minimum batch of 10: three batches
+const cpu = (i: number) => 10 + i; // percent
+const power = (i: number) => 50 + 10 * i; // watts
+const emis = (i: number) => 0.001 * (i + 1); // g/s
+
+Deno.test("tsdb updater computes known aggregates from a real Prometheus", async () => {
+  const step = 15_000;
+  const end = Math.floor((Date.now() - 20 * 60_000) / 60_000) * 60_000; // aligned to the minute
+  const start = end - 3_600_000;
+  const samples: Sample[] = [];
+  for (let t = start - 10 * 60_000; t <= end + 5 * 60_000; t += step) {
+    for (let i = 0; i < N; i++) {
+      const labels = { uuid: `job${i}` };
+      samples.push({ name: "uuid:ceems_cpu_usage:ratio_irate", labels, value: cpu(i), timeMs: t });
+      samples.push({ name: "uuid:ceems_host_power_watts:pue", labels, value: power(i), timeMs: t });
+      samples.push({
+        name: "uuid:ceems_host_emissions_g_s:pue",
+        labels: { ...labels, provider: "rte" },
+        value: emis(i),
+        timeMs: t,
+      });
+      if (i < 3) samples.push({ name: "uuid:ceems_gpu_usage:ratio", labels, value: 90, timeMs: t });
+    }
+  }
+  const prom = await startPrometheus({ samples, scrapeInterval: "15s" });
+  try {
+    const up = new TsdbUpdater(updaterConfig(prom.url, 120_000), nullLogger);
+    const s = await up.settings();
+    assertEquals(s.scrapeIntervalMs, 15_000);
+    // The batch formula caps each query: force a small max-samples to check it splits.
+    assertEquals(batchSize(N, 3_600_000, { ...s, maxSamples: 50 * 240 * 10 }, 50, 0.5), 10);
+
+    const units = Array.from({ length: N }, (_, i) => unit(`job${i}`, start, end));
+    const short = unit("short", end - 60_000, end - 30_000); // 30 s < 2 min cutoff
+    await up.update([...units, short], start, end);
+
+    assertEquals(short.ignore, true);
+    assertEquals(short.avg_cpu_usage, undefined);
+    for (let i = 0; i < N; i++) {
+      const u = units[i];
+      assert(!u.ignore, `job${i} must not be ignored`);
+      assertEquals(u.avg_cpu_usage?.global, cpu(i), `avg cpu of job${i}`);
+      // 240 points of 15 s in the hour: W * 240 * 15000 ms / 3.6e9 = W / 1000 kWh
+      const kwh = u.total_cpu_energy_usage_kwh!.total;
+      assert(Math.abs(kwh - power(i) / 1000) < 1e-9, `energy of job${i}: ${kwh} != ${power(i) / 1000}`);
+      const g = u.total_cpu_emissions_gms!.rte_total;
+      assert(Math.abs(g - emis(i) * 3600) < 1e-6, `emissions of job${i}: ${g} != ${emis(i) * 3600}`);
+      if (i < 3) assertEquals(u.avg_gpu_usage?.global, 90);
+      else assertEquals(u.avg_gpu_usage, undefined);
+    }
+  } finally {
+    await prom.stop();
+  }
+});
+
+Deno.test("tsdb updater: Prometheus down or hanging leaves units without aggregates", async () => {
+  // A port with nothing listening.
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const closedPort = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const u1 = unit("a", 0, 1);
+  await new TsdbUpdater(updaterConfig(`http://127.0.0.1:${closedPort}`), nullLogger).update([u1], 0, 3_600_000);
+  assertEquals(u1.avg_cpu_usage, undefined);
+
+  // A server that accepts and never answers: bounded by the fetch timeout.
+  const hang = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  const acceptLoop = (async () => {
+    try {
+      for await (const c of hang) conns.push(c);
+    } catch { /* closed */ }
+  })();
+  try {
+    const u2 = unit("b", 0, 1);
+    const t0 = Date.now();
+    const url = `http://127.0.0.1:${(hang.addr as Deno.NetAddr).port}`;
+    await new TsdbUpdater(updaterConfig(url), nullLogger, 500).update([u2], 0, 3_600_000);
+    assert(Date.now() - t0 < 10_000, "hanging Prometheus must time out");
+    assertEquals(u2.avg_cpu_usage, undefined);
+  } finally {
+    for (const c of conns) c.close();
+    hang.close();
+    await acceptLoop;
+  }
+});
+
+Deno.test("query templates render CEEMS variables and reject unknown ones", () => {
+  assertEquals(
+    renderQuery('x{uuid=~"{{.UUIDs}}"}[{{ .Range }}]', { UUIDs: "1|2", Range: "60s" }),
+    'x{uuid=~"1|2"}[60s]',
+  );
+  let threw = false;
+  try {
+    renderQuery("{{.Nope}}", {});
+  } catch {
+    threw = true;
+  }
+  assert(threw);
+});
+
+Deno.test("tsdb updater authenticates to a Prometheus behind basic auth", async () => {
+  const prom = await startPrometheus({ basicAuth: { user: "ceems", password: "s3cret" } });
+  try {
+    const withAuth: UpdaterConfig = {
+      ...updaterConfig(prom.url),
+      web: { url: prom.url, basic_auth: { username: "ceems", password: "s3cret" } },
+    };
+    assertEquals((await new TsdbUpdater(withAuth, nullLogger).settings()).scrapeIntervalMs, 15_000);
+    let msg = "";
+    try {
+      await new TsdbUpdater(updaterConfig(prom.url), nullLogger).settings();
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    assert(msg.includes("401"), `unauthenticated request must fail with 401: ${msg}`);
+  } finally {
+    await prom.stop();
+  }
+});
+
+Deno.test("tsdb updater deletes the series of ignored units when delete_ignored is set", async () => {
+  const end = Math.floor((Date.now() - 20 * 60_000) / 60_000) * 60_000;
+  const start = end - 3_600_000;
+  const samples: Sample[] = [];
+  for (let t = start; t <= end; t += 15_000) {
+    for (const uuid of ["short", "long"]) {
+      samples.push({ name: "uuid:ceems_cpu_usage:ratio_irate", labels: { uuid }, value: 1, timeMs: t });
+    }
+  }
+  const prom = await startPrometheus({ samples });
+  try {
+    const cfg = updaterConfig(prom.url, 600_000);
+    cfg.extraConfig.deleteIgnored = true;
+    const up = new TsdbUpdater(cfg, nullLogger);
+    const short = unit("short", end - 120_000, end - 60_000);
+    const long = unit("long", start, end);
+    await up.update([short, long], start, end);
+    assertEquals(short.ignore, true);
+    assertEquals(long.avg_cpu_usage?.global, 1);
+    const left = await up.query("count by (uuid) (count_over_time(uuid:ceems_cpu_usage:ratio_irate[2h]))", end);
+    assertEquals([...left.keys()], ["long"], "the short unit's series are gone");
+  } finally {
+    await prom.stop();
+  }
+});
