@@ -15,7 +15,8 @@ import { FlagSet } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
 import { buildInfoLabels, VERSION } from "../common/version.ts";
 import { landingPage, serve } from "../common/web/server.ts";
-import type { SecurityManager } from "../privilege/security.ts";
+import { requiredCapabilities } from "../privilege/capabilities.ts";
+import type { Capability, SecurityManager } from "../privilege/security.ts";
 import { addSecurityFlags, setupSecurity } from "../privilege/setup.ts";
 import type { Collector, CollectorContext } from "./collector.ts";
 import "./all.ts";
@@ -82,6 +83,22 @@ export function enabledCollectorNames(fs: FlagSet): string[] {
     .map((d) => d.name);
 }
 
+/**
+ * Capabilities the enabled collectors need, each mapped to the flags needing it: the capability table's
+ * rows for every enabled collector, plus whatever a collector declares itself through `capabilities`.
+ */
+export function exporterRequiredCapabilities(fs: FlagSet): Map<Capability, string> {
+  const enabled = enabledCollectorNames(fs);
+  const out = requiredCapabilities("exporter", enabled, fs);
+  const byName = new Map(registeredCollectors().map((d) => [d.name, d]));
+  for (const name of enabled) {
+    for (const cap of byName.get(name)?.capabilities?.(fs) ?? []) {
+      if (!out.has(cap)) out.set(cap, `--collector.${name}`);
+    }
+  }
+  return new Map([...out].sort(([a], [b]) => a.localeCompare(b)));
+}
+
 /** Builds the enabled collectors; a constructor failure stops start-up naming the collector. */
 export async function createCollectors(
   fs: FlagSet,
@@ -132,13 +149,12 @@ export async function exporterMain(argv: string[]): Promise<void> {
   const telemetryPath = fs.string("web.telemetry-path");
   if (!telemetryPath.startsWith("/")) throw new StartupError("--web.telemetry-path: must start with /");
 
-  // TODO(privilege): collectors declare their capabilities; setupSecurity drops to them.
   const security = await setupSecurity({
     component: "exporter",
     flags: fs,
     logger,
-    required: new Map(),
-    readPaths: [],
+    required: exporterRequiredCapabilities(fs),
+    readPaths: [fs.string("web.config.file")],
     readWritePaths: [],
   });
   const collectors = await createCollectors(fs, logger, security.manager);

@@ -1,6 +1,9 @@
 // The privileged operations a security context can run, as plain data in and plain data out, each
 // implemented with synchronous calls only so it can run on a Worker thread while capabilities are raised.
 
+import { O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, openRaw } from "../ffi/libc.ts";
+import { removeAclEntry } from "./acl.ts";
+
 /** Linux capability names as CEEMS and systemd spell them (lower case). */
 export type Capability =
   | "cap_chown"
@@ -31,7 +34,9 @@ export type PrivilegedOp =
     timeoutMs: number;
   }
   /** Opens a file and hands back the raw descriptor, which stays valid process-wide. */
-  | { kind: "openFd"; path: string; write?: boolean };
+  | { kind: "openFd"; path: string; write?: boolean; nonblock?: boolean }
+  /** Removes the ACL_USER entry of `uid` from each path (shutdown clean-up; needs cap_fowner). */
+  | { kind: "removeAclEntries"; uid: number; paths: string[] };
 
 /** Result of one operation: its value, or the error message. */
 export type OpResult =
@@ -103,10 +108,24 @@ function execOp(op: Extract<PrivilegedOp, { kind: "exec" }>) {
   };
 }
 
-function openFdOp(path: string, write: boolean): number {
-  // Deno has no way to export a raw fd from Deno.FsFile; the FFI-based implementation in
-  // privilege/ replaces this for real descriptors.
-  throw new Error(`openFd(${path}, write=${write}) needs the FFI opener`);
+function openFdOp(path: string, write: boolean, nonblock: boolean): number {
+  // open(2) through FFI: Deno.FsFile cannot hand out its descriptor, and this one must outlive the Worker.
+  return openRaw(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC | (nonblock ? O_NONBLOCK : 0));
+}
+
+function removeAclOp(uid: number, paths: string[]): number {
+  let removed = 0;
+  const errors: string[] = [];
+  for (const p of paths) {
+    try {
+      removeAclEntry(p, uid);
+      removed++;
+    } catch (e) {
+      errors.push((e as Error).message);
+    }
+  }
+  if (errors.length) throw new Error(errors.join("; "));
+  return removed;
 }
 
 /** Runs one operation synchronously, catching its error into the result. */
@@ -120,7 +139,9 @@ export function runOpSync(op: PrivilegedOp): OpResult {
       case "exec":
         return { ok: true, value: execOp(op) };
       case "openFd":
-        return { ok: true, value: openFdOp(op.path, !!op.write) };
+        return { ok: true, value: openFdOp(op.path, !!op.write, !!op.nonblock) };
+      case "removeAclEntries":
+        return { ok: true, value: removeAclOp(op.uid, op.paths) };
     }
   } catch (e) {
     return { ok: false, error: (e as Error).message, code: (e as { code?: string }).code };
