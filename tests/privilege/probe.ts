@@ -4,6 +4,7 @@
 import { FlagSet } from "../../common/flags.ts";
 import { Logger } from "../../common/log.ts";
 import type { Component } from "../../privilege/capabilities.ts";
+import { preadRaw } from "../../ffi/libc.ts";
 import { threadCredentials } from "../../privilege/inspect.ts";
 import type { Capability } from "../../privilege/ops.ts";
 import { WorkerSecurityManager } from "../../privilege/security.ts";
@@ -76,6 +77,23 @@ if (kv.openFd) {
     path: kv.openFd,
   }]);
   report.ctxOpenFd = r;
+  if (r.ok) report.mainReadFd = new TextDecoder().decode(preadRaw(r.value as number, 4096));
+}
+if (kv.missing) {
+  report.ctxMissing = await mgr.run({ name: "probe_missing", caps: [kv.missing as Capability] }, [
+    { kind: "readFile", path: "/etc/hostname" },
+  ]);
+}
+if (kv.loop) {
+  const tids: number[] = [];
+  for (let i = 0; i < Number(kv.loop); i++) {
+    const d = await mgr.runDetailed({ name: "probe_loop", caps: ["cap_dac_read_search"] }, [
+      { kind: "readFile", path: kv.loopFile ?? "/etc/hostname" },
+    ]);
+    if (!d.results[0].ok) throw new Error(`loop call ${i} failed: ${JSON.stringify(d.results[0])}`);
+    tids.push(d.tid);
+  }
+  report.loopTids = tids;
 }
 if (kv.hang) {
   report.ctxHang = await mgr.runDetailed({ name: "probe_hang", caps: [kv.hang as Capability], timeoutMs: 500 }, [

@@ -1,0 +1,122 @@
+// Test helpers for the privilege layer: running tests/privilege/probe.ts as root or as another uid,
+// a copy of the deno binary other users can execute, and /proc thread credential assertions.
+
+import { join } from "node:path";
+import { type ThreadCreds, threadCredentials } from "../../privilege/inspect.ts";
+import { repoRoot } from "./process.ts";
+
+/** Path of the probe program. */
+export const probeTs = join(repoRoot, "tests/privilege/probe.ts");
+
+let sharedDeno: string | undefined;
+/** A world-executable copy of the running deno binary (root's npx cache is not reachable by others). */
+export function worldExecutableDeno(): string {
+  if (sharedDeno) return sharedDeno;
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-deno-" });
+  Deno.chmodSync(dir, 0o755);
+  const path = join(dir, "deno");
+  Deno.copyFileSync(Deno.execPath(), path);
+  Deno.chmodSync(path, 0o755);
+  sharedDeno = path;
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  return path;
+}
+
+/** Runs the probe to completion; returns its JSON report and stderr. */
+export async function runProbe(
+  args: string[],
+  opts: { uid?: number; gid?: number; env?: Record<string, string> } = {},
+): Promise<{ code: number; report: Record<string, unknown>; stderr: string }> {
+  const deno = opts.uid ? worldExecutableDeno() : Deno.execPath();
+  const out = await new Deno.Command(deno, {
+    args: ["run", "-A", probeTs, ...args],
+    uid: opts.uid,
+    gid: opts.gid,
+    env: { NO_COLOR: "1", ...opts.env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  const stdout = dec.decode(out.stdout);
+  const stderr = dec.decode(out.stderr);
+  const line = stdout.split("\n").find((l) => l.startsWith("{"));
+  if (!line) throw new Error(`probe printed no report (code ${out.code}):\n${stdout}\n${stderr}`);
+  return { code: out.code, report: JSON.parse(line), stderr };
+}
+
+/** Thread credentials as the probe reports them (hex masks as strings). */
+export interface ReportedThread {
+  tid: number;
+  name: string;
+  uid: number[];
+  gid: number[];
+  capPrm: string;
+  capEff: string;
+  capInh: string;
+  capAmb: string;
+}
+
+/**
+ * Asserts the dropped state on every thread: uid/gid all four fields = `id`, CapEff, CapInh and
+ * CapAmb zero, the main thread's CapPrm exactly `mask` and no thread's CapPrm outside it or between.
+ */
+export function assertDropped(threads: (ThreadCreds | ReportedThread)[], pid: number, mask: bigint, id = 65534): void {
+  const big = (v: bigint | string) => typeof v === "bigint" ? v : BigInt("0x" + v);
+  if (!threads.some((t) => t.tid === pid)) throw new Error(`main thread ${pid} missing from report`);
+  for (const t of threads) {
+    const where = `thread ${t.tid} (${t.name})`;
+    if (t.uid.length !== 4 || t.uid.some((u) => u !== id)) throw new Error(`${where}: Uid ${t.uid}`);
+    if (t.gid.length !== 4 || t.gid.some((g) => g !== id)) throw new Error(`${where}: Gid ${t.gid}`);
+    if (big(t.capEff) !== 0n) throw new Error(`${where}: CapEff ${t.capEff}`);
+    if (big(t.capInh) !== 0n) throw new Error(`${where}: CapInh ${t.capInh}`);
+    if (big(t.capAmb) !== 0n) throw new Error(`${where}: CapAmb ${t.capAmb}`);
+    const prm = big(t.capPrm);
+    if (t.tid === pid && prm !== mask) {
+      throw new Error(`main thread CapPrm ${prm.toString(16)}, expected exactly ${mask.toString(16)}`);
+    }
+    // Runtime threads that existed before the drop lose everything in the uid switch; threads main
+    // created afterwards inherit main's permitted set. Nothing else is acceptable.
+    if (prm !== 0n && prm !== mask) throw new Error(`${where}: CapPrm ${prm.toString(16)} (expected 0 or ${mask})`);
+  }
+}
+
+/**
+ * Samples every thread of `pid` until `done` resolves; returns violations: a thread with a non-zero
+ * effective set that existed before sampling started (main or runtime threads), that outlived the
+ * sampling, or whose effective set is not inside `allowed`.
+ */
+export async function sampleEffective(pid: number, allowed: bigint, done: Promise<unknown>): Promise<{
+  samples: number;
+  raisedSeen: number;
+  violations: string[];
+}> {
+  const initial = new Set(threadCredentials(pid).map((t) => t.tid));
+  const raised = new Map<number, bigint>();
+  let finished = false;
+  done.finally(() => finished = true);
+  let samples = 0;
+  while (!finished) {
+    try {
+      for (const t of threadCredentials(pid)) if (t.capEff !== 0n) raised.set(t.tid, t.capEff);
+    } catch {
+      break; // process gone
+    }
+    samples++;
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  await done;
+  const alive = new Set((() => {
+    try {
+      return threadCredentials(pid).map((t) => t.tid);
+    } catch {
+      return [];
+    }
+  })());
+  const violations: string[] = [];
+  for (const [tid, eff] of raised) {
+    if (initial.has(tid)) violations.push(`pre-existing thread ${tid} had CapEff ${eff.toString(16)}`);
+    if (alive.has(tid)) violations.push(`thread ${tid} with CapEff ${eff.toString(16)} still alive`);
+    if ((eff & ~allowed) !== 0n) violations.push(`thread ${tid} CapEff ${eff.toString(16)} outside allowed`);
+  }
+  return { samples, raisedSeen: raised.size, violations };
+}

@@ -1,0 +1,128 @@
+// Security contexts after a real root → nobody drop: a Worker reads a root-only file and another root
+// process's environ that main cannot, runs a command as root, hands back an fd, times out, and vanishes.
+
+import { join } from "node:path";
+import { maskOf } from "../../privilege/capset.ts";
+import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
+import { assertDropped, probeTs, type ReportedThread, runProbe, sampleEffective } from "../helpers/privilege.ts";
+
+const CAPS = "cap_dac_read_search,cap_sys_ptrace,cap_setuid,cap_setgid";
+const MASK = maskOf(["cap_dac_read_search", "cap_sys_ptrace", "cap_setuid", "cap_setgid"]);
+
+function rootOnlyFile(text: string): { dir: string; path: string } {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-priv-" });
+  Deno.chmodSync(dir, 0o755); // traversable: main's EACCES comes from the file's own mode
+  const path = join(dir, "secret");
+  Deno.writeTextFileSync(path, text);
+  Deno.chmodSync(path, 0o600);
+  return { dir, path };
+}
+
+type Detail = { results: { ok: boolean; value?: unknown; error?: string }[]; tid: number; raisedEffective: string };
+
+Deno.test("contexts read what main cannot, run a command as root, and leave no thread behind", async () => {
+  assertEquals(Deno.uid(), 0, "this test must run as root (CI does)");
+  const { dir, path } = rootOnlyFile("top secret\n");
+  const marker = `CEEMS_PRIV_MARKER=${crypto.randomUUID()}`;
+  const other = new Deno.Command("sleep", { args: ["60"], env: { [marker.split("=")[0]]: marker.split("=")[1] } })
+    .spawn();
+  try {
+    const { report, stderr, code } = await runProbe([
+      "api",
+      CAPS,
+      `secret=${path}`,
+      `environ=${other.pid}`,
+      "execRoot=1",
+      `openFd=${path}`,
+      "missing=cap_bpf",
+      "hang=cap_setuid",
+    ]);
+    assertEquals(code, 0, stderr);
+    assertEquals(report.mode, "root-drop");
+    const pid = report.pid as number;
+    assertDropped(report.threadsAfterSetup as ReportedThread[], pid, MASK);
+    assertDropped(report.threadsAtEnd as ReportedThread[], pid, MASK);
+
+    // Root-only file: EACCES on main, readable in the context with exactly dac_read_search raised.
+    assertEquals((report.mainSecret as { code: string }).code, "EACCES");
+    const sec = report.ctxSecret as Detail;
+    assertEquals(sec.results[0], { ok: true, value: "top secret\n" });
+    assertEquals(sec.raisedEffective, "4");
+    assertEquals(report.tidGoneAfter, true);
+    assert(sec.tid !== pid);
+
+    // Another root process's environ.
+    assertEquals((report.mainEnviron as { code: string }).code, "EACCES");
+    const env = report.ctxEnviron as Detail;
+    assert(env.results[0].ok, JSON.stringify(env.results[0]));
+    assert((env.results[0].value as Record<string, string[]>)[String(other.pid)].includes(marker));
+
+    // A command run as root from the context reports uid/gid 0; the process's own threads stay 65534.
+    const ex = report.ctxExec as Detail;
+    assertEquals(ex.results[0], { ok: true, value: { code: 0, stdout: "0\n0\n", stderr: "", timedOut: false } });
+    assertEquals(BigInt("0x" + ex.raisedEffective), maskOf(["cap_setuid", "cap_setgid"]));
+
+    // An fd opened in the context is readable by the unprivileged main thread afterwards.
+    const fd = report.ctxOpenFd as { ok: boolean; value: number };
+    assert(fd.ok && fd.value > 2, JSON.stringify(fd));
+    assertEquals(report.mainReadFd, "top secret\n");
+
+    // A capability outside the permitted set fails the context, naming it.
+    const miss = report.ctxMissing as { ok: boolean; error: string }[];
+    assertEquals(miss[0].ok, false);
+    assertMatch(miss[0].error, /missing capability cap_bpf/);
+
+    // A hung call fails within its bound instead of blocking the caller.
+    const hang = report.ctxHang as Detail;
+    assertEquals(hang.results[0].ok, false);
+    assertMatch(hang.results[0].error!, /timed out after 500 ms/);
+  } finally {
+    other.kill("SIGKILL");
+    await other.status;
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("sampling every thread during 200 contexts never finds a raised set outside a live Worker", async () => {
+  const { dir, path } = rootOnlyFile("x");
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", probeTs, "exporter", "cap_dac_read_search", "loop=200", `loopFile=${path}`],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const outP = child.output();
+    // Wait until the drop is done (the process runs as 65534) before sampling.
+    for (let i = 0; i < 200; i++) {
+      try {
+        if (Deno.readTextFileSync(`/proc/${child.pid}/status`).match(/^Uid:\s+65534/m)) break;
+      } catch {
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const s = await sampleEffective(child.pid, maskOf(["cap_dac_read_search"]), outP);
+    const out = await outP;
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    const report = JSON.parse(new TextDecoder().decode(out.stdout).split("\n").find((l) => l.startsWith("{"))!);
+    assertEquals((report.loopTids as number[]).length, 200);
+    assertEquals(new Set(report.loopTids).size > 1, true, "each call must get a fresh thread");
+    assertEquals(s.violations, []);
+    assert(s.samples > 50, `only ${s.samples} samples`);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("api and lb masks: setupSecurity keeps exactly requiredCapabilities' set on every thread", async () => {
+  const { requiredCapabilities } = await import("../../privilege/capabilities.ts");
+  const { FlagSet } = await import("../../common/flags.ts");
+  for (const [component, features] of [["api", ["slurm"]], ["lb", []]] as const) {
+    const req = [...requiredCapabilities(component, features, new FlagSet(component, "")).keys()];
+    const { report, code, stderr } = await runProbe([component, req.join(",") || "-"]);
+    assertEquals(code, 0, stderr);
+    assertDropped(report.threadsAfterSetup as ReportedThread[], report.pid as number, maskOf(req));
+    assertEquals(maskOf(req), component === "api" ? 0xc0n : 0n);
+  }
+});
