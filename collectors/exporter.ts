@@ -126,7 +126,7 @@ export async function createCollectors(
 }
 
 /** Registry of metrics about the exporter itself: build info and, unless disabled, process metrics. */
-function exporterRegistry(disableExporterMetrics: boolean): client.Registry {
+export function exporterRegistry(disableExporterMetrics: boolean): client.Registry {
   const reg = new client.Registry();
   const labels = buildInfoLabels();
   new client.Gauge({
@@ -135,8 +135,38 @@ function exporterRegistry(disableExporterMetrics: boolean): client.Registry {
     labelNames: Object.keys(labels),
     registers: [reg],
   }).set(labels, 1);
-  if (!disableExporterMetrics) client.collectDefaultMetrics({ register: reg });
+  if (!disableExporterMetrics) {
+    client.collectDefaultMetrics({ register: reg });
+    // prom-client exposes these gauges with a `_total` suffix, which Prometheus reserves for counters.
+    for (
+      const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]
+    ) {
+      reg.removeSingleMetric(name);
+    }
+  }
   return reg;
+}
+
+/** The /metrics handler: scrapes every collector, answering 503 beyond `maxRequests` concurrent scrapes. */
+export function createMetricsHandler(
+  collectors: Map<string, Collector>,
+  logger: Logger,
+  selfRegistry: client.Registry,
+  maxRequests: number,
+): () => Promise<Response> {
+  const limiter = new RequestLimiter(maxRequests);
+  return async () => {
+    if (!limiter.tryAcquire()) {
+      return new Response("Too many concurrent requests\n", { status: 503 });
+    }
+    try {
+      const sink = await scrapeCollectors(collectors, logger);
+      const body = (await selfRegistry.metrics()) + (await renderFamilies(sink.families.values()));
+      return new Response(body, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
+    } finally {
+      limiter.release();
+    }
+  };
 }
 
 /** Entry point of `ceems exporter`. */
@@ -159,20 +189,7 @@ export async function exporterMain(argv: string[]): Promise<void> {
   });
   const collectors = await createCollectors(fs, logger, security.manager);
   const selfRegistry = exporterRegistry(fs.bool("web.disable-exporter-metrics"));
-  const limiter = new RequestLimiter(fs.number("web.max-requests"));
-
-  const metricsHandler = async (): Promise<Response> => {
-    if (!limiter.tryAcquire()) {
-      return new Response("Too many concurrent requests\n", { status: 503 });
-    }
-    try {
-      const sink = await scrapeCollectors(collectors, logger);
-      const body = (await selfRegistry.metrics()) + (await renderFamilies(sink.families.values()));
-      return new Response(body, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
-    } finally {
-      limiter.release();
-    }
-  };
+  const metricsHandler = createMetricsHandler(collectors, logger, selfRegistry, fs.number("web.max-requests"));
 
   const server = await serve({
     addresses: fs.strings("web.listen-address"),

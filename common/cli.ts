@@ -110,7 +110,9 @@ export async function runMain(component: string, main: () => Promise<void>): Pro
     await main();
   } catch (e) {
     if (e instanceof StartupError) {
-      Deno.stderr.writeSync(new TextEncoder().encode(`ceems ${component}: error: ${e.message}\n`));
+      // One line, always: multi-line reasons (YAML parser errors) keep their first line.
+      const line = e.message.split("\n")[0].trim();
+      Deno.stderr.writeSync(new TextEncoder().encode(`ceems ${component}: error: ${line}\n`));
       Deno.exit(e.status);
     }
     throw e;

@@ -120,9 +120,15 @@ export async function serve(opts: ServeOptions): Promise<WebServer> {
   const { webConfig, logger, handler } = opts;
   const auth = new BasicAuth(webConfig.basicAuthUsers);
   const tls = webConfig.tls;
+  let active = 0;
+  const sockets = new Set<import("node:net").Socket>();
   const listener = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    active++;
     const ac = new AbortController();
-    res.on("close", () => ac.abort());
+    res.on("close", () => {
+      active--;
+      ac.abort();
+    });
     try {
       if (tls?.clientAuthType === "RequireAnyClientCert") {
         // deno-lint-ignore no-explicit-any
@@ -166,6 +172,10 @@ export async function serve(opts: ServeOptions): Promise<WebServer> {
         maxVersion: tls.maxVersion,
       }, listener)
       : http.createServer(listener);
+    server.on(tls ? "secureConnection" : "connection", (sock: import("node:net").Socket) => {
+      sockets.add(sock);
+      sock.on("close", () => sockets.delete(sock));
+    });
     server.keepAliveTimeout = 5000;
     server.headersTimeout = 10000;
     await new Promise<void>((resolve, reject) => {
@@ -184,16 +194,12 @@ export async function serve(opts: ServeOptions): Promise<WebServer> {
   return {
     addresses,
     async close(graceMs = 5000) {
-      await Promise.race([
-        Promise.all(servers.map((s) =>
-          new Promise<void>((r) => {
-            s.close(() => r());
-            s.closeIdleConnections?.();
-          })
-        )),
-        new Promise((r) => setTimeout(r, graceMs)),
-      ]);
-      for (const s of servers) s.closeAllConnections?.();
+      const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      // Let in-flight requests finish (bounded), then drop idle keep-alive connections.
+      const deadline = Date.now() + graceMs;
+      while (active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      for (const sock of sockets) sock.destroy();
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 1000))]);
     },
   };
 }

@@ -95,12 +95,12 @@ export function parseWebConfig(text: string, baseDir: string): WebConfig {
       : typeof t.cert_file === "string" && t.cert_file
       ? readPem(t.cert_file, "cert_file")
       : undefined;
+    if (!cert) throw new Error("missing cert_file in tls_server_config");
     const key = typeof t.key === "string" && t.key
       ? t.key
       : typeof t.key_file === "string" && t.key_file
       ? readPem(t.key_file, "key_file")
       : undefined;
-    if (!cert) throw new Error("missing cert_file in tls_server_config");
     if (!key) throw new Error("missing key_file in tls_server_config");
     const authType = (t.client_auth_type ?? "NoClientCert") as ClientAuthType;
     const authTypes: ClientAuthType[] = [

@@ -1,12 +1,13 @@
 // Test helpers that start `ceems <subcommand>` as a real subprocess on a free port, wait until it
 // answers, and stop it by signal, collecting its stderr for assertions.
 
-import { fromFileUrl, join } from "node:path";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 /** Absolute path of the repository's main.ts. */
-export const mainTs = join(fromFileUrl(new URL("../../", import.meta.url)), "main.ts");
+export const mainTs = join(fileURLToPath(new URL("../../", import.meta.url)), "main.ts");
 /** Repository root. */
-export const repoRoot = fromFileUrl(new URL("../../", import.meta.url));
+export const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 
 /** A free TCP port on 127.0.0.1 (bound then released). */
 export function freePort(): number {
