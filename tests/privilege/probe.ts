@@ -95,11 +95,12 @@ if (kv.loop) {
   }
   report.loopTids = tids;
 }
+report.threadsAtEnd = fmt(threadCredentials());
+// Last: a timed-out call leaves its thread running until the native call returns (documented limit).
 if (kv.hang) {
   report.ctxHang = await mgr.runDetailed({ name: "probe_hang", caps: [kv.hang as Capability], timeoutMs: 500 }, [
     { kind: "exec", cmd: ["sleep", "3"], timeoutMs: 5000 },
   ]);
 }
-report.threadsAtEnd = fmt(threadCredentials());
 console.log(JSON.stringify(report, (_k, v) => (typeof v === "bigint" ? v.toString() : v)));
 await setup.close();
