@@ -121,6 +121,16 @@ export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup
     const permitted = new Set(capsOf(kept));
     logMissing(logger, required, permitted);
     const mode = before === 0n ? "unprivileged" : "trimmed";
+    // capset reaches only this thread: runtime threads started before this code (V8, tokio) keep what
+    // execve gave them. With file capabilities (+p) that is a permitted set only; ambient capabilities
+    // are effective there too, which no per-thread call can undo.
+    const leaky = threadCredentials("self").filter((t) => t.capEff !== 0n || t.capAmb !== 0n);
+    if (leaky.length) {
+      logger.warn(
+        "runtime threads kept effective capabilities from AmbientCapabilities; start as root (the process drops itself) or use setcap +p instead",
+        { threads: leaky.length, effective: capsOf(leaky[0].capEff).join(",") },
+      );
+    }
     logger.info("security set up", { mode, capabilities: [...permitted].join(",") || "none" });
     return Promise.resolve({
       manager: new WorkerSecurityManager(permitted, required),

@@ -2,8 +2,8 @@
 // a copy of the deno binary other users can execute, and /proc thread credential assertions.
 
 import { join } from "node:path";
-import { type ThreadCreds, threadCredentials } from "../../privilege/inspect.ts";
-import { repoRoot } from "./process.ts";
+import { threadCredentials, type ThreadCreds } from "../../privilege/inspect.ts";
+import { freePort, mainTs, repoRoot } from "./process.ts";
 
 /** Path of the probe program. */
 export const probeTs = join(repoRoot, "tests/privilege/probe.ts");
@@ -29,7 +29,7 @@ export async function runProbe(
 ): Promise<{ code: number; report: Record<string, unknown>; stderr: string }> {
   const deno = opts.uid ? worldExecutableDeno() : Deno.execPath();
   const out = await new Deno.Command(deno, {
-    args: ["run", "-A", probeTs, ...args],
+    args: ["run", "-A", "--node-modules-dir=manual", probeTs, ...args],
     uid: opts.uid,
     gid: opts.gid,
     env: { NO_COLOR: "1", ...opts.env },
@@ -123,4 +123,60 @@ export async function sampleEffective(pid: number, allowed: bigint, done: Promis
     if ((eff & ~allowed) !== 0n) violations.push(`thread ${tid} CapEff ${eff.toString(16)} outside allowed`);
   }
   return { samples, raisedSeen: raised.size, violations };
+}
+
+/** A ceems subprocess started by startAs. */
+export interface StartedCeems {
+  pid: number;
+  base: string;
+  /** Sends `signal`, waits, returns exit code and stderr. */
+  stop(signal?: Deno.Signal): Promise<{ code: number; stderr: string }>;
+  /** Everything written to stderr so far. */
+  stderr(): string;
+}
+
+/**
+ * Starts `ceems <args>` on a free port as root or as `uid` (through a world-executable deno and
+ * --node-modules-dir=manual, so no cache or download is needed) and waits for /health.
+ */
+export async function startAs(args: string[], opts: { uid?: number; gid?: number } = {}): Promise<StartedCeems> {
+  const port = freePort();
+  const deno = opts.uid ? worldExecutableDeno() : Deno.execPath();
+  const child = new Deno.Command(deno, {
+    args: ["run", "-A", "--node-modules-dir=manual", mainTs, ...args, `--web.listen-address=127.0.0.1:${port}`],
+    uid: opts.uid,
+    gid: opts.gid,
+    env: { NO_COLOR: "1" },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const chunks: Uint8Array[] = [];
+  const drained = (async () => {
+    for await (const c of child.stderr) chunks.push(c);
+  })();
+  const stderr = () => new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])));
+  let exited = false;
+  child.status.then(() => exited = true);
+  const base = `http://127.0.0.1:${port}`;
+  const stop = async (signal: Deno.Signal = "SIGTERM") => {
+    try {
+      child.kill(signal);
+    } catch {
+      // already exited
+    }
+    const st = await child.status;
+    await drained;
+    return { code: st.code, stderr: stderr() };
+  };
+  for (let i = 0; i < 300 && !exited; i++) {
+    try {
+      const r = await fetch(`${base}/health`);
+      await r.body?.cancel();
+      return { pid: child.pid, base, stop, stderr };
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const res = await stop("SIGKILL");
+  throw new Error(`ceems ${args[0]} did not become ready:\n${res.stderr}`);
 }

@@ -32,8 +32,12 @@ function flags(argv: string[]): FlagSet {
   return fs;
 }
 
-const caps = (component: "exporter" | "api" | "lb", features: string[], argv: string[] = [], h = host()) =>
-  [...requiredCapabilities(component, features, flags(argv), h).keys()];
+const caps = (
+  component: "exporter" | "api" | "lb",
+  features: string[],
+  argv: string[] = [],
+  h = host(),
+) => [...requiredCapabilities(component, features, flags(argv), h).keys()];
 
 Deno.test("the issue's combination slurm+rapl+ipmi_dcmi (tool mode) needs ptrace, dac_read_search, setuid, setgid", () => {
   const req = requiredCapabilities(

@@ -126,3 +126,56 @@ Deno.test("api and lb masks: setupSecurity keeps exactly requiredCapabilities' s
     assertEquals(maskOf(req), component === "api" ? 0xc0n : 0n);
   }
 });
+
+Deno.test("non-root without capabilities: one log line per missing capability naming its flag; contexts fail naming it", async () => {
+  const { report, code, stderr } = await runProbe(["exporter", "cap_dac_read_search", "missing=cap_dac_read_search"], {
+    uid: 65534,
+    gid: 65534,
+  });
+  assertEquals(code, 0, stderr);
+  assertEquals(report.mode, "unprivileged");
+  const lines = stderr.split("\n").filter((l) => l.includes("missing capability"));
+  assertEquals(lines.length, 1, stderr);
+  assertMatch(lines[0], /capability=cap_dac_read_search flag=--probe.cap_dac_read_search/);
+  const miss = report.ctxMissing as { ok: boolean; error: string }[];
+  assertEquals(miss[0].ok, false);
+  assertMatch(miss[0].error, /missing capability cap_dac_read_search \(needed by --probe.cap_dac_read_search\)/);
+});
+
+Deno.test("non-root started with file capabilities (setcap +p): trimmed to the required set on main, effective empty", async () => {
+  const { worldExecutableDeno } = await import("../helpers/privilege.ts");
+  // A private copy carrying file capabilities, so the shared copy stays plain.
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-setcap-" });
+  try {
+    Deno.chmodSync(dir, 0o755);
+    const deno = join(dir, "deno");
+    Deno.copyFileSync(worldExecutableDeno(), deno);
+    Deno.chmodSync(deno, 0o755);
+    const sc = new Deno.Command("setcap", { args: ["cap_dac_read_search,cap_sys_ptrace,cap_bpf+p", deno] })
+      .outputSync();
+    assertEquals(sc.code, 0, new TextDecoder().decode(sc.stderr));
+    const out = await new Deno.Command(deno, {
+      args: ["run", "-A", "--node-modules-dir=manual", probeTs, "exporter", "cap_dac_read_search"],
+      uid: 65534,
+      gid: 65534,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    const report = JSON.parse(text.split("\n").find((l) => l.startsWith("{"))!);
+    assertEquals(report.mode, "trimmed");
+    assertEquals(report.permitted, ["cap_dac_read_search"]);
+    const threads = report.threadsAfterSetup as ReportedThread[];
+    const main = threads.find((t) => t.tid === report.pid)!;
+    assertEquals([main.capPrm, main.capEff, main.capInh, main.capAmb], ["4", "0", "0", "0"]);
+    // Every thread: effective empty, nothing beyond the file's permitted set.
+    for (const t of threads) {
+      assertEquals(t.capEff, "0", `thread ${t.tid} (${t.name})`);
+      assertEquals(BigInt("0x" + t.capPrm) & ~maskOf(["cap_dac_read_search", "cap_sys_ptrace", "cap_bpf"]), 0n);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
