@@ -11,6 +11,9 @@ needs=(
   "openssl:openssl"
   "curl:curl"
   "setfacl:acl"
+  "getfacl:acl"
+  "setcap:libcap2-bin"
+  "systemd-analyze:systemd"
   "gcc:gcc"
 )
 
