@@ -55,6 +55,8 @@ export interface CollectorDef {
    * table with `featureCapabilities("exporter", name, flags)`); absent means none.
    */
   capabilities?(flags: FlagSet): Capability[];
+  /** Files or directories the collector reads that the run-as user must reach (ACL entries when root). */
+  readPaths?(flags: FlagSet): string[];
   /** Builds the collector; throwing stops start-up with the message. */
   create(ctx: CollectorContext): Collector | Promise<Collector>;
 }

@@ -99,6 +99,12 @@ export function exporterRequiredCapabilities(fs: FlagSet): Map<Capability, strin
   return new Map([...out].sort(([a], [b]) => a.localeCompare(b)));
 }
 
+/** Paths the enabled collectors declare through `readPaths` (config files the run-as user must read). */
+export function collectorReadPaths(fs: FlagSet): string[] {
+  const byName = new Map(registeredCollectors().map((d) => [d.name, d]));
+  return enabledCollectorNames(fs).flatMap((n) => byName.get(n)?.readPaths?.(fs) ?? []).filter((p) => p);
+}
+
 /** Builds the enabled collectors; a constructor failure stops start-up naming the collector. */
 export async function createCollectors(
   fs: FlagSet,
@@ -184,7 +190,7 @@ export async function exporterMain(argv: string[]): Promise<void> {
     flags: fs,
     logger,
     required: exporterRequiredCapabilities(fs),
-    readPaths: [fs.string("web.config.file")],
+    readPaths: [fs.string("web.config.file"), ...collectorReadPaths(fs)],
     readWritePaths: [],
   });
   const collectors = await createCollectors(fs, logger, security.manager);

@@ -22,11 +22,26 @@ export function worldExecutableDeno(): string {
   return path;
 }
 
+let installed = false;
+/** Makes sure node_modules exists (as root), since runs with --node-modules-dir=manual never create it. */
+function ensureNodeModules(): void {
+  if (installed) return;
+  try {
+    Deno.statSync(join(repoRoot, "node_modules/prom-client"));
+  } catch {
+    const r = new Deno.Command(Deno.execPath(), { args: ["install"], cwd: repoRoot, stdout: "null", stderr: "piped" })
+      .outputSync();
+    if (r.code !== 0) throw new Error(`deno install failed: ${new TextDecoder().decode(r.stderr)}`);
+  }
+  installed = true;
+}
+
 /** Runs the probe to completion; returns its JSON report and stderr. */
 export async function runProbe(
   args: string[],
   opts: { uid?: number; gid?: number; env?: Record<string, string> } = {},
 ): Promise<{ code: number; report: Record<string, unknown>; stderr: string }> {
+  ensureNodeModules();
   const deno = opts.uid ? worldExecutableDeno() : Deno.execPath();
   const out = await new Deno.Command(deno, {
     args: ["run", "-A", "--node-modules-dir=manual", probeTs, ...args],
@@ -106,7 +121,7 @@ export async function sampleEffective(pid: number, allowed: bigint, done: Promis
       break; // process gone
     }
     samples++;
-    await new Promise((r) => setTimeout(r, 2));
+    await new Promise((r) => setTimeout(r, 3));
   }
   await done;
   const alive = new Set((() => {
@@ -140,6 +155,7 @@ export interface StartedCeems {
  * --node-modules-dir=manual, so no cache or download is needed) and waits for /health.
  */
 export async function startAs(args: string[], opts: { uid?: number; gid?: number } = {}): Promise<StartedCeems> {
+  ensureNodeModules();
   const port = freePort();
   const deno = opts.uid ? worldExecutableDeno() : Deno.execPath();
   const child = new Deno.Command(deno, {

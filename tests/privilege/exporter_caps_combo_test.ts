@@ -42,10 +42,15 @@ OUT
 function withTool<T>(fn: (args: string[]) => Promise<T>): Promise<T> {
   const dir = Deno.makeTempDirSync({ prefix: "ceems-ipmi-" });
   Deno.chmodSync(dir, 0o755);
+  // An empty SLURM cgroup v2 root: the slurm collector starts and finds no job.
+  Deno.mkdirSync(join(dir, "cg/system.slice/slurmstepd.scope"), { recursive: true });
   const args = [
     "exporter",
     "--collector.disable-defaults",
     "--collector.slurm",
+    "--collector.cgroups.force-version=v2",
+    "--collector.gpu.type=nogpu",
+    `--path.cgroupfs=${join(dir, "cg")}`,
     "--collector.rapl",
     "--collector.ipmi_dcmi",
     `--collector.ipmi_dcmi.cmd=${fakeIpmiTool(dir)}`,
