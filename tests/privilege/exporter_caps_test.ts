@@ -87,3 +87,30 @@ Deno.test("ACL entries for an unreachable --web.config.file are added at start a
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("an unknown --security.run-as-user stops start-up with one line naming the flag", async () => {
+  const r = await runCeems(["exporter", "--security.run-as-user=no-such-user-xyz", "--web.listen-address=127.0.0.1:0"]);
+  assertEquals(r.code, 2);
+  assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
+  assertMatch(r.stderr, /--security.run-as-user: unknown user "no-such-user-xyz"/);
+});
+
+Deno.test("--security.disable-cap-awareness keeps the starting user and is hidden from --help", async () => {
+  const p = await startAs([
+    "exporter",
+    "--collector.disable-defaults",
+    "--collector.cpu",
+    "--security.disable-cap-awareness",
+  ]);
+  try {
+    const main = threadCredentials(p.pid).find((t) => t.tid === p.pid)!;
+    assertEquals(main.uid, [0, 0, 0, 0]);
+    assertMatch(p.stderr(), /capability awareness disabled/);
+  } finally {
+    await p.stop();
+  }
+  const help = await runCeems(["exporter", "--help"]);
+  assertEquals(help.stdout.includes("disable-cap-awareness"), false);
+  assertMatch(help.stdout, /--security.run-as-user/);
+  assertMatch(help.stdout, /--\[no-\]print-capabilities/);
+});

@@ -179,3 +179,42 @@ Deno.test("non-root started with file capabilities (setcap +p): trimmed to the r
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("a program installed under a directory nobody cannot enter still loads its Worker after the drop", async () => {
+  const { repoRoot } = await import("../helpers/process.ts");
+  const sealed = Deno.makeTempDirSync({ prefix: "ceems-sealed-" }); // 0700 root
+  try {
+    const root = join(sealed, "ceems");
+    for (const p of ["deno.json", "deno.lock", "common", "privilege", "ffi", "node_modules", "tests/privilege"]) {
+      Deno.mkdirSync(join(root, p, ".."), { recursive: true });
+      const cp = new Deno.Command("cp", { args: ["-a", join(repoRoot, p), join(root, p)] }).outputSync();
+      assertEquals(cp.code, 0, new TextDecoder().decode(cp.stderr));
+    }
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--node-modules-dir=manual",
+        join(root, "tests/privilege/probe.ts"),
+        "exporter",
+        "cap_dac_read_search",
+        "secret=/etc/shadow",
+      ],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assertEquals(out.code, 0, stderr);
+    const report = JSON.parse(new TextDecoder().decode(out.stdout).split("\n").find((l) => l.startsWith("{"))!);
+    // The sealed directory got a search entry, so cap_fowner is kept to remove it at shutdown.
+    assertEquals(report.permitted.sort(), ["cap_dac_read_search", "cap_fowner"]);
+    assertMatch(stderr, /acl_entries=1/);
+    assertEquals((report.ctxSecret as Detail).results[0].ok, true);
+    assertMatch(stderr, /removed ACL entries.*count=1/);
+    const facl = new Deno.Command("getfacl", { args: ["-cp", sealed], stdout: "piped" }).outputSync();
+    assertEquals(new TextDecoder().decode(facl.stdout).includes("nobody"), false);
+  } finally {
+    Deno.removeSync(sealed, { recursive: true });
+  }
+});
