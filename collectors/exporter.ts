@@ -190,7 +190,12 @@ export async function exporterMain(argv: string[]): Promise<void> {
     flags: fs,
     logger,
     required: exporterRequiredCapabilities(fs),
-    readPaths: [fs.string("web.config.file"), ...collectorReadPaths(fs)],
+    // Fixture trees given with --path.* must stay readable after the switch to the run-as user.
+    readPaths: [
+      fs.string("web.config.file"),
+      ...["path.procfs", "path.sysfs", "path.cgroupfs"].filter((f) => fs.isExplicit(f)).map((f) => fs.string(f)),
+      ...collectorReadPaths(fs),
+    ],
     readWritePaths: [],
   });
   const collectors = await createCollectors(fs, logger, security.manager);

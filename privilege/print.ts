@@ -28,7 +28,9 @@ export function formatCapabilities(component: Component, required: Map<Capabilit
       : `setcap -r ${Deno.execPath()}  # no capability needed`,
   );
   lines.push("");
-  lines.push(`# systemd, [Service] section of ${UNIT_NAMES[component]}.service (User= a non-root account):`);
+  lines.push(`# systemd, [Service] section of ${UNIT_NAMES[component]}.service (User= a non-root account).`);
+  lines.push("# Note: Deno's runtime threads started before ceems runs keep ambient capabilities effective;");
+  lines.push("# prefer the root start below, which switches every thread itself.");
   lines.push(`AmbientCapabilities=${upper.join(" ")}`);
   lines.push(`CapabilityBoundingSet=${upper.join(" ")}`);
   lines.push("");

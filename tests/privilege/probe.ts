@@ -95,6 +95,7 @@ if (kv.loop) {
   }
   report.loopTids = tids;
 }
+if (kv.wait) await new Promise((r) => setTimeout(r, Number(kv.wait)));
 report.threadsAtEnd = fmt(threadCredentials());
 // Last: a timed-out call leaves its thread running until the native call returns (documented limit).
 if (kv.hang) {
