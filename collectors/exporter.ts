@@ -16,8 +16,8 @@ import type { Logger } from "../common/log.ts";
 import { buildInfoLabels, VERSION } from "../common/version.ts";
 import { landingPage, serve } from "../common/web/server.ts";
 import { requiredCapabilities } from "../privilege/capabilities.ts";
-import type { Capability, SecurityManager } from "../privilege/security.ts";
-import { addSecurityFlags, setupSecurity } from "../privilege/setup.ts";
+import { type Capability, DeferredSecurityManager, type SecurityManager } from "../privilege/security.ts";
+import { addSecurityFlags, printCapabilitiesIfAsked, setupSecurity } from "../privilege/setup.ts";
 import type { Collector, CollectorContext } from "./collector.ts";
 import "./all.ts";
 import { renderFamilies } from "./metric_sink.ts";
@@ -185,11 +185,17 @@ export async function exporterMain(argv: string[]): Promise<void> {
   const telemetryPath = fs.string("web.telemetry-path");
   if (!telemetryPath.startsWith("/")) throw new StartupError("--web.telemetry-path: must start with /");
 
+  // As CEEMS does: collectors are built with the start-up credentials (privileged calls run inline
+  // meanwhile), then the process drops to exactly what they need before serving.
+  const required = exporterRequiredCapabilities(fs);
+  printCapabilitiesIfAsked("exporter", fs, required);
+  const deferred = new DeferredSecurityManager();
+  const collectors = await createCollectors(fs, logger, deferred);
   const security = await setupSecurity({
     component: "exporter",
     flags: fs,
     logger,
-    required: exporterRequiredCapabilities(fs),
+    required,
     // Fixture trees given with --path.* must stay readable after the switch to the run-as user.
     readPaths: [
       fs.string("web.config.file"),
@@ -198,7 +204,7 @@ export async function exporterMain(argv: string[]): Promise<void> {
     ],
     readWritePaths: [],
   });
-  const collectors = await createCollectors(fs, logger, security.manager);
+  deferred.use(security.manager);
   const selfRegistry = exporterRegistry(fs.bool("web.disable-exporter-metrics"));
   const metricsHandler = createMetricsHandler(collectors, logger, selfRegistry, fs.number("web.max-requests"));
 

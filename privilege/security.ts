@@ -117,3 +117,21 @@ export class WorkerSecurityManager implements SecurityManager {
     return { results: reply.results, tid: reply.tid, raisedEffective: reply.raisedEffective };
   }
 }
+
+/**
+ * The manager handed to features constructed before setupSecurity (CEEMS builds collectors with the
+ * start-up credentials, then drops): calls run inline until `use()` installs the real manager.
+ */
+export class DeferredSecurityManager implements SecurityManager {
+  #target: SecurityManager = new InlineSecurityManager();
+
+  /** Routes every later call to `m`. */
+  use(m: SecurityManager): void {
+    this.#target = m;
+  }
+
+  /** See SecurityManager.run. */
+  run(context: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
+    return this.#target.run(context, ops);
+  }
+}

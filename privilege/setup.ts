@@ -52,6 +52,13 @@ export function addSecurityFlags(fs: FlagSet): void {
     help: "Keep the starting user and capabilities (debugging only).",
   });
   fs.add({
+    name: "security.drop-privileges",
+    kind: "bool",
+    default: true,
+    hidden: true,
+    help: "When started as root, switch to --security.run-as-user (CEEMS's hidden switch; tests on fixtures).",
+  });
+  fs.add({
     name: "print-capabilities",
     kind: "bool",
     help: "Print the capabilities the given flags need, with setcap and systemd lines, and exit.",
@@ -92,6 +99,18 @@ function verifyThreads(uid: number, gid: number, permitted: bigint): void {
   }
 }
 
+/** With --print-capabilities: prints the report for `required` and exits 0; otherwise returns. */
+export function printCapabilitiesIfAsked(
+  component: Component,
+  flags: FlagSet,
+  required: Map<Capability, string>,
+): void {
+  if (flags.has("print-capabilities") && flags.bool("print-capabilities")) {
+    Deno.stdout.writeSync(new TextEncoder().encode(formatCapabilities(component, required)));
+    Deno.exit(0);
+  }
+}
+
 /**
  * Installs the security layer. As root: adds ACL entries, switches every thread to
  * --security.run-as-user and keeps exactly the required permitted set. As non-root with capabilities:
@@ -101,12 +120,15 @@ function verifyThreads(uid: number, gid: number, permitted: bigint): void {
 export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup> {
   const { flags, logger } = opts;
   const required = new Map(opts.required);
-  if (flags.has("print-capabilities") && flags.bool("print-capabilities")) {
-    Deno.stdout.writeSync(new TextEncoder().encode(formatCapabilities(opts.component, required)));
-    Deno.exit(0);
-  }
-  if (flags.bool("security.disable-cap-awareness")) {
-    logger.warn("capability awareness disabled: privileged operations run with the starting credentials");
+  printCapabilitiesIfAsked(opts.component, flags, required);
+  const noDrop = flags.has("security.drop-privileges") && !flags.bool("security.drop-privileges") &&
+    effectiveUid() === 0;
+  if (flags.bool("security.disable-cap-awareness") || noDrop) {
+    logger.warn(
+      noDrop
+        ? "privilege drop disabled (--no-security.drop-privileges): running as root"
+        : "capability awareness disabled: privileged operations run with the starting credentials",
+    );
     return Promise.resolve({
       manager: new InlineSecurityManager(),
       mode: "disabled",
