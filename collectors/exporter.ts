@@ -17,7 +17,7 @@ import { buildInfoLabels, VERSION } from "../common/version.ts";
 import { landingPage, serve } from "../common/web/server.ts";
 import { requiredCapabilities } from "../privilege/capabilities.ts";
 import { type Capability, DeferredSecurityManager, type SecurityManager } from "../privilege/security.ts";
-import { addSecurityFlags, printCapabilitiesIfAsked, setupSecurity } from "../privilege/setup.ts";
+import { addSecurityFlags, securityPreflight, setupSecurity } from "../privilege/setup.ts";
 import type { Collector, CollectorContext } from "./collector.ts";
 import "./all.ts";
 import { renderFamilies } from "./metric_sink.ts";
@@ -188,7 +188,7 @@ export async function exporterMain(argv: string[]): Promise<void> {
   // As CEEMS does: collectors are built with the start-up credentials (privileged calls run inline
   // meanwhile), then the process drops to exactly what they need before serving.
   const required = exporterRequiredCapabilities(fs);
-  printCapabilitiesIfAsked("exporter", fs, required);
+  securityPreflight("exporter", fs, required);
   const deferred = new DeferredSecurityManager();
   const collectors = await createCollectors(fs, logger, deferred);
   const security = await setupSecurity({

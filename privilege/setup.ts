@@ -11,7 +11,7 @@ import { dropRootTo, effectiveUid, trimTo } from "./drop.ts";
 import { threadCredentials } from "./inspect.ts";
 import { formatCapabilities } from "./print.ts";
 import { type Capability, InlineSecurityManager, type SecurityManager, WorkerSecurityManager } from "./security.ts";
-import { resolveUser } from "./users.ts";
+import { resolveUser, type UserInfo } from "./users.ts";
 
 /** What a subcommand tells the security layer at start-up. */
 export interface SecuritySetupOptions {
@@ -99,15 +99,25 @@ function verifyThreads(uid: number, gid: number, permitted: bigint): void {
   }
 }
 
-/** With --print-capabilities: prints the report for `required` and exits 0; otherwise returns. */
-export function printCapabilitiesIfAsked(
-  component: Component,
-  flags: FlagSet,
-  required: Map<Capability, string>,
-): void {
+/**
+ * Start-up checks to run before building features: with --print-capabilities prints the report for
+ * `required` and exits 0; as root, resolves --security.run-as-user (StartupError naming the flag).
+ */
+export function securityPreflight(component: Component, flags: FlagSet, required: Map<Capability, string>): void {
   if (flags.has("print-capabilities") && flags.bool("print-capabilities")) {
     Deno.stdout.writeSync(new TextEncoder().encode(formatCapabilities(component, required)));
     Deno.exit(0);
+  }
+  const switching = !flags.bool("security.disable-cap-awareness") &&
+    (!flags.has("security.drop-privileges") || flags.bool("security.drop-privileges"));
+  if (switching && effectiveUid() === 0) runAsUser(flags);
+}
+
+function runAsUser(flags: FlagSet): UserInfo {
+  try {
+    return resolveUser(flags.string("security.run-as-user"));
+  } catch (e) {
+    throw new StartupError(`--security.run-as-user: ${(e as Error).message}`);
   }
 }
 
@@ -120,7 +130,7 @@ export function printCapabilitiesIfAsked(
 export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup> {
   const { flags, logger } = opts;
   const required = new Map(opts.required);
-  printCapabilitiesIfAsked(opts.component, flags, required);
+  securityPreflight(opts.component, flags, required);
   const noDrop = flags.has("security.drop-privileges") && !flags.bool("security.drop-privileges") &&
     effectiveUid() === 0;
   if (flags.bool("security.disable-cap-awareness") || noDrop) {
@@ -162,12 +172,7 @@ export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup
     });
   }
 
-  let user;
-  try {
-    user = resolveUser(flags.string("security.run-as-user"));
-  } catch (e) {
-    throw new StartupError(`--security.run-as-user: ${(e as Error).message}`);
-  }
+  const user = runAsUser(flags);
   let acls: AclEntry[] = [];
   if (user.uid !== 0) {
     acls = planAclEntries(user, [...opts.readPaths, ...WORKER_MODULE_FILES], opts.readWritePaths);
