@@ -2,7 +2,7 @@
 // flags, --print-capabilities, the drop to the required capability set, and the SecurityManager.
 
 import { StartupError } from "../common/cli.ts";
-import type { FlagSet } from "../common/flags.ts";
+import type { FlagSet, FlagSpec } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
 import { type AclEntry, addAclEntry, planAclEntries } from "./acl.ts";
 import { ACL_REMOVAL_CAP, type Component } from "./capabilities.ts";
@@ -39,30 +39,34 @@ export interface SecuritySetup {
 
 /** Declares --security.run-as-user, --security.disable-cap-awareness and --print-capabilities. */
 export function addSecurityFlags(fs: FlagSet): void {
-  fs.add({
-    name: "security.run-as-user",
-    kind: "string",
-    default: "nobody",
-    help: "User to switch to when started as root (a name or a uid).",
-  });
-  fs.add({
-    name: "security.disable-cap-awareness",
-    kind: "bool",
-    hidden: true,
-    help: "Keep the starting user and capabilities (debugging only).",
-  });
-  fs.add({
-    name: "security.drop-privileges",
-    kind: "bool",
-    default: true,
-    hidden: true,
-    help: "When started as root, switch to --security.run-as-user (CEEMS's hidden switch; tests on fixtures).",
-  });
-  fs.add({
-    name: "print-capabilities",
-    kind: "bool",
-    help: "Print the capabilities the given flags need, with setcap and systemd lines, and exit.",
-  });
+  const specs: FlagSpec[] = [
+    {
+      name: "security.run-as-user",
+      kind: "string",
+      default: "nobody",
+      help: "User to switch to when started as root (a name or a uid).",
+    },
+    {
+      name: "security.disable-cap-awareness",
+      kind: "bool",
+      hidden: true,
+      help: "Keep the starting user and capabilities (debugging only).",
+    },
+    {
+      name: "security.drop-privileges",
+      kind: "bool",
+      default: true,
+      hidden: true,
+      help: "When started as root, switch to --security.run-as-user (CEEMS's hidden switch; tests on fixtures).",
+    },
+    {
+      name: "print-capabilities",
+      kind: "bool",
+      help: "Print the capabilities the given flags need, with setcap and systemd lines, and exit.",
+    },
+  ];
+  // A subcommand may already declare one of them (the API server declares --security.drop-privileges).
+  for (const spec of specs) if (!fs.has(spec.name)) fs.add(spec);
 }
 
 /** Source files the privileged Worker loads after the drop; the run-as user must be able to read them. */
