@@ -37,7 +37,7 @@ export interface RunDetails {
   raisedEffective: string;
 }
 
-const WORKER_URL = new URL("./worker.ts", import.meta.url).href;
+const WORKER_TS_URL = new URL("./worker.ts", import.meta.url).href;
 
 function defaultTimeout(ops: PrivilegedOp[]): number {
   const execMax = Math.max(0, ...ops.map((o) => (o.kind === "exec" ? o.timeoutMs : 0)));
@@ -62,6 +62,8 @@ export class WorkerSecurityManager implements SecurityManager {
     readonly permitted: ReadonlySet<Capability>,
     /** Capability → flag that needs it, for error messages. */
     readonly neededBy: ReadonlyMap<Capability, string> = new Map(),
+    /** Module the Workers start from (privilege/worker_source.ts resolves the bundled blob: URL). */
+    readonly workerUrl: string = WORKER_TS_URL,
   ) {}
 
   /** The capabilities of `caps` this manager cannot raise. */
@@ -89,7 +91,7 @@ export class WorkerSecurityManager implements SecurityManager {
     }
     if (context.caps.length === 0) return { results: ops.map(runOpSync), tid: 0, raisedEffective: "0" };
     const timeoutMs = context.timeoutMs ?? defaultTimeout(ops);
-    const worker = new Worker(WORKER_URL, { type: "module", name: `priv-${context.name}` });
+    const worker = new Worker(this.workerUrl, { type: "module", name: `priv-${context.name}` });
     let timer: ReturnType<typeof setTimeout> | undefined;
     let reply: WorkerReply;
     try {

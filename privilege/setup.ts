@@ -12,6 +12,9 @@ import { threadCredentials } from "./inspect.ts";
 import { formatCapabilities } from "./print.ts";
 import { type Capability, InlineSecurityManager, type SecurityManager, WorkerSecurityManager } from "./security.ts";
 import { resolveUser, type UserInfo } from "./users.ts";
+import { resolveWorkerUrl, WORKER_MODULE_FILES } from "./worker_source.ts";
+
+export { WORKER_MODULE_FILES } from "./worker_source.ts";
 
 /** What a subcommand tells the security layer at start-up. */
 export interface SecuritySetupOptions {
@@ -69,17 +72,6 @@ export function addSecurityFlags(fs: FlagSet): void {
   for (const spec of specs) if (!fs.has(spec.name)) fs.add(spec);
 }
 
-/** Source files the privileged Worker loads after the drop; the run-as user must be able to read them. */
-export const WORKER_MODULE_FILES: string[] = [
-  "./worker.ts",
-  "./ops.ts",
-  "./capset.ts",
-  "./acl.ts",
-  "../ffi/libc.ts",
-].map((p) => new URL(p, import.meta.url)).filter((u) => u.protocol === "file:").map((u) =>
-  decodeURIComponent(u.pathname)
-);
-
 function logMissing(logger: Logger, required: Map<Capability, string>, permitted: Set<Capability>): void {
   for (const [cap, flag] of required) {
     if (!permitted.has(cap)) {
@@ -131,7 +123,7 @@ function runAsUser(flags: FlagSet): UserInfo {
  * trims to the required set. Without capabilities: runs, and contexts needing one fail naming it.
  * With --print-capabilities: prints the set with setcap/systemd lines and exits 0.
  */
-export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup> {
+export async function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup> {
   const { flags, logger } = opts;
   const required = new Map(opts.required);
   securityPreflight(opts.component, flags, required);
@@ -151,6 +143,10 @@ export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup
     });
   }
 
+  // Resolved before the drop: the bundle is read as the starting user.
+  const worker = await resolveWorkerUrl();
+  logger.debug("privileged worker code", { bundled: worker.bundled, reason: worker.reason ?? "" });
+
   if (effectiveUid() !== 0) {
     const before = capgetThread().permitted;
     const kept = before === 0n ? 0n : trimTo(maskOf(required.keys()));
@@ -169,7 +165,7 @@ export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup
     }
     logger.info("security set up", { mode, capabilities: [...permitted].join(",") || "none" });
     return Promise.resolve({
-      manager: new WorkerSecurityManager(permitted, required),
+      manager: new WorkerSecurityManager(permitted, required, worker.url),
       mode,
       permitted: [...permitted],
       close: () => Promise.resolve(),
@@ -204,7 +200,7 @@ export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup
     }
   }
   const permitted = new Set(capsOf(capgetThread().permitted));
-  const manager = new WorkerSecurityManager(permitted, required);
+  const manager = new WorkerSecurityManager(permitted, required, worker.url);
   logger.info("dropped privileges", {
     user: user.name,
     uid: user.uid,

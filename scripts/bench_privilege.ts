@@ -1,6 +1,6 @@
 // Benchmark of one security context (Worker start → capabilities raised → result → thread gone),
 // median of 100, against floors from the same run: the same Worker without a raise, a bare Worker, inline.
-// Run as root: `deno run -A scripts/bench_privilege.ts` (it drops to nobody first, as the product does).
+// Run as root: `deno run -A scripts/bench_privilege.ts [N] [security flags]` (drops to nobody first, as the product does).
 
 import { FlagSet } from "../common/flags.ts";
 import { Logger } from "../common/log.ts";
@@ -34,7 +34,7 @@ if (Deno.uid() !== 0) {
 }
 const fs = new FlagSet("bench", "");
 addSecurityFlags(fs);
-fs.parse([]);
+fs.parse(Deno.args.slice(1));
 const setup = await setupSecurity({
   component: "exporter",
   flags: fs,
@@ -50,10 +50,17 @@ const ctx = await timeIt("security context: raise, readFile, lower, thread gone"
   const d = await mgr.runDetailed({ name: "bench", caps: ["cap_dac_read_search"] }, [op]);
   if (!d.results[0].ok) throw new Error(JSON.stringify(d.results[0]));
 });
-// Floor 1: the same Worker module and protocol, no capability raised (the manager runs caps=[] inline,
-// so drive the Worker directly).
-const workerUrl = new URL("../privilege/worker.ts", import.meta.url).href;
-const sameWorker = await timeIt("floor: same Worker module, no raise, thread gone", async () => {
+// Peer: the same call from the TypeScript module (what runs when the bundle is stale): after the drop
+// the run-as user cannot read Deno's cache, so every Worker transpiles its modules again.
+const tsMgr = new WorkerSecurityManager(mgr.permitted, mgr.neededBy);
+const tsCtx = await timeIt("peer: same context from the TS module (no bundle)", async () => {
+  const d = await tsMgr.runDetailed({ name: "bench", caps: ["cap_dac_read_search"] }, [op]);
+  if (!d.results[0].ok) throw new Error(JSON.stringify(d.results[0]));
+});
+// Floor 1: the same bundled Worker and protocol, no capability raised (the manager runs caps=[]
+// inline, so drive the Worker directly).
+const workerUrl = mgr.workerUrl;
+const sameWorker = await timeIt("floor: same Worker code, no raise, thread gone", async () => {
   const w = new Worker(workerUrl, { type: "module" });
   const reply = await new Promise<{ tid: number }>((resolve) => {
     w.onmessage = (e) => resolve(e.data);
@@ -81,6 +88,7 @@ const bare = await timeIt("floor: bare blob Worker start/reply/terminate", async
   w.terminate();
 });
 const inline = await timeIt("floor: inline readFile on main (no isolation)", () => Promise.resolve(runOpSync(op)));
+console.log(`bundled Worker code: ${workerUrl.startsWith("blob:")}; context/TS-module ${(ctx / tsCtx).toFixed(2)}`);
 console.log(
   `ratios: context/same-Worker ${(ctx / sameWorker).toFixed(2)}, context/bare-Worker ${(ctx / bare).toFixed(2)}, ` +
     `context/inline ${(ctx / inline).toFixed(0)}`,
