@@ -1,4 +1,4 @@
-// ceems-worker-bundle sources-sha256=b228dca95679044c1377d8b70903e16cc5075f6a694293541dd1673e91c251a1
+// ceems-worker-bundle sources-sha256=3307347764abf61c9767936b6aa6d62948512ca3e1689dda781dc97bc2cf55d2
 // ffi/libc.ts
 var SYSCALLS = {
   x86_64: {

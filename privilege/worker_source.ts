@@ -1,16 +1,27 @@
 // Where the privileged Worker's code comes from: the committed single-file bundle of privilege/worker.ts
 // as a blob: URL when it matches the sources (no per-Worker transpile after the drop), else the TS module.
 
-/** Source files of the privileged Worker's module graph (the run-as user must be able to read them). */
-export const WORKER_MODULE_FILES: string[] = [
-  "./worker.ts",
-  "./ops.ts",
-  "./capset.ts",
-  "./acl.ts",
-  "../ffi/libc.ts",
-].map((p) => new URL(p, import.meta.url)).filter((u) => u.protocol === "file:").map((u) =>
-  decodeURIComponent(u.pathname)
-);
+/**
+ * Source files of the privileged Worker's module graph: privilege/worker.ts and every module it imports,
+ * transitively (relative imports only; the run-as user must be able to read them all).
+ */
+export function workerModuleFiles(): string[] {
+  const seen = new Set<string>();
+  const visit = (url: URL) => {
+    if (url.protocol !== "file:" || seen.has(url.href)) return;
+    seen.add(url.href);
+    const src = Deno.readTextFileSync(url);
+    for (const m of src.matchAll(/(?:import|export)[^"';]*?from\s*["']([^"']+)["']|import\s*["']([^"']+)["']/g)) {
+      const spec = m[1] ?? m[2];
+      if (spec.startsWith(".")) visit(new URL(spec, url));
+    }
+  };
+  visit(new URL("./worker.ts", import.meta.url));
+  return [...seen].map((h) => decodeURIComponent(new URL(h).pathname)).sort();
+}
+
+/** The Worker's source files, computed once at start-up. */
+export const WORKER_MODULE_FILES: string[] = workerModuleFiles();
 
 /** The committed bundle (scripts/bundle_worker.ts regenerates it). */
 export const WORKER_BUNDLE_URL = new URL("./worker.bundle.js", import.meta.url);
