@@ -37,7 +37,7 @@ export interface RunDetails {
   raisedEffective: string;
 }
 
-const WORKER_TS_URL = new URL("./worker.ts", import.meta.url).href;
+import { WORKER_URL } from "./worker_source.ts";
 
 function defaultTimeout(ops: PrivilegedOp[]): number {
   const execMax = Math.max(0, ...ops.map((o) => (o.kind === "exec" ? o.timeoutMs : 0)));
@@ -62,8 +62,8 @@ export class WorkerSecurityManager implements SecurityManager {
     readonly permitted: ReadonlySet<Capability>,
     /** Capability → flag that needs it, for error messages. */
     readonly neededBy: ReadonlyMap<Capability, string> = new Map(),
-    /** Module the Workers start from (privilege/worker_source.ts resolves the bundled blob: URL). */
-    readonly workerUrl: string = WORKER_TS_URL,
+    /** Module the Workers start from. */
+    readonly workerUrl: string = WORKER_URL,
   ) {}
 
   /** The capabilities of `caps` this manager cannot raise. */

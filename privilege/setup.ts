@@ -12,7 +12,7 @@ import { threadCredentials } from "./inspect.ts";
 import { formatCapabilities } from "./print.ts";
 import { type Capability, InlineSecurityManager, type SecurityManager, WorkerSecurityManager } from "./security.ts";
 import { resolveUser, type UserInfo } from "./users.ts";
-import { resolveWorkerUrl, WORKER_MODULE_FILES } from "./worker_source.ts";
+import { WORKER_MODULE_FILES } from "./worker_source.ts";
 
 export { WORKER_MODULE_FILES } from "./worker_source.ts";
 
@@ -143,10 +143,6 @@ export async function setupSecurity(opts: SecuritySetupOptions): Promise<Securit
     });
   }
 
-  // Resolved before the drop: the bundle is read as the starting user.
-  const worker = await resolveWorkerUrl();
-  logger.debug("privileged worker code", { bundled: worker.bundled, reason: worker.reason ?? "" });
-
   if (effectiveUid() !== 0) {
     const before = capgetThread().permitted;
     const kept = before === 0n ? 0n : trimTo(maskOf(required.keys()));
@@ -165,7 +161,7 @@ export async function setupSecurity(opts: SecuritySetupOptions): Promise<Securit
     }
     logger.info("security set up", { mode, capabilities: [...permitted].join(",") || "none" });
     return Promise.resolve({
-      manager: new WorkerSecurityManager(permitted, required, worker.url),
+      manager: new WorkerSecurityManager(permitted, required),
       mode,
       permitted: [...permitted],
       close: () => Promise.resolve(),
@@ -200,7 +196,7 @@ export async function setupSecurity(opts: SecuritySetupOptions): Promise<Securit
     }
   }
   const permitted = new Set(capsOf(capgetThread().permitted));
-  const manager = new WorkerSecurityManager(permitted, required, worker.url);
+  const manager = new WorkerSecurityManager(permitted, required);
   logger.info("dropped privileges", {
     user: user.name,
     uid: user.uid,

@@ -1,5 +1,6 @@
 // Benchmark of one security context (Worker start → capabilities raised → result → thread gone),
-// median of 100, against floors from the same run: the same Worker without a raise, a bare Worker, inline.
+// median of 100, against floors from the same interleaved run: the same Worker without a raise, a bare
+// blob Worker, and the op inline on main.
 // Run as root: `deno run -A scripts/bench_privilege.ts [N] [security flags]` (drops to nobody first, as the product does).
 
 import { FlagSet } from "../common/flags.ts";
@@ -15,17 +16,25 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-async function timeIt(label: string, f: () => Promise<unknown>): Promise<number> {
-  await f(); // warm-up
-  const xs: number[] = [];
+/** A named case: one run of it. */
+type Case = [label: string, run: () => Promise<unknown>];
+
+/** Runs the cases interleaved (one round = each case once), so load drift hits all alike; prints medians. */
+async function timeInterleaved(cases: Case[]): Promise<number[]> {
+  for (const [, f] of cases) await f(); // warm-up
+  const xs: number[][] = cases.map(() => []);
   for (let i = 0; i < N; i++) {
-    const t0 = performance.now();
-    await f();
-    xs.push(performance.now() - t0);
+    for (let c = 0; c < cases.length; c++) {
+      const t0 = performance.now();
+      await cases[c][1]();
+      xs[c].push(performance.now() - t0);
+    }
   }
-  const m = median(xs);
-  console.log(`${label.padEnd(58)} median ${m.toFixed(2)} ms (n=${N})`);
-  return m;
+  return cases.map(([label], c) => {
+    const m = median(xs[c]);
+    console.log(`${label.padEnd(58)} median ${m.toFixed(2)} ms (n=${N})`);
+    return m;
+  });
 }
 
 if (Deno.uid() !== 0) {
@@ -46,21 +55,14 @@ const setup = await setupSecurity({
 const mgr = setup.manager as WorkerSecurityManager;
 const op = { kind: "readFile" as const, path: "/etc/hostname" };
 
-const ctx = await timeIt("security context: raise, readFile, lower, thread gone", async () => {
+const ctxCase: Case = ["security context: raise, readFile, lower, thread gone", async () => {
   const d = await mgr.runDetailed({ name: "bench", caps: ["cap_dac_read_search"] }, [op]);
   if (!d.results[0].ok) throw new Error(JSON.stringify(d.results[0]));
-});
-// Peer: the same call from the TypeScript module (what runs when the bundle is stale): after the drop
-// the run-as user cannot read Deno's cache, so every Worker transpiles its modules again.
-const tsMgr = new WorkerSecurityManager(mgr.permitted, mgr.neededBy);
-const tsCtx = await timeIt("peer: same context from the TS module (no bundle)", async () => {
-  const d = await tsMgr.runDetailed({ name: "bench", caps: ["cap_dac_read_search"] }, [op]);
-  if (!d.results[0].ok) throw new Error(JSON.stringify(d.results[0]));
-});
-// Floor 1: the same bundled Worker and protocol, no capability raised (the manager runs caps=[]
+}];
+// Floor 1: the same Worker module and protocol, no capability raised (the manager runs caps=[]
 // inline, so drive the Worker directly).
 const workerUrl = mgr.workerUrl;
-const sameWorker = await timeIt("floor: same Worker code, no raise, thread gone", async () => {
+const sameCase: Case = ["floor: same Worker code, no raise, thread gone", async () => {
   const w = new Worker(workerUrl, { type: "module" });
   const reply = await new Promise<{ tid: number }>((resolve) => {
     w.onmessage = (e) => resolve(e.data);
@@ -75,20 +77,20 @@ const sameWorker = await timeIt("floor: same Worker code, no raise, thread gone"
     }
     await new Promise((r) => setTimeout(r, 1));
   }
-});
+}];
 const blob = URL.createObjectURL(
   new Blob(["self.onmessage = () => self.postMessage(1);"], { type: "application/javascript" }),
 );
-const bare = await timeIt("floor: bare blob Worker start/reply/terminate", async () => {
+const bareCase: Case = ["floor: bare blob Worker start/reply/terminate", async () => {
   const w = new Worker(blob, { type: "module" });
   await new Promise((resolve) => {
     w.onmessage = resolve;
     w.postMessage(0);
   });
   w.terminate();
-});
-const inline = await timeIt("floor: inline readFile on main (no isolation)", () => Promise.resolve(runOpSync(op)));
-console.log(`bundled Worker code: ${workerUrl.startsWith("blob:")}; context/TS-module ${(ctx / tsCtx).toFixed(2)}`);
+}];
+const inlineCase: Case = ["floor: inline readFile on main (no isolation)", () => Promise.resolve(runOpSync(op))];
+const [ctx, sameWorker, bare, inline] = await timeInterleaved([ctxCase, sameCase, bareCase, inlineCase]);
 console.log(
   `ratios: context/same-Worker ${(ctx / sameWorker).toFixed(2)}, context/bare-Worker ${(ctx / bare).toFixed(2)}, ` +
     `context/inline ${(ctx / inline).toFixed(0)}`,
