@@ -123,7 +123,7 @@ function runAsUser(flags: FlagSet): UserInfo {
  * trims to the required set. Without capabilities: runs, and contexts needing one fail naming it.
  * With --print-capabilities: prints the set with setcap/systemd lines and exits 0.
  */
-export async function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup> {
+export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup> {
   const { flags, logger } = opts;
   const required = new Map(opts.required);
   securityPreflight(opts.component, flags, required);
