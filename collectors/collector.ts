@@ -3,7 +3,7 @@
 
 import type { FlagSet } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
-import type { SecurityManager } from "../privilege/security.ts";
+import type { Capability, SecurityManager } from "../privilege/security.ts";
 
 /** Label names to values of one sample. */
 export type Labels = Record<string, string>;
@@ -50,6 +50,13 @@ export interface CollectorDef {
   help?: string;
   /** Declares the collector's own flags. */
   registerFlags?(flags: FlagSet): void;
+  /**
+   * Capabilities the collector needs with these flags (look them up in privilege/capabilities.ts's
+   * table with `featureCapabilities("exporter", name, flags)`); absent means none.
+   */
+  capabilities?(flags: FlagSet): Capability[];
+  /** Files or directories the collector reads that the run-as user must reach (ACL entries when root). */
+  readPaths?(flags: FlagSet): string[];
   /** Builds the collector; throwing stops start-up with the message. */
   create(ctx: CollectorContext): Collector | Promise<Collector>;
 }

@@ -16,8 +16,9 @@ import type { Logger } from "../common/log.ts";
 import { registerProcessMetrics } from "../common/process_metrics.ts";
 import { buildInfoLabels, VERSION } from "../common/version.ts";
 import { landingPage, serve } from "../common/web/server.ts";
-import type { SecurityManager } from "../privilege/security.ts";
-import { addSecurityFlags, setupSecurity } from "../privilege/setup.ts";
+import { requiredCapabilities } from "../privilege/capabilities.ts";
+import { type Capability, DeferredSecurityManager, type SecurityManager } from "../privilege/security.ts";
+import { addSecurityFlags, securityPreflight, setupSecurity } from "../privilege/setup.ts";
 import type { Collector, CollectorContext } from "./collector.ts";
 import "./all.ts";
 import { renderFamilies } from "./metric_sink.ts";
@@ -81,6 +82,28 @@ export function enabledCollectorNames(fs: FlagSet): string[] {
       return disableDefaults && !fs.isExplicit(flag) ? false : fs.bool(flag);
     })
     .map((d) => d.name);
+}
+
+/**
+ * Capabilities the enabled collectors need, each mapped to the flags needing it: the capability table's
+ * rows for every enabled collector, plus whatever a collector declares itself through `capabilities`.
+ */
+export function exporterRequiredCapabilities(fs: FlagSet): Map<Capability, string> {
+  const enabled = enabledCollectorNames(fs);
+  const out = requiredCapabilities("exporter", enabled, fs);
+  const byName = new Map(registeredCollectors().map((d) => [d.name, d]));
+  for (const name of enabled) {
+    for (const cap of byName.get(name)?.capabilities?.(fs) ?? []) {
+      if (!out.has(cap)) out.set(cap, `--collector.${name}`);
+    }
+  }
+  return new Map([...out].sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/** Paths the enabled collectors declare through `readPaths` (config files the run-as user must read). */
+export function collectorReadPaths(fs: FlagSet): string[] {
+  const byName = new Map(registeredCollectors().map((d) => [d.name, d]));
+  return enabledCollectorNames(fs).flatMap((n) => byName.get(n)?.readPaths?.(fs) ?? []).filter((p) => p);
 }
 
 /** Builds the enabled collectors; a constructor failure stops start-up naming the collector. */
@@ -155,16 +178,26 @@ export async function exporterMain(argv: string[]): Promise<void> {
   const telemetryPath = fs.string("web.telemetry-path");
   if (!telemetryPath.startsWith("/")) throw new StartupError("--web.telemetry-path: must start with /");
 
-  // TODO(privilege): collectors declare their capabilities; setupSecurity drops to them.
+  // As CEEMS does: collectors are built with the start-up credentials (privileged calls run inline
+  // meanwhile), then the process drops to exactly what they need before serving.
+  const required = exporterRequiredCapabilities(fs);
+  securityPreflight("exporter", fs, required);
+  const deferred = new DeferredSecurityManager();
+  const collectors = await createCollectors(fs, logger, deferred);
   const security = await setupSecurity({
     component: "exporter",
     flags: fs,
     logger,
-    required: new Map(),
-    readPaths: [],
+    required,
+    // Fixture trees given with --path.* must stay readable after the switch to the run-as user.
+    readPaths: [
+      fs.string("web.config.file"),
+      ...["path.procfs", "path.sysfs", "path.cgroupfs"].filter((f) => fs.isExplicit(f)).map((f) => fs.string(f)),
+      ...collectorReadPaths(fs),
+    ],
     readWritePaths: [],
   });
-  const collectors = await createCollectors(fs, logger, security.manager);
+  deferred.use(security.manager);
   const selfRegistry = exporterRegistry(fs.bool("web.disable-exporter-metrics"));
   const metricsHandler = createMetricsHandler(collectors, logger, selfRegistry, fs.number("web.max-requests"));
 

@@ -3,6 +3,8 @@
 
 import { type BpfAttachGroup, type BpfLoadResult, bpfLoadSync, bpfMapDumpHex } from "../ffi/libbpf.ts";
 import { perfOpenSync, type PerfTarget } from "../ffi/perf.ts";
+import { O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, openRaw } from "../ffi/libc.ts";
+import { removeAclEntry } from "./acl.ts";
 
 /** Linux capability names as CEEMS and systemd spell them (lower case). */
 export type Capability =
@@ -34,7 +36,7 @@ export type PrivilegedOp =
     timeoutMs: number;
   }
   /** Opens a file and hands back the raw descriptor, which stays valid process-wide. */
-  | { kind: "openFd"; path: string; write?: boolean }
+  | { kind: "openFd"; path: string; write?: boolean; nonblock?: boolean }
   /**
    * Opens one perf counting event (perf type/config) on a process (pid, inherit) or on a cgroup
    * directory and CPU; returns the raw fd, readable afterwards without capabilities.
@@ -49,7 +51,9 @@ export type PrivilegedOp =
    * Reads every entry of a BPF map by fd, as [key, value] hex strings: for kernels that refuse map access
    * without CAP_BPF (older than 6.5 with unprivileged BPF disabled), where the main thread cannot read.
    */
-  | { kind: "bpfMapRead"; fd: number; keySize: number; valueSize: number };
+  | { kind: "bpfMapRead"; fd: number; keySize: number; valueSize: number }
+  /** Removes the ACL_USER entry of `uid` from each path (shutdown clean-up; needs cap_fowner). */
+  | { kind: "removeAclEntries"; uid: number; paths: string[] };
 
 /** Result of one operation: its value, or the error message. */
 export type OpResult =
@@ -123,10 +127,24 @@ function execOp(op: Extract<PrivilegedOp, { kind: "exec" }>) {
   };
 }
 
-function openFdOp(path: string, write: boolean): number {
-  // Deno has no way to export a raw fd from Deno.FsFile; the FFI-based implementation in
-  // privilege/ replaces this for real descriptors.
-  throw new Error(`openFd(${path}, write=${write}) needs the FFI opener`);
+function openFdOp(path: string, write: boolean, nonblock: boolean): number {
+  // open(2) through FFI: Deno.FsFile cannot hand out its descriptor, and this one must outlive the Worker.
+  return openRaw(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC | (nonblock ? O_NONBLOCK : 0));
+}
+
+function removeAclOp(uid: number, paths: string[]): number {
+  let removed = 0;
+  const errors: string[] = [];
+  for (const p of paths) {
+    try {
+      removeAclEntry(p, uid);
+      removed++;
+    } catch (e) {
+      errors.push((e as Error).message);
+    }
+  }
+  if (errors.length) throw new Error(errors.join("; "));
+  return removed;
 }
 
 /** Runs one operation synchronously, catching its error into the result. */
@@ -140,7 +158,9 @@ export function runOpSync(op: PrivilegedOp): OpResult {
       case "exec":
         return { ok: true, value: execOp(op) };
       case "openFd":
-        return { ok: true, value: openFdOp(op.path, !!op.write) };
+        return { ok: true, value: openFdOp(op.path, !!op.write, !!op.nonblock) };
+      case "removeAclEntries":
+        return { ok: true, value: removeAclOp(op.uid, op.paths) };
       case "perfOpen":
         return { ok: true, value: perfOpenSync({ type: op.type, config: op.config }, op.target) };
       case "bpfLoad":

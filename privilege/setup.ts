@@ -1,13 +1,24 @@
 // Process-wide security set-up every subcommand calls once its features are known: the security
-// flags, the capability set the enabled features need, and the SecurityManager that runs privileged work.
+// flags, --print-capabilities, the drop to the required capability set, and the SecurityManager.
 
-import type { FlagSet } from "../common/flags.ts";
+import { StartupError } from "../common/cli.ts";
+import type { FlagSet, FlagSpec } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
-import { type Capability, InlineSecurityManager, type SecurityManager } from "./security.ts";
+import { type AclEntry, addAclEntry, planAclEntries } from "./acl.ts";
+import { ACL_REMOVAL_CAP, type Component } from "./capabilities.ts";
+import { capgetThread, capsOf, maskOf } from "./capset.ts";
+import { dropRootTo, effectiveUid, trimTo } from "./drop.ts";
+import { threadCredentials } from "./inspect.ts";
+import { formatCapabilities } from "./print.ts";
+import { type Capability, InlineSecurityManager, type SecurityManager, WorkerSecurityManager } from "./security.ts";
+import { resolveUser, type UserInfo } from "./users.ts";
+import { WORKER_MODULE_FILES } from "./worker_source.ts";
+
+export { WORKER_MODULE_FILES } from "./worker_source.ts";
 
 /** What a subcommand tells the security layer at start-up. */
 export interface SecuritySetupOptions {
-  component: "exporter" | "api" | "lb";
+  component: Component;
   flags: FlagSet;
   logger: Logger;
   /** Each capability the enabled features need, with the flag that needs it (for log lines). */
@@ -21,32 +32,188 @@ export interface SecuritySetupOptions {
 /** The installed security layer. */
 export interface SecuritySetup {
   manager: SecurityManager;
+  /** How the process was set up: dropped from root, trimmed, unprivileged, or unmanaged. */
+  mode: "root-drop" | "trimmed" | "unprivileged" | "disabled";
+  /** The capabilities left in the permitted set. */
+  permitted: Capability[];
   /** Undoes what set-up did that must not outlive the process (ACL entries). */
   close(): Promise<void>;
 }
 
 /** Declares --security.run-as-user, --security.disable-cap-awareness and --print-capabilities. */
 export function addSecurityFlags(fs: FlagSet): void {
-  fs.add({
-    name: "security.run-as-user",
-    kind: "string",
-    default: "nobody",
-    help: "User to switch to when started as root (a name or a uid).",
-  });
-  fs.add({
-    name: "security.disable-cap-awareness",
-    kind: "bool",
-    hidden: true,
-    help: "Keep the starting user and capabilities (debugging only).",
-  });
-  fs.add({
-    name: "print-capabilities",
-    kind: "bool",
-    help: "Print the capabilities the given flags need, with setcap and systemd lines, and exit.",
-  });
+  const specs: FlagSpec[] = [
+    {
+      name: "security.run-as-user",
+      kind: "string",
+      default: "nobody",
+      help: "User to switch to when started as root (a name or a uid).",
+    },
+    {
+      name: "security.disable-cap-awareness",
+      kind: "bool",
+      hidden: true,
+      help: "Keep the starting user and capabilities (debugging only).",
+    },
+    {
+      name: "security.drop-privileges",
+      kind: "bool",
+      default: true,
+      hidden: true,
+      help: "When started as root, switch to --security.run-as-user (CEEMS's hidden switch; tests on fixtures).",
+    },
+    {
+      name: "print-capabilities",
+      kind: "bool",
+      help: "Print the capabilities the given flags need, with setcap and systemd lines, and exit.",
+    },
+  ];
+  // A subcommand may already declare one of them (the API server declares --security.drop-privileges).
+  for (const spec of specs) if (!fs.has(spec.name)) fs.add(spec);
 }
 
-/** Installs the security layer. This first version keeps the process's credentials unchanged. */
-export function setupSecurity(_opts: SecuritySetupOptions): Promise<SecuritySetup> {
-  return Promise.resolve({ manager: new InlineSecurityManager(), close: () => Promise.resolve() });
+function logMissing(logger: Logger, required: Map<Capability, string>, permitted: Set<Capability>): void {
+  for (const [cap, flag] of required) {
+    if (!permitted.has(cap)) {
+      logger.warn("missing capability: features needing it will fail", { capability: cap, flag });
+    }
+  }
+}
+
+/** Checks every thread after the drop: target uid/gid everywhere, no effective or ambient capability. */
+function verifyThreads(uid: number, gid: number, permitted: bigint): void {
+  for (const t of threadCredentials("self")) {
+    const bad = t.uid.some((u) => u !== uid) || t.gid.some((g) => g !== gid) || t.capEff !== 0n ||
+      t.capAmb !== 0n || t.capInh !== 0n || (t.capPrm & ~permitted) !== 0n;
+    if (bad) {
+      throw new StartupError(
+        `privilege drop incomplete on thread ${t.tid} (${t.name}): uid=${t.uid} gid=${t.gid} ` +
+          `CapPrm=${t.capPrm.toString(16)} CapEff=${t.capEff.toString(16)}`,
+        1,
+      );
+    }
+  }
+}
+
+/**
+ * Start-up checks to run before building features: with --print-capabilities prints the report for
+ * `required` and exits 0; as root, resolves --security.run-as-user (StartupError naming the flag).
+ */
+export function securityPreflight(component: Component, flags: FlagSet, required: Map<Capability, string>): void {
+  if (flags.has("print-capabilities") && flags.bool("print-capabilities")) {
+    Deno.stdout.writeSync(new TextEncoder().encode(formatCapabilities(component, required)));
+    Deno.exit(0);
+  }
+  const switching = !flags.bool("security.disable-cap-awareness") &&
+    (!flags.has("security.drop-privileges") || flags.bool("security.drop-privileges"));
+  if (switching && effectiveUid() === 0) runAsUser(flags);
+}
+
+function runAsUser(flags: FlagSet): UserInfo {
+  try {
+    return resolveUser(flags.string("security.run-as-user"));
+  } catch (e) {
+    throw new StartupError(`--security.run-as-user: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Installs the security layer. As root: adds ACL entries, switches every thread to
+ * --security.run-as-user and keeps exactly the required permitted set. As non-root with capabilities:
+ * trims to the required set. Without capabilities: runs, and contexts needing one fail naming it.
+ * With --print-capabilities: prints the set with setcap/systemd lines and exits 0.
+ */
+export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup> {
+  const { flags, logger } = opts;
+  const required = new Map(opts.required);
+  securityPreflight(opts.component, flags, required);
+  const noDrop = flags.has("security.drop-privileges") && !flags.bool("security.drop-privileges") &&
+    effectiveUid() === 0;
+  if (flags.bool("security.disable-cap-awareness") || noDrop) {
+    logger.warn(
+      noDrop
+        ? "privilege drop disabled (--no-security.drop-privileges): running as root"
+        : "capability awareness disabled: privileged operations run with the starting credentials",
+    );
+    return Promise.resolve({
+      manager: new InlineSecurityManager(),
+      mode: "disabled",
+      permitted: capsOf(capgetThread().permitted),
+      close: () => Promise.resolve(),
+    });
+  }
+
+  if (effectiveUid() !== 0) {
+    const before = capgetThread().permitted;
+    const kept = before === 0n ? 0n : trimTo(maskOf(required.keys()));
+    const permitted = new Set(capsOf(kept));
+    logMissing(logger, required, permitted);
+    const mode = before === 0n ? "unprivileged" : "trimmed";
+    // capset reaches only this thread: runtime threads started before this code (V8, tokio) keep what
+    // execve gave them. With file capabilities (+p) that is a permitted set only; ambient capabilities
+    // are effective there too, which no per-thread call can undo.
+    const leaky = threadCredentials("self").filter((t) => t.capEff !== 0n || t.capAmb !== 0n);
+    if (leaky.length) {
+      logger.warn(
+        "runtime threads kept effective capabilities from AmbientCapabilities; start as root (the process drops itself) or use setcap +p instead",
+        { threads: leaky.length, effective: capsOf(leaky[0].capEff).join(",") },
+      );
+    }
+    logger.info("security set up", { mode, capabilities: [...permitted].join(",") || "none" });
+    return Promise.resolve({
+      manager: new WorkerSecurityManager(permitted, required),
+      mode,
+      permitted: [...permitted],
+      close: () => Promise.resolve(),
+    });
+  }
+
+  const user = runAsUser(flags);
+  let acls: AclEntry[] = [];
+  if (user.uid !== 0) {
+    acls = planAclEntries(user, [...opts.readPaths, ...WORKER_MODULE_FILES], opts.readWritePaths);
+    for (const e of acls) {
+      try {
+        addAclEntry(e);
+      } catch (err) {
+        throw new StartupError(`cannot add ACL entry for ${user.name} on ${e.path}: ${(err as Error).message}`, 1);
+      }
+    }
+    if (acls.length) required.set(ACL_REMOVAL_CAP, "ACL entries removed at shutdown");
+  }
+  const mask = maskOf(required.keys());
+  try {
+    dropRootTo(user.uid, user.gid, mask);
+  } catch (e) {
+    throw new StartupError(`cannot switch to user ${user.name}: ${(e as Error).message}`, 1);
+  }
+  if (user.uid !== 0) verifyThreads(user.uid, user.gid, mask);
+  for (const e of acls) {
+    try {
+      Deno.statSync(e.path);
+    } catch (err) {
+      throw new StartupError(`${e.path} not reachable as ${user.name}: ${(err as Error).message}`, 1);
+    }
+  }
+  const permitted = new Set(capsOf(capgetThread().permitted));
+  const manager = new WorkerSecurityManager(permitted, required);
+  logger.info("dropped privileges", {
+    user: user.name,
+    uid: user.uid,
+    capabilities: [...permitted].join(",") || "none",
+    acl_entries: acls.length,
+  });
+  return Promise.resolve({
+    manager,
+    mode: "root-drop",
+    permitted: [...permitted],
+    close: async () => {
+      if (!acls.length) return;
+      const [r] = await manager.run({ name: "delete_acl_entries", caps: [ACL_REMOVAL_CAP] }, [
+        { kind: "removeAclEntries", uid: user.uid, paths: acls.map((e) => e.path) },
+      ]);
+      if (!r.ok) logger.warn("could not remove ACL entries", { err: r.error });
+      else logger.info("removed ACL entries", { count: acls.length });
+    },
+  });
 }

@@ -112,6 +112,8 @@ export async function scrapeFixture(dir: string, flags: string[]): Promise<{ bod
     "--collector.empty-hostname-label",
     "--web.disable-exporter-metrics",
     "--collector.disable-defaults",
+    // The fixture tree has root-only (0400) files; privilege dropping has its own tests.
+    "--no-security.drop-privileges",
     ...flags,
   ]);
   try {

@@ -224,6 +224,8 @@ Deno.test("redfish and ipmi_dcmi: deprecated flag spellings keep working with a 
       "--collector.ipmi_dcmi.test-mode",
       `--collector.ipmi.dcmi.cmd=${tool} dcmi power reading`,
       "--collector.empty-hostname-label",
+      // The test-mode tool lives in a 0700 temp dir that the dropped user could not enter.
+      "--no-security.drop-privileges",
     ]);
     let body: string;
     let stderr: string;

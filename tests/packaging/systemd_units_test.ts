@@ -1,0 +1,108 @@
+// The shipped systemd units: `systemd-analyze verify` passes, each grants exactly the capabilities its
+// ExecStart flags need (plus the start-up switch), and each is less exposed than CEEMS's exporter unit.
+
+import { join } from "node:path";
+import { type FlagView, requiredCapabilities } from "../../privilege/capabilities.ts";
+import { assert, assertEquals } from "../helpers/assert.ts";
+import { repoRoot } from "../helpers/process.ts";
+
+const unitDir = join(repoRoot, "packaging/systemd");
+const UNITS = ["ceems_exporter", "ceems_api_server", "ceems_lb"];
+/** Collectors on by default in CEEMS (the exporter unit relies on them). */
+const EXPORTER_DEFAULTS = ["cpu", "meminfo", "rapl"];
+
+/** Copies a unit into `dir` with its ExecStart binary replaced by a real executable copy of packaging/bin/ceems. */
+function stage(dir: string, unitPath: string): string {
+  const bin = join(dir, "ceems");
+  Deno.copyFileSync(join(repoRoot, "packaging/bin/ceems"), bin);
+  Deno.chmodSync(bin, 0o755);
+  const text = Deno.readTextFileSync(unitPath).replace(/^ExecStart=\S+/m, `ExecStart=${bin}`);
+  const out = join(dir, unitPath.split("/").pop()!);
+  Deno.writeTextFileSync(out, text);
+  return out;
+}
+
+function analyze(args: string[]): { code: number; out: string } {
+  const r = new Deno.Command("systemd-analyze", { args, stdout: "piped", stderr: "piped" }).outputSync();
+  const dec = new TextDecoder();
+  return { code: r.code, out: dec.decode(r.stdout) + dec.decode(r.stderr) };
+}
+
+function exposure(unit: string): number {
+  const r = analyze(["security", "--offline=yes", unit]);
+  const m = /Overall exposure level for \S+: (\d+\.\d+)/.exec(r.out);
+  if (!m) throw new Error(`no exposure level:\n${r.out}`);
+  return Number(m[1]);
+}
+
+function directive(text: string, key: string): string[] {
+  const m = new RegExp(`^${key}=(.*)$`, "m").exec(text);
+  if (!m) throw new Error(`${key} missing`);
+  return m[1].split(/\s+/).filter((s) => s);
+}
+
+function execFlags(text: string): { sub: string; view: FlagView; features: string[] } {
+  const [, sub, ...args] = directive(text, "ExecStart");
+  const values = new Map<string, string | boolean>();
+  for (const a of args) {
+    const m = /^--([^=]+)(?:=(.*))?$/.exec(a);
+    if (m) values.set(m[1], m[2] ?? true);
+  }
+  const features = [...values.keys()].filter((k) => /^collector\.[a-z_]+$/.test(k)).map((k) => k.slice(10));
+  return { sub, view: { has: (n) => values.has(n), get: (n) => values.get(n) }, features };
+}
+
+Deno.test("systemd-analyze verify accepts the three units", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-units-" });
+  try {
+    for (const u of UNITS) {
+      const r = analyze(["verify", stage(dir, join(unitDir, `${u}.service`))]);
+      assertEquals(r, { code: 0, out: "" }, u);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("each unit's capability lines match requiredCapabilities for its ExecStart flags", () => {
+  for (const u of UNITS) {
+    const text = Deno.readTextFileSync(join(unitDir, `${u}.service`));
+    const { sub, view, features } = execFlags(text);
+    const component = sub === "exporter" ? "exporter" : sub === "api" ? "api" : "lb";
+    // The API unit is for a SLURM cluster; the exporter also runs its default collectors.
+    const enabled = component === "exporter"
+      ? [...EXPORTER_DEFAULTS, ...features]
+      : component === "api"
+      ? ["slurm"]
+      : [];
+    const req = [
+      ...requiredCapabilities(component, enabled, view, {
+        kernelRelease: "6.1.0",
+        toolExists: () => false,
+        readText: () => undefined,
+      }).keys(),
+    ].map((c) => c.toUpperCase());
+    const rootStart = !/^(User|DynamicUser)=/m.test(text);
+    // A root start needs CAP_SETUID and CAP_SETGID for the switch to --security.run-as-user.
+    const expected = new Set(rootStart ? [...req, "CAP_SETUID", "CAP_SETGID"] : req);
+    assertEquals(new Set(directive(text, "CapabilityBoundingSet")), expected, u);
+    assertEquals(directive(text, "AmbientCapabilities"), [], u);
+    for (const k of ["ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "ProtectKernelModules=yes"]) {
+      assert(text.includes(`\n${k}\n`), `${u}: ${k}`);
+    }
+    assert(text.includes("\nProtectControlGroups=yes\n") && text.includes("\nRestrictAddressFamilies="), u);
+    assert(!/^MemoryDenyWriteExecute=yes/m.test(text), `${u}: MemoryDenyWriteExecute breaks V8`);
+  }
+});
+
+Deno.test("every unit is less exposed than the exporter unit CEEMS ships", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-units-" });
+  try {
+    const reference = exposure(stage(dir, join(unitDir, "reference/ceems_exporter.service")));
+    const ours = Object.fromEntries(UNITS.map((u) => [u, exposure(stage(dir, join(unitDir, `${u}.service`)))]));
+    console.log(`systemd-analyze security exposure: CEEMS exporter ${reference}, ${JSON.stringify(ours)}`);
+    for (const [u, e] of Object.entries(ours)) assert(e < reference, `${u}: ${e} >= ${reference}`);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
