@@ -3,6 +3,7 @@
 
 import { join } from "node:path";
 import type { FlagSet } from "../common/flags.ts";
+import { closeRaw, preadRaw } from "../ffi/libc.ts";
 import type { SecurityManager } from "../privilege/security.ts";
 import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./collector.ts";
 import { registerCollector } from "./registry.ts";
@@ -68,15 +69,31 @@ export function longestWindowLimitWatts(zoneDir: string): number | undefined {
   return parseSysfsUint(Deno.readTextFileSync(file), file) / 1e6;
 }
 
-/** Reads energy_uj files, falling back to the cap_dac_read_search context for those a plain read refuses. */
+/**
+ * Reads energy_uj files. Those a plain read refuses (root-only since kernel 5.10) are opened once in the
+ * cap_dac_read_search context; the descriptors are kept in `held` and read from the calling thread with
+ * pread afterwards, so a steady-state scrape needs no privileged Worker.
+ */
 export async function readEnergyFiles(
   paths: string[],
   security: SecurityManager,
   plainRead: (path: string) => string = Deno.readTextFileSync,
+  held: Map<string, number> = new Map(),
 ): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const denied: string[] = [];
   for (const p of paths) {
+    const fd = held.get(p);
+    if (fd !== undefined) {
+      try {
+        out.set(p, decoder.decode(preadRaw(fd, 64, 0)));
+        continue;
+      } catch {
+        // The descriptor went stale (zone removed, driver reloaded): open it again below.
+        held.delete(p);
+        closeQuietly(fd);
+      }
+    }
     try {
       out.set(p, plainRead(p));
     } catch (e) {
@@ -87,17 +104,37 @@ export async function readEnergyFiles(
   if (denied.length) {
     const res = await security.run(
       { name: "rapl", caps: ["cap_dac_read_search"] },
-      denied.map((path) => ({ kind: "readFile" as const, path, maxBytes: 4096 })),
+      denied.map((path) => ({ kind: "openFd" as const, path })),
     );
     res.forEach((r, i) => {
-      if (!r.ok) throw new Error(`reading ${denied[i]}: ${r.error}`);
-      out.set(denied[i], r.value as string);
+      if (!r.ok) throw new Error(`opening ${denied[i]}: ${r.error}`);
+      const fd = r.value as number;
+      held.set(denied[i], fd);
+      out.set(denied[i], decoder.decode(preadRaw(fd, 64, 0)));
     });
   }
   return out;
 }
 
+const decoder = new TextDecoder();
+
+function closeQuietly(fd: number): void {
+  try {
+    closeRaw(fd);
+  } catch {
+    // already closed
+  }
+}
+
 class RaplCollector implements Collector {
+  /** Descriptors of root-only energy_uj files, opened once in a security context. */
+  #held = new Map<string, number>();
+
+  stop(): void {
+    for (const fd of this.#held.values()) closeQuietly(fd);
+    this.#held.clear();
+  }
+
   constructor(
     private sysfs: string,
     private hostname: string,
@@ -116,7 +153,12 @@ class RaplCollector implements Collector {
       throw e;
     }
     if (zones.length === 0) throw new NoDataError("no RAPL zones");
-    const energy = await readEnergyFiles(zones.map((z) => join(z.path, "energy_uj")), this.security);
+    const energy = await readEnergyFiles(
+      zones.map((z) => join(z.path, "energy_uj")),
+      this.security,
+      Deno.readTextFileSync,
+      this.#held,
+    );
     const errors: string[] = [];
     for (const z of zones) {
       const base = { hostname: this.hostname, index: String(z.index), path: z.path };

@@ -3,6 +3,7 @@
 
 import { join } from "node:path";
 import { readEnergyFiles } from "../../collectors/rapl.ts";
+import { closeRaw } from "../../ffi/libc.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { makeCollector, RecordingSecurityManager, samples, scrape } from "../helpers/collector_harness.ts";
 import { withTempDir, writeTree } from "../helpers/tree.ts";
@@ -71,7 +72,7 @@ Deno.test("rapl: --collector.rapl.enable-zone-label gives one family with a rapl
   });
 });
 
-Deno.test("rapl: energy_uj refused to a plain read is read through the cap_dac_read_search context", async () => {
+Deno.test("rapl: energy_uj refused to a plain read is opened once in the cap_dac_read_search context", async () => {
   await withTempDir(async (dir) => {
     const open = join(dir, "open_uj");
     const closed = join(dir, "closed_uj");
@@ -82,11 +83,18 @@ Deno.test("rapl: energy_uj refused to a plain read is read through the cap_dac_r
       if (p === closed) throw new Deno.errors.PermissionDenied(`open '${p}': Permission denied (os error 13)`);
       return Deno.readTextFileSync(p);
     };
-    const got = await readEnergyFiles([open, closed], sec, plainRead);
+    const held = new Map<string, number>();
+    const got = await readEnergyFiles([open, closed], sec, plainRead, held);
     assertEquals(got, new Map([[open, "11\n"], [closed, "22\n"]]));
     assertEquals(sec.calls.length, 1);
     assertEquals(sec.calls[0].context, { name: "rapl", caps: ["cap_dac_read_search"] });
-    assertEquals(sec.calls[0].ops, [{ kind: "readFile", path: closed, maxBytes: 4096 }]);
+    assertEquals(sec.calls[0].ops, [{ kind: "openFd", path: closed }]);
+    // Later scrapes read the held descriptor from this thread: new values, no privileged call.
+    Deno.writeTextFileSync(closed, "33\n");
+    const again = await readEnergyFiles([open, closed], sec, plainRead, held);
+    assertEquals(again.get(closed), "33\n");
+    assertEquals(sec.calls.length, 1);
+    for (const fd of held.values()) closeRaw(fd);
     // Nothing refused: no privileged call at all.
     const sec2 = new RecordingSecurityManager();
     await readEnergyFiles([open], sec2);
