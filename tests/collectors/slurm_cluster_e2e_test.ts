@@ -216,6 +216,11 @@ Deno.test({
       }, 30_000);
       // The burn job holds most of this node's busy CPU time: a real share of 1.2 × 332 W, never more.
       assert(power > 0 && power <= 1.2 * NODE_WATTS, `per-job power ${power} W`);
+      console.log(
+        `figures: burn CPU ${cpu(first).toFixed(2)}→${cpu(second).toFixed(2)} s; alloc memory ${
+          (used / MIB).toFixed(1)
+        } MiB of ${ALLOC_MIB}; burn job power ${power.toFixed(1)} W of node ${1.2 * NODE_WATTS} W (PUE 1.2)`,
+      );
       const emissions = await promQuery(prom.url, `uuid:ceems_host_emissions_g_s:pue{uuid="${burn}"}`);
       assert(emissions.length === 1 && Number(emissions[0].value[1]) > 0, JSON.stringify(emissions));
 

@@ -211,6 +211,7 @@ export async function startSlurmCluster(
   let mariadb: Deno.ChildProcess | undefined;
   const stop = async () => {
     await killDaemons();
+    if (opts.cgroups) removeSlurmCgroups();
     if (mariadb) {
       try {
         mariadb.kill("SIGKILL");
@@ -317,6 +318,19 @@ export async function startSlurmCluster(
     stop,
     jobDir,
   };
+}
+
+/** Removes the cgroup/v1 trees slurmd created (`/sys/fs/cgroup/<controller>/slurm_localhost/...`), leaves first. */
+function removeSlurmCgroups(): void {
+  const rmTree = (dir: string) => {
+    try {
+      for (const e of Deno.readDirSync(dir)) if (e.isDirectory) rmTree(join(dir, e.name));
+      Deno.removeSync(dir);
+    } catch { /* gone, or still busy: left for the next run */ }
+  };
+  try {
+    for (const c of Deno.readDirSync("/sys/fs/cgroup")) rmTree(join("/sys/fs/cgroup", c.name, "slurm_localhost"));
+  } catch { /* no cgroupfs */ }
 }
 
 /** Writes a batch script readable by every user into the job directory; returns its path. */

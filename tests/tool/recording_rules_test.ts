@@ -4,7 +4,7 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { type JobSeries, promDuration, renderJobRules, type RulesOptions } from "../../tool/recording_rules.ts";
-import { parsePromDuration } from "../../tool/prometheus_api.ts";
+import { loadHttpClientConfig, parsePromDuration } from "../../tool/prometheus_api.ts";
 import { parseTime } from "../../tool/cli.ts";
 import { runCeems } from "../helpers/process.ts";
 
@@ -251,4 +251,70 @@ Deno.test("tool helpers: durations, times; bad flags stop with one line", async 
   const down = await runCeems(["tool", "tsdb", "create-recording-rules", "--url=http://127.0.0.1:1"]);
   assertEquals(down.code, 2);
   assertMatch(down.stderr, /querying Prometheus at http:\/\/127.0.0.1:1/);
+});
+
+// Cray PM counters (the CEEMS fixture's domains): node 873 W, cpu 83, memory 75, accelerators 99+197+263+123;
+// A burns 1 of 2 busy cpu-s/s and holds 2 of 8 GB used, alone on the node (PUE 1):
+//   A = 83 × 1/2 + 75 × 1/4 + (873 − 83 − 75 − 682) = 41.5 + 18.75 + 33 = 93.25 W
+const CRAY = `
+rule_files: [rules.rules]
+evaluation_interval: 15s
+tests:
+  - interval: 15s
+    input_series:
+${
+  [["node", 873], ["cpu", 83], ["memory", 75], ["accel0", 99], ["accel1", 197], ["accel2", 263], ["accel3", 123]].map((
+    [d, w],
+  ) =>
+    `      - series: 'ceems_cray_pm_counters_power_watts{instance="c1:9010",job="ceems",hostname="c1",domain="${d}"}'
+        values: '${w}x20'`
+  ).join("\n")
+}
+      - series: 'ceems_cpu_seconds_total{instance="c1:9010",job="ceems",hostname="c1",mode="user"}'
+        values: '0+30x20'
+      - series: 'ceems_meminfo_MemTotal_bytes{instance="c1:9010",job="ceems",hostname="c1"}'
+        values: '16e9x20'
+      - series: 'ceems_meminfo_MemAvailable_bytes{instance="c1:9010",job="ceems",hostname="c1"}'
+        values: '8e9x20'
+      - series: 'ceems_compute_units{instance="c1:9010",job="ceems",hostname="c1",manager="slurm"}'
+        values: '1x20'
+      - series: 'ceems_compute_unit_cpu_user_seconds_total{instance="c1:9010",job="ceems",hostname="c1",manager="slurm",uuid="A"}'
+        values: '0+15x20'
+      - series: 'ceems_compute_unit_cpu_system_seconds_total{instance="c1:9010",job="ceems",hostname="c1",manager="slurm",uuid="A"}'
+        values: '0x20'
+      - series: 'ceems_compute_unit_memory_used_bytes{instance="c1:9010",job="ceems",hostname="c1",manager="slurm",uuid="A"}'
+        values: '2e9x20'
+    promql_expr_test:
+      - expr: uuid:ceems_host_power_watts:pue
+        eval_time: 4m
+        exp_samples:
+          - labels: 'uuid:ceems_host_power_watts:pue{instance="c1:9010",job="ceems",hostname="c1",manager="slurm",uuid="A"}'
+            value: 93.25
+`;
+
+Deno.test("recording rules: Cray PM counters split cpu and memory domains, the rest of the node goes to units", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-rules-" });
+  try {
+    const text = renderJobRules(job(["ceems_cray_pm_counters_power_watts"]), { ...opts, pue: 1 })!;
+    Deno.writeTextFileSync(join(dir, "rules.rules"), text);
+    Deno.writeTextFileSync(join(dir, "test.yml"), CRAY);
+    const r = await promtool(["test", "rules", "test.yml"], dir);
+    assertEquals(r.code, 0, `${r.out}\n${text}`);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("--http.config.file: basic_auth (inline or password_file) and authorization become request headers", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-httpcfg-" });
+  try {
+    Deno.writeTextFileSync(join(dir, "pw"), "s3cret\n");
+    Deno.writeTextFileSync(join(dir, "a.yml"), `basic_auth: {username: ceems, password_file: ${join(dir, "pw")}}\n`);
+    assertEquals(loadHttpClientConfig(join(dir, "a.yml")).headers, { Authorization: "Basic " + btoa("ceems:s3cret") });
+    Deno.writeTextFileSync(join(dir, "b.yml"), "authorization: {credentials: tok}\n");
+    assertEquals(loadHttpClientConfig(join(dir, "b.yml")).headers, { Authorization: "Bearer tok" });
+    assertEquals(loadHttpClientConfig("").headers, {});
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
