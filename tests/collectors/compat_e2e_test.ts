@@ -38,6 +38,9 @@ const commonArgs = [
   "--web.disable-exporter-metrics",
   "--collector.ipmi_dcmi",
   "--collector.ipmi_dcmi.test-mode",
+  // CEEMS's fixture tree is root-only throughout (0440 files, unlike sysfs's 0444), so the scenarios keep
+  // the starting user; the privilege drop has its own tests (tests/privilege/).
+  "--no-security.drop-privileges",
 ];
 
 interface Scenario {

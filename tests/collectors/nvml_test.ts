@@ -133,6 +133,9 @@ Deno.test("nvml collector stays idle when --collector.gpu.type is declared and n
 Deno.test("exporter exposes NVML GPU metrics through --collector.nvml with the library path override", async () => {
   const dir = Deno.makeTempDirSync();
   const { lib } = fakeNvml(dir, `${h100}\n`);
+  // The fake library reads its config as the exporter's run-as user (nobody, after the drop).
+  Deno.chmodSync(dir, 0o755);
+  Deno.chmodSync(`${dir}/nvml.conf`, 0o644);
   const ceems = await startCeems(
     ["exporter", "--collector.disable-defaults", "--collector.nvml", `--collector.nvml.library-path=${lib}`],
     { env: { FAKE_NVML_CONFIG: `${dir}/nvml.conf` } },
