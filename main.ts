@@ -1,5 +1,5 @@
-// Entry point of the single `ceems` program: dispatches to the exporter, API server or load
-// balancer subcommand and prints usage for anything else.
+// Entry point of the single `ceems` program: dispatches to the exporter, API server, load balancer or
+// tool subcommand and prints usage for anything else.
 
 import { runMain } from "./common/cli.ts";
 import { versionText } from "./common/version.ts";
@@ -12,6 +12,7 @@ Commands:
   exporter   Prometheus exporter for compute units and node power (default listen :9010)
   api        API server: compute units, usage, energy and emissions (default listen :9020)
   lb         Load balancer with access control for Prometheus and Pyroscope (:9030, :9040)
+  tool       Utilities: 'tool tsdb create-recording-rules' writes per-unit power/emissions rules
 
 Run 'ceems <command> --help' for the flags of a command.
 `;
@@ -30,6 +31,10 @@ async function main(args: string[]): Promise<void> {
     case "lb": {
       const { lbMain } = await import("./lb/cli.ts");
       return runMain("lb", () => lbMain(rest));
+    }
+    case "tool": {
+      const { toolMain } = await import("./tool/cli.ts");
+      return runMain("tool", () => toolMain(rest));
     }
     case "--version":
     case "version":

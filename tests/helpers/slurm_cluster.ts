@@ -14,7 +14,7 @@ const PIDFILES: [string, string][] = [
   ["/run/mysqld/mysqld.pid", "mariadbd"],
 ];
 
-const SLURM_CONF = `ClusterName=ceemstest
+const SLURM_CONF_BASE = `ClusterName=ceemstest
 SlurmctldHost=localhost
 SlurmUser=slurm
 AuthType=auth/munge
@@ -24,10 +24,7 @@ SlurmctldPidFile=/run/slurm/slurmctld.pid
 SlurmdPidFile=/run/slurm/slurmd.pid
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/linux
-JobAcctGatherFrequency=5
+__PLUGINS__JobAcctGatherFrequency=5
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStoragePort=6819
@@ -41,6 +38,22 @@ MpiDefault=none
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 RealMemory=4000 State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 DefMemPerCPU=500
+`;
+
+/** Process tracking without cgroups (default) or with SLURM's cgroup/v1 plugins (job cgroups are created). */
+function slurmConf(cgroups: boolean): string {
+  return SLURM_CONF_BASE.replace(
+    "__PLUGINS__",
+    cgroups
+      ? "ProctrackType=proctrack/cgroup\nTaskPlugin=task/cgroup,task/affinity\nJobAcctGatherType=jobacct_gather/cgroup\n"
+      : "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nJobAcctGatherType=jobacct_gather/linux\n",
+  );
+}
+
+const CGROUP_CONF = `CgroupPlugin=cgroup/v1
+CgroupMountpoint=/sys/fs/cgroup
+ConstrainCores=yes
+ConstrainRAMSpace=yes
 `;
 
 const SLURMDBD_CONF = `AuthType=auth/munge
@@ -161,8 +174,17 @@ async function killDaemons(): Promise<void> {
 
 /** A running cluster. */
 export interface SlurmCluster {
-  /** Submits a batch job as `user` under `account`; returns its job id. */
-  submit(user: string, account: string, opts: { name: string; seconds: number; cpus?: number }): Promise<string>;
+  /**
+   * Submits a batch job as `user` under `account`; returns its job id. The job runs `sleep <seconds>`, or
+   * `script` (a shell script body) when given; `mem` is the memory request (default 100M).
+   */
+  submit(
+    user: string,
+    account: string,
+    opts: { name: string; seconds: number; cpus?: number; script?: string; mem?: string },
+  ): Promise<string>;
+  /** Directory (mode 1777) where job scripts run and write their output. */
+  jobDir: string;
   /** Waits until sacct lists every job in one of `states`. */
   waitForJobs(ids: string[], states?: string[], timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -179,13 +201,17 @@ export async function ensureUsers(users: string[]): Promise<void> {
  * Starts the cluster and creates the accounts (account → users). Throws when a component fails to start;
  * every daemon started is stopped again on failure.
  */
-export async function startSlurmCluster(accounts: Record<string, string[]>): Promise<SlurmCluster> {
+export async function startSlurmCluster(
+  accounts: Record<string, string[]>,
+  opts: { cgroups?: boolean } = {},
+): Promise<SlurmCluster> {
   await acquireLock(10 * 60_000);
   const jobDir = Deno.makeTempDirSync({ prefix: "ceems-test-slurm-jobs-" });
   Deno.chmodSync(jobDir, 0o1777);
   let mariadb: Deno.ChildProcess | undefined;
   const stop = async () => {
     await killDaemons();
+    if (opts.cgroups) removeSlurmCgroups();
     if (mariadb) {
       try {
         mariadb.kill("SIGKILL");
@@ -199,7 +225,13 @@ export async function startSlurmCluster(accounts: Record<string, string[]>): Pro
   };
   try {
     await killDaemons();
-    Deno.writeTextFileSync("/etc/slurm/slurm.conf", SLURM_CONF);
+    Deno.writeTextFileSync("/etc/slurm/slurm.conf", slurmConf(opts.cgroups ?? false));
+    if (opts.cgroups) Deno.writeTextFileSync("/etc/slurm/cgroup.conf", CGROUP_CONF);
+    else {
+      try {
+        Deno.removeSync("/etc/slurm/cgroup.conf");
+      } catch { /* none */ }
+    }
     Deno.writeTextFileSync("/etc/slurm/slurmdbd.conf", SLURMDBD_CONF, { mode: 0o600 });
     Deno.chmodSync("/etc/slurm/slurmdbd.conf", 0o600);
     await must(["chown", "slurm:slurm", "/etc/slurm/slurmdbd.conf"]);
@@ -259,13 +291,12 @@ export async function startSlurmCluster(accounts: Record<string, string[]>): Pro
         o.name,
         "-n",
         String(o.cpus ?? 1),
-        "--mem=100M",
+        `--mem=${o.mem ?? "100M"}`,
         "-D",
         jobDir,
         "-o",
         join(jobDir, "%j.out"),
-        "--wrap",
-        `sleep ${o.seconds}`,
+        ...(o.script ? [jobScript(jobDir, o.name, o.script)] : ["--wrap", `sleep ${o.seconds}`]),
       ]);
       return out.trim().split(";")[0];
     },
@@ -285,5 +316,27 @@ export async function startSlurmCluster(accounts: Record<string, string[]>): Pro
       }, timeoutMs);
     },
     stop,
+    jobDir,
   };
+}
+
+/** Removes the cgroup/v1 trees slurmd created (`/sys/fs/cgroup/<controller>/slurm_localhost/...`), leaves first. */
+function removeSlurmCgroups(): void {
+  const rmTree = (dir: string) => {
+    try {
+      for (const e of Deno.readDirSync(dir)) if (e.isDirectory) rmTree(join(dir, e.name));
+      Deno.removeSync(dir);
+    } catch { /* gone, or still busy: left for the next run */ }
+  };
+  try {
+    for (const c of Deno.readDirSync("/sys/fs/cgroup")) rmTree(join("/sys/fs/cgroup", c.name, "slurm_localhost"));
+  } catch { /* no cgroupfs */ }
+}
+
+/** Writes a batch script readable by every user into the job directory; returns its path. */
+function jobScript(jobDir: string, name: string, body: string): string {
+  const path = join(jobDir, `${name}.sbatch`);
+  Deno.writeTextFileSync(path, `#!/bin/sh\n${body}\n`);
+  Deno.chmodSync(path, 0o755);
+  return path;
 }

@@ -1,0 +1,127 @@
+// Minimal client of the Prometheus HTTP API for `ceems tool`: series, label values, targets and config,
+// with credentials and CA from a Prometheus-style HTTP client config file (--http.config.file).
+
+import { parse as parseYaml } from "yaml";
+
+/** Credentials and TLS settings read from an HTTP client config file. */
+export interface HttpClientConfig {
+  headers: Record<string, string>;
+  client?: Deno.HttpClient;
+}
+
+function readSecret(inline: unknown, file: unknown, what: string): string {
+  if (typeof file === "string" && file) return Deno.readTextFileSync(file).trim();
+  if (inline === undefined || inline === null) return "";
+  if (typeof inline !== "string") throw new Error(`${what} must be a string`);
+  return inline;
+}
+
+/** Loads basic_auth, authorization/bearer_token and tls_config (ca_file, cert_file, key_file) from YAML. */
+export function loadHttpClientConfig(path: string): HttpClientConfig {
+  if (!path) return { headers: {} };
+  const doc = (parseYaml(Deno.readTextFileSync(path)) ?? {}) as Record<string, Record<string, unknown> | undefined>;
+  if (typeof doc !== "object") throw new Error("not a YAML mapping");
+  const headers: Record<string, string> = {};
+  const ba = doc.basic_auth;
+  if (ba) {
+    const pw = readSecret(ba.password, ba.password_file, "basic_auth.password");
+    headers.Authorization = "Basic " + btoa(`${ba.username ?? ""}:${pw}`);
+  }
+  const az = doc.authorization;
+  if (az) {
+    const cred = readSecret(az.credentials, az.credentials_file, "authorization.credentials");
+    headers.Authorization = `${az.type ?? "Bearer"} ${cred}`;
+  }
+  const bearer = (doc as Record<string, unknown>).bearer_token;
+  if (typeof bearer === "string") headers.Authorization = `Bearer ${bearer}`;
+  const tls = doc.tls_config;
+  let client: Deno.HttpClient | undefined;
+  if (tls) {
+    const caCerts = typeof tls.ca_file === "string" ? [Deno.readTextFileSync(tls.ca_file)] : undefined;
+    client = typeof tls.cert_file === "string" && typeof tls.key_file === "string"
+      ? Deno.createHttpClient({
+        caCerts,
+        cert: Deno.readTextFileSync(tls.cert_file),
+        key: Deno.readTextFileSync(tls.key_file),
+      })
+      : Deno.createHttpClient({ caCerts });
+  }
+  return { headers, client };
+}
+
+/** A Prometheus server reached over its HTTP API. */
+export class PrometheusApi {
+  constructor(private base: string, private http: HttpClientConfig = { headers: {} }) {
+    this.base = base.replace(/\/+$/, "");
+  }
+
+  async #get(path: string, params: [string, string][] = []): Promise<unknown> {
+    const u = new URL(this.base + path);
+    for (const [k, v] of params) u.searchParams.append(k, v);
+    const r = await fetch(u, { headers: this.http.headers, client: this.http.client } as RequestInit);
+    const text = await r.text();
+    let body: { status?: string; data?: unknown; error?: string };
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new Error(`GET ${path}: HTTP ${r.status}: ${text.slice(0, 200)}`);
+    }
+    if (!r.ok || body.status !== "success") throw new Error(`GET ${path}: HTTP ${r.status}: ${body.error ?? text}`);
+    return body.data;
+  }
+
+  /** Label sets of the series matching any of `matchers` between start and end (seconds). */
+  async series(matchers: string[], start: number, end: number): Promise<Record<string, string>[]> {
+    const params: [string, string][] = matchers.map((m) => ["match[]", m]);
+    params.push(["start", String(start)], ["end", String(end)]);
+    return await this.#get("/api/v1/series", params) as Record<string, string>[];
+  }
+
+  /** Values of `label` on series matching `matcher` between start and end (seconds). */
+  async labelValues(label: string, matcher: string, start: number, end: number): Promise<string[]> {
+    return await this.#get(`/api/v1/label/${encodeURIComponent(label)}/values`, [
+      ["match[]", matcher],
+      ["start", String(start)],
+      ["end", String(end)],
+    ]) as string[];
+  }
+
+  /** Scrape interval (ms) per scrape job, from the active targets' discovered labels. */
+  async scrapeIntervals(): Promise<Map<string, number>> {
+    const data = await this.#get("/api/v1/targets", [["state", "active"]]) as {
+      activeTargets?: { discoveredLabels?: Record<string, string>; scrapePool?: string }[];
+    };
+    const out = new Map<string, number>();
+    for (const t of data.activeTargets ?? []) {
+      const job = t.discoveredLabels?.job ?? t.scrapePool;
+      const si = t.discoveredLabels?.__scrape_interval__;
+      if (job && si) out.set(job, parsePromDuration(si));
+    }
+    return out;
+  }
+
+  /** The server's global scrape and evaluation intervals (ms). */
+  async globalIntervals(): Promise<{ scrapeMs: number; evalMs: number }> {
+    const data = await this.#get("/api/v1/status/config") as { yaml: string };
+    const cfg = (parseYaml(data.yaml) ?? {}) as { global?: Record<string, string> };
+    return {
+      scrapeMs: parsePromDuration(cfg.global?.scrape_interval ?? "1m"),
+      evalMs: parsePromDuration(cfg.global?.evaluation_interval ?? "1m"),
+    };
+  }
+}
+
+/** Parses a Prometheus duration ("1m30s", "500ms", "2h") into ms. */
+export function parsePromDuration(s: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+  let total = 0;
+  let rest = s.trim();
+  if (!rest) throw new Error(`empty duration`);
+  while (rest) {
+    const m = /^(\d+)(ms|s|m|h|d|w|y)/.exec(rest);
+    if (!m) throw new Error(`invalid duration ${JSON.stringify(s)}`);
+    total += Number(m[1]) * (m[2] === "y" ? 365 * 86_400_000 : units[m[2]]);
+    rest = rest.slice(m[0].length);
+  }
+  return total;
+}
