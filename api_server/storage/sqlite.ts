@@ -22,9 +22,10 @@ import { encodeGo, RawJson } from "../http/json.ts";
 const metricJson = (m: MetricMap | undefined) => (m && Object.keys(m).length ? encodeGo(m, true) : "{}");
 const mapJson = (m: unknown) => encodeGo(m ?? {}, false);
 
-const UNIT_INSERT_COLS = `resource_manager, cluster_id, uuid, name, project, groupname, username, created_at, started_at, ended_at, created_at_ts, started_at_ts, ended_at_ts, elapsed, state, allocation, tags, ${
-  METRIC_COLUMNS.join(", ")
-}, ignore, num_updates, last_updated_at`;
+const UNIT_INSERT_COLS =
+  `resource_manager, cluster_id, uuid, name, project, groupname, username, created_at, started_at, ended_at, created_at_ts, started_at_ts, ended_at_ts, elapsed, state, allocation, tags, ${
+    METRIC_COLUMNS.join(", ")
+  }, ignore, num_updates, last_updated_at`;
 const UNIT_ROW_PH = `(${Array(18 + METRIC_COLUMNS.length).fill("?").join(",")}, 1, ?)`;
 /** New units are inserted this many rows per statement (one bind/step for 32 rows: ~1,000 parameters). */
 const INSERT_BATCH = 32;
@@ -73,6 +74,11 @@ export const DB_FILE = "ceems.db";
 
 const isoSeconds = (ms: number) => new Date(ms).toISOString().slice(0, 19);
 const ph = (n: number) => Array(n).fill("?").join(",");
+
+const cmp = (a: unknown, b: unknown) => {
+  const x = String(a ?? ""), y = String(b ?? "");
+  return x < y ? -1 : x > y ? 1 : 0;
+};
 
 function parseJson(v: unknown, def: unknown): unknown {
   if (typeof v !== "string" || v === "") return def;
@@ -579,7 +585,13 @@ export class SqliteStorage implements Storage {
   }
 
   usageCurrent(
-    q: ScopeQuery & { fromMs: number; toMs: number; terminated: boolean; experimental?: boolean },
+    q: ScopeQuery & {
+      fromMs: number;
+      toMs: number;
+      terminated: boolean;
+      experimental?: boolean;
+      groupBy?: string[];
+    },
     fields: string[],
   ): Record<string, unknown>[] {
     const s = this.#projectScope(q);
@@ -597,9 +609,12 @@ export class SqliteStorage implements Storage {
           q.terminated ? " AND ended_at_ts > 0" : ""
         } AND ${s.sql} ORDER BY cluster_id, username, project`,
       ).all(isoSeconds(q.fromMs), isoSeconds(q.toMs), ...s.args) as Record<string, unknown>[];
+    const extra = q.groupBy ?? [];
     const groups = new Map<string, Record<string, unknown>>();
     for (const r of rows) {
-      const key = `${r.cluster_id}\0${r.username}\0${r.project}`;
+      // As CEEMS: GROUP BY username, project and any requested groupby columns; other columns from a member row.
+      let key = `${r.username}\0${r.project}`;
+      for (const c of extra) key += `\0${r[c]}`;
       const maps: Record<string, MetricMap> = {};
       for (const c of METRIC_COLUMNS) maps[c] = parseJson(r[c], {}) as MetricMap;
       const g = groups.get(key);
@@ -618,7 +633,10 @@ export class SqliteStorage implements Storage {
         Object.assign(g, merged, { num_units: (g.num_units as number) + ((r.num_units as number | undefined) ?? 1) });
       }
     }
-    return [...groups.values()].map((g) => usageRow(g, fields, true));
+    const ordered = [...groups.values()].sort((a, b) =>
+      cmp(a.cluster_id, b.cluster_id) || cmp(a.username, b.username) || cmp(a.project, b.project)
+    );
+    return ordered.map((g) => usageRow(g, fields, true));
   }
 
   stats(clusterIds: string[], window?: { fromMs: number; toMs: number }): ClusterStats[] {
