@@ -29,6 +29,13 @@ import { TsdbUpdater } from "./updater/tsdb.ts";
 export function apiFlags(): FlagSet {
   const fs = new FlagSet("api", "CEEMS API server: compute units, usage, energy and emissions.");
   addCommonFlags(fs, [":9020"], "CEEMS_API_SERVER_WEB_CONFIG_FILE");
+  // For the API, CEEMS's --web.max-requests is a per-client rate (go-chi/httprate), unlimited by default.
+  const maxRequests = fs.specs().find((s) => s.name === "web.max-requests");
+  if (maxRequests) {
+    maxRequests.default = 0;
+    maxRequests.help =
+      "Maximum number of requests per minute per client, identified by its real IP (True-Client-IP, X-Real-IP or X-Forwarded-For header, else the peer address); 429 beyond it. 0 disables the limit.";
+  }
   fs.add({
     name: "config.file",
     kind: "string",
@@ -137,8 +144,7 @@ export async function apiMain(argv: string[]): Promise<void> {
   const webConfig = webConfigFromFlags(fs);
   const logger = loggerFromFlags(fs);
   for (const w of fs.warnings) logger.warn(w);
-  // CEEMS's --web.max-requests for the API is a per-client rate per minute, 0 (unlimited) by default.
-  const maxPerMinute = argv.some((a) => a.startsWith("--web.max-requests")) ? fs.number("web.max-requests") : 0;
+  const maxPerMinute = fs.number("web.max-requests");
   const configPath = fs.string("config.file");
   let cfg: ApiConfig;
   try {
