@@ -1,7 +1,7 @@
 // Entry point of `ceems api`: CEEMS's API server flags, configuration loading and validation, storage,
 // resource managers and updaters, the periodic update and backup loops, and the HTTP server.
 
-import { isAbsolute, resolve } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
 import {
   addCommonFlags,
   loggerFromFlags,
@@ -21,7 +21,7 @@ import { apiHandler } from "./http/api.ts";
 import type { ResourceManager } from "./managers/manager.ts";
 import { OpenStackManager } from "./managers/openstack.ts";
 import { canSwitchUser, SlurmManager } from "./managers/slurm.ts";
-import { SqliteStorage } from "./storage/sqlite.ts";
+import { DB_FILE, SqliteStorage } from "./storage/sqlite.ts";
 import { UpdateCycle } from "./update_cycle.ts";
 import { TsdbUpdater } from "./updater/tsdb.ts";
 
@@ -166,6 +166,8 @@ export async function apiMain(argv: string[]): Promise<void> {
   }
   const rw = [cfg.data.path, ...(cfg.data.backupPath ? [cfg.data.backupPath] : [])];
   for (const p of rw) Deno.mkdirSync(p, { recursive: true });
+  // An existing DB (and its WAL files), e.g. created or restored by root, must stay writable after the drop.
+  rw.push(...["", "-wal", "-shm"].map((x) => join(cfg.data.path, DB_FILE + x)));
   const security = await setupSecurity({
     component: "api",
     flags: fs,
