@@ -1,7 +1,7 @@
 // Entry point of `ceems api`: CEEMS's API server flags, configuration loading and validation, storage,
 // resource managers and updaters, the periodic update and backup loops, and the HTTP server.
 
-import { isAbsolute, resolve } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
 import {
   addCommonFlags,
   loggerFromFlags,
@@ -21,7 +21,7 @@ import { apiHandler } from "./http/api.ts";
 import type { ResourceManager } from "./managers/manager.ts";
 import { OpenStackManager } from "./managers/openstack.ts";
 import { canSwitchUser, SlurmManager } from "./managers/slurm.ts";
-import { SqliteStorage } from "./storage/sqlite.ts";
+import { DB_FILE, SqliteStorage } from "./storage/sqlite.ts";
 import { UpdateCycle } from "./update_cycle.ts";
 import { TsdbUpdater } from "./updater/tsdb.ts";
 
@@ -29,6 +29,13 @@ import { TsdbUpdater } from "./updater/tsdb.ts";
 export function apiFlags(): FlagSet {
   const fs = new FlagSet("api", "CEEMS API server: compute units, usage, energy and emissions.");
   addCommonFlags(fs, [":9020"], "CEEMS_API_SERVER_WEB_CONFIG_FILE");
+  // For the API, CEEMS's --web.max-requests is a per-client rate (go-chi/httprate), unlimited by default.
+  const maxRequests = fs.specs().find((s) => s.name === "web.max-requests");
+  if (maxRequests) {
+    maxRequests.default = 0;
+    maxRequests.help =
+      "Maximum number of requests per minute per client, identified by its real IP (True-Client-IP, X-Real-IP or X-Forwarded-For header, else the peer address); 429 beyond it. 0 disables the limit.";
+  }
   fs.add({
     name: "config.file",
     kind: "string",
@@ -137,8 +144,7 @@ export async function apiMain(argv: string[]): Promise<void> {
   const webConfig = webConfigFromFlags(fs);
   const logger = loggerFromFlags(fs);
   for (const w of fs.warnings) logger.warn(w);
-  // CEEMS's --web.max-requests for the API is a per-client rate per minute, 0 (unlimited) by default.
-  const maxPerMinute = argv.some((a) => a.startsWith("--web.max-requests")) ? fs.number("web.max-requests") : 0;
+  const maxPerMinute = fs.number("web.max-requests");
   const configPath = fs.string("config.file");
   let cfg: ApiConfig;
   try {
@@ -160,6 +166,8 @@ export async function apiMain(argv: string[]): Promise<void> {
   }
   const rw = [cfg.data.path, ...(cfg.data.backupPath ? [cfg.data.backupPath] : [])];
   for (const p of rw) Deno.mkdirSync(p, { recursive: true });
+  // An existing DB (and its WAL files), e.g. created or restored by root, must stay writable after the drop.
+  rw.push(...["", "-wal", "-shm"].map((x) => join(cfg.data.path, DB_FILE + x)));
   const security = await setupSecurity({
     component: "api",
     flags: fs,

@@ -37,6 +37,8 @@ export interface UpdaterConfig {
   extraConfig: {
     queryMaxSeries: number;
     queryMinSamples: number;
+    /** Units per query (older CEEMS's `query_batch_size`); 0 = sized from query_max_series/min_samples. */
+    queryBatchSize: number;
     cutoffMs: number;
     deleteIgnored: boolean;
     labelsToDrop: string[];
@@ -191,6 +193,10 @@ export function parseApiConfig(text: string, opts: { expandEnv?: boolean; env?: 
         queries[metric][sub] = str(q, `${w}.extra_config.queries.${metric}.${sub}`);
       }
     }
+    const batch = ex.query_batch_size ?? 0;
+    if (typeof batch !== "number" || !Number.isInteger(batch) || batch < 0) {
+      throw new ConfigError(`${w}.extra_config.query_batch_size: must be a non-negative integer, got ${batch}`);
+    }
     cfg.updaters.push({
       id,
       updater: "tsdb",
@@ -199,6 +205,7 @@ export function parseApiConfig(text: string, opts: { expandEnv?: boolean; env?: 
       extraConfig: {
         queryMaxSeries: Number(ex.query_max_series ?? 50),
         queryMinSamples: Number(ex.query_min_samples ?? 0.5),
+        queryBatchSize: batch,
         cutoffMs: dur(ex.cutoff_duration, `${w}.extra_config.cutoff_duration`, "0s"),
         deleteIgnored: ex.delete_ignored === true,
         labelsToDrop: strList(ex.labels_to_drop, `${w}.extra_config.labels_to_drop`),

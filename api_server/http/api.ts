@@ -6,7 +6,8 @@ import { formatTime, METRIC_COLUMNS, UNIT_FIELDS, zoneOffset } from "../models.t
 import type { ScopeQuery, Storage } from "../storage/storage.ts";
 import { clientIp, corsHeaders, RateLimiter } from "./cors.ts";
 import { encodeError, encodeSuccess } from "./json.ts";
-import { BadRequest, fields, flag, list, timeWindow } from "./params.ts";
+import { BadRequest, fields, flag, groupBy, list, timeWindow } from "./params.ts";
+import { USAGE_CACHE_TTL_MS, UsageCache, usageCacheKey } from "./usage_cache.ts";
 
 /** Options of the API handler. */
 export interface ApiOptions {
@@ -42,8 +43,10 @@ const USAGE_FIELDS = [
   ...METRIC_COLUMNS,
 ];
 
-function ok(data: Record<string, unknown>[] | null): Response {
-  return new Response(encodeSuccess(data), { headers: JSON_HEADERS });
+function ok(data: Record<string, unknown>[] | null, extraHeaders?: Record<string, string>): Response {
+  return new Response(encodeSuccess(data), {
+    headers: extraHeaders ? { ...JSON_HEADERS, ...extraHeaders } : JSON_HEADERS,
+  });
 }
 
 function err(type: string, msg: string): Response {
@@ -56,6 +59,7 @@ export function apiHandler(o: ApiOptions) {
   const apiBase = `${prefix}/api/v1`;
   const limiter = new RateLimiter(o.maxRequestsPerMinute);
   const configAdmins = new Set(o.adminUsers);
+  const usageCache = new UsageCache();
 
   const isAdmin = (u: string) => configAdmins.has(u) || o.storage.isAdmin(u);
 
@@ -117,13 +121,22 @@ export function apiHandler(o: ApiOptions) {
       case "/usage/current":
       case "/usage/current/admin": {
         const f = fields(q, USAGE_FIELDS) ?? [];
-        const win = timeWindow(q, o.maxQueryPeriodMs);
-        return ok(o.storage.usageCurrent({
-          ...scope(path.endsWith("admin")),
+        const extraGroups = groupBy(q);
+        // As CEEMS: bounds rounded down to 15 minutes and results cached 15 minutes per (rounded) request.
+        const win = timeWindow(q, o.maxQueryPeriodMs, Date.now(), USAGE_CACHE_TTL_MS);
+        const sc = scope(path.endsWith("admin"));
+        const key = usageCacheKey(path, q, win, sc.users);
+        const hit = usageCache.get(key);
+        if (hit) return ok(hit.rows, { Expires: new Date(hit.expiresAt).toUTCString() });
+        const rows = o.storage.usageCurrent({
+          ...sc,
           ...win,
           terminated: flag(q, "__terminated"),
           experimental: flag(q, "experimental"),
-        }, f));
+          groupBy: extraGroups,
+        }, f);
+        if (rows.length) usageCache.set(key, rows);
+        return ok(rows);
       }
       case "/usage/global":
       case "/usage/global/admin":

@@ -29,15 +29,41 @@ export function encodeGo(v: unknown, metric = false): string {
   return encodeMap(v, metric);
 }
 
+/** Encoded map keys: keys repeat across rows (allocation, tags, metric maps), so each is escaped once. */
+const keyCache = new Map<string, string>();
+
+function encodeKey(k: string): string {
+  let e = keyCache.get(k);
+  if (e === undefined) {
+    e = encodeString(k) + ":";
+    if (keyCache.size < 4096) keyCache.set(k, e);
+  }
+  return e;
+}
+
 /** Encodes a nested map value (keys sorted, as Go encodes map[string]any). */
 function encodeMap(v: unknown, metric: boolean): string {
   if (v === null || v === undefined) return "null";
   if (typeof v === "string") return encodeString(v);
   if (typeof v === "number") return metric ? encodeMetricNumber(v) : Number.isFinite(v) ? JSON.stringify(v) : "0";
   if (typeof v === "boolean") return String(v);
-  if (Array.isArray(v)) return "[" + v.map((x) => encodeMap(x, metric)).join(",") + "]";
+  if (Array.isArray(v)) {
+    let out = "[";
+    for (let i = 0; i < v.length; i++) out += (i ? "," : "") + encodeMap(v[i], metric);
+    return out + "]";
+  }
   const o = v as Record<string, unknown>;
-  return "{" + Object.keys(o).sort().map((k) => encodeString(k) + ":" + encodeMap(o[k], metric)).join(",") + "}";
+  const keys = Object.keys(o);
+  // Producers build maps in sorted key order; sort only when they did not.
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i - 1] > keys[i]) {
+      keys.sort();
+      break;
+    }
+  }
+  let out = "{";
+  for (let i = 0; i < keys.length; i++) out += (i ? "," : "") + encodeKey(keys[i]) + encodeMap(o[keys[i]], metric);
+  return out + "}";
 }
 
 /** Encodes a response row: top-level keys keep their order, nested objects are maps. */

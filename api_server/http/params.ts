@@ -23,11 +23,15 @@ function seconds(v: string): number {
   return Math.round(parseFloat(v) * 1000);
 }
 
-/** The [from, to] window in ms: default last 24 h, or 24 h next to a single bound; checks the max period. */
+/**
+ * The [from, to] window in ms: default last 24 h, or 24 h next to a single bound; both bounds rounded down to a
+ * multiple of `roundMs` when given (before the checks, as CEEMS); checks the max period.
+ */
 export function timeWindow(
   q: URLSearchParams,
   maxPeriodMs: number,
   now = Date.now(),
+  roundMs = 0,
 ): { fromMs: number; toMs: number } {
   const f = q.get("from");
   const t = q.get("to");
@@ -47,6 +51,10 @@ export function timeWindow(
     toMs = now;
     fromMs = now - DAY_MS;
   }
+  if (roundMs > 0) {
+    fromMs = Math.floor(fromMs / roundMs) * roundMs;
+    toMs = Math.floor(toMs / roundMs) * roundMs;
+  }
   if (toMs < fromMs) throw new BadRequest("from must not be after to");
   if (maxPeriodMs > 0 && toMs - fromMs > maxPeriodMs) throw new BadRequest("maximum query window exceeded");
   return { fromMs, toMs };
@@ -59,4 +67,16 @@ export function fields(q: URLSearchParams, allowed: readonly string[]): string[]
   const ok = asked.filter((f) => allowed.includes(f));
   if (!ok.length) throw new BadRequest("invalid query fields");
   return [...new Set(ok)];
+}
+
+/** Columns `/usage/current` may group by in addition to username and project (CEEMS's GROUP BY). */
+export const USAGE_GROUP_COLUMNS = ["cluster_id", "resource_manager", "groupname", "username", "project"];
+
+/** The extra `groupby` columns of a usage request; BadRequest for a column that cannot be grouped by. */
+export function groupBy(q: URLSearchParams): string[] {
+  const cols = list(q, "groupby");
+  for (const c of cols) {
+    if (!USAGE_GROUP_COLUMNS.includes(c)) throw new BadRequest(`invalid groupby column "${c}"`);
+  }
+  return [...new Set(cols)].filter((c) => c !== "username" && c !== "project");
 }

@@ -35,6 +35,9 @@ function hms(sec: number): string {
   return d ? `${d}-${t}` : t;
 }
 
+/** How long Keystone's users and their projects are reused (CEEMS's userProjectsCacheTTL). */
+export const USERS_CACHE_TTL_MS = 12 * 3_600_000;
+
 /** The OpenStack manager of one cluster. */
 export class OpenStackManager implements ResourceManager {
   readonly kind = "openstack";
@@ -47,6 +50,10 @@ export class OpenStackManager implements ResourceManager {
   #tokenAt = 0;
   #userNames = new Map<string, string>();
   #projectNames = new Map<string, string>();
+  /** Users and projects from Keystone, refreshed at most every USERS_CACHE_TTL_MS (as CEEMS: 12 h). */
+  #membership?: { value: Membership; at: number };
+  /** Clock of the membership cache (replaceable in tests). */
+  now: () => number = Date.now;
 
   constructor(cfg: ClusterConfig, private timeZone: string, private logger: Logger) {
     this.clusterId = cfg.id;
@@ -179,6 +186,24 @@ export class OpenStackManager implements ResourceManager {
   }
 
   async fetchMembership(_endMs: number): Promise<Membership> {
+    const cached = this.#membership;
+    if (cached && this.now() - cached.at < USERS_CACHE_TTL_MS) return cached.value;
+    try {
+      const value = await this.#fetchMembership();
+      this.#membership = { value, at: this.now() };
+      return value;
+    } catch (e) {
+      if (!cached) throw e;
+      // Keystone down: keep the last lists (and try again next window) rather than losing memberships.
+      this.logger.warn("cannot refresh OpenStack users, keeping the cached lists", {
+        cluster_id: this.clusterId,
+        err: e,
+      });
+      return cached.value;
+    }
+  }
+
+  async #fetchMembership(): Promise<Membership> {
     const us = await this.#get(`${this.#identity}/v3/users`);
     const users: User[] = [];
     const projects = new Map<string, Project>();

@@ -30,21 +30,30 @@ export const SACCT_FIELDS = [
 /** States CEEMS asks sacct for. */
 export const SACCT_STATES = "CANCELLED,COMPLETED,FAILED,NODE_FAIL,PREEMPTED,TIMEOUT,RUNNING";
 
+/** The decimal number in s[a, b), NaN when a character is not a digit. */
+function digits(s: string, a: number, b: number): number {
+  let v = 0;
+  for (let i = a; i < b; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return NaN;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
 /** Parses "2023-02-21T15:49:06+0100" (or without zone = UTC) into epoch ms and its offset in minutes. */
 export function parseSlurmTime(s: string): { ms: number; offsetMin: number } | undefined {
   // Fast path for SLURM_TIME_FORMAT=%Y-%m-%dT%H:%M:%S%z ("2023-02-21T15:49:06+0100").
-  if (s.length === 24 && s[10] === "T" && (s[19] === "+" || s[19] === "-")) {
-    const num = (a: number, b: number) => {
-      let v = 0;
-      for (let i = a; i < b; i++) {
-        const c = s.charCodeAt(i) - 48;
-        if (c < 0 || c > 9) return NaN;
-        v = v * 10 + c;
-      }
-      return v;
-    };
-    const off = (s[19] === "-" ? -1 : 1) * (num(20, 22) * 60 + num(22, 24));
-    const utc = Date.UTC(num(0, 4), num(5, 7) - 1, num(8, 10), num(11, 13), num(14, 16), num(17, 19));
+  if (s.length === 24 && s.charCodeAt(10) === 84 && (s[19] === "+" || s[19] === "-")) {
+    const off = (s[19] === "-" ? -1 : 1) * (digits(s, 20, 22) * 60 + digits(s, 22, 24));
+    const utc = Date.UTC(
+      digits(s, 0, 4),
+      digits(s, 5, 7) - 1,
+      digits(s, 8, 10),
+      digits(s, 11, 13),
+      digits(s, 14, 16),
+      digits(s, 17, 19),
+    );
     if (!Number.isNaN(utc) && !Number.isNaN(off) && s[4] === "-" && s[7] === "-" && s[13] === ":" && s[16] === ":") {
       return { ms: utc - off * 60_000, offsetMin: off };
     }
@@ -124,17 +133,22 @@ function records(out: string): string[] {
   };
   const recs: string[] = [];
   let cur = "";
+  let curSeps = 0;
   for (const line of out.split("\n")) {
     if (cur === "" && line.trim() === "") continue;
-    if (cur !== "" && seps(line) >= n) {
+    const ls = seps(line);
+    if (cur !== "" && ls >= n) {
       // A complete record on its own line: what came before was a broken record.
       recs.push(cur);
       cur = "";
+      curSeps = 0;
     }
     cur = cur === "" ? line : `${cur}\n${line}`;
-    if (seps(cur) >= n) {
+    curSeps += ls;
+    if (curSeps >= n) {
       recs.push(cur);
       cur = "";
+      curSeps = 0;
     }
   }
   if (cur) recs.push(cur);
@@ -251,22 +265,23 @@ export function parseSacct(out: string, clusterId: string, winStart: number, win
       elapsed,
       state,
       allocation: { ...alloc },
+      // Maps built in sorted key order (the order they are stored and served in): no sorting when encoded.
       tags: {
-        uid: Number.isNaN(uidN) ? uid : uidN,
-        gid: Number.isNaN(gidN) ? gid : gidN,
-        partition,
-        qos,
         exit_code: exitcode,
+        gid: Number.isNaN(gidN) ? gid : gidN,
         nodelist: nodelist === "None assigned" ? "" : nodelist,
         nodelistexp: nodesExp,
+        partition,
+        qos,
+        uid: Number.isNaN(uidN) ? uid : uidN,
         workdir,
       },
       total_time_seconds: {
-        walltime: wall,
-        alloc_cputime: alloc.cpus * wall,
         alloc_cpumemtime: Math.round(alloc.mem > 0 ? memMiB * wall : wall),
-        alloc_gputime: alloc.gpus * wall,
+        alloc_cputime: alloc.cpus * wall,
         alloc_gpumemtime: alloc.gpus > 0 ? wall : 0,
+        alloc_gputime: alloc.gpus * wall,
+        walltime: wall,
       },
     });
   }

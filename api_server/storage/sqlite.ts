@@ -22,10 +22,41 @@ import { encodeGo, RawJson } from "../http/json.ts";
 const metricJson = (m: MetricMap | undefined) => (m && Object.keys(m).length ? encodeGo(m, true) : "{}");
 const mapJson = (m: unknown) => encodeGo(m ?? {}, false);
 
-const INSERT_UNIT =
-  `INSERT INTO units (resource_manager, cluster_id, uuid, name, project, groupname, username, created_at, started_at, ended_at, created_at_ts, started_at_ts, ended_at_ts, elapsed, state, allocation, tags, ${
+const UNIT_INSERT_COLS =
+  `resource_manager, cluster_id, uuid, name, project, groupname, username, created_at, started_at, ended_at, created_at_ts, started_at_ts, ended_at_ts, elapsed, state, allocation, tags, ${
     METRIC_COLUMNS.join(", ")
-  }, ignore, num_updates, last_updated_at) VALUES (${Array(17 + METRIC_COLUMNS.length).fill("?").join(",")}, ?, 1, ?)`;
+  }, ignore, num_updates, last_updated_at`;
+const UNIT_ROW_PH = `(${Array(18 + METRIC_COLUMNS.length).fill("?").join(",")}, 1, ?)`;
+/** New units are inserted this many rows per statement (one bind/step for 32 rows: ~1,000 parameters). */
+const INSERT_BATCH = 32;
+const insertUnitsSql = (rows: number) =>
+  `INSERT INTO units (${UNIT_INSERT_COLS}) VALUES ${Array(rows).fill(UNIT_ROW_PH).join(",")}`;
+
+/** Appends the bound values of a new unit row (UNIT_ROW_PH) to `out`. */
+function pushUnitValues(out: (string | number)[], u: Unit, now: string): void {
+  const inc = u as unknown as Record<string, MetricMap | undefined>;
+  out.push(
+    u.resource_manager,
+    u.cluster_id,
+    u.uuid,
+    u.name,
+    u.project,
+    u.groupname,
+    u.username,
+    u.created_at,
+    u.started_at,
+    u.ended_at,
+    u.created_at_ts,
+    u.started_at_ts,
+    u.ended_at_ts,
+    u.elapsed,
+    u.state,
+    mapJson(u.allocation),
+    mapJson(u.tags),
+  );
+  for (const c of METRIC_COLUMNS) out.push(metricJson(inc[c]));
+  out.push(u.ignore ? 1 : 0, now);
+}
 
 const JSON_UNIT_COLS = new Set<string>(["allocation", "tags", ...METRIC_COLUMNS]);
 const USAGE_FIELDS = [
@@ -43,6 +74,11 @@ export const DB_FILE = "ceems.db";
 
 const isoSeconds = (ms: number) => new Date(ms).toISOString().slice(0, 19);
 const ph = (n: number) => Array(n).fill("?").join(",");
+
+const cmp = (a: unknown, b: unknown) => {
+  const x = String(a ?? ""), y = String(b ?? "");
+  return x < y ? -1 : x > y ? 1 : 0;
+};
 
 function parseJson(v: unknown, def: unknown): unknown {
   if (typeof v !== "string" || v === "") return def;
@@ -146,7 +182,13 @@ export class SqliteStorage implements Storage {
     this.db = new DatabaseSync(this.path, { readOnly: opts.readOnly ?? false });
     this.db.exec("PRAGMA busy_timeout = 5000");
     if (!opts.readOnly) {
+      // A new DB gets 16 KiB pages (a no-op on an existing one): a window's random index inserts touch 4x fewer
+      // pages, which halves the write syscalls of an ingest (measured: 4 KiB pages ~21k units/s of CPU, 16 KiB ~36k).
+      this.db.exec("PRAGMA page_size = 16384");
       this.db.exec("PRAGMA journal_mode = WAL");
+      // Up to 64 MiB of page cache for the writer: a window's dirty index pages stay in memory until its commit
+      // instead of spilling to the WAL and being rewritten (the commit is still all-or-nothing).
+      this.db.exec("PRAGMA cache_size = -65536");
       // As CEEMS (_synchronous=0): an OS crash can lose the last windows, but update_state lives in the same
       // transactions, so lost windows are simply fetched again; a killed process loses nothing (WAL).
       this.db.exec("PRAGMA synchronous = OFF");
@@ -259,19 +301,32 @@ export class SqliteStorage implements Storage {
     return out;
   }
 
-  /** Upserts units, then each usage key once with the batch's merged metrics. */
+  /** Upserts units (new ones in multi-row INSERTs), then each usage key once with the batch's merged metrics. */
   async #upsertUnits(units: Unit[], now: string, day: string): Promise<void> {
     const existing = this.#existing(units);
     const usage = new Map<string, { u: Unit; acc: UsageAccumulator; newUnits: number }>();
+    const pending: (string | number)[] = [];
+    let pendingRows = 0;
+    const flush = () => {
+      if (pendingRows) this.#stmt(insertUnitsSql(pendingRows)).run(...pending);
+      pending.length = 0;
+      pendingRows = 0;
+    };
     let n = 0;
     for (const u of units) {
       // Let API requests run (on the read connection, against the last committed state) during big windows.
       if (++n % WRITE_CHUNK === 0) await new Promise((r) => setTimeout(r, 0));
       const key = `${u.cluster_id}\0${u.uuid}`;
       const old = existing.get(key);
-      this.#upsertUnit(u, old, now);
-      // A uuid repeated within the batch counts once.
-      existing.set(key, old ?? { id: -1 });
+      if (!old) {
+        pushUnitValues(pending, u, now);
+        if (++pendingRows === INSERT_BATCH) flush();
+        // A uuid repeated within the batch counts once and updates the row inserted for it.
+        existing.set(key, { id: -1 });
+      } else {
+        if (old.id === -1) flush();
+        this.#updateUnit(u, old, now);
+      }
       if (u.ignore) continue;
       const uk = `${u.cluster_id}\0${u.username}\0${u.project}`;
       const g = usage.get(uk);
@@ -285,6 +340,7 @@ export class SqliteStorage implements Storage {
         g.u = u;
       }
     }
+    flush();
     for (const g of usage.values()) {
       const maps = g.acc.result();
       this.#upsertUsage("usage", g.u, maps, g.newUnits, now);
@@ -292,66 +348,40 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  #upsertUnit(u: Unit, old: Record<string, string | number> | undefined, now: string): void {
-    if (old && old.id === -1) {
+  /** Updates a stored unit: its fields replaced, its metrics merged with the stored ones. */
+  #updateUnit(u: Unit, old: Record<string, string | number>, now: string): void {
+    if (old.id === -1) {
       old = this.#stmt(`SELECT id, ${METRIC_COLUMNS.join(", ")} FROM units WHERE cluster_id = ? AND uuid = ?`).get(
         u.cluster_id,
         u.uuid,
       ) as Record<string, string | number>;
     }
     const inc = u as unknown as Record<string, MetricMap | undefined>;
-    const ignore = u.ignore ? 1 : 0;
-    if (!old) {
-      const vals = METRIC_COLUMNS.map((c) => metricJson(inc[c]));
-      this.#stmt(INSERT_UNIT).run(
-        u.resource_manager,
-        u.cluster_id,
-        u.uuid,
-        u.name,
-        u.project,
-        u.groupname,
-        u.username,
-        u.created_at,
-        u.started_at,
-        u.ended_at,
-        u.created_at_ts,
-        u.started_at_ts,
-        u.ended_at_ts,
-        u.elapsed,
-        u.state,
-        mapJson(u.allocation),
-        mapJson(u.tags),
-        ...vals,
-        ignore,
-        now,
-      );
-    } else {
-      const oldMaps: Record<string, MetricMap> = {};
-      for (const c of METRIC_COLUMNS) oldMaps[c] = parseJson(old[c], {}) as MetricMap;
-      const merged = mergeMetrics(oldMaps, inc);
-      this.#stmt(
-        `UPDATE units SET name = ?, project = ?, groupname = ?, username = ?, started_at = ?, started_at_ts = ?, ended_at = ?, ended_at_ts = ?, elapsed = ?, state = ?, allocation = ?, tags = ?, ${
-          METRIC_COLUMNS.map((c) => `${c} = ?`).join(", ")
-        }, ignore = ?, num_updates = num_updates + 1, last_updated_at = ? WHERE id = ?`,
-      ).run(
-        u.name,
-        u.project,
-        u.groupname,
-        u.username,
-        u.started_at,
-        u.started_at_ts,
-        u.ended_at,
-        u.ended_at_ts,
-        u.elapsed,
-        u.state,
-        mapJson(u.allocation),
-        mapJson(u.tags),
-        ...METRIC_COLUMNS.map((c) => metricJson(merged[c])),
-        ignore,
-        now,
-        old.id as number,
-      );
-    }
+    const oldMaps: Record<string, MetricMap> = {};
+    for (const c of METRIC_COLUMNS) oldMaps[c] = parseJson(old[c], {}) as MetricMap;
+    const merged = mergeMetrics(oldMaps, inc);
+    this.#stmt(
+      `UPDATE units SET name = ?, project = ?, groupname = ?, username = ?, started_at = ?, started_at_ts = ?, ended_at = ?, ended_at_ts = ?, elapsed = ?, state = ?, allocation = ?, tags = ?, ${
+        METRIC_COLUMNS.map((c) => `${c} = ?`).join(", ")
+      }, ignore = ?, num_updates = num_updates + 1, last_updated_at = ? WHERE id = ?`,
+    ).run(
+      u.name,
+      u.project,
+      u.groupname,
+      u.username,
+      u.started_at,
+      u.started_at_ts,
+      u.ended_at,
+      u.ended_at_ts,
+      u.elapsed,
+      u.state,
+      mapJson(u.allocation),
+      mapJson(u.tags),
+      ...METRIC_COLUMNS.map((c) => metricJson(merged[c])),
+      u.ignore ? 1 : 0,
+      now,
+      old.id as number,
+    );
   }
 
   #upsertUsage(
@@ -555,7 +585,13 @@ export class SqliteStorage implements Storage {
   }
 
   usageCurrent(
-    q: ScopeQuery & { fromMs: number; toMs: number; terminated: boolean; experimental?: boolean },
+    q: ScopeQuery & {
+      fromMs: number;
+      toMs: number;
+      terminated: boolean;
+      experimental?: boolean;
+      groupBy?: string[];
+    },
     fields: string[],
   ): Record<string, unknown>[] {
     const s = this.#projectScope(q);
@@ -573,9 +609,12 @@ export class SqliteStorage implements Storage {
           q.terminated ? " AND ended_at_ts > 0" : ""
         } AND ${s.sql} ORDER BY cluster_id, username, project`,
       ).all(isoSeconds(q.fromMs), isoSeconds(q.toMs), ...s.args) as Record<string, unknown>[];
+    const extra = q.groupBy ?? [];
     const groups = new Map<string, Record<string, unknown>>();
     for (const r of rows) {
-      const key = `${r.cluster_id}\0${r.username}\0${r.project}`;
+      // As CEEMS: GROUP BY username, project and any requested groupby columns; other columns from a member row.
+      let key = `${r.username}\0${r.project}`;
+      for (const c of extra) key += `\0${r[c]}`;
       const maps: Record<string, MetricMap> = {};
       for (const c of METRIC_COLUMNS) maps[c] = parseJson(r[c], {}) as MetricMap;
       const g = groups.get(key);
@@ -594,7 +633,10 @@ export class SqliteStorage implements Storage {
         Object.assign(g, merged, { num_units: (g.num_units as number) + ((r.num_units as number | undefined) ?? 1) });
       }
     }
-    return [...groups.values()].map((g) => usageRow(g, fields, true));
+    const ordered = [...groups.values()].sort((a, b) =>
+      cmp(a.cluster_id, b.cluster_id) || cmp(a.username, b.username) || cmp(a.project, b.project)
+    );
+    return ordered.map((g) => usageRow(g, fields, true));
   }
 
   stats(clusterIds: string[], window?: { fromMs: number; toMs: number }): ClusterStats[] {

@@ -72,7 +72,14 @@ export interface Storage {
   usageGlobal(q: ScopeQuery, fields: string[]): Record<string, unknown>[];
   /** Usage aggregated from units updated in [fromMs, toMs]. */
   usageCurrent(
-    q: ScopeQuery & { fromMs: number; toMs: number; terminated: boolean; experimental?: boolean },
+    q: ScopeQuery & {
+      fromMs: number;
+      toMs: number;
+      terminated: boolean;
+      experimental?: boolean;
+      /** Columns grouped by besides username and project (CEEMS's `groupby`). */
+      groupBy?: string[];
+    },
     fields: string[],
   ): Record<
     string,

@@ -156,7 +156,10 @@ export class TsdbUpdater {
       this.logger.debug("window shorter than rate interval, skipping TSDB update", { updater: this.id });
       return;
     }
-    const size = batchSize(active.length, windowMs, s, ex.queryMaxSeries, ex.queryMinSamples);
+    // A configured query_batch_size fixes the units per query; otherwise sized to stay under the sample limit.
+    const size = ex.queryBatchSize > 0
+      ? Math.min(ex.queryBatchSize, active.length)
+      : batchSize(active.length, windowMs, s, ex.queryMaxSeries, ex.queryMinSamples);
     const vars = {
       ScrapeInterval: promDuration(s.scrapeIntervalMs),
       ScrapeIntervalMilli: String(s.scrapeIntervalMs),

@@ -166,11 +166,45 @@ clusters:
         .filter((r: Record<string, unknown>) => r.cluster_id === "slurm-1" && r.username !== "usr2")
         .map(pick);
       for (const extra of ["", "&experimental"]) {
-        const r = await get(`/usage/current?cluster_id=slurm-1&from=${now - 3600}&to=${now + 60}${extra}`, "usr1");
+        // `to` a quarter ahead: CEEMS rounds both bounds down to 15 minutes.
+        const r = await get(`/usage/current?cluster_id=slurm-1&from=${now - 3600}&to=${now + 900}${extra}`, "usr1");
         assertEquals(r.status, 200, r.body);
         const got = JSON.parse(r.body).data.filter((x: Record<string, unknown>) => x.username !== "usr2").map(pick);
         assertEquals(got, want, `usage/current${extra}`);
       }
+    });
+
+    await t.step("current usage: 15-minute rounding and cache, groupby, per-user cache entries", async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const q = (from: number) =>
+        `/usage/current/admin?from=${from}&to=${
+          now + 900
+        }&field=num_units&field=cluster_id&field=username&field=project`;
+      const from = Math.floor((now - 7200) / 900) * 900;
+      const first = await get(q(from), "__test_admin");
+      assertEquals(first.status, 200, first.body);
+      assertEquals(first.headers.get("expires"), null, "a computed answer carries no Expires");
+      // Same quarter of an hour for `from`: the cached answer, with its expiry.
+      const again = await get(q(from + 899), "__test_admin");
+      assertEquals(again.body, first.body);
+      const exp = Date.parse(again.headers.get("expires") ?? "");
+      assert(exp > Date.now() && exp <= Date.now() + 15 * 60_000, `Expires ${again.headers.get("expires")}`);
+      // Without groupby, clusters merge per (username, project); groupby=cluster_id splits them again.
+      const rows = (b: string) => JSON.parse(b).data as { cluster_id: string; username: string; project: string }[];
+      const merged = rows(first.body);
+      const split = rows((await get(`${q(from)}&groupby=cluster_id`, "__test_admin")).body);
+      const pairs = (rs: typeof merged) => new Set(rs.map((r) => `${r.username}/${r.project}`));
+      assertEquals(merged.length, pairs(merged).size, "one row per user and project");
+      assert(split.length > merged.length, `${split.length} rows by cluster vs ${merged.length}`);
+      assertEquals(pairs(split), pairs(merged));
+      const bad = await get(`${q(from)}&groupby=uuid`, "__test_admin");
+      assertEquals(bad.status, 400);
+      assertEquals(JSON.parse(bad.body).errorType, "bad_data");
+      // A user's cached answer is never served to another user with the same URL.
+      const u1 = rows((await get(`/usage/current?from=${from}&to=${now + 900}`, "usr1")).body);
+      const u8 = rows((await get(`/usage/current?from=${from}&to=${now + 900}`, "usr8")).body);
+      assert(u1.length > 0 && u8.length > 0);
+      assert(JSON.stringify(u1) !== JSON.stringify(u8), "per-user answers differ");
     });
 
     await t.step("CORS preflight matches CEEMS's headers", async () => {

@@ -21,6 +21,21 @@ Deno.test("CEEMS's test configuration is accepted unchanged", () => {
   assertEquals(cfg.data.timeZone, "Europe/Paris");
   assertEquals(cfg.adminUsers, ["grafana", "__test_admin"]);
   assertEquals(cfg.updaters[0].extraConfig.queries.total_cpu_emissions_gms.rte_total.includes("{{.UUIDs}}"), true);
+  assertEquals(cfg.updaters[0].extraConfig.queryBatchSize, 1, "query_batch_size: 1 of CEEMS's test config");
+});
+
+Deno.test("query_batch_size must be a non-negative integer", () => {
+  const cfg = (v: string) =>
+    `updaters:\n  - id: t\n    updater: tsdb\n    web: {url: "http://p:9090"}\n    extra_config: {query_batch_size: ${v}}\n`;
+  assertEquals(parseApiConfig(cfg("0")).updaters[0].extraConfig.queryBatchSize, 0);
+  let msg = "";
+  try {
+    parseApiConfig(cfg("-2"));
+  } catch (e) {
+    assert(e instanceof ConfigError);
+    msg = e.message;
+  }
+  assert(/updaters\[0\]\.extra_config\.query_batch_size: must be a non-negative integer/.test(msg), msg);
 });
 
 Deno.test("defaults and env expansion", () => {

@@ -65,6 +65,21 @@ Deno.test("openstack manager: password auth, servers incl. deleted, users and pr
     assert(nova.every((r) => r.headers.get("X-OpenStack-Nova-API-Version") === "2.79"));
     assert(nova.some((r) => r.path.includes("deleted=true") && r.path.includes("changes-since=2024-10-15T12:00:00")));
     assertEquals(mock.tokensIssued, 1, "token reused within its lifetime");
+
+    // Users and projects are cached 12 h: Keystone's user list is asked again only after that.
+    const userLists = () => mock.requests.filter((r) => r.path === "/v3/users").length;
+    const asked = userLists();
+    let clock = Date.now();
+    m.now = () => clock;
+    const first = await m.fetchMembership(end); // the cache was filled with the real clock above
+    assertEquals(userLists(), asked);
+    assertEquals(first.users, users);
+    clock += 12 * 3_600_000;
+    await m.fetchMembership(end);
+    assertEquals(userLists(), asked + 1, "refreshed after 12 h");
+    clock += 3_600_000;
+    await m.fetchMembership(end);
+    assertEquals(userLists(), asked + 1);
   } finally {
     await mock.stop();
   }

@@ -153,3 +153,55 @@ Deno.test("storage: reads see the last committed window while a big window is be
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("storage: new units go in multi-row inserts; a uuid repeated in a window merges into one row", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-store-batch-" });
+  try {
+    const s = new SqliteStorage(dir);
+    const t0 = Date.parse("2026-01-10T00:00:00Z");
+    // 70 units: more than two insert batches; uuid "5" comes again as the 41st, after its batch was written.
+    const units = Array.from({ length: 70 }, (_, i) => unit(String(i), "alice", "p1", t0 - 1000, 10, 1));
+    units[40] = unit("5", "alice", "p1", t0 - 1000, 30, 3);
+    await s.applyUpdate(batch(t0, units));
+    const n = (s.db.prepare("SELECT COUNT(*) AS n FROM units").get() as { n: number }).n;
+    assertEquals(n, 69);
+    const five = s.db.prepare("SELECT total_time_seconds, avg_cpu_usage, num_updates FROM units WHERE uuid = '5'")
+      .get() as Record<string, string | number>;
+    assertEquals(JSON.parse(five.total_time_seconds as string), { alloc_cputime: 80, walltime: 40 });
+    assertEquals(JSON.parse(five.avg_cpu_usage as string).global, 2.5, "averages weighted by alloc_cputime");
+    assertEquals(five.num_updates, 2);
+    const usage = s.usageGlobal({ users: ["alice"], clusterIds: [], projects: [] }, []);
+    assertEquals(usage.length, 1);
+    assertEquals(usage[0].num_units, 69, "the repeated uuid is counted once");
+    assertEquals((usage[0].total_time_seconds as Record<string, number>).walltime, 69 * 10 + 20 + 10);
+    s.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("storage: current usage groups by username and project; groupby adds columns", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-store-groupby-" });
+  try {
+    const s = new SqliteStorage(dir);
+    const t0 = Date.parse("2026-01-10T00:00:00Z");
+    const inCluster = (c: string, u: Unit) => ({ ...u, cluster_id: c });
+    await s.applyUpdate(batch(t0, [unit("1", "alice", "p1", t0 - 1000, 10, 1), unit("2", "alice", "p1", 0, 20, 4)]));
+    const c1 = batch(t0, [inCluster("c1", unit("1", "alice", "p1", t0 - 1000, 30, 2))], { clusterId: "c1" });
+    c1.users = c1.users.map((u) => ({ ...u, cluster_id: "c1" }));
+    await s.applyUpdate(c1);
+    const q = { users: ["alice"], clusterIds: [], projects: [], fromMs: t0 - H, toMs: t0 + H, terminated: false };
+    const merged = s.usageCurrent(q, []);
+    assertEquals(merged.length, 1, "clusters merge without groupby, as CEEMS's GROUP BY username, project");
+    assertEquals(merged[0].num_units, 3);
+    assertEquals((merged[0].total_time_seconds as Record<string, number>).walltime, 60);
+    const split = s.usageCurrent({ ...q, groupBy: ["cluster_id"] }, []);
+    assertEquals(split.map((r) => [r.cluster_id, r.num_units]), [["c0", 2], ["c1", 1]]);
+    assertEquals((split[0].avg_cpu_usage as Record<string, number>).global, 3, "weighted by alloc_cputime");
+    const done = s.usageCurrent({ ...q, groupBy: ["cluster_id"], terminated: true }, []);
+    assertEquals(done.map((r) => [r.cluster_id, r.num_units]), [["c0", 1], ["c1", 1]]);
+    s.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

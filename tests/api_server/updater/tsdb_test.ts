@@ -35,6 +35,7 @@ function updaterConfig(url: string, cutoffMs = 0): UpdaterConfig {
     extraConfig: {
       queryMaxSeries: 50,
       queryMinSamples: 0.5,
+      queryBatchSize: 0,
       cutoffMs,
       deleteIgnored: false,
       labelsToDrop: [],
@@ -116,6 +117,26 @@ Deno.test("tsdb updater computes known aggregates from a real Prometheus", async
       if (i < 3) assertEquals(u.avg_gpu_usage?.global, 90);
       else assertEquals(u.avg_gpu_usage, undefined);
     }
+
+    // query_batch_size fixes the units per query: 25 units by 7 = 4 batches of the 4 queries, counted by
+    // Prometheus itself; the aggregates are the same.
+    const queries = async () => {
+      const text = await (await fetch(`${prom.url}/metrics`)).text();
+      const line = text.split("\n").find((l) =>
+        l.startsWith("prometheus_http_requests_total{") && l.includes('handler="/api/v1/query"') &&
+        l.includes('code="200"')
+      );
+      return Number(line?.split(" ").pop() ?? 0);
+    };
+    const before = await queries();
+    const batched = new TsdbUpdater({
+      ...updaterConfig(prom.url),
+      extraConfig: { ...updaterConfig(prom.url).extraConfig, queryBatchSize: 7 },
+    }, nullLogger);
+    const again = Array.from({ length: N }, (_, i) => unit(`job${i}`, start, end));
+    await batched.update(again, start, end);
+    assertEquals(await queries() - before, 16);
+    assertEquals(again.map((u) => u.avg_cpu_usage?.global), units.map((u) => u.avg_cpu_usage?.global));
   } finally {
     await prom.stop();
   }

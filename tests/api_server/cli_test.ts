@@ -1,0 +1,40 @@
+// `ceems api` flags: --web.max-requests means CEEMS's per-client rate per minute for the API (default 0),
+// while the exporter keeps its own meaning of the shared flag.
+
+import { assert, assertEquals } from "../helpers/assert.ts";
+import { join } from "node:path";
+import { runCeems, startCeems } from "../helpers/process.ts";
+import { SqliteStorage } from "../../api_server/storage/sqlite.ts";
+
+Deno.test("api help explains --web.max-requests as a per-client rate; exporter keeps its parallel limit", async () => {
+  const line = (out: string) => out.split("\n").find((l) => l.includes("--web.max-requests")) ?? "";
+  const api = await runCeems(["api", "--help"]);
+  assertEquals(api.code, 0, api.stderr);
+  const a = line(api.stdout + api.stderr);
+  assert(/per minute per client/.test(a) && a.includes("(default: 0)"), a);
+  const exp = await runCeems(["exporter", "--help"]);
+  const e = line(exp.stdout + exp.stderr);
+  assert(/parallel requests/.test(e) && e.includes("(default: 40)"), e);
+});
+
+Deno.test("api started as root opens a DB that root created (restored) after dropping privileges", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-api-rootdb-" });
+  try {
+    // Created by this (root) process, mode 0640 as the store makes it, with a committed window.
+    const st = new SqliteStorage(join(dir, "data"));
+    st.db.exec("INSERT INTO update_state (cluster_id, last_update_ms) VALUES ('x', 1)");
+    st.close();
+    Deno.writeTextFileSync(join(dir, "c.yml"), `ceems_api_server:\n  data:\n    path: ${dir}/data\n`);
+    const api = await startCeems(["api", `--config.file=${dir}/c.yml`]);
+    try {
+      const r = await fetch(`${api.base}/api/v1/units`, { headers: { "X-Grafana-User": "u" } });
+      assertEquals([r.status, await r.text()], [200, '{"status":"success","data":[]}\n']);
+      const h = await fetch(`${api.base}/health`);
+      assertEquals(h.status, 200, await h.text());
+    } finally {
+      assertEquals((await api.stop()).code, 0);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
