@@ -99,13 +99,13 @@ export function lookPath(name: string, path: string, extraDirs: string[] = []): 
 }
 
 /** Picks the DCMI command: the flag's value split on spaces, or the first tool found on PATH, then sbin. */
-export function resolveDcmiCommand(flagValue: string, path: string): string[] | undefined {
+export function resolveDcmiCommand(flagValue: string, path: string, extraDirs = sbinDirs): string[] | undefined {
   if (flagValue.trim()) {
     const parts = flagValue.trim().split(/ +/);
-    if (!isAbsolute(parts[0])) parts[0] = lookPath(parts[0], path, sbinDirs) ?? parts[0];
+    if (!isAbsolute(parts[0])) parts[0] = lookPath(parts[0], path, extraDirs) ?? parts[0];
     return parts;
   }
-  for (const dirs of [[], sbinDirs]) {
+  for (const dirs of [[], extraDirs]) {
     for (const cmd of dcmiCommands) {
       const found = lookPath(cmd[0], dirs.length ? "" : path, dirs);
       if (found) return [found, ...cmd.slice(1)];
@@ -199,7 +199,8 @@ export class IpmiDcmiCollector implements Collector {
   }
 }
 
-function registerFlags(fs: FlagSet): void {
+/** Declares the ipmi_dcmi collector's flags. */
+export function registerIpmiDcmiFlags(fs: FlagSet): void {
   fs.add({
     name: "collector.ipmi_dcmi.cmd",
     kind: "string",
@@ -233,10 +234,12 @@ function registerFlags(fs: FlagSet): void {
   });
 }
 
-/** Test hooks: where device paths are probed and which library serves ioctl/poll (a fake driver in tests). */
+/** Test hooks: device probing, the library serving ioctl/poll (a fake driver in tests), tool search dirs. */
 export interface IpmiDcmiTestHooks {
   exists?: (path: string) => boolean;
   libc?: string;
+  /** Replaces $PATH and the sbin directories searched for tools. */
+  toolDirs?: string[];
 }
 
 /**
@@ -260,7 +263,9 @@ export function createIpmiDcmiCollector(ctx: CollectorContext, hooks: IpmiDcmiTe
     return new IpmiDcmiCollector({ kind: "native", reader, timeoutMs }, ctx.hostname);
   };
   if (f.bool("collector.ipmi_dcmi.force-native-mode")) return native("--collector.ipmi_dcmi.force-native-mode is set");
-  const cmd = resolveDcmiCommand(f.string("collector.ipmi_dcmi.cmd"), Deno.env.get("PATH") ?? "");
+  const cmd = hooks.toolDirs
+    ? resolveDcmiCommand(f.string("collector.ipmi_dcmi.cmd"), hooks.toolDirs.join(":"), [])
+    : resolveDcmiCommand(f.string("collector.ipmi_dcmi.cmd"), Deno.env.get("PATH") ?? "");
   if (!cmd) {
     return native(
       `no IPMI DCMI tool (${dcmiCommands.map((c) => c[0]).join(", ")}) found on PATH or in ${sbinDirs.join(",")}`,
@@ -278,6 +283,6 @@ registerCollector({
   name: "ipmi_dcmi",
   defaultEnabled: false,
   help: "Node power from IPMI DCMI",
-  registerFlags,
+  registerFlags: registerIpmiDcmiFlags,
   create: (ctx) => createIpmiDcmiCollector(ctx),
 });
