@@ -76,8 +76,9 @@ Deno.test("--print-capabilities names perf and ebpf with their capabilities", as
     "--collector.ebpf.io-metrics",
   ]);
   assertEquals(r.code, 0, r.stderr);
-  assertMatch(r.stdout, /cap_bpf/);
-  assertMatch(r.stdout, /cap_perfmon.*--collector\.perf.*--collector\.ebpf|cap_perfmon.*--collector\.ebpf/);
+  assertMatch(r.stdout, /^capabilities: cap_bpf cap_perfmon$/m);
+  assertMatch(r.stdout, /^\s+cap_bpf\s+needed by --collector\.ebpf$/m);
+  assertMatch(r.stdout, /^\s+cap_perfmon\s+needed by --collector\.perf,--collector\.ebpf$/m);
   assertMatch(r.stdout, /^AmbientCapabilities=CAP_BPF CAP_PERFMON$/m);
 });
 
