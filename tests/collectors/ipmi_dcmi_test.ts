@@ -23,7 +23,7 @@ import {
   type SecurityManager,
 } from "../../privilege/security.ts";
 import { fakeIpmi, recorded } from "../fakes/ipmi.ts";
-import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "../helpers/assert.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "../helpers/assert.ts";
 import { makeCollector, RecordingSecurityManager, samples, scrape } from "../helpers/collector_harness.ts";
 import { writeScript } from "../helpers/fake_tools.ts";
 import { parseExposition, repoRoot, runCeems, startCeems } from "../helpers/process.ts";

@@ -202,6 +202,7 @@ Deno.test({
     ];
     const expected = maskOf(["cap_bpf", "cap_perfmon", "cap_sys_ptrace", "cap_dac_read_search"]);
     let p: Awaited<ReturnType<typeof startAs>> | undefined;
+    let stopped: { code: number; stderr: string } | undefined;
     try {
       await w.waitLine("ready");
       Deno.writeTextFileSync(join(jobDir, "cgroup.procs"), `${w.pid}\n`);
@@ -255,19 +256,20 @@ Deno.test({
       }
       assertDropped(threadCredentials(started.pid), started.pid, expected);
     } finally {
-      const stopped = await p?.stop();
-      if (stopped && Deno.env.get("CEEMS_TEST_VERBOSE")) console.log(stopped.stderr);
+      stopped = await p?.stop();
       await w.stop();
       srv.close();
       Deno.removeSync(dataDir, { recursive: true });
       for (const d of [...dirs].reverse()) {
         try {
           Deno.removeSync(d);
-        } catch (e) {
-          if (!(e instanceof Deno.errors.NotFound)) throw e;
-        }
+        } catch { /* checked below */ }
       }
     }
+    if (Deno.env.get("CEEMS_TEST_VERBOSE")) console.log(stopped?.stderr);
+    // SIGTERM detaches the BPF programs and closes the perf fds on main: a clean exit, no crash.
+    assertEquals(stopped?.code, 0, stopped?.stderr);
+    assertMatch(stopped!.stderr, /msg=stopped/);
     for (const d of dirs) assert(!exists(d), `cleaned up ${d}`);
   },
 });
