@@ -173,7 +173,9 @@ Deno.test({
       for (const s of scenarios) {
         await t.step(s.expected, async () => {
           const bin = prepareBin(work, s);
-          const args = ["exporter", ...commonArgs, ...s.args(bin)];
+          // The fixture tree lives in a root-only temp dir and is given by relative paths: keep root, as
+          // tests/collectors/ceems_fixtures.ts does (the privilege drop has its own tests).
+          const args = ["exporter", ...commonArgs, ...s.args(bin), "--no-security.drop-privileges"];
           const proc = await startCeems(args, { cwd: work, env: { PATH: bin } });
           let body: string;
           try {
