@@ -55,6 +55,11 @@ export interface CollectorDef {
    * table with `featureCapabilities("exporter", name, flags)`); absent means none.
    */
   capabilities?(flags: FlagSet): Capability[];
+  /**
+   * Sub-collectors (perf, ebpf, rdma) these flags turn on inside this collector: capability-table
+   * features whose rows join the exporter's required set while this collector is enabled.
+   */
+  subFeatures?(flags: FlagSet): string[];
   /** Files or directories the collector reads that the run-as user must reach (ACL entries when root). */
   readPaths?(flags: FlagSet): string[];
   /** Builds the collector; throwing stops start-up with the message. */

@@ -86,12 +86,14 @@ export function enabledCollectorNames(fs: FlagSet): string[] {
 
 /**
  * Capabilities the enabled collectors need, each mapped to the flags needing it: the capability table's
- * rows for every enabled collector, plus whatever a collector declares itself through `capabilities`.
+ * rows for every enabled collector and the sub-collectors (perf, ebpf, rdma) they run, plus whatever a collector declares itself through `capabilities`.
  */
 export function exporterRequiredCapabilities(fs: FlagSet): Map<Capability, string> {
   const enabled = enabledCollectorNames(fs);
-  const out = requiredCapabilities("exporter", enabled, fs);
   const byName = new Map(registeredCollectors().map((d) => [d.name, d]));
+  const features = new Set(enabled);
+  for (const name of enabled) for (const f of byName.get(name)?.subFeatures?.(fs) ?? []) features.add(f);
+  const out = requiredCapabilities("exporter", features, fs);
   for (const name of enabled) {
     for (const cap of byName.get(name)?.capabilities?.(fs) ?? []) {
       if (!out.has(cap)) out.set(cap, `--collector.${name}`);

@@ -1,11 +1,12 @@
 // The `ipmi_dcmi` collector: node power from a DCMI tool (FreeIPMI ipmi-dcmi, ipmitool, ipmiutil or Cray
-// capmc) run as root through a security context, as ceems_ipmi_dcmi_{current,min,max,avg}_watts.
+// capmc) run as root, or natively over /dev/ipmiN, as ceems_ipmi_dcmi_{current,min,max,avg}_watts.
 
 import { isAbsolute, join } from "node:path";
 import type { FlagSet } from "../common/flags.ts";
 import type { SecurityContext, SecurityManager } from "../privilege/security.ts";
 import type { PrivilegedOp } from "../privilege/ops.ts";
 import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
+import { findIpmiDevice, ipmiDevicePaths, NativeDcmiReader } from "./ipmi/native.ts";
 import { registerCollector } from "./registry.ts";
 
 /** The DCMI commands CEEMS looks for, in order of preference. */
@@ -98,13 +99,13 @@ export function lookPath(name: string, path: string, extraDirs: string[] = []): 
 }
 
 /** Picks the DCMI command: the flag's value split on spaces, or the first tool found on PATH, then sbin. */
-export function resolveDcmiCommand(flagValue: string, path: string): string[] | undefined {
+export function resolveDcmiCommand(flagValue: string, path: string, extraDirs = sbinDirs): string[] | undefined {
   if (flagValue.trim()) {
     const parts = flagValue.trim().split(/ +/);
-    if (!isAbsolute(parts[0])) parts[0] = lookPath(parts[0], path, sbinDirs) ?? parts[0];
+    if (!isAbsolute(parts[0])) parts[0] = lookPath(parts[0], path, extraDirs) ?? parts[0];
     return parts;
   }
-  for (const dirs of [[], sbinDirs]) {
+  for (const dirs of [[], extraDirs]) {
     for (const cmd of dcmiCommands) {
       const found = lookPath(cmd[0], dirs.length ? "" : path, dirs);
       if (found) return [found, ...cmd.slice(1)];
@@ -140,17 +141,41 @@ export async function runDcmiTool(r: DcmiRunner): Promise<string> {
   return out.stdout;
 }
 
-class IpmiDcmiCollector implements Collector {
+/** Where the collector gets its readings: a tool, or the native device. */
+export type DcmiSource = { kind: "tool"; runner: DcmiRunner } | {
+  kind: "native";
+  reader: NativeDcmiReader;
+  timeoutMs: number;
+};
+
+/** One reading through the native device; throws unless the BMC reports the measurement active. */
+export async function readNativeReadings(reader: NativeDcmiReader, timeoutMs: number): Promise<PowerReadings> {
+  const r = await reader.read(timeoutMs);
+  if (!r.active) throw new Error(`IPMI power readings not active (${reader.devPath})`);
+  return { current: r.currentWatts, min: r.minWatts, max: r.maxWatts, avg: r.avgWatts };
+}
+
+/** The collector over either source; the last good readings are served when a read fails. */
+export class IpmiDcmiCollector implements Collector {
   readonly #cache: PowerReadings = {};
-  constructor(private runner: DcmiRunner, private hostname: string) {}
+  constructor(private source: DcmiSource, private hostname: string) {}
+
+  async #read(): Promise<PowerReadings> {
+    if (this.source.kind === "native") return await readNativeReadings(this.source.reader, this.source.timeoutMs);
+    const text = await runDcmiTool(this.source.runner);
+    const isCapmc = this.source.runner.cmd[0].split("/").pop() === "capmc";
+    return isCapmc ? parseCapmcJson(text) : parseDcmiText(text);
+  }
+
+  stop(): void {
+    if (this.source.kind === "native") this.source.reader.close();
+  }
 
   async update(sink: MetricSink): Promise<void> {
     let readings: PowerReadings;
     let failure: Error | undefined;
     try {
-      const text = await runDcmiTool(this.runner);
-      const isCapmc = this.runner.cmd[0].split("/").pop() === "capmc";
-      readings = isCapmc ? parseCapmcJson(text) : parseDcmiText(text);
+      readings = await this.#read();
     } catch (e) {
       failure = e as Error;
       readings = this.#cache;
@@ -174,7 +199,8 @@ class IpmiDcmiCollector implements Collector {
   }
 }
 
-function registerFlags(fs: FlagSet): void {
+/** Declares the ipmi_dcmi collector's flags. */
+export function registerIpmiDcmiFlags(fs: FlagSet): void {
   fs.add({
     name: "collector.ipmi_dcmi.cmd",
     kind: "string",
@@ -208,25 +234,47 @@ function registerFlags(fs: FlagSet): void {
   });
 }
 
-function create(ctx: CollectorContext): Collector {
+/** Test hooks: device probing, the library serving ioctl/poll (a fake driver in tests), tool search dirs. */
+export interface IpmiDcmiTestHooks {
+  exists?: (path: string) => boolean;
+  libc?: string;
+  /** Replaces $PATH and the sbin directories searched for tools. */
+  toolDirs?: string[];
+}
+
+/**
+ * Builds the collector as CEEMS chooses its mode: --collector.ipmi_dcmi.force-native-mode → native; else the
+ * tool named by --collector.ipmi_dcmi.cmd or the first one found; no tool → native when /dev/ipmiN exists.
+ */
+export function createIpmiDcmiCollector(ctx: CollectorContext, hooks: IpmiDcmiTestHooks = {}): IpmiDcmiCollector {
   const f = ctx.flags;
-  if (f.bool("collector.ipmi_dcmi.force-native-mode")) {
-    throw new Error(
-      "--collector.ipmi_dcmi.force-native-mode: native IPMI (/dev/ipmi" + f.number("collector.ipmi_dcmi.dev-num") +
-        ") is not implemented in this build; use an IPMI tool (--collector.ipmi_dcmi.cmd)",
-    );
-  }
-  const cmd = resolveDcmiCommand(f.string("collector.ipmi_dcmi.cmd"), Deno.env.get("PATH") ?? "");
+  const timeoutMs = f.number("collector.ipmi_dcmi.timeout");
+  const devNum = f.number("collector.ipmi_dcmi.dev-num");
+  const native = (why: string): IpmiDcmiCollector => {
+    const path = findIpmiDevice(devNum, hooks.exists);
+    if (!path) {
+      throw new Error(
+        `${why}, and no IPMI device (${ipmiDevicePaths(devNum).join(", ")}) exists; ` +
+          "load ipmi_si and ipmi_devintf, or set --collector.ipmi_dcmi.cmd",
+      );
+    }
+    ctx.logger.info("using native IPMI", { device: path });
+    const reader = new NativeDcmiReader(path, ctx.security, hooks.libc);
+    return new IpmiDcmiCollector({ kind: "native", reader, timeoutMs }, ctx.hostname);
+  };
+  if (f.bool("collector.ipmi_dcmi.force-native-mode")) return native("--collector.ipmi_dcmi.force-native-mode is set");
+  const cmd = hooks.toolDirs
+    ? resolveDcmiCommand(f.string("collector.ipmi_dcmi.cmd"), hooks.toolDirs.join(":"), [])
+    : resolveDcmiCommand(f.string("collector.ipmi_dcmi.cmd"), Deno.env.get("PATH") ?? "");
   if (!cmd) {
-    throw new Error(
-      `no IPMI DCMI tool (${dcmiCommands.map((c) => c[0]).join(", ")}) found on PATH or in ${sbinDirs.join(",")}, ` +
-        "and native IPMI is not implemented in this build; set --collector.ipmi_dcmi.cmd",
+    return native(
+      `no IPMI DCMI tool (${dcmiCommands.map((c) => c[0]).join(", ")}) found on PATH or in ${sbinDirs.join(",")}`,
     );
   }
   const testMode = f.bool("collector.ipmi_dcmi.test-mode");
   ctx.logger.debug("using IPMI command", { cmd: cmd.join(" "), test_mode: testMode });
   return new IpmiDcmiCollector(
-    { cmd, testMode, timeoutMs: f.number("collector.ipmi_dcmi.timeout"), security: ctx.security },
+    { kind: "tool", runner: { cmd, testMode, timeoutMs, security: ctx.security } },
     ctx.hostname,
   );
 }
@@ -235,6 +283,6 @@ registerCollector({
   name: "ipmi_dcmi",
   defaultEnabled: false,
   help: "Node power from IPMI DCMI",
-  registerFlags,
-  create,
+  registerFlags: registerIpmiDcmiFlags,
+  create: (ctx) => createIpmiDcmiCollector(ctx),
 });

@@ -5,6 +5,12 @@ import type { Collector, CollectorContext } from "./collector.ts";
 import { addCgroupFlags } from "./cgroup/flags.ts";
 import { UnitCollector } from "./cgroup/unit_collector.ts";
 import { registerCollector } from "./registry.ts";
+import {
+  createUnitSubCollectors,
+  registerUnitSubCollectorFlags,
+  unitSubCollectorFeatures,
+  unitSubCollectorReadPaths,
+} from "./unit_subcollectors.ts";
 
 registerCollector({
   name: "k8s",
@@ -12,6 +18,7 @@ registerCollector({
   help: "Kubernetes pod cgroups",
   registerFlags(fs) {
     addCgroupFlags(fs);
+    registerUnitSubCollectorFlags(fs);
     fs.add({
       name: "collector.k8s.kubeconfig.file",
       kind: "string",
@@ -32,15 +39,17 @@ registerCollector({
       help: "Enables collection of PSI metrics (default: disabled)",
     });
   },
-  create(ctx: CollectorContext): Collector {
+  subFeatures: unitSubCollectorFeatures,
+  readPaths: unitSubCollectorReadPaths,
+  async create(ctx: CollectorContext): Promise<Collector> {
     const uc = new UnitCollector(ctx, "k8s", {
       swap: true,
       psi: ctx.flags.bool("collector.k8s.psi-metrics"),
       blkio: true,
       rdma: false,
-    });
+    }, { subCollectors: await createUnitSubCollectors(ctx) });
     const both = uc.layout.roots.includes("/kubepods") && uc.layout.roots.includes("/kubepods.slice");
     if (both) ctx.logger.warn("both kubepods and kubepods.slice exist; pods of both drivers are reported");
-    return { update: (sink) => uc.update(sink) };
+    return { update: (sink) => uc.update(sink), stop: () => uc.stop() };
   },
 });

@@ -8,6 +8,12 @@ import { type GpuShare, UnitCollector, unitKey } from "./cgroup/unit_collector.t
 import { type GpuDevice, loadGpus, normalizeBusId, resolveGpuType, type VGpu } from "./gpu/devices.ts";
 import { child, childrenNamed, parseXml, textAt } from "./gpu/xml.ts";
 import { registerCollector } from "./registry.ts";
+import {
+  createUnitSubCollectors,
+  registerUnitSubCollectorFlags,
+  unitSubCollectorFeatures,
+  unitSubCollectorReadPaths,
+} from "./unit_subcollectors.ts";
 
 /** What a domain XML tells us. */
 export interface DomainInfo {
@@ -152,6 +158,7 @@ registerCollector({
   registerFlags(fs) {
     addCgroupFlags(fs);
     addGpuFlags(fs);
+    registerUnitSubCollectorFlags(fs);
     for (
       const [k, what] of [["swap-memory-metrics", "swap memory"], ["psi-metrics", "PSI"], ["blkio-metrics", "block IO"]]
     ) {
@@ -169,7 +176,9 @@ registerCollector({
       help: "Directory containing XML files of instances",
     });
   },
-  create(ctx: CollectorContext): Collector {
+  subFeatures: unitSubCollectorFeatures,
+  readPaths: unitSubCollectorReadPaths,
+  async create(ctx: CollectorContext): Promise<Collector> {
     const f = ctx.flags;
     const gpuType = resolveGpuType(f.string("collector.gpu.type"), ctx.paths.sysfs, {
       nvidiaSmi: f.string("collector.gpu.nvidia-smi-path"),
@@ -187,7 +196,10 @@ registerCollector({
       resolveUnits: (units) => domains.resolve(units),
       gpuShares: gpuType === "nogpu" ? undefined : (units) => domains.shares(units),
       extra: () => domains.check(),
+      // CEEMS builds a perf collector for libvirt but never calls its Update (no perf metrics for VMs). We
+      // do run it: an operator who enables perf events gets them for VMs too, under the same cap_perfmon.
+      subCollectors: await createUnitSubCollectors(ctx),
     });
-    return { update: (sink) => uc.update(sink) };
+    return { update: (sink) => uc.update(sink), stop: () => uc.stop() };
   },
 });

@@ -9,6 +9,12 @@ import { RdmaSubCollector } from "./cgroup/rdma.ts";
 import { type GpuShare, UnitCollector, unitKey } from "./cgroup/unit_collector.ts";
 import { applyOrderMap, type GpuDevice, loadGpus, resolveGpuType } from "./gpu/devices.ts";
 import { registerCollector } from "./registry.ts";
+import {
+  createUnitSubCollectors,
+  registerUnitSubCollectorFlags,
+  unitSubCollectorFeatures,
+  unitSubCollectorReadPaths,
+} from "./unit_subcollectors.ts";
 
 /** GPU request of a job read from its environment. */
 export interface JobGpuRequest {
@@ -181,6 +187,7 @@ export function registerSlurmFlags(fs: FlagSet): void {
   addCgroupFlags(fs);
   addGpuFlags(fs);
   addRdmaFlags(fs);
+  registerUnitSubCollectorFlags(fs);
   fs.add({
     name: "collector.slurm.swap-memory-metrics",
     kind: "bool",
@@ -213,8 +220,8 @@ export function registerSlurmFlags(fs: FlagSet): void {
   });
 }
 
-/** Builds the slurm collector. */
-export function createSlurmCollector(ctx: CollectorContext): Collector {
+/** Builds the slurm collector (with its perf, ebpf and rdma sub-collectors). */
+export async function createSlurmCollector(ctx: CollectorContext): Promise<Collector> {
   const f = ctx.flags;
   applyOrderMap([], f.string("collector.slurm.gpu-order-map")); // validates the flag at start-up
   const gpuType = resolveGpuType(f.string("collector.gpu.type"), ctx.paths.sysfs, {
@@ -241,8 +248,17 @@ export function createSlurmCollector(ctx: CollectorContext): Collector {
   }, {
     gpuShares: mapper ? (units) => mapper.shares(units) : undefined,
     extra: rdma ? (units, sink: MetricSink) => rdma.update(units, sink) : undefined,
+    extraName: rdma ? "rdma" : undefined,
+    subCollectors: await createUnitSubCollectors(ctx),
   });
-  return { update: (sink) => uc.update(sink) };
+  return { update: (sink) => uc.update(sink), stop: () => uc.stop() };
+}
+
+/** Sub-collectors the slurm flags turn on, as capability-table features. */
+export function slurmSubFeatures(flags: FlagSet): string[] {
+  const out = unitSubCollectorFeatures(flags);
+  if (flags.has("collector.rdma.stats") && flags.bool("collector.rdma.stats")) out.push("rdma");
+  return out;
 }
 
 registerCollector({
@@ -250,5 +266,7 @@ registerCollector({
   defaultEnabled: false,
   help: "SLURM job cgroups",
   registerFlags: registerSlurmFlags,
+  subFeatures: slurmSubFeatures,
+  readPaths: unitSubCollectorReadPaths,
   create: createSlurmCollector,
 });

@@ -60,7 +60,8 @@ function redfishHostConfigured(f: FlagView, host: HostFacts): boolean {
   const path = flagValue(f, "collector.redfish.config.file");
   if (typeof path !== "string" || !path) return false;
   const text = host.readText(path);
-  return !!text && /^\s+hostname:\s*["']?[^\s"'#]/m.test(text);
+  // The collector reads `hostname` (CEEMS's key) or `host` (CEEMS's e2e fixture configs use it).
+  return !!text && /^\s+(?:hostname|host):\s*["']?[^\s"'#]/m.test(text);
 }
 
 /** Kernel older than major.minor. */
@@ -148,7 +149,7 @@ export const CAPABILITY_TABLE: readonly CapabilityRule[] = [
   {
     component: "exporter",
     feature: "rdma",
-    flag: "collector.rdma",
+    flag: "collector.rdma.stats",
     caps: ["cap_setuid", "cap_setgid"],
     reason: "runs rdma tools as root to enable per-QP counters",
   },

@@ -3,6 +3,8 @@
 
 import type { Logger } from "../../common/log.ts";
 import type { CollectorContext, Labels, MetricSink } from "../collector.ts";
+import type { ComputeUnit } from "../subcollector.ts";
+import type { UnitSubCollector } from "../unit_subcollectors.ts";
 import {
   type CgroupVersion,
   detectVersion,
@@ -32,7 +34,14 @@ export interface UnitHooks {
   gpuShares?(units: Unit[]): Promise<Map<string, GpuShare[]>>;
   /** Extra per-scrape work with the unit list (RDMA sub-collector). */
   extra?(units: Unit[], sink: MetricSink): Promise<void>;
+  /** When `extra` is a sub-collector: its name, for the subcollector label of its duration. */
+  extraName?: string;
+  /** Per-unit sub-collectors (perf, ebpf), run concurrently after the cgroup statistics. */
+  subCollectors?: UnitSubCollector[];
 }
+
+/** Help of ceems_scrape_collector_duration_seconds (as collectors/scrape.ts writes it). */
+const durationHelp = "ceems_exporter: Duration of a collector scrape.";
 
 /** Key of a unit in hook maps. */
 export function unitKey(u: Unit): string {
@@ -142,11 +151,49 @@ export class UnitCollector {
         gpuError = e as Error;
       }
     }
-    if (this.hooks.extra) await this.hooks.extra(units, sink);
+    let extraError: unknown;
+    if (this.hooks.extra) {
+      const t0 = performance.now();
+      try {
+        await this.hooks.extra(units, sink);
+      } catch (e) {
+        extraError = e;
+      }
+      if (this.hooks.extraName) this.#duration(sink, this.hooks.extraName, t0);
+    }
+    await this.#runSubCollectors(units, sink);
+    if (extraError) throw extraError;
     if (gpuError) throw new Error(`GPU mapping failed: ${gpuError.message}`);
     if (failures.length) {
       throw new Error(`failed to read cgroups of ${failures.length} unit(s): ${failures.slice(0, 3).join("; ")}`);
     }
+  }
+
+  /** Runs perf/ebpf on this scrape's units; as in CEEMS a failing one is logged and the parent succeeds. */
+  async #runSubCollectors(units: Unit[], sink: MetricSink): Promise<void> {
+    const subs = this.hooks.subCollectors ?? [];
+    if (subs.length === 0) return;
+    const computeUnits: ComputeUnit[] = units.map((u) => ({
+      uuid: u.uuid,
+      cgroupPath: this.layout.hierarchy + u.rel,
+      pids: u.pids,
+    }));
+    const labels: Labels = { manager: this.manager, hostname: this.ctx.hostname };
+    await Promise.all(subs.map(async (s) => {
+      const t0 = performance.now();
+      await s.update(computeUnits, sink, labels);
+      this.#duration(sink, s.name, t0);
+    }));
+  }
+
+  #duration(sink: MetricSink, subcollector: string, t0: number): void {
+    const labels = { collector: this.manager, subcollector };
+    sink.gauge("ceems_scrape_collector_duration_seconds", durationHelp, labels, (performance.now() - t0) / 1000);
+  }
+
+  /** Stops the sub-collectors (closes perf fds, detaches BPF programs). */
+  stop(): void {
+    for (const s of this.hooks.subCollectors ?? []) s.stop?.();
   }
 }
 

@@ -1,7 +1,11 @@
-// Runs inside the QEMU guest of scripts/qemu_ipmi/run.ts (as root, real ipmi_si + ipmi_devintf driver): reads
-// DCMI power through collectors/ipmi/native.ts until the host changes the simulated BMC's power, then reports.
+// Runs inside the QEMU guest of scripts/qemu_ipmi/run.ts (as root, real ipmi_si + ipmi_devintf driver): scrapes
+// the ipmi_dcmi collector (no tool in the guest: native mode) until the host changes the BMC's power, then reports.
 
-import { findIpmiDevice, NativeDcmiReader } from "../../collectors/ipmi/native.ts";
+import type { Labels, MetricSink } from "../../collectors/collector.ts";
+import { findIpmiDevice } from "../../collectors/ipmi/native.ts";
+import { createIpmiDcmiCollector, registerIpmiDcmiFlags } from "../../collectors/ipmi_dcmi.ts";
+import { FlagSet } from "../../common/flags.ts";
+import { Logger } from "../../common/log.ts";
 import { openIpmiDeviceFd } from "../../ffi/ipmi.ts";
 import type { OpResult, PrivilegedOp, SecurityContext, SecurityManager } from "../../privilege/security.ts";
 
@@ -26,11 +30,48 @@ if (!path) {
   console.log("CEEMS-GUEST-RESULT " + JSON.stringify({ error: "no /dev/ipmi0" }));
   Deno.exit(1);
 }
+/** The readings of one scrape, as the collector emitted them. */
+interface Reading {
+  currentWatts?: number;
+  minWatts?: number;
+  maxWatts?: number;
+  avgWatts?: number;
+  /** The collector emits only when the BMC reports the measurement active. */
+  active: boolean;
+  labels?: Labels;
+}
+
+async function scrape(): Promise<Reading> {
+  const out: Reading = { active: false };
+  const sink: MetricSink = {
+    gauge(name, _help, labels, value) {
+      const kind = /^ceems_ipmi_dcmi_(current|min|max|avg)_watts$/.exec(name)?.[1];
+      if (!kind) return;
+      out[`${kind}Watts` as "currentWatts"] = value;
+      out.labels = labels;
+      out.active = true;
+    },
+    counter() {},
+  };
+  await collector.update(sink);
+  return out;
+}
+
 const security = new GuestSecurity();
-const reader = new NativeDcmiReader(path, security);
+const flags = new FlagSet("guest", "");
+registerIpmiDcmiFlags(flags);
+flags.parse([]); // no tool on the guest's PATH: the collector chooses native mode by itself, as CEEMS does
+const logs: string[] = [];
+const collector = createIpmiDcmiCollector({
+  flags,
+  logger: new Logger("info", "logfmt", {}, (l) => logs.push(l)),
+  paths: { procfs: "/proc", sysfs: "/sys", cgroupfs: "/sys/fs/cgroup" },
+  hostname: "guest",
+  security,
+});
 try {
   const t0 = performance.now();
-  const first = await reader.read(5000);
+  const first = await scrape();
   const firstMs = performance.now() - t0;
   console.log("CEEMS-GUEST-READ1 " + JSON.stringify(first));
   // The host now changes the BMC's power; poll until the reading follows (at most 30 s).
@@ -39,16 +80,17 @@ try {
   const deadline = Date.now() + 30_000;
   while (last.currentWatts === first.currentWatts && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 200));
-    last = await reader.read(5000);
+    last = await scrape();
     reads++;
   }
+  const mode = logs.find((l) => l.includes("using native IPMI"));
   console.log(
     "CEEMS-GUEST-RESULT " +
-      JSON.stringify({ path, first, last, reads, firstMs: Math.round(firstMs), contexts: security.contexts }),
+      JSON.stringify({ path, mode, first, last, reads, firstMs: Math.round(firstMs), contexts: security.contexts }),
   );
 } catch (e) {
-  console.log("CEEMS-GUEST-RESULT " + JSON.stringify({ error: (e as Error).message }));
+  console.log("CEEMS-GUEST-RESULT " + JSON.stringify({ error: (e as Error).message, logs }));
   Deno.exit(1);
 } finally {
-  reader.close();
+  collector.stop();
 }

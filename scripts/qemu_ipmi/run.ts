@@ -120,6 +120,10 @@ function buildInitramfs(dir: string, pkgs: { modules: string; busybox: string })
     const f of [
       "ffi/ipmi.ts",
       "collectors/ipmi/native.ts",
+      "collectors/ipmi_dcmi.ts",
+      "collectors/registry.ts",
+      "common/flags.ts",
+      "common/log.ts",
       "privilege/security.ts",
       "privilege/ops.ts",
       "scripts/qemu_ipmi/guest_dcmi.ts",

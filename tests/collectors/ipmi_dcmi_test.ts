@@ -3,8 +3,27 @@
 
 import { createSocket } from "node:dgram";
 import { join } from "node:path";
-import { lookPath, parseCapmcJson, parseDcmiText, resolveDcmiCommand } from "../../collectors/ipmi_dcmi.ts";
-import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "../helpers/assert.ts";
+import type { CollectorContext } from "../../collectors/collector.ts";
+import { exporterFlags } from "../../collectors/exporter.ts";
+import { findIpmiDevice } from "../../collectors/ipmi/native.ts";
+import {
+  createIpmiDcmiCollector,
+  lookPath,
+  parseCapmcJson,
+  parseDcmiText,
+  resolveDcmiCommand,
+} from "../../collectors/ipmi_dcmi.ts";
+import { Logger } from "../../common/log.ts";
+import { featureCapabilities } from "../../privilege/capabilities.ts";
+import {
+  InlineSecurityManager,
+  type OpResult,
+  type PrivilegedOp,
+  type SecurityContext,
+  type SecurityManager,
+} from "../../privilege/security.ts";
+import { fakeIpmi, recorded } from "../fakes/ipmi.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "../helpers/assert.ts";
 import { makeCollector, RecordingSecurityManager, samples, scrape } from "../helpers/collector_harness.ts";
 import { writeScript } from "../helpers/fake_tools.ts";
 import { parseExposition, repoRoot, runCeems, startCeems } from "../helpers/process.ts";
@@ -177,35 +196,124 @@ esac`,
   }
 });
 
-Deno.test("ipmi_dcmi: force-native-mode fails start-up with one line, as does a missing tool", async () => {
-  await assertRejects(
-    () => makeCollector("ipmi_dcmi", ["--collector.ipmi_dcmi.force-native-mode"]),
-    /native IPMI \(\/dev\/ipmi0\) is not implemented/,
+Deno.test("ipmi_dcmi: native mode without /dev/ipmiN fails start-up with one line naming the device paths", async () => {
+  const ctx = await nativeCtx(["--collector.ipmi_dcmi.force-native-mode", "--collector.ipmi_dcmi.dev-num=2"]);
+  assertThrows(
+    () => createIpmiDcmiCollector(ctx, { exists: () => false }),
+    /force-native-mode is set, and no IPMI device \(\/dev\/ipmi2, \/dev\/ipmi\/2, \/dev\/ipmidev\/2\) exists/,
   );
-  const r = await runCeems(["exporter", "--collector.ipmi_dcmi", "--collector.ipmi_dcmi.force-native-mode"]);
-  assertEquals(r.code, 1);
-  const lines = r.stderr.trim().split("\n").filter((l) => !l.includes("level=info"));
-  assertEquals(lines.length, 1, r.stderr);
-  assertMatch(lines[0], /couldn't create collector ipmi_dcmi: --collector.ipmi_dcmi.force-native-mode/);
-
-  const empty = Deno.makeTempDirSync();
-  try {
-    const saved = Deno.env.get("PATH");
-    Deno.env.set("PATH", empty);
-    try {
-      // Only when this machine has no tool in the sbin directories either.
-      const sbinTool = resolveDcmiCommand("", empty);
-      if (sbinTool) {
-        assertMatch(sbinTool[0], /^\/(usr\/)?(local\/)?sbin\//);
-      } else {
-        await assertRejects(() => makeCollector("ipmi_dcmi", []), /no IPMI DCMI tool/);
-      }
-    } finally {
-      Deno.env.set("PATH", saved ?? "");
-    }
-  } finally {
-    Deno.removeSync(empty);
+  // No tool anywhere and no device: the same single line, naming both.
+  const auto = await nativeCtx([]);
+  assertThrows(
+    () => createIpmiDcmiCollector(auto, { exists: () => false, toolDirs: [] }),
+    /no IPMI DCMI tool \(ipmi-dcmi, ipmitool, ipmiutil, capmc\) found .* and no IPMI device \(\/dev\/ipmi0/,
+  );
+  // This machine kind has no IPMI driver: through the exporter, start-up stops with exactly one line.
+  if (findIpmiDevice(0) === undefined) {
+    const r = await runCeems(["exporter", "--collector.ipmi_dcmi", "--collector.ipmi_dcmi.force-native-mode"]);
+    assertEquals(r.code, 1);
+    const lines = r.stderr.trim().split("\n").filter((l) => !l.includes("level=info"));
+    assertEquals(lines.length, 1, r.stderr);
+    assertMatch(
+      lines[0],
+      /couldn't create collector ipmi_dcmi: --collector.ipmi_dcmi.force-native-mode is set, and no IPMI/,
+    );
   }
+});
+
+async function nativeCtx(argv: string[]): Promise<CollectorContext> {
+  const flags = exporterFlags();
+  flags.parse(argv, {});
+  return await Promise.resolve({
+    flags,
+    logger: new Logger("error", "logfmt", {}, () => {}),
+    paths: { procfs: "/proc", sysfs: "/sys", cgroupfs: "/sys/fs/cgroup" },
+    hostname: "host1",
+    security: new InlineSecurityManager(),
+  });
+}
+
+/** Answers openFd with a made-up descriptor (the fake driver library accepts any), runs other ops inline. */
+class FdSecurity implements SecurityManager {
+  calls: { context: SecurityContext; ops: PrivilegedOp[] }[] = [];
+  #inline = new InlineSecurityManager();
+  run(context: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
+    this.calls.push({ context, ops });
+    if (ops.some((o) => o.kind !== "openFd")) return this.#inline.run(context, ops);
+    return Promise.resolve(ops.map(() => ({ ok: true, value: 21 })));
+  }
+}
+
+Deno.test("ipmi_dcmi native: dev-num picks the device, opened once in cap_dac_override; power follows the BMC", async () => {
+  const dir = Deno.makeTempDirSync();
+  const { lib, log } = fakeIpmi(dir, "normal", recorded.w312);
+  const ctx = await nativeCtx([
+    "--collector.ipmi_dcmi.force-native-mode",
+    "--collector.ipmi_dcmi.dev-num=3",
+    "--collector.ipmi_dcmi.timeout=300ms",
+  ]);
+  const security = new FdSecurity();
+  const c = createIpmiDcmiCollector({ ...ctx, security }, { exists: (p) => p === "/dev/ipmidev/3", libc: lib });
+  try {
+    const watts = async () => {
+      const { sink, success } = await scrape({ ipmi_dcmi: c });
+      const get = (k: string) => samples(sink, `ceems_ipmi_dcmi_${k}_watts`).get('{hostname="host1"}');
+      return { success: success.ipmi_dcmi, now: get("current"), min: get("min"), max: get("max"), avg: get("avg") };
+    };
+    assertEquals(await watts(), { success: 1, now: 312, min: 312, max: 312, avg: 312 });
+    fakeIpmi(dir, "normal", recorded.w405);
+    assertEquals(await watts(), { success: 1, now: 405, min: 312, max: 405, avg: 358 });
+    // A BMC that stops answering fails this collector within the timeout, serving the last good values.
+    fakeIpmi(dir, "silent");
+    const lines: string[] = [];
+    const t0 = performance.now();
+    const { sink, success } = await scrape({ ipmi_dcmi: c }, lines);
+    assert(performance.now() - t0 < 2000, "bounded by --collector.ipmi_dcmi.timeout");
+    assertEquals(success.ipmi_dcmi, 0);
+    assertEquals(samples(sink, "ceems_ipmi_dcmi_current_watts").get('{hostname="host1"}'), 405);
+    assert(lines.some((l) => /no response from the BMC/.test(l)), lines.join("\n"));
+    assertEquals(security.calls, [{
+      context: { name: "ipmi_dcmi_native", caps: ["cap_dac_override"] },
+      ops: [{ kind: "openFd", path: "/dev/ipmidev/3", write: true }],
+    }]);
+  } finally {
+    c.stop();
+  }
+  assertMatch(Deno.readTextFileSync(log), /netfn=2c cmd=02/);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("ipmi_dcmi: with no tool found, /dev/ipmiN is used natively (as CEEMS); a tool wins when present", async () => {
+  const dir = Deno.makeTempDirSync();
+  const { lib } = fakeIpmi(dir, "normal", recorded.w312);
+  const security = new FdSecurity();
+  const ctx = { ...(await nativeCtx([])), security };
+  const c = createIpmiDcmiCollector(ctx, { exists: (p) => p === "/dev/ipmi0", libc: lib, toolDirs: [dir] });
+  try {
+    const { sink, success } = await scrape({ ipmi_dcmi: c });
+    assertEquals(success.ipmi_dcmi, 1);
+    assertEquals(samples(sink, "ceems_ipmi_dcmi_avg_watts").get('{hostname="host1"}'), 312);
+    assertEquals(security.calls.map((x) => x.ops), [[{ kind: "openFd", path: "/dev/ipmi0", write: true }]]);
+  } finally {
+    c.stop();
+  }
+  // The capability table agrees: no tool → cap_dac_override; a tool → cap_setuid+cap_setgid.
+  const fs = exporterFlags();
+  fs.parse([]);
+  const host = (tool: boolean) => ({ kernelRelease: "6.1.0", toolExists: () => tool, readText: () => undefined });
+  assertEquals(featureCapabilities("exporter", "ipmi_dcmi", fs, host(false)), ["cap_dac_override"]);
+  assertEquals(featureCapabilities("exporter", "ipmi_dcmi", fs, host(true)), ["cap_setgid", "cap_setuid"]);
+  writeScript(dir, "ipmitool", `cat <<'OUT'\n${ipmitoolOut}OUT`);
+  const t = createIpmiDcmiCollector({ ...ctx, flags: (await nativeCtx(["--collector.ipmi_dcmi.test-mode"])).flags }, {
+    exists: () => true,
+    libc: lib,
+    toolDirs: [dir],
+  });
+  const { sink } = await scrape({ ipmi_dcmi: t });
+  assertEquals(samples(sink, "ceems_ipmi_dcmi_current_watts").get('{hostname="host1"}'), 212);
+  assertEquals(security.calls.length, 2, "the tool ran as an exec op, no device was opened");
+  assertEquals(security.calls[1].ops[0].kind, "exec");
+  Deno.removeSync(dir, { recursive: true });
 });
 
 /** A free UDP port on 127.0.0.1. */

@@ -93,6 +93,12 @@ Deno.test("redfish needs cap_dac_override only when its config names no BMC host
   const args = ["--collector.redfish.config.file=/etc/r.yml"];
   assertEquals(caps("exporter", ["redfish"], args, host({ readText: () => withHost })), []);
   assertEquals(caps("exporter", ["redfish"], args, host({ readText: () => without })), ["cap_dac_override"]);
+  // CEEMS's e2e fixture configs spell the key `host:`; the collector accepts both, so does the table.
+  const withHostKey = "redfish_web_config:\n  protocol: http\n  host: 127.0.0.1\n  port: 5000\n";
+  assertEquals(caps("exporter", ["redfish"], args, host({ readText: () => withHostKey })), []);
+  assertEquals(caps("exporter", ["redfish"], args, host({ readText: () => "redfish_collector:\n  host: ''\n" })), [
+    "cap_dac_override",
+  ]);
   assertEquals(caps("exporter", ["redfish"]), ["cap_dac_override"]);
 });
 

@@ -1,5 +1,5 @@
 // Native IPMI on a real kernel driver: runs scripts/qemu_ipmi/run.ts, which boots a Debian kernel in QEMU
-// with a KCS BMC backed by ipmi_sim + our DCMI plugin and reads power through /dev/ipmi0 with our code.
+// with a KCS BMC backed by ipmi_sim + our DCMI plugin and scrapes the ipmi_dcmi collector (native mode) there.
 
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { repoRoot } from "../helpers/process.ts";
@@ -20,6 +20,9 @@ Deno.test({
     assert(m, text);
     const r = JSON.parse(m[1]);
     assertEquals(r.path, "/dev/ipmi0");
+    // The ipmi_dcmi collector itself, with no tool in the guest, chose native mode on /dev/ipmi0.
+    assert(/using native IPMI.*device=\/dev\/ipmi0/.test(r.mode), r.mode);
+    assertEquals(r.first.labels, { hostname: "guest" });
     assertEquals([r.first.currentWatts, r.first.active], [312, true]);
     assertEquals([r.last.currentWatts, r.last.minWatts, r.last.maxWatts], [405, 312, 405]);
     assertEquals(r.contexts, ["ipmi_dcmi_native:cap_dac_override"]);
