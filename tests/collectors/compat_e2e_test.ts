@@ -178,7 +178,7 @@ Deno.test({
           const bin = prepareBin(work, s);
           // The fixture tree lives in a root-only temp dir and is given by relative paths: keep root, as
           // tests/collectors/ceems_fixtures.ts does (the privilege drop has its own tests).
-          const args = ["exporter", ...commonArgs, ...s.args(bin), "--no-security.drop-privileges"];
+          const args = ["exporter", ...commonArgs, ...s.args(bin)];
           const proc = await startCeems(args, { cwd: work, env: { PATH: bin } });
           let body: string;
           try {

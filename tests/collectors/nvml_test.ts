@@ -132,10 +132,8 @@ Deno.test("nvml collector stays idle when --collector.gpu.type is declared and n
 
 Deno.test("exporter exposes NVML GPU metrics through --collector.nvml with the library path override", async () => {
   const dir = Deno.makeTempDirSync();
-  // Started as root the exporter drops to nobody, and the fake library reads its config at every call.
-  Deno.chmodSync(dir, 0o755);
   const { lib } = fakeNvml(dir, `${h100}\n`);
-  // The fake library reads its config as the exporter's run-as user (nobody, after the drop).
+  // Started as root the exporter drops to nobody, and the fake library reads its config at every call.
   Deno.chmodSync(dir, 0o755);
   Deno.chmodSync(`${dir}/nvml.conf`, 0o644);
   const ceems = await startCeems(
