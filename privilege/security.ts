@@ -76,22 +76,44 @@ export class WorkerSecurityManager implements SecurityManager {
     return (await this.runDetailed(context, ops)).results;
   }
 
-  /** Runs the call and also reports the Worker's tid; resolves only once that thread is gone. */
-  async runDetailed(context: SecurityContext, ops: PrivilegedOp[]): Promise<RunDetails> {
+  /**
+   * Runs the call and also reports the Worker's tid; resolves only once that thread is gone. Calls made in
+   * the same event-loop turn (the collectors of one scrape start together) share one Worker, which runs
+   * each context in turn with exactly that context's capabilities raised.
+   */
+  runDetailed(context: SecurityContext, ops: PrivilegedOp[]): Promise<RunDetails> {
     const missing = this.missing(context.caps);
     if (missing.length) {
       const error = missing
         .map((c) => `missing capability ${c}${this.neededBy.get(c) ? ` (needed by ${this.neededBy.get(c)})` : ""}`)
         .join("; ");
-      return {
+      return Promise.resolve({
         results: ops.map(() => ({ ok: false, error: `${context.name}: ${error}` })),
         tid: 0,
         raisedEffective: "0",
-      };
+      });
     }
-    if (context.caps.length === 0) return { results: ops.map(runOpSync), tid: 0, raisedEffective: "0" };
-    const timeoutMs = context.timeoutMs ?? defaultTimeout(ops);
-    const worker = new Worker(this.workerUrl, { type: "module", name: `priv-${context.name}` });
+    if (context.caps.length === 0) {
+      return Promise.resolve({ results: ops.map(runOpSync), tid: 0, raisedEffective: "0" });
+    }
+    return new Promise((resolve) => {
+      this.#pending.push({ context, ops, resolve });
+      if (this.#pending.length === 1) setTimeout(() => this.#flush(), 0);
+    });
+  }
+
+  #pending: PendingCall[] = [];
+
+  /** Number of Workers started so far (tests check that one scrape's calls share one). */
+  workersStarted = 0;
+
+  async #flush(): Promise<void> {
+    const batch = this.#pending;
+    this.#pending = [];
+    const timeoutMs = batch.reduce((t, c) => t + (c.context.timeoutMs ?? defaultTimeout(c.ops)), 0);
+    const names = batch.map((c) => c.context.name).join(",");
+    this.workersStarted++;
+    const worker = new Worker(this.workerUrl, { type: "module", name: `priv-${names}`.slice(0, 60) });
     let timer: ReturnType<typeof setTimeout> | undefined;
     let reply: WorkerReply;
     try {
@@ -99,25 +121,44 @@ export class WorkerSecurityManager implements SecurityManager {
         worker.onmessage = (ev: MessageEvent<WorkerReply>) => resolve(ev.data);
         worker.onerror = (ev: ErrorEvent) => {
           ev.preventDefault();
-          reject(new Error(`${context.name}: privileged worker failed: ${ev.message}`));
+          reject(new Error(`${names}: privileged worker failed: ${ev.message}`));
         };
         timer = setTimeout(
-          () => reject(new Error(`${context.name}: privileged call timed out after ${timeoutMs} ms`)),
+          () => reject(new Error(`${names}: privileged call timed out after ${timeoutMs} ms`)),
           timeoutMs,
         );
-        const req: WorkerRequest = { context: context.name, caps: context.caps, ops };
+        const req: WorkerRequest = {
+          items: batch.map((c) => ({ context: c.context.name, caps: c.context.caps, ops: c.ops })),
+        };
         worker.postMessage(req);
       });
     } catch (e) {
-      return { results: ops.map(() => ({ ok: false, error: (e as Error).message })), tid: 0, raisedEffective: "0" };
-    } finally {
       clearTimeout(timer);
       worker.terminate();
+      for (const c of batch) {
+        c.resolve({
+          results: c.ops.map(() => ({ ok: false, error: (e as Error).message })),
+          tid: 0,
+          raisedEffective: "0",
+        });
+      }
+      return;
     }
+    clearTimeout(timer);
+    worker.terminate();
     // terminate() is asynchronous at the OS level: wait (bounded) until the thread has exited.
     for (let i = 0; i < 500 && !taskGone(reply.tid); i++) await new Promise((r) => setTimeout(r, 1));
-    return { results: reply.results, tid: reply.tid, raisedEffective: reply.raisedEffective };
+    batch.forEach((c, i) => {
+      const item = reply.items[i];
+      c.resolve({ results: item.results, tid: reply.tid, raisedEffective: item.raisedEffective });
+    });
   }
+}
+
+interface PendingCall {
+  context: SecurityContext;
+  ops: PrivilegedOp[];
+  resolve: (d: RunDetails) => void;
 }
 
 /**

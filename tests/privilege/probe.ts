@@ -95,6 +95,20 @@ if (kv.loop) {
   }
   report.loopTids = tids;
 }
+if (kv.batch) {
+  // Two contexts started in the same turn, as the collectors of one scrape do: one shared Worker.
+  const before = mgr.workersStarted;
+  const [read, exec] = await Promise.all([
+    mgr.runDetailed({ name: "probe_batch_read", caps: ["cap_dac_read_search"] }, [
+      { kind: "readFile", path: kv.batch },
+    ]),
+    mgr.runDetailed({ name: "probe_batch_exec", caps: ["cap_setuid", "cap_setgid"] }, [
+      { kind: "exec", cmd: ["id", "-u"], uid: 0, gid: 0, timeoutMs: 5000 },
+    ]),
+  ]);
+  report.batch = { read, exec, workers: mgr.workersStarted - before };
+  report.batchTidGone = !threadCredentials().some((t) => t.tid === read.tid);
+}
 if (kv.wait) await new Promise((r) => setTimeout(r, Number(kv.wait)));
 report.threadsAtEnd = fmt(threadCredentials());
 // Last: a timed-out call leaves its thread running until the native call returns (documented limit).

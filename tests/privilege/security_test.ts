@@ -35,6 +35,7 @@ Deno.test("contexts read what main cannot, run a command as root, and leave no t
       "execRoot=1",
       `openFd=${path}`,
       "missing=cap_bpf",
+      `batch=${path}`,
       "hang=cap_setuid",
     ]);
     assertEquals(code, 0, stderr);
@@ -50,6 +51,16 @@ Deno.test("contexts read what main cannot, run a command as root, and leave no t
     assertEquals(sec.raisedEffective, "4");
     assertEquals(report.tidGoneAfter, true);
     assert(sec.tid !== pid);
+
+    // Two contexts of one turn share one Worker; each raised exactly its own capabilities.
+    const batch = report.batch as { read: Detail; exec: Detail; workers: number };
+    assertEquals(batch.workers, 1);
+    assertEquals(batch.read.tid, batch.exec.tid);
+    assertEquals(batch.read.results[0], { ok: true, value: "top secret\n" });
+    assertEquals(batch.read.raisedEffective, "4");
+    assertEquals(batch.exec.raisedEffective, "c0");
+    assertEquals((batch.exec.results[0] as { value: { stdout: string } }).value.stdout.trim(), "0");
+    assertEquals(report.batchTidGone, true);
 
     // Another root process's environ.
     assertEquals((report.mainEnviron as { code: string }).code, "EACCES");
