@@ -145,6 +145,14 @@ export class UnitCollector {
               labels,
               g.value,
             );
+            if (g.smCount > 0) {
+              sink.gauge(
+                "ceems_compute_unit_gpu_sm_count",
+                "Number of streaming multiprocessors of the GPU or GPU instance used by the compute unit",
+                labels,
+                g.smCount,
+              );
+            }
           }
         }
       } catch (e) {

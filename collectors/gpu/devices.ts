@@ -3,6 +3,7 @@
 
 import type { SecurityManager } from "../../privilege/security.ts";
 import { child, childrenNamed, parseXml, textAt } from "./xml.ts";
+import { smCountForModel } from "./sm_table.ts";
 
 /** One schedulable GPU: a full device or one MIG/partition instance of it. */
 export interface GpuDevice {
@@ -55,7 +56,8 @@ export function parseNvidiaSmiXml(text: string): GpuDevice[] {
     const migOn = textAt(g, "mig_mode/current_mig") === "Enabled";
     const migs = migOn ? childrenNamed(child(g, "mig_devices"), "mig_device") : [];
     if (migs.length === 0) {
-      out.push({ index: String(out.length), minor, uuid, busId, instanceId: "", fraction: 1, smCount: 0 });
+      const smCount = smCountForModel(textAt(g, "product_name"));
+      out.push({ index: String(out.length), minor, uuid, busId, instanceId: "", fraction: 1, smCount });
       continue;
     }
     const sms = migs.map((m) => Number(textAt(m, "device_attributes/shared/multiprocessor_count")) || 0);

@@ -225,6 +225,15 @@ Deno.test({
         ["1009249", "0", "/gpu-0", "GPU-61a65011-6571-a6d2-5ab8-66cbb6f7f9c3", "", 1],
         ["1009250", "1", "/gpu-1", "GPU-f124aa59-d406-d45b-9481-8fcd694e6c9e", "", 1],
       ]);
+      // ceems_compute_unit_gpu_sm_count: the MIG instance's SMs, or the whole A100's 108, with the same labels.
+      const sms = om.sink.families.get("ceems_compute_unit_gpu_sm_count")!.samples
+        .map((x) => [x.labels.uuid, x.labels.index, x.labels.gpuiid, x.value])
+        .sort();
+      const flagLabels = om.sink.families.get("ceems_compute_unit_gpu_index_flag")!.samples.length;
+      assertEquals(sms.length, flagLabels);
+      assertEquals(sms.find((x) => x[0] === "1009249")![3], 108);
+      const mig = sms.filter((x) => x[2] !== "").map((x) => x[3] as number);
+      assert(mig.every((n) => n > 0 && n < 108), `MIG SM counts ${mig}`);
     });
     if (!ran) console.warn("CEEMS fixtures absent: GPU map fixture test skipped");
   },

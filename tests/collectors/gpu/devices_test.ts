@@ -9,6 +9,7 @@ import {
   parseNvidiaVgpuQuery,
   parseRocmSmiCsv,
 } from "../../../collectors/gpu/devices.ts";
+import { smCountForModel } from "../../../collectors/gpu/sm_table.ts";
 import { parseXml, textAt } from "../../../collectors/gpu/xml.ts";
 import { assert, assertEquals, assertThrows } from "../../helpers/assert.ts";
 import { ceemsE2eDir } from "../ceems_fixtures.ts";
@@ -45,6 +46,8 @@ Deno.test("nvidia-smi XML: devices sorted by minor, MIG instances flattened with
     ["3", "1", "", "0000:15:00.0"],
   ]);
   assertEquals(devs.map((d) => d.fraction), [0.6, 0.2, 0.2, 1]);
+  // MIG instances carry their own SM counts; a whole A100 has the model's 108.
+  assertEquals(devs.map((d) => d.smCount), [42, 14, 14, 108]);
   assertThrows(() => parseNvidiaSmiXml("<other/>"), /unexpected root/);
   assertThrows(() => parseNvidiaSmiXml(doc("<gpu id='1'><uuid>x</uuid></gpu>")), /minor_number/);
 });
@@ -60,6 +63,23 @@ Deno.test("nvidia-smi XML: the real H100 capture parses to one full device", () 
   assertEquals(devs.length, 1);
   assertEquals(devs[0].uuid, "GPU-60e1a46c-579b-4ad7-ef40-976cb2cb4a26");
   assertEquals([devs[0].index, devs[0].instanceId, devs[0].busId, devs[0].fraction], ["0", "", "0000:00:06.0", 1]);
+  assertEquals(devs[0].smCount, 132, "NVIDIA H100 80GB HBM3 (SXM) has 132 SMs");
+});
+
+Deno.test("SM counts by NVIDIA model name: specific variants before families, unknown models 0", () => {
+  const cases: [string, number][] = [
+    ["NVIDIA H100 80GB HBM3", 132],
+    ["NVIDIA H100 PCIe", 114],
+    ["NVIDIA A100-PCIE-40GB", 108],
+    ["NVIDIA A100-SXM4-80GB", 108],
+    ["NVIDIA A10", 72],
+    ["Tesla V100-SXM2-32GB", 80],
+    ["NVIDIA L40S", 142],
+    ["NVIDIA L4", 58],
+    ["Tesla T4", 40],
+    ["NVIDIA GeForce GTX 1080", 0],
+  ];
+  for (const [name, n] of cases) assertEquals(smCountForModel(name), n, name);
 });
 
 Deno.test("vGPU query, rocm-smi CSV and amd-smi JSON parsing; bus id normalisation", () => {
