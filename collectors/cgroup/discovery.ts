@@ -1,7 +1,7 @@
 // Compute-unit discovery in the cgroup tree: cgroup version detection, each manager's root
 // directories and name regexes (as CEEMS), and the walk that groups cgroups and their PIDs per unit.
 
-import { parseProcs, unescapeSystemd } from "./fsread.ts";
+import { parseProcs, readDirSync, readTextSync, unescapeSystemd } from "./fsread.ts";
 
 /** Resource managers whose units live in cgroups. */
 export type Manager = "slurm" | "libvirt" | "k8s";
@@ -144,7 +144,7 @@ export function discoverUnits(layout: Layout): Unit[] {
       else if (!u.rel || rel.length < u.rel.length) u.rel = rel;
       let procs: string | undefined;
       try {
-        procs = Deno.readTextFileSync(`${abs}/cgroup.procs`);
+        procs = readTextSync(`${abs}/cgroup.procs`);
       } catch {
         procs = undefined;
       }
@@ -152,7 +152,15 @@ export function discoverUnits(layout: Layout): Unit[] {
     }
     // A child's descendants belong to the same unit; the unit's own cgroup passes itself down.
     const next = u && (owner || !isChild(layout.manager, rel)) ? u : undefined;
-    for (const e of Deno.readDirSync(abs)) {
+    let entries: { name: string; isDirectory: boolean }[];
+    try {
+      entries = readDirSync(abs);
+    } catch (e) {
+      // A cgroup removed during the walk (a job ending) loses only its own subtree.
+      if (owner !== undefined && e instanceof Deno.errors.NotFound) return;
+      throw e;
+    }
+    for (const e of entries) {
       if (e.isDirectory) visit(`${rel}/${e.name}`, next);
     }
   };

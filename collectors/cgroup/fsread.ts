@@ -1,10 +1,24 @@
 // Small readers for cgroup and sysfs files: optional reads, key/value parsing, CPU range lists and
 // systemd's `\x2d` escapes, each strict enough to reject garbage instead of reporting zeros.
 
+import { fastFs } from "../../ffi/fastfs.ts";
+
+const fast = fastFs();
+
+/** Reads a whole file as text (libc reads into a reused buffer where available); throws NotFound when absent. */
+export function readTextSync(path: string): string {
+  return fast ? fast.readText(path) : Deno.readTextFileSync(path);
+}
+
+/** Lists a directory's entries (name, isDirectory; symlinks not followed); throws NotFound when absent. */
+export function readDirSync(path: string): { name: string; isDirectory: boolean }[] {
+  return fast ? fast.readDir(path) : [...Deno.readDirSync(path)];
+}
+
 /** Reads a whole file as text, or undefined when it does not exist. Other errors propagate. */
 export function readOptional(path: string): string | undefined {
   try {
-    return Deno.readTextFileSync(path);
+    return readTextSync(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
     throw e;

@@ -1,0 +1,179 @@
+// Synchronous small-file and directory reads through libc open/read/getdents64/close into reusable buffers:
+// a few FFI calls per file instead of Deno's per-call op, resource and buffer overhead (cgroup scrapes).
+
+const symbols = {
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  close: { parameters: ["i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+type Syms = Deno.DynamicLibrary<typeof symbols>["symbols"];
+
+const O_RDONLY_CLOEXEC = 0o2000000;
+const O_DIRECTORY_CLOEXEC = 0o200000 | 0o2000000;
+const ENOENT = 2;
+const EINTR = 4;
+const ENOTDIR = 20;
+const DT_UNKNOWN = 0;
+const DT_DIR = 4;
+
+const errnoNames: Record<number, string> = { 5: "EIO", 13: "EACCES", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE" };
+
+/** Error of a fast read, shaped like Deno's: NotFound for ENOENT/ENOTDIR, else a plain Error with errno. */
+function errnoError(what: string, path: string, errno: number): Error {
+  if (errno === ENOENT || errno === ENOTDIR) return new Deno.errors.NotFound(`${what} '${path}': errno ${errno}`);
+  const e = new Error(`${what} '${path}': ${errnoNames[errno] ?? `errno ${errno}`}`);
+  (e as Error & { errno: number }).errno = errno;
+  return e;
+}
+
+/** One directory entry: its name and whether it is a directory (symlinks are not followed). */
+export interface DirEntryLite {
+  name: string;
+  isDirectory: boolean;
+}
+
+/**
+ * A reader of small files and directory listings with reusable path, data and dirent buffers. Not
+ * re-entrant (one call at a time, which sync code guarantees); files larger than the data buffer are read
+ * in several chunks and joined.
+ */
+export class FastFs {
+  readonly #s: Syms;
+  readonly #path = new Uint8Array(4096);
+  readonly #data: Uint8Array<ArrayBuffer>;
+  readonly #dirents = new Uint8Array(32768);
+  readonly #direntView: DataView;
+  readonly #direntLen = 32768n;
+  readonly #enc = new TextEncoder();
+  readonly #dec = new TextDecoder();
+
+  constructor(syms: Syms, bufferSize = 65536) {
+    this.#s = syms;
+    this.#data = new Uint8Array(bufferSize);
+    this.#direntView = new DataView(this.#dirents.buffer);
+  }
+
+  #errno(): number {
+    const p = this.#s.__errno_location();
+    return p ? new Deno.UnsafePointerView(p).getInt32(0) : 0;
+  }
+
+  #cPath(path: string): Uint8Array {
+    const r = this.#enc.encodeInto(path, this.#path);
+    if (r.read !== path.length || r.written >= this.#path.length) throw new Error(`path too long: ${path}`);
+    this.#path[r.written] = 0;
+    return this.#path;
+  }
+
+  #open(path: string, flags: number, what: string): number {
+    const c = this.#cPath(path);
+    for (;;) {
+      const fd = this.#s.open(c, flags);
+      if (fd >= 0) return fd;
+      const e = this.#errno();
+      if (e !== EINTR) throw errnoError(what, path, e);
+    }
+  }
+
+  /** read(2) into data[offset..]; retries EINTR. */
+  #read(fd: number, path: string, offset: number): number {
+    const data = offset ? this.#data.subarray(offset) : this.#data;
+    for (;;) {
+      const n = Number(this.#s.read(fd, data, BigInt(data.length)));
+      if (n >= 0) return n;
+      const e = this.#errno();
+      if (e !== EINTR) throw errnoError("read", path, e);
+    }
+  }
+
+  /** Reads a whole file as UTF-8 text (reading until EOF); throws Deno.errors.NotFound when it does not exist. */
+  readText(path: string): string {
+    const fd = this.#open(path, O_RDONLY_CLOEXEC, "open");
+    try {
+      const data = this.#data;
+      let parts: Uint8Array[] | undefined;
+      let filled = 0;
+      for (;;) {
+        const n = this.#read(fd, path, filled);
+        if (n === 0) break;
+        filled += n;
+        if (filled === data.length) {
+          (parts ??= []).push(data.slice());
+          filled = 0;
+        }
+      }
+      if (!parts) return this.#dec.decode(data.subarray(0, filled));
+      parts.push(data.slice(0, filled));
+      const all = new Uint8Array(parts.reduce((a, b) => a + b.length, 0));
+      let off = 0;
+      for (const p of parts) {
+        all.set(p, off);
+        off += p.length;
+      }
+      return this.#dec.decode(all);
+    } finally {
+      this.#s.close(fd);
+    }
+  }
+
+  /** Lists a directory (without "." and ".."); throws Deno.errors.NotFound when it does not exist. */
+  readDir(path: string): DirEntryLite[] {
+    const fd = this.#open(path, O_DIRECTORY_CLOEXEC, "opendir");
+    const out: DirEntryLite[] = [];
+    try {
+      const buf = this.#dirents;
+      const view = this.#direntView;
+      for (;;) {
+        const n = Number(this.#s.getdents64(fd, buf, this.#direntLen));
+        if (n < 0) {
+          const e = this.#errno();
+          if (e === EINTR) continue;
+          throw errnoError("getdents64", path, e);
+        }
+        if (n === 0) break;
+        // struct linux_dirent64: d_ino u64, d_off s64, d_reclen u16 @16, d_type u8 @18, d_name @19.
+        for (let off = 0; off < n;) {
+          const reclen = view.getUint16(off + 16, true);
+          const type = buf[off + 18];
+          let end = off + 19;
+          while (buf[end] !== 0) end++;
+          const nameLen = end - off - 19;
+          const dot = buf[off + 19] === 46 && (nameLen === 1 || (nameLen === 2 && buf[off + 20] === 46));
+          if (!dot) {
+            const name = this.#dec.decode(buf.subarray(off + 19, end));
+            let isDirectory = type === DT_DIR;
+            if (type === DT_UNKNOWN) {
+              try {
+                isDirectory = Deno.lstatSync(`${path}/${name}`).isDirectory;
+              } catch {
+                isDirectory = false;
+              }
+            }
+            out.push({ name, isDirectory });
+          }
+          off += reclen;
+        }
+      }
+    } finally {
+      this.#s.close(fd);
+    }
+    return out;
+  }
+}
+
+let shared: FastFs | null | undefined;
+
+/** The process's FastFs (libc opened on first use), or null where libc cannot be loaded (callers fall back). */
+export function fastFs(): FastFs | null {
+  if (shared === undefined) {
+    try {
+      shared = new FastFs(Deno.dlopen("libc.so.6", symbols).symbols);
+    } catch {
+      shared = null;
+    }
+  }
+  return shared;
+}
