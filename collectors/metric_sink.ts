@@ -40,11 +40,16 @@ export class FamilySink implements MetricSink {
     fam.samples.push({ labels, value });
   }
 
-  /** Moves every sample of `other` into this sink. */
+  /** Moves every sample of `other` into this sink (a family new here is adopted whole); `other` is spent. */
   merge(other: FamilySink): void {
     for (const fam of other.families.values()) {
+      if (!this.families.has(fam.name)) {
+        this.families.set(fam.name, fam);
+        continue;
+      }
       for (const s of fam.samples) this.#add(fam.type, fam.name, fam.help, s.labels, s.value);
     }
+    other.families.clear();
   }
 }
 
@@ -65,10 +70,20 @@ function formatValue(v: number): string {
  * building a prom-client registry per scrape: at 10,000 series that costs several times the time and garbage.
  */
 export function renderFamilies(families: Iterable<Family>): Promise<string> {
-  const blocks: string[] = [];
+  return Promise.resolve([...renderFamilyChunks(families)].join(""));
+}
+
+/**
+ * The text of {@link renderFamilies} in pieces of about `chunkChars` characters, produced lazily: a scrape
+ * body streamed from it never holds the whole exposition (tens of MB of short-lived strings at 50,000 series).
+ */
+export function* renderFamilyChunks(families: Iterable<Family>, chunkChars = 65536): Generator<string> {
+  let out = "";
+  let first = true;
   for (const fam of families) {
-    const parts: string[] = [];
-    parts.push(`# HELP ${fam.name} ${escHelp(fam.help)}\n# TYPE ${fam.name} ${fam.type}\n`);
+    if (!first) out += "\n";
+    first = false;
+    out += `# HELP ${fam.name} ${escHelp(fam.help)}\n# TYPE ${fam.name} ${fam.type}\n`;
     const byLabels = new Map<string, number>();
     for (const s of fam.samples) {
       let key = "";
@@ -79,10 +94,15 @@ export function renderFamilies(families: Iterable<Family>): Promise<string> {
       if (fam.type === "counter") byLabels.set(key, (byLabels.get(key) ?? 0) + Math.max(0, s.value));
       else byLabels.set(key, s.value);
     }
-    for (const [key, v] of byLabels) parts.push(`${fam.name}${key ? `{${key}}` : ""} ${formatValue(v)}\n`);
-    blocks.push(parts.join(""));
+    for (const [key, v] of byLabels) {
+      out += `${fam.name}${key ? `{${key}}` : ""} ${formatValue(v)}\n`;
+      if (out.length >= chunkChars) {
+        yield out;
+        out = "";
+      }
+    }
   }
-  return Promise.resolve(blocks.join("\n"));
+  if (out) yield out;
 }
 
 /** Renders families through a throwaway prom-client registry (the reference renderFamilies is tested against). */

@@ -3,11 +3,12 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { EXPORTER_V8_FLAGS } from "../common/v8_flags.ts";
 
 const repo = fileURLToPath(new URL("../", import.meta.url));
 const sizes = (Deno.env.get("BENCH_SIZES") ?? "100,1000,5000").split(",").map(Number);
-/** Optional V8 flags for the exporter (e.g. "--max-semi-space-size=1"), to measure heap tuning. */
-const v8Flags = Deno.env.get("BENCH_EXPORTER_V8_FLAGS") ?? "";
+/** The exporter's V8 flags: the product's (deno.json exporter task, packaging/bin/ceems), unless overridden. */
+const v8Flags = Deno.env.get("BENCH_EXPORTER_V8_FLAGS") ?? EXPORTER_V8_FLAGS;
 
 /** Files of a v2 job cgroup (as in CEEMS's fixture node); the collector reads some of them. */
 const jobFiles: Record<string, string> = {

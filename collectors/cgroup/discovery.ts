@@ -15,7 +15,8 @@ export interface Unit {
   cgroupHost: string;
   /** Path of the unit's own cgroup relative to the walked hierarchy, starting with "/". */
   rel: string;
-  /** Relative paths of the unit's child cgroups (steps, vcpus, containers). */
+  /** Relative paths of the unit's direct child cgroups (steps, libvirt/emulator dirs, containers); their own
+   * descendants are walked for PIDs but not listed (at 5,000 jobs the full list cost megabytes per scrape). */
   children: string[];
   /** PIDs of the unit and all its children. */
   pids: number[];
@@ -125,7 +126,7 @@ export function isChild(manager: Manager, rel: string): boolean {
 export function discoverUnits(layout: Layout): Unit[] {
   const units = new Map<string, Unit>();
   // Below a unit's own cgroup every directory belongs to that unit: no regex per descendant.
-  const visit = (rel: string, owner: Unit | undefined) => {
+  const visit = (rel: string, owner: Unit | undefined, ownerDirect: boolean) => {
     const abs = layout.hierarchy + rel;
     let u = owner;
     if (!u) {
@@ -140,7 +141,9 @@ export function discoverUnits(layout: Layout): Unit[] {
       }
     }
     if (u) {
-      if (owner || isChild(layout.manager, rel)) u.children.push(rel);
+      if (owner) {
+        if (ownerDirect) u.children.push(rel); // deeper descendants give their PIDs only
+      } else if (isChild(layout.manager, rel)) u.children.push(rel);
       else if (!u.rel || rel.length < u.rel.length) u.rel = rel;
       let procs: string | undefined;
       try {
@@ -151,7 +154,8 @@ export function discoverUnits(layout: Layout): Unit[] {
       if (procs) { for (const p of parseProcs(procs, `${abs}/cgroup.procs`)) u.pids.push(p); }
     }
     // A child's descendants belong to the same unit; the unit's own cgroup passes itself down.
-    const next = u && (owner || !isChild(layout.manager, rel)) ? u : undefined;
+    const ownRoot = u !== undefined && !owner && !isChild(layout.manager, rel);
+    const next = u && (owner || ownRoot) ? u : undefined;
     let entries: { name: string; isDirectory: boolean }[];
     try {
       entries = readDirSync(abs);
@@ -161,12 +165,12 @@ export function discoverUnits(layout: Layout): Unit[] {
       throw e;
     }
     for (const e of entries) {
-      if (e.isDirectory) visit(`${rel}/${e.name}`, next);
+      if (e.isDirectory) visit(`${rel}/${e.name}`, next, ownRoot);
     }
   };
   for (const r of layout.roots) {
     try {
-      visit(r, undefined);
+      visit(r, undefined, false);
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
