@@ -121,8 +121,36 @@ export class FastFs {
 
   /** Lists a directory (without "." and ".."); throws Deno.errors.NotFound when it does not exist. */
   readDir(path: string): DirEntryLite[] {
-    const fd = this.#open(path, O_DIRECTORY_CLOEXEC, "opendir");
     const out: DirEntryLite[] = [];
+    this.#scanDir(path, false, (name, isDirectory) => out.push({ name, isDirectory }));
+    return out;
+  }
+
+  /** Names of a directory's subdirectories (symlinks not followed); other entries' names are never decoded. */
+  readSubdirs(path: string): string[] {
+    const out: string[] = [];
+    this.#scanDir(path, true, (name) => out.push(name));
+    return out;
+  }
+
+  #name(start: number, end: number): string {
+    const buf = this.#dirents;
+    let ascii = true;
+    for (let i = start; i < end; i++) {
+      if (buf[i] >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    // Short ASCII names (all cgroup names in practice) are cheaper to build in JS than through the decoder op.
+    if (ascii && end - start <= 255) {
+      return String.fromCharCode.apply(null, buf.subarray(start, end) as unknown as number[]);
+    }
+    return this.#dec.decode(buf.subarray(start, end));
+  }
+
+  #scanDir(path: string, dirsOnly: boolean, add: (name: string, isDirectory: boolean) => void): void {
+    const fd = this.#open(path, O_DIRECTORY_CLOEXEC, "opendir");
     try {
       const buf = this.#dirents;
       const view = this.#direntView;
@@ -138,29 +166,28 @@ export class FastFs {
         for (let off = 0; off < n;) {
           const reclen = view.getUint16(off + 16, true);
           const type = buf[off + 18];
-          let end = off + 19;
-          while (buf[end] !== 0) end++;
-          const nameLen = end - off - 19;
-          const dot = buf[off + 19] === 46 && (nameLen === 1 || (nameLen === 2 && buf[off + 20] === 46));
-          if (!dot) {
-            const name = this.#dec.decode(buf.subarray(off + 19, end));
-            let isDirectory = type === DT_DIR;
-            if (type === DT_UNKNOWN) {
-              try {
-                isDirectory = Deno.lstatSync(`${path}/${name}`).isDirectory;
-              } catch {
-                isDirectory = false;
-              }
-            }
-            out.push({ name, isDirectory });
-          }
           off += reclen;
+          if (dirsOnly && type !== DT_DIR && type !== DT_UNKNOWN) continue;
+          const start = off - reclen + 19;
+          let end = start;
+          while (buf[end] !== 0) end++;
+          const nameLen = end - start;
+          if (buf[start] === 46 && (nameLen === 1 || (nameLen === 2 && buf[start + 1] === 46))) continue;
+          const name = this.#name(start, end);
+          let isDirectory = type === DT_DIR;
+          if (type === DT_UNKNOWN) {
+            try {
+              isDirectory = Deno.lstatSync(`${path}/${name}`).isDirectory;
+            } catch {
+              isDirectory = false;
+            }
+          }
+          if (isDirectory || !dirsOnly) add(name, isDirectory);
         }
       }
     } finally {
       this.#s.close(fd);
     }
-    return out;
   }
 }
 

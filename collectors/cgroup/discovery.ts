@@ -1,7 +1,7 @@
 // Compute-unit discovery in the cgroup tree: cgroup version detection, each manager's root
 // directories and name regexes (as CEEMS), and the walk that groups cgroups and their PIDs per unit.
 
-import { parseProcs, readDirSync, readTextSync, unescapeSystemd } from "./fsread.ts";
+import { parseProcs, readSubdirsSync, readTextSync, unescapeSystemd } from "./fsread.ts";
 
 /** Resource managers whose units live in cgroups. */
 export type Manager = "slurm" | "libvirt" | "k8s";
@@ -156,17 +156,15 @@ export function discoverUnits(layout: Layout): Unit[] {
     // A child's descendants belong to the same unit; the unit's own cgroup passes itself down.
     const ownRoot = u !== undefined && !owner && !isChild(layout.manager, rel);
     const next = u && (owner || ownRoot) ? u : undefined;
-    let entries: { name: string; isDirectory: boolean }[];
+    let subdirs: string[];
     try {
-      entries = readDirSync(abs);
+      subdirs = readSubdirsSync(abs);
     } catch (e) {
       // A cgroup removed during the walk (a job ending) loses only its own subtree.
       if (owner !== undefined && e instanceof Deno.errors.NotFound) return;
       throw e;
     }
-    for (const e of entries) {
-      if (e.isDirectory) visit(`${rel}/${e.name}`, next, ownRoot);
-    }
+    for (const name of subdirs) visit(`${rel}/${name}`, next, ownRoot);
   };
   for (const r of layout.roots) {
     try {

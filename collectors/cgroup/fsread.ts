@@ -10,9 +10,12 @@ export function readTextSync(path: string): string {
   return fast ? fast.readText(path) : Deno.readTextFileSync(path);
 }
 
-/** Lists a directory's entries (name, isDirectory; symlinks not followed); throws NotFound when absent. */
-export function readDirSync(path: string): { name: string; isDirectory: boolean }[] {
-  return fast ? fast.readDir(path) : [...Deno.readDirSync(path)];
+/** Names of a directory's subdirectories (symlinks not followed); throws NotFound when absent. */
+export function readSubdirsSync(path: string): string[] {
+  if (fast) return fast.readSubdirs(path);
+  const out: string[] = [];
+  for (const e of Deno.readDirSync(path)) if (e.isDirectory) out.push(e.name);
+  return out;
 }
 
 /** Reads a whole file as text, or undefined when it does not exist. Other errors propagate. */
@@ -40,10 +43,23 @@ export function readValue(path: string): number | undefined {
 }
 
 const keyedLine = /^(\S+) (\d+)$/;
+const wellFormedKeyed = /^(?:\S+ \d+\n)*(?:\S+ \d+)?$/;
 
 /** Parses `key value` lines (memory.stat, cpu.stat, memory.events), keeping only `wanted` keys when given;
  * every line is checked, and a malformed one throws. */
 export function parseFlatKeyed(text: string, path: string, wanted?: string[]): Map<string, number> {
+  if (wanted && wellFormedKeyed.test(text)) {
+    // Every line is `key digits`: pick the wanted keys without splitting the file (memory.stat has ~40 lines).
+    const out = new Map<string, number>();
+    for (const k of wanted) {
+      const at = text.lastIndexOf(`\n${k} `);
+      const start = at >= 0 ? at + 1 : text.startsWith(`${k} `) ? 0 : -1;
+      if (start < 0) continue;
+      const end = text.indexOf("\n", start);
+      out.set(k, Number(text.slice(start + k.length + 1, end < 0 ? text.length : end)));
+    }
+    return out;
+  }
   const out = new Map<string, number>();
   for (const line of text.split("\n")) {
     if (!line) continue;

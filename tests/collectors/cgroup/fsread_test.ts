@@ -31,3 +31,24 @@ Deno.test("cgroup file parsers accept real content and reject garbage", () => {
   );
   assertThrows(() => parseRdmaCurrent("hfi1_0 hca_handle=x\n", "p"), /malformed/);
 });
+
+Deno.test("parseFlatKeyed: the wanted-keys fast path gives what the line-by-line parse gives", () => {
+  const slow = (text: string, wanted: string[]) => {
+    // Reference: all keys parsed line by line, then filtered.
+    const all = parseFlatKeyed(text, "p");
+    return new Map([...all].filter(([k]) => wanted.includes(k)));
+  };
+  const cases = [
+    "anon 4098592768\nfile 0\nkernel 12787712\n",
+    "file 7\nanon 3", // first line, no trailing newline
+    "anon 1\nfile 2\nanon 5\n", // a repeated key: the last one wins
+    "kernel_anon 9\nanon_thp 8\n", // keys that merely contain a wanted key
+    "",
+    "anon  1\n\nfile 2\n", // irregular spacing and blank lines take the line-by-line path
+  ];
+  for (const text of cases) {
+    assertEquals(parseFlatKeyed(text, "p", ["anon", "file"]), slow(text, ["anon", "file"]), JSON.stringify(text));
+  }
+  assertThrows(() => parseFlatKeyed("anon 1\nfile x\n", "p", ["anon"]), /malformed line/);
+  assertThrows(() => parseFlatKeyed("anon 1\ngarbage\n", "p", ["anon"]), /malformed line/);
+});
