@@ -141,9 +141,10 @@ export function discoverUnits(layout: Layout): Unit[] {
       }
     }
     if (u) {
+      // Arrays grown by concat stay exactly sized (push reserves 17 slots): thousands of units live per scrape.
       if (owner) {
-        if (ownerDirect) u.children.push(rel); // deeper descendants give their PIDs only
-      } else if (isChild(layout.manager, rel)) u.children.push(rel);
+        if (ownerDirect) u.children = u.children.concat(rel); // deeper descendants give their PIDs only
+      } else if (isChild(layout.manager, rel)) u.children = u.children.concat(rel);
       else if (!u.rel || rel.length < u.rel.length) u.rel = rel;
       let procs: string | undefined;
       try {
@@ -151,7 +152,7 @@ export function discoverUnits(layout: Layout): Unit[] {
       } catch {
         procs = undefined;
       }
-      if (procs) { for (const p of parseProcs(procs, `${abs}/cgroup.procs`)) u.pids.push(p); }
+      if (procs) u.pids = u.pids.concat(parseProcs(procs, `${abs}/cgroup.procs`));
     }
     // A child's descendants belong to the same unit; the unit's own cgroup passes itself down.
     const ownRoot = u !== undefined && !owner && !isChild(layout.manager, rel);
