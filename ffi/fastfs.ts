@@ -68,36 +68,55 @@ export class FastFs {
     return this.#path;
   }
 
-  #open(path: string, flags: number, what: string): number {
-    const c = this.#cPath(path);
+  /** `${dir}/${name}` as a C string, without building (and flattening) the joined JS string. */
+  #cPath2(dir: string, name: string): Uint8Array {
+    const buf = this.#path;
+    const a = this.#enc.encodeInto(dir, buf);
+    const slash = a.written;
+    if (a.read !== dir.length || slash + 2 >= buf.length) throw new Error(`path too long: ${dir}/${name}`);
+    buf[slash] = 47;
+    const b = this.#enc.encodeInto(name, buf.subarray(slash + 1));
+    const end = slash + 1 + b.written;
+    if (b.read !== name.length || end >= buf.length) throw new Error(`path too long: ${dir}/${name}`);
+    buf[end] = 0;
+    return buf;
+  }
+
+  #open(path: string, flags: number, what: string, name?: string): number {
+    const c = name === undefined ? this.#cPath(path) : this.#cPath2(path, name);
     for (;;) {
       const fd = this.#s.open(c, flags);
       if (fd >= 0) return fd;
       const e = this.#errno();
-      if (e !== EINTR) throw errnoError(what, path, e);
+      if (e !== EINTR) throw errnoError(what, name === undefined ? path : `${path}/${name}`, e);
     }
   }
 
   /** read(2) into data[offset..]; retries EINTR. */
-  #read(fd: number, path: string, offset: number): number {
+  #read(fd: number, path: string, offset: number, name?: string): number {
     const data = offset ? this.#data.subarray(offset) : this.#data;
     for (;;) {
       const n = Number(this.#s.read(fd, data, BigInt(data.length)));
       if (n >= 0) return n;
       const e = this.#errno();
-      if (e !== EINTR) throw errnoError("read", path, e);
+      if (e !== EINTR) throw errnoError("read", name === undefined ? path : `${path}/${name}`, e);
     }
   }
 
   /** Reads a whole file as UTF-8 text (reading until EOF); throws Deno.errors.NotFound when it does not exist. */
   readText(path: string): string {
-    const fd = this.#open(path, O_RDONLY_CLOEXEC, "open");
+    return this.readTextAt(path);
+  }
+
+  /** Reads `${dir}/${name}` (just `dir` when name is absent) as {@link readText} does. */
+  readTextAt(dir: string, name?: string): string {
+    const fd = this.#open(dir, O_RDONLY_CLOEXEC, "open", name);
     try {
       const data = this.#data;
       let parts: Uint8Array[] | undefined;
       let filled = 0;
       for (;;) {
-        const n = this.#read(fd, path, filled);
+        const n = this.#read(fd, dir, filled, name);
         if (n === 0) break;
         filled += n;
         if (filled === data.length) {

@@ -1,7 +1,7 @@
 // Compute-unit discovery in the cgroup tree: cgroup version detection, each manager's root
 // directories and name regexes (as CEEMS), and the walk that groups cgroups and their PIDs per unit.
 
-import { parseProcs, readSubdirsSync, readTextSync, unescapeSystemd } from "./fsread.ts";
+import { parseProcs, readSubdirsSync, readTextAt, unescapeSystemd } from "./fsread.ts";
 
 /** Resource managers whose units live in cgroups. */
 export type Manager = "slurm" | "libvirt" | "k8s";
@@ -148,7 +148,7 @@ export function discoverUnits(layout: Layout): Unit[] {
       else if (!u.rel || rel.length < u.rel.length) u.rel = rel;
       let procs: string | undefined;
       try {
-        procs = readTextSync(`${abs}/cgroup.procs`);
+        procs = readTextAt(abs, "cgroup.procs");
       } catch {
         procs = undefined;
       }

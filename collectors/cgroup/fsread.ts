@@ -10,6 +10,41 @@ export function readTextSync(path: string): string {
   return fast ? fast.readText(path) : Deno.readTextFileSync(path);
 }
 
+/** Reads `${dir}/${name}` as text without building the joined path string; throws NotFound when absent. */
+export function readTextAt(dir: string, name: string): string {
+  return fast ? fast.readTextAt(dir, name) : Deno.readTextFileSync(`${dir}/${name}`);
+}
+
+/**
+ * Readers of the files of one cgroup directory, as readOptional/readValue/readKeyed on `${dir}/${name}`,
+ * that build the joined path only for error messages (a scrape reads tens of thousands of cgroup files).
+ */
+export class CgroupDir {
+  constructor(readonly dir: string) {}
+
+  /** The file's text, or undefined when it does not exist. */
+  optional(name: string): string | undefined {
+    try {
+      return readTextAt(this.dir, name);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw e;
+    }
+  }
+
+  /** A single-value file (undefined when absent). */
+  value(name: string): number | undefined {
+    const t = this.optional(name);
+    return t === undefined ? undefined : parseCgroupValue(t, `${this.dir}/${name}`);
+  }
+
+  /** A flat keyed file, as {@link readKeyed}. */
+  keyed(name: string, required: string[], optional: string[] = []): Map<string, number> | undefined {
+    const t = this.optional(name);
+    return t === undefined ? undefined : keyedFrom(t, `${this.dir}/${name}`, required, optional);
+  }
+}
+
 /** Names of a directory's subdirectories (symlinks not followed); throws NotFound when absent. */
 export function readSubdirsSync(path: string): string[] {
   if (fast) return fast.readSubdirs(path);
@@ -73,7 +108,10 @@ export function parseFlatKeyed(text: string, path: string, wanted?: string[]): M
 /** Reads a flat keyed file, keeping the named keys (all when none are named) and requiring `required`. */
 export function readKeyed(path: string, required: string[], optional: string[] = []): Map<string, number> | undefined {
   const t = readOptional(path);
-  if (t === undefined) return undefined;
+  return t === undefined ? undefined : keyedFrom(t, path, required, optional);
+}
+
+function keyedFrom(t: string, path: string, required: string[], optional: string[]): Map<string, number> {
   const m = parseFlatKeyed(t, path, required.length || optional.length ? [...required, ...optional] : undefined);
   for (const k of required) {
     if (!m.has(k)) throw new Error(`${path}: missing key ${k}`);
