@@ -1,15 +1,20 @@
 // Synchronous small-file and directory reads through libc open/read/getdents64/close into reusable buffers:
 // a few FFI calls per file instead of Deno's per-call op, resource and buffer overhead (cgroup scrapes).
 
-const symbols = {
+/**
+ * The libc symbols FastFs uses. read and getdents64 return ssize_t; they are declared i32 (the low half of the
+ * return register on LP64 x86_64/aarch64, exact for our ≤ 64 KiB requests and -1) so that no BigInt is
+ * allocated per call; the size arguments stay usize, passed as one preallocated BigInt.
+ */
+export const fastFsSymbols = {
   open: { parameters: ["buffer", "i32"], result: "i32" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  getdents64: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-type Syms = Deno.DynamicLibrary<typeof symbols>["symbols"];
+type Syms = Deno.DynamicLibrary<typeof fastFsSymbols>["symbols"];
 
 const O_RDONLY_CLOEXEC = 0o2000000;
 const O_DIRECTORY_CLOEXEC = 0o200000 | 0o2000000;
@@ -43,7 +48,10 @@ export interface DirEntryLite {
 export class FastFs {
   readonly #s: Syms;
   readonly #path = new Uint8Array(4096);
-  readonly #data: Uint8Array<ArrayBuffer>;
+  /** Where reads land (`bufferSize` bytes) and where the read that should see EOF lands (as large). */
+  readonly #head: Uint8Array<ArrayBuffer>;
+  readonly #tail: Uint8Array<ArrayBuffer>;
+  readonly #chunkLen: bigint;
   readonly #dirents = new Uint8Array(32768);
   readonly #direntView: DataView;
   readonly #direntLen = 32768n;
@@ -52,7 +60,10 @@ export class FastFs {
 
   constructor(syms: Syms, bufferSize = 65536) {
     this.#s = syms;
-    this.#data = new Uint8Array(bufferSize);
+    const data = new Uint8Array(2 * bufferSize);
+    this.#head = data.subarray(0, bufferSize);
+    this.#tail = data.subarray(bufferSize);
+    this.#chunkLen = BigInt(bufferSize);
     this.#direntView = new DataView(this.#dirents.buffer);
   }
 
@@ -92,11 +103,10 @@ export class FastFs {
     }
   }
 
-  /** read(2) into data[offset..]; retries EINTR. */
-  #read(fd: number, path: string, offset: number, name?: string): number {
-    const data = offset ? this.#data.subarray(offset) : this.#data;
+  /** read(2) of up to bufferSize bytes into `buf`; retries EINTR. */
+  #read(fd: number, buf: Uint8Array<ArrayBuffer>, path: string, name?: string): number {
     for (;;) {
-      const n = Number(this.#s.read(fd, data, BigInt(data.length)));
+      const n = this.#s.read(fd, buf, this.#chunkLen);
       if (n >= 0) return n;
       const e = this.#errno();
       if (e !== EINTR) throw errnoError("read", name === undefined ? path : `${path}/${name}`, e);
@@ -112,21 +122,22 @@ export class FastFs {
   readTextAt(dir: string, name?: string): string {
     const fd = this.#open(dir, O_RDONLY_CLOEXEC, "open", name);
     try {
-      const data = this.#data;
-      let parts: Uint8Array[] | undefined;
-      let filled = 0;
-      for (;;) {
-        const n = this.#read(fd, dir, filled, name);
-        if (n === 0) break;
-        filled += n;
-        if (filled === data.length) {
-          (parts ??= []).push(data.slice());
-          filled = 0;
-        }
+      const head = this.#head;
+      const n = this.#read(fd, head, dir, name);
+      if (n === 0) return "";
+      let parts: Uint8Array[];
+      if (n < head.length) {
+        // Usual case: the file fit; the read that should see EOF goes to the other half, keeping these bytes.
+        const m = this.#read(fd, this.#tail, dir, name);
+        if (m === 0) return this.#dec.decode(head.subarray(0, n));
+        parts = [head.slice(0, n), this.#tail.slice(0, m)];
+      } else {
+        parts = [head.slice(0, n)];
       }
-      if (!parts) return this.#dec.decode(data.subarray(0, filled));
-      parts.push(data.slice(0, filled));
-      const all = new Uint8Array(parts.reduce((a, b) => a + b.length, 0));
+      for (let k = this.#read(fd, head, dir, name); k > 0; k = this.#read(fd, head, dir, name)) {
+        parts.push(head.slice(0, k));
+      }
+      const all = new Uint8Array(parts.reduce((x, p) => x + p.length, 0));
       let off = 0;
       for (const p of parts) {
         all.set(p, off);
@@ -174,7 +185,7 @@ export class FastFs {
       const buf = this.#dirents;
       const view = this.#direntView;
       for (;;) {
-        const n = Number(this.#s.getdents64(fd, buf, this.#direntLen));
+        const n = this.#s.getdents64(fd, buf, this.#direntLen);
         if (n < 0) {
           const e = this.#errno();
           if (e === EINTR) continue;
@@ -216,7 +227,7 @@ let shared: FastFs | null | undefined;
 export function fastFs(): FastFs | null {
   if (shared === undefined) {
     try {
-      shared = new FastFs(Deno.dlopen("libc.so.6", symbols).symbols);
+      shared = new FastFs(Deno.dlopen("libc.so.6", fastFsSymbols).symbols);
     } catch {
       shared = null;
     }

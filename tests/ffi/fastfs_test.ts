@@ -1,7 +1,7 @@
 // Tests of the libc small-file and directory reader against Deno's own APIs on real files: contents of
 // every size (including larger than the buffer and multi-byte text), listings, and errors.
 
-import { FastFs, fastFs } from "../../ffi/fastfs.ts";
+import { FastFs, fastFs, fastFsSymbols } from "../../ffi/fastfs.ts";
 import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
 
 function assertNotFound(fn: () => unknown) {
@@ -28,13 +28,7 @@ function withDir(fn: (dir: string, fs: FastFs) => void) {
 Deno.test("fastfs: readText returns exactly what Deno reads, for empty, small, buffer-sized and larger files", () => {
   withDir((dir) => {
     const small = new FastFs(
-      Deno.dlopen("libc.so.6", {
-        open: { parameters: ["buffer", "i32"], result: "i32" },
-        read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-        getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-        close: { parameters: ["i32"], result: "i32" },
-        __errno_location: { parameters: [], result: "pointer" },
-      }).symbols,
+      Deno.dlopen("libc.so.6", fastFsSymbols).symbols,
       16,
     );
     const texts = ["", "4\n", "x".repeat(16), "y".repeat(17), "é€😀".repeat(40), "line\n".repeat(10_000)];
