@@ -21,7 +21,7 @@ import { type Capability, DeferredSecurityManager, type SecurityManager } from "
 import { addSecurityFlags, securityPreflight, setupSecurity } from "../privilege/setup.ts";
 import type { Collector, CollectorContext } from "./collector.ts";
 import "./all.ts";
-import { renderFamilies } from "./metric_sink.ts";
+import { renderFamilyChunks } from "./metric_sink.ts";
 import { registeredCollectors } from "./registry.ts";
 import { scrapeCollectors } from "./scrape.ts";
 
@@ -162,12 +162,30 @@ export function createMetricsHandler(
     }
     try {
       const sink = await scrapeCollectors(collectors, logger);
-      const body = (await selfRegistry.metrics()) + (await renderFamilies(sink.families.values()));
+      const body = streamText([await selfRegistry.metrics()], renderFamilyChunks(sink.families.values()));
       return new Response(body, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
     } finally {
       limiter.release();
     }
   };
+}
+
+/** A byte stream of `head` then `chunks`, each encoded only when the reader pulls it (bounded memory). */
+export function streamText(head: string[], chunks: Iterator<string>): ReadableStream<Uint8Array> {
+  const enc = new TextEncoder();
+  const pending = head.filter((h) => h.length > 0);
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      const h = pending.shift();
+      if (h !== undefined) return controller.enqueue(enc.encode(h));
+      const n = chunks.next();
+      if (n.done) controller.close();
+      else controller.enqueue(enc.encode(n.value));
+    },
+    cancel() {
+      chunks.return?.(undefined);
+    },
+  }, { highWaterMark: 0 });
 }
 
 /** Entry point of `ceems exporter`. */

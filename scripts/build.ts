@@ -3,6 +3,7 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { EXPORTER_V8_FLAGS } from "../common/v8_flags.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 
@@ -37,7 +38,8 @@ if (denort) {
   }
 }
 Deno.mkdirSync(join(root, "dist"), { recursive: true });
-const args = ["compile", "-A", "--output", output];
+// One binary serves every subcommand, so the exporter's heap settings apply to api and lb too (harmless there).
+const args = ["compile", "-A", `--v8-flags=${EXPORTER_V8_FLAGS}`, "--output", output];
 for (const w of workerModules()) args.push("--include", w);
 args.push("main.ts");
 console.error(`build: ${Deno.execPath()} ${args.join(" ")}${denort ? ` (DENORT_BIN=${denort})` : ""}`);

@@ -1,7 +1,7 @@
 // Compute-unit discovery in the cgroup tree: cgroup version detection, each manager's root
 // directories and name regexes (as CEEMS), and the walk that groups cgroups and their PIDs per unit.
 
-import { parseProcs, unescapeSystemd } from "./fsread.ts";
+import { parseProcs, readSubdirsSync, readTextAt, unescapeSystemd } from "./fsread.ts";
 
 /** Resource managers whose units live in cgroups. */
 export type Manager = "slurm" | "libvirt" | "k8s";
@@ -15,7 +15,8 @@ export interface Unit {
   cgroupHost: string;
   /** Path of the unit's own cgroup relative to the walked hierarchy, starting with "/". */
   rel: string;
-  /** Relative paths of the unit's child cgroups (steps, vcpus, containers). */
+  /** Relative paths of the unit's direct child cgroups (steps, libvirt/emulator dirs, containers); their own
+   * descendants are walked for PIDs but not listed (at 5,000 jobs the full list cost megabytes per scrape). */
   children: string[];
   /** PIDs of the unit and all its children. */
   pids: number[];
@@ -125,7 +126,7 @@ export function isChild(manager: Manager, rel: string): boolean {
 export function discoverUnits(layout: Layout): Unit[] {
   const units = new Map<string, Unit>();
   // Below a unit's own cgroup every directory belongs to that unit: no regex per descendant.
-  const visit = (rel: string, owner: Unit | undefined) => {
+  const visit = (rel: string, owner: Unit | undefined, ownerDirect: boolean) => {
     const abs = layout.hierarchy + rel;
     let u = owner;
     if (!u) {
@@ -140,25 +141,35 @@ export function discoverUnits(layout: Layout): Unit[] {
       }
     }
     if (u) {
-      if (owner || isChild(layout.manager, rel)) u.children.push(rel);
+      // Arrays grown by concat stay exactly sized (push reserves 17 slots): thousands of units live per scrape.
+      if (owner) {
+        if (ownerDirect) u.children = u.children.concat(rel); // deeper descendants give their PIDs only
+      } else if (isChild(layout.manager, rel)) u.children = u.children.concat(rel);
       else if (!u.rel || rel.length < u.rel.length) u.rel = rel;
       let procs: string | undefined;
       try {
-        procs = Deno.readTextFileSync(`${abs}/cgroup.procs`);
+        procs = readTextAt(abs, "cgroup.procs");
       } catch {
         procs = undefined;
       }
-      if (procs) { for (const p of parseProcs(procs, `${abs}/cgroup.procs`)) u.pids.push(p); }
+      if (procs) u.pids = u.pids.concat(parseProcs(procs, `${abs}/cgroup.procs`));
     }
     // A child's descendants belong to the same unit; the unit's own cgroup passes itself down.
-    const next = u && (owner || !isChild(layout.manager, rel)) ? u : undefined;
-    for (const e of Deno.readDirSync(abs)) {
-      if (e.isDirectory) visit(`${rel}/${e.name}`, next);
+    const ownRoot = u !== undefined && !owner && !isChild(layout.manager, rel);
+    const next = u && (owner || ownRoot) ? u : undefined;
+    let subdirs: string[];
+    try {
+      subdirs = readSubdirsSync(abs);
+    } catch (e) {
+      // A cgroup removed during the walk (a job ending) loses only its own subtree.
+      if (owner !== undefined && e instanceof Deno.errors.NotFound) return;
+      throw e;
     }
+    for (const name of subdirs) visit(`${rel}/${name}`, next, ownRoot);
   };
   for (const r of layout.roots) {
     try {
-      visit(r, undefined);
+      visit(r, undefined, false);
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }

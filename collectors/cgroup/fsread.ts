@@ -1,10 +1,62 @@
 // Small readers for cgroup and sysfs files: optional reads, key/value parsing, CPU range lists and
 // systemd's `\x2d` escapes, each strict enough to reject garbage instead of reporting zeros.
 
+import { fastFs } from "../../ffi/fastfs.ts";
+
+const fast = fastFs();
+
+/** Reads a whole file as text (libc reads into a reused buffer where available); throws NotFound when absent. */
+export function readTextSync(path: string): string {
+  return fast ? fast.readText(path) : Deno.readTextFileSync(path);
+}
+
+/** Reads `${dir}/${name}` as text without building the joined path string; throws NotFound when absent. */
+export function readTextAt(dir: string, name: string): string {
+  return fast ? fast.readTextAt(dir, name) : Deno.readTextFileSync(`${dir}/${name}`);
+}
+
+/**
+ * Readers of the files of one cgroup directory, as readOptional/readValue/readKeyed on `${dir}/${name}`,
+ * that build the joined path only for error messages (a scrape reads tens of thousands of cgroup files).
+ */
+export class CgroupDir {
+  constructor(readonly dir: string) {}
+
+  /** The file's text, or undefined when it does not exist. */
+  optional(name: string): string | undefined {
+    try {
+      return readTextAt(this.dir, name);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw e;
+    }
+  }
+
+  /** A single-value file (undefined when absent). */
+  value(name: string): number | undefined {
+    const t = this.optional(name);
+    return t === undefined ? undefined : parseCgroupValue(t, `${this.dir}/${name}`);
+  }
+
+  /** A flat keyed file, as {@link readKeyed}. */
+  keyed(name: string, required: string[], optional: string[] = []): Map<string, number> | undefined {
+    const t = this.optional(name);
+    return t === undefined ? undefined : keyedFrom(t, `${this.dir}/${name}`, required, optional);
+  }
+}
+
+/** Names of a directory's subdirectories (symlinks not followed); throws NotFound when absent. */
+export function readSubdirsSync(path: string): string[] {
+  if (fast) return fast.readSubdirs(path);
+  const out: string[] = [];
+  for (const e of Deno.readDirSync(path)) if (e.isDirectory) out.push(e.name);
+  return out;
+}
+
 /** Reads a whole file as text, or undefined when it does not exist. Other errors propagate. */
 export function readOptional(path: string): string | undefined {
   try {
-    return Deno.readTextFileSync(path);
+    return readTextSync(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
     throw e;
@@ -26,10 +78,23 @@ export function readValue(path: string): number | undefined {
 }
 
 const keyedLine = /^(\S+) (\d+)$/;
+const wellFormedKeyed = /^(?:\S+ \d+\n)*(?:\S+ \d+)?$/;
 
 /** Parses `key value` lines (memory.stat, cpu.stat, memory.events), keeping only `wanted` keys when given;
  * every line is checked, and a malformed one throws. */
 export function parseFlatKeyed(text: string, path: string, wanted?: string[]): Map<string, number> {
+  if (wanted && wellFormedKeyed.test(text)) {
+    // Every line is `key digits`: pick the wanted keys without splitting the file (memory.stat has ~40 lines).
+    const out = new Map<string, number>();
+    for (const k of wanted) {
+      const at = text.lastIndexOf(`\n${k} `);
+      const start = at >= 0 ? at + 1 : text.startsWith(`${k} `) ? 0 : -1;
+      if (start < 0) continue;
+      const end = text.indexOf("\n", start);
+      out.set(k, Number(text.slice(start + k.length + 1, end < 0 ? text.length : end)));
+    }
+    return out;
+  }
   const out = new Map<string, number>();
   for (const line of text.split("\n")) {
     if (!line) continue;
@@ -43,7 +108,10 @@ export function parseFlatKeyed(text: string, path: string, wanted?: string[]): M
 /** Reads a flat keyed file, keeping the named keys (all when none are named) and requiring `required`. */
 export function readKeyed(path: string, required: string[], optional: string[] = []): Map<string, number> | undefined {
   const t = readOptional(path);
-  if (t === undefined) return undefined;
+  return t === undefined ? undefined : keyedFrom(t, path, required, optional);
+}
+
+function keyedFrom(t: string, path: string, required: string[], optional: string[]): Map<string, number> {
   const m = parseFlatKeyed(t, path, required.length || optional.length ? [...required, ...optional] : undefined);
   for (const k of required) {
     if (!m.has(k)) throw new Error(`${path}: missing key ${k}`);

@@ -1,7 +1,7 @@
 // Per-unit resource statistics from cgroup v1 controllers or the v2 unified hierarchy, reading only
 // the files the enabled metrics need; a malformed file throws so the unit is reported as a collect error.
 
-import { cpuListCount, parsePsiFullSeconds, readKeyed, readOptional, readValue } from "./fsread.ts";
+import { CgroupDir, cpuListCount, parsePsiFullSeconds, readKeyed, readOptional, readValue } from "./fsread.ts";
 import type { Manager } from "./discovery.ts";
 
 /** What to read besides CPU and memory. */
@@ -89,42 +89,43 @@ export function weightToShares(w: number): number {
 /** Reads a unit's statistics from cgroup v2 at `dir`. */
 export function readStatsV2(dir: string, manager: Manager, opts: StatOptions, host: HostFacts): UnitStats {
   const s = emptyStats();
-  const cpu = readKeyed(`${dir}/cpu.stat`, ["user_usec", "system_usec"]);
+  const d = new CgroupDir(dir);
+  const cpu = d.keyed("cpu.stat", ["user_usec", "system_usec"]);
   if (cpu) {
     s.cpuUser = cpu.get("user_usec")! / 1e6;
     s.cpuSystem = cpu.get("system_usec")! / 1e6;
   }
   if (manager === "k8s") {
-    const w = readValue(`${dir}/cpu.weight`);
+    const w = d.value("cpu.weight");
     s.cpus = w === undefined || !Number.isFinite(w) ? 0 : k8sCpus(weightToShares(w));
   } else {
-    const cs = readOptional(`${dir}/cpuset.cpus.effective`) ?? readOptional(`${dir}/cpuset.cpus`);
+    const cs = d.optional("cpuset.cpus.effective") ?? d.optional("cpuset.cpus");
     s.cpus = cs === undefined ? 0 : cpuListCount(cs, `${dir}/cpuset.cpus.effective`);
   }
-  s.memoryUsed = readValue(`${dir}/memory.current`) ?? 0;
-  const max = readValue(`${dir}/memory.max`);
+  s.memoryUsed = d.value("memory.current") ?? 0;
+  const max = d.value("memory.max");
   s.memoryTotal = max === undefined || !Number.isFinite(max) ? host.memTotal : max;
-  const mstat = readKeyed(`${dir}/memory.stat`, ["anon", "file"]);
+  const mstat = d.keyed("memory.stat", ["anon", "file"]);
   if (mstat) {
     s.memoryRss = mstat.get("anon")!;
     s.memoryCache = mstat.get("file")!;
   }
-  const events = readKeyed(`${dir}/memory.events`, [], ["oom"]);
+  const events = d.keyed("memory.events", [], ["oom"]);
   s.memoryFailCount = events?.get("oom") ?? 0;
   if (opts.swap) {
-    s.memswUsed = readValue(`${dir}/memory.swap.current`) ?? 0;
-    const smax = readValue(`${dir}/memory.swap.max`);
+    s.memswUsed = d.value("memory.swap.current") ?? 0;
+    const smax = d.value("memory.swap.max");
     s.memswTotal = smax === undefined || !Number.isFinite(smax) ? host.swapTotal : smax;
-    s.memswFailCount = readKeyed(`${dir}/memory.swap.events`, [], ["fail"])?.get("fail") ?? 0;
+    s.memswFailCount = d.keyed("memory.swap.events", [], ["fail"])?.get("fail") ?? 0;
   }
   if (opts.psi) {
-    const c = readOptional(`${dir}/cpu.pressure`);
+    const c = d.optional("cpu.pressure");
     if (c !== undefined) s.cpuPsi = parsePsiFullSeconds(c, `${dir}/cpu.pressure`);
-    const m = readOptional(`${dir}/memory.pressure`);
+    const m = d.optional("memory.pressure");
     if (m !== undefined) s.memoryPsi = parsePsiFullSeconds(m, `${dir}/memory.pressure`);
   }
   if (opts.blkio) {
-    const io = readOptional(`${dir}/io.stat`);
+    const io = d.optional("io.stat");
     if (io !== undefined) {
       for (const line of io.split("\n")) {
         const f = line.trim().split(/\s+/);
@@ -142,7 +143,7 @@ export function readStatsV2(dir: string, manager: Manager, opts: StatOptions, ho
     }
   }
   if (opts.rdma) {
-    const r = readOptional(`${dir}/rdma.current`);
+    const r = d.optional("rdma.current");
     if (r !== undefined) s.rdmaHandles = parseRdmaCurrent(r, `${dir}/rdma.current`);
   }
   return s;

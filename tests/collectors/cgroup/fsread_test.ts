@@ -2,6 +2,7 @@
 // each rejecting garbage instead of returning zeros.
 
 import {
+  CgroupDir,
   cpuListCount,
   parseCgroupValue,
   parseFlatKeyed,
@@ -30,4 +31,48 @@ Deno.test("cgroup file parsers accept real content and reject garbage", () => {
     new Map([["hfi1_0", 479]]),
   );
   assertThrows(() => parseRdmaCurrent("hfi1_0 hca_handle=x\n", "p"), /malformed/);
+});
+
+Deno.test("parseFlatKeyed: the wanted-keys fast path gives what the line-by-line parse gives", () => {
+  const slow = (text: string, wanted: string[]) => {
+    // Reference: all keys parsed line by line, then filtered.
+    const all = parseFlatKeyed(text, "p");
+    return new Map([...all].filter(([k]) => wanted.includes(k)));
+  };
+  const cases = [
+    "anon 4098592768\nfile 0\nkernel 12787712\n",
+    "file 7\nanon 3", // first line, no trailing newline
+    "anon 1\nfile 2\nanon 5\n", // a repeated key: the last one wins
+    "kernel_anon 9\nanon_thp 8\n", // keys that merely contain a wanted key
+    "",
+    "anon  1\n\nfile 2\n", // irregular spacing and blank lines take the line-by-line path
+  ];
+  for (const text of cases) {
+    assertEquals(parseFlatKeyed(text, "p", ["anon", "file"]), slow(text, ["anon", "file"]), JSON.stringify(text));
+  }
+  assertThrows(() => parseFlatKeyed("anon 1\nfile x\n", "p", ["anon"]), /malformed line/);
+  assertThrows(() => parseFlatKeyed("anon 1\ngarbage\n", "p", ["anon"]), /malformed line/);
+});
+
+Deno.test("CgroupDir reads a cgroup's files like the path-based readers, naming the file in errors", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-cgroupdir-" });
+  try {
+    Deno.writeTextFileSync(`${dir}/memory.current`, "4111491072\n");
+    Deno.writeTextFileSync(`${dir}/memory.max`, "max\n");
+    Deno.writeTextFileSync(`${dir}/memory.stat`, "anon 5\nfile 6\nkernel 7\n");
+    Deno.writeTextFileSync(`${dir}/cpu.stat`, "usage_usec 1\n");
+    Deno.writeTextFileSync(`${dir}/pids.current`, "12ab\n");
+    const d = new CgroupDir(dir);
+    assertEquals(d.value("memory.current"), 4111491072);
+    assertEquals(d.value("memory.max"), Infinity);
+    assertEquals(d.value("absent"), undefined);
+    assertEquals(d.optional("absent"), undefined);
+    assertEquals(d.keyed("memory.stat", ["anon", "file"]), new Map([["anon", 5], ["file", 6]]));
+    assertEquals(d.keyed("absent", ["anon"]), undefined);
+    assertThrows(() => d.keyed("cpu.stat", ["user_usec"]), new RegExp(`${dir}/cpu.stat: missing key user_usec`));
+    assertThrows(() => d.value("pids.current"), new RegExp(`${dir}/pids.current: malformed value`));
+    assertThrows(() => d.optional(""), /EISDIR/); // `${dir}/` is the directory itself
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
