@@ -8,6 +8,7 @@ import { Logger } from "../common/log.ts";
 import { runOpSync } from "../privilege/ops.ts";
 import { WorkerSecurityManager } from "../privilege/security.ts";
 import { addSecurityFlags, setupSecurity } from "../privilege/setup.ts";
+import type { WorkerRequest } from "../privilege/worker.ts";
 
 const N = Number(Deno.args[0] ?? 100);
 
@@ -66,7 +67,8 @@ const sameCase: Case = ["floor: same Worker code, no raise, thread gone", async 
   const w = new Worker(workerUrl, { type: "module" });
   const reply = await new Promise<{ tid: number }>((resolve) => {
     w.onmessage = (e) => resolve(e.data);
-    w.postMessage({ context: "bench", caps: [], ops: [op] });
+    const req: WorkerRequest = { items: [{ context: "bench", caps: [], ops: [op] }] };
+    w.postMessage(req);
   });
   w.terminate();
   for (let i = 0; i < 500; i++) {
