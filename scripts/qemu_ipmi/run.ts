@@ -142,7 +142,15 @@ function buildInitramfs(dir: string, pkgs: { modules: string; busybox: string })
 
 /** Starts ipmi_sim with the DCMI plugin: LAN on one port, the VM serial interface (KCS) on another. */
 function startIpmiSim(dir: string, powerFile: string): { child: Deno.ChildProcess; serialPort: number } {
-  sh("gcc", ["-O2", "-Wall", "-fPIC", "-shared", "-o", `${dir}/dcmi_power.so`, `${here}dcmi_power.c`]);
+  sh("gcc", [
+    "-O2",
+    "-Wall",
+    "-fPIC",
+    "-shared",
+    "-o",
+    `${dir}/dcmi_power.so`,
+    `${repo}tests/fixtures/ipmi_sim/dcmi_power.c`,
+  ]);
   const serialPort = freePort();
   const lanPort = freePort();
   Deno.writeTextFileSync(

@@ -3,7 +3,7 @@
 
 import { join } from "node:path";
 import bcrypt from "bcryptjs";
-import { freePort } from "./process.ts";
+import { startPrometheus as startSharedPrometheus } from "./prometheus_server.ts";
 
 /** One synthetic sample: series labels (with __name__), value, time in ms. */
 export interface Sample {
@@ -53,6 +53,7 @@ export function toOpenMetrics(samples: Sample[]): string {
 /**
  * Starts Prometheus with `samples` already in its TSDB. `scrapeInterval` sets the global scrape and
  * evaluation interval reported by /api/v1/status/config. `extraArgs` are appended to the command line.
+ * The process itself is managed by prometheus_server.ts, the one Prometheus harness of the tests.
  */
 export async function startPrometheus(
   opts: {
@@ -63,73 +64,33 @@ export async function startPrometheus(
     basicAuth?: { user: string; password: string };
   } = {},
 ): Promise<PrometheusServer> {
-  const dir = Deno.makeTempDirSync({ prefix: "ceems-test-prom-" });
-  const data = join(dir, "data");
-  Deno.mkdirSync(data);
   const si = opts.scrapeInterval ?? "15s";
-  Deno.writeTextFileSync(
-    join(dir, "prometheus.yml"),
-    `global:\n  scrape_interval: ${si}\n  evaluation_interval: ${si}\nscrape_configs: []\n`,
-  );
-  if (opts.samples?.length) {
-    const om = join(dir, "samples.om");
-    Deno.writeTextFileSync(om, toOpenMetrics(opts.samples));
-    const out = await new Deno.Command("promtool", {
-      args: ["tsdb", "create-blocks-from", "openmetrics", om, data],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (out.code !== 0) {
-      Deno.removeSync(dir, { recursive: true });
-      throw new Error(`promtool backfill failed: ${new TextDecoder().decode(out.stderr)}`);
-    }
-  }
-  const extra = [...(opts.extraArgs ?? [])];
-  const probeHeaders: Record<string, string> = {};
+  const args = ["--storage.tsdb.retention.time=3650d", "--web.enable-admin-api", ...(opts.extraArgs ?? [])];
+  let webDir: string | undefined;
+  const readyHeaders: Record<string, string> = {};
   if (opts.basicAuth) {
     const { user, password } = opts.basicAuth;
-    Deno.writeTextFileSync(
-      join(dir, "web.yml"),
-      `basic_auth_users:\n  ${user}: ${bcrypt.hashSync(password, 4)}\n`,
-    );
-    extra.push(`--web.config.file=${join(dir, "web.yml")}`);
-    probeHeaders.Authorization = "Basic " + btoa(`${user}:${password}`);
+    webDir = Deno.makeTempDirSync({ prefix: "ceems-test-prom-web-" });
+    Deno.writeTextFileSync(join(webDir, "web.yml"), `basic_auth_users:\n  ${user}: ${bcrypt.hashSync(password, 4)}\n`);
+    args.push(`--web.config.file=${join(webDir, "web.yml")}`);
+    readyHeaders.Authorization = "Basic " + btoa(`${user}:${password}`);
   }
-  const port = freePort();
-  const child = new Deno.Command("prometheus", {
-    args: [
-      `--config.file=${join(dir, "prometheus.yml")}`,
-      `--storage.tsdb.path=${data}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      "--storage.tsdb.retention.time=3650d",
-      "--web.enable-admin-api",
-      ...extra,
-    ],
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const logs: Uint8Array[] = [];
-  const drained = (async () => {
-    for await (const c of child.stderr) logs.push(c);
-  })();
-  const url = `http://127.0.0.1:${port}`;
-  const stop = async () => {
-    try {
-      Deno.kill(child.pid, "SIGTERM");
-    } catch { /* gone */ }
-    await child.status;
-    await drained;
-    Deno.removeSync(dir, { recursive: true });
-  };
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    try {
-      const r = await fetch(`${url}/-/ready`, { headers: probeHeaders });
-      await r.body?.cancel();
-      if (r.ok) return { url, port, dir, pid: child.pid, stop };
-    } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    const server = await startSharedPrometheus({
+      openMetrics: opts.samples?.length ? toOpenMetrics(opts.samples) : undefined,
+      config: `global:\n  scrape_interval: ${si}\n  evaluation_interval: ${si}\nscrape_configs: []\n`,
+      args,
+      readyHeaders,
+    });
+    return {
+      ...server,
+      async stop() {
+        await server.stop();
+        if (webDir) Deno.removeSync(webDir, { recursive: true });
+      },
+    };
+  } catch (e) {
+    if (webDir) Deno.removeSync(webDir, { recursive: true });
+    throw e;
   }
-  await stop();
-  throw new Error(`prometheus did not become ready:\n${new TextDecoder().decode(logs.at(-1) ?? new Uint8Array())}`);
 }
