@@ -119,7 +119,8 @@ export const CAPABILITY_TABLE: readonly CapabilityRule[] = [
   {
     component: "exporter",
     feature: "perf",
-    flag: "collector.perf",
+    // perf has no --collector.perf flag: any of its event flags (under slurm, libvirt or k8s) enables it.
+    flag: "collector.perf.*-events",
     caps: ["cap_perfmon"],
     reason: "opens perf events of other users' processes",
   },
@@ -134,14 +135,15 @@ export const CAPABILITY_TABLE: readonly CapabilityRule[] = [
   {
     component: "exporter",
     feature: "ebpf",
-    flag: "collector.ebpf",
+    // ebpf has no --collector.ebpf flag: --collector.ebpf.io-metrics or .network-metrics enables it.
+    flag: "collector.ebpf.*-metrics",
     caps: ["cap_bpf", "cap_perfmon"],
     reason: "loads and attaches BPF tracing programs and reads their maps",
   },
   {
     component: "exporter",
     feature: "ebpf",
-    flag: "collector.ebpf",
+    flag: "collector.ebpf.*-metrics",
     caps: ["cap_sys_resource"],
     reason: "raises RLIMIT_MEMLOCK for BPF maps on kernels older than 5.11",
     when: (_f, h) => kernelOlderThan(h.kernelRelease, 5, 11),

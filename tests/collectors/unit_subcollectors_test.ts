@@ -77,8 +77,8 @@ Deno.test("--print-capabilities names perf and ebpf with their capabilities", as
   ]);
   assertEquals(r.code, 0, r.stderr);
   assertMatch(r.stdout, /^capabilities: cap_bpf cap_perfmon$/m);
-  assertMatch(r.stdout, /^\s+cap_bpf\s+needed by --collector\.ebpf$/m);
-  assertMatch(r.stdout, /^\s+cap_perfmon\s+needed by --collector\.perf,--collector\.ebpf$/m);
+  assertMatch(r.stdout, /^\s+cap_bpf\s+needed by --collector\.ebpf\.\*-metrics$/m);
+  assertMatch(r.stdout, /^\s+cap_perfmon\s+needed by --collector\.perf\.\*-events,--collector\.ebpf\.\*-metrics$/m);
   assertMatch(r.stdout, /^AmbientCapabilities=CAP_BPF CAP_PERFMON$/m);
 });
 
