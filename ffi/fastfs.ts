@@ -48,6 +48,10 @@ export interface DirEntryLite {
 export class FastFs {
   readonly #s: Syms;
   readonly #path = new Uint8Array(4096);
+  /** The string whose bytes start #path (#dirLen of them), or undefined. */
+  #dir: string | undefined;
+  #dirLen = 0;
+  readonly #names = new Map<string, Uint8Array>();
   /** Where reads land (`bufferSize` bytes) and where the read that should see EOF lands (as large). */
   readonly #head: Uint8Array<ArrayBuffer>;
   readonly #tail: Uint8Array<ArrayBuffer>;
@@ -72,25 +76,49 @@ export class FastFs {
     return p ? new Deno.UnsafePointerView(p).getInt32(0) : 0;
   }
 
+  /**
+   * `path` as a C string. The buffer keeps the last directory encoded (`#dir`), so the reads of several files
+   * of one directory, and the listing that follows its cgroup.procs read, encode the directory once.
+   */
   #cPath(path: string): Uint8Array {
-    const r = this.#enc.encodeInto(path, this.#path);
-    if (r.read !== path.length || r.written >= this.#path.length) throw new Error(`path too long: ${path}`);
-    this.#path[r.written] = 0;
-    return this.#path;
+    const buf = this.#path;
+    if (path !== this.#dir) this.#encodeDir(path);
+    buf[this.#dirLen] = 0;
+    return buf;
   }
 
   /** `${dir}/${name}` as a C string, without building (and flattening) the joined JS string. */
   #cPath2(dir: string, name: string): Uint8Array {
     const buf = this.#path;
-    const a = this.#enc.encodeInto(dir, buf);
-    const slash = a.written;
-    if (a.read !== dir.length || slash + 2 >= buf.length) throw new Error(`path too long: ${dir}/${name}`);
+    if (dir !== this.#dir) this.#encodeDir(dir);
+    const slash = this.#dirLen;
+    if (slash + 2 >= buf.length) throw new Error(`path too long: ${dir}/${name}`);
     buf[slash] = 47;
-    const b = this.#enc.encodeInto(name, buf.subarray(slash + 1));
-    const end = slash + 1 + b.written;
-    if (b.read !== name.length || end >= buf.length) throw new Error(`path too long: ${dir}/${name}`);
+    let end: number;
+    const cached = this.#names.get(name);
+    if (cached) {
+      end = slash + 1 + cached.length;
+      if (end >= buf.length) throw new Error(`path too long: ${dir}/${name}`);
+      buf.set(cached, slash + 1);
+    } else {
+      const b = this.#enc.encodeInto(name, buf.subarray(slash + 1));
+      end = slash + 1 + b.written;
+      if (b.read !== name.length || end >= buf.length) throw new Error(`path too long: ${dir}/${name}`);
+      // File names repeat in every unit's directory (cpu.stat, cgroup.procs): keep a few encoded.
+      if (this.#names.size < 64 && name.length <= 64) this.#names.set(name, buf.slice(slash + 1, end));
+    }
     buf[end] = 0;
     return buf;
+  }
+
+  #encodeDir(dir: string): void {
+    const r = this.#enc.encodeInto(dir, this.#path);
+    if (r.read !== dir.length || r.written >= this.#path.length) {
+      this.#dir = undefined;
+      throw new Error(`path too long: ${dir}`);
+    }
+    this.#dir = dir;
+    this.#dirLen = r.written;
   }
 
   #open(path: string, flags: number, what: string, name?: string): number {
