@@ -1,7 +1,6 @@
 // The `ceems exporter` subcommand: CEEMS-compatible flags, collector construction, and the web
 // server exposing /metrics, /health and a landing page until SIGTERM or SIGINT.
 
-import client from "prom-client";
 import {
   addCommonFlags,
   loggerFromFlags,
@@ -13,13 +12,13 @@ import {
 } from "../common/cli.ts";
 import { FlagSet } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
-import { registerProcessMetrics } from "../common/process_metrics.ts";
+import { emitProcessMetrics } from "../common/process_metrics.ts";
 import { buildInfoLabels, VERSION } from "../common/version.ts";
 import { landingPage, serve } from "../common/web/server.ts";
 import { requiredCapabilities } from "../privilege/capabilities.ts";
 import { type Capability, DeferredSecurityManager, type SecurityManager } from "../privilege/security.ts";
 import { addSecurityFlags, securityPreflight, setupSecurity } from "../privilege/setup.ts";
-import type { Collector, CollectorContext } from "./collector.ts";
+import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
 import "./all.ts";
 import { renderFamilyChunks } from "./metric_sink.ts";
 import { registeredCollectors } from "./registry.ts";
@@ -134,25 +133,29 @@ export async function createCollectors(
   return out;
 }
 
-/** Registry of metrics about the exporter itself: build info and, unless disabled, process metrics. */
-export function exporterRegistry(disableExporterMetrics: boolean): client.Registry {
-  const reg = new client.Registry();
+/**
+ * Metrics about the exporter itself, added to every scrape: build info and, unless disabled, process_*.
+ * Written with the scrape's own exposition writer, so the node daemon does not load a metrics library
+ * (prom-client costs about 15 MiB resident here) for two families.
+ */
+export function exporterSelfMetrics(disableExporterMetrics: boolean): (sink: MetricSink) => void {
   const labels = buildInfoLabels();
-  new client.Gauge({
-    name: "ceems_exporter_build_info",
-    help: "A metric with a constant '1' value labeled by version, revision, branch and runtime version.",
-    labelNames: Object.keys(labels),
-    registers: [reg],
-  }).set(labels, 1);
-  if (!disableExporterMetrics) registerProcessMetrics(reg);
-  return reg;
+  return (sink) => {
+    sink.gauge(
+      "ceems_exporter_build_info",
+      "A metric with a constant '1' value labeled by version, revision, branch and runtime version.",
+      labels,
+      1,
+    );
+    if (!disableExporterMetrics) emitProcessMetrics(sink);
+  };
 }
 
 /** The /metrics handler: scrapes every collector, answering 503 beyond `maxRequests` concurrent scrapes. */
 export function createMetricsHandler(
   collectors: Map<string, Collector>,
   logger: Logger,
-  selfRegistry: client.Registry,
+  selfMetrics: (sink: MetricSink) => void,
   maxRequests: number,
 ): () => Promise<Response> {
   const limiter = new RequestLimiter(maxRequests);
@@ -162,7 +165,8 @@ export function createMetricsHandler(
     }
     try {
       const sink = await scrapeCollectors(collectors, logger);
-      const body = streamText([await selfRegistry.metrics()], renderFamilyChunks(sink.families.values()));
+      selfMetrics(sink);
+      const body = streamText(renderFamilyChunks(sink.families.values()));
       return new Response(body, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
     } finally {
       limiter.release();
@@ -170,14 +174,11 @@ export function createMetricsHandler(
   };
 }
 
-/** A byte stream of `head` then `chunks`, each encoded only when the reader pulls it (bounded memory). */
-export function streamText(head: string[], chunks: Iterator<string>): ReadableStream<Uint8Array> {
+/** A byte stream of `chunks`, each encoded only when the reader pulls it (bounded memory). */
+export function streamText(chunks: Iterator<string>): ReadableStream<Uint8Array> {
   const enc = new TextEncoder();
-  const pending = head.filter((h) => h.length > 0);
   return new ReadableStream<Uint8Array>({
     pull(controller) {
-      const h = pending.shift();
-      if (h !== undefined) return controller.enqueue(enc.encode(h));
       const n = chunks.next();
       if (n.done) controller.close();
       else controller.enqueue(enc.encode(n.value));
@@ -192,7 +193,7 @@ export function streamText(head: string[], chunks: Iterator<string>): ReadableSt
 export async function exporterMain(argv: string[]): Promise<void> {
   const fs = exporterFlags();
   parseFlags(fs, argv, "exporter");
-  const webConfig = webConfigFromFlags(fs);
+  const webConfig = await webConfigFromFlags(fs);
   const logger = loggerFromFlags(fs);
   for (const w of fs.warnings) logger.warn(w);
   const telemetryPath = fs.string("web.telemetry-path");
@@ -218,8 +219,8 @@ export async function exporterMain(argv: string[]): Promise<void> {
     readWritePaths: [],
   });
   deferred.use(security.manager);
-  const selfRegistry = exporterRegistry(fs.bool("web.disable-exporter-metrics"));
-  const metricsHandler = createMetricsHandler(collectors, logger, selfRegistry, fs.number("web.max-requests"));
+  const selfMetrics = exporterSelfMetrics(fs.bool("web.disable-exporter-metrics"));
+  const metricsHandler = createMetricsHandler(collectors, logger, selfMetrics, fs.number("web.max-requests"));
 
   const server = await serve({
     addresses: fs.strings("web.listen-address"),

@@ -1,7 +1,5 @@
 // process_* metrics about the running ceems process (CPU time, memory, start time, file
-// descriptors), read cheaply from one /proc/self/stat per scrape, for the exporter-metrics registry.
-
-import client from "prom-client";
+// descriptors), read cheaply from one /proc/self/stat per scrape and written to a scrape's metric sink.
 
 const pageSize = 4096;
 const userHz = 100;
@@ -60,37 +58,30 @@ export function processSnapshot(): ProcessSnapshot {
   return snap;
 }
 
-/** Registers process_* metrics on `registry`, all fed by one snapshot per scrape. */
-export function registerProcessMetrics(registry: client.Registry): void {
-  let cached: { at: number; snap: ProcessSnapshot } | undefined;
-  const snap = () => {
-    const now = performance.now();
-    if (!cached || now - cached.at > 50) cached = { at: now, snap: processSnapshot() };
-    return cached.snap;
-  };
-  const gauge = (name: string, help: string, pick: (s: ProcessSnapshot) => number | undefined) =>
-    new client.Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        const v = pick(snap());
-        if (v !== undefined) this.set(v);
-      },
-    });
-  new client.Counter({
-    name: "process_cpu_seconds_total",
-    help: "Total user and system CPU time spent in seconds.",
-    registers: [registry],
-    collect() {
-      const s = snap();
-      this.reset();
-      this.inc(s.cpuUser + s.cpuSystem);
-    },
-  });
-  gauge("process_resident_memory_bytes", "Resident memory size in bytes.", (s) => s.residentBytes);
-  gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", (s) => s.virtualBytes);
-  gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", (s) => s.startTime);
-  gauge("process_open_fds", "Number of open file descriptors.", (s) => s.openFds);
-  gauge("process_max_fds", "Maximum number of open file descriptors.", (s) => s.maxFds);
+/** Where {@link emitProcessMetrics} writes: the exporter's scrape sink (collectors/metric_sink.ts). */
+export interface ProcessMetricSink {
+  gauge(name: string, help: string, labels: Record<string, string>, value: number): void;
+  counter(name: string, help: string, labels: Record<string, string>, value: number): void;
+}
+
+/** Writes the process_* families (client_golang's names and help texts) from one snapshot. */
+export function emitProcessMetrics(sink: ProcessMetricSink, snap: ProcessSnapshot = processSnapshot()): void {
+  sink.counter(
+    "process_cpu_seconds_total",
+    "Total user and system CPU time spent in seconds.",
+    {},
+    snap.cpuUser + snap.cpuSystem,
+  );
+  sink.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", {}, snap.residentBytes);
+  sink.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", {}, snap.virtualBytes);
+  sink.gauge(
+    "process_start_time_seconds",
+    "Start time of the process since unix epoch in seconds.",
+    {},
+    snap.startTime,
+  );
+  if (snap.openFds !== undefined) sink.gauge("process_open_fds", "Number of open file descriptors.", {}, snap.openFds);
+  if (snap.maxFds !== undefined) {
+    sink.gauge("process_max_fds", "Maximum number of open file descriptors.", {}, snap.maxFds);
+  }
 }

@@ -3,7 +3,7 @@
 
 import type { Collector, MetricSink } from "../../collectors/collector.ts";
 import { NoDataError } from "../../collectors/collector.ts";
-import { createMetricsHandler, exporterRegistry } from "../../collectors/exporter.ts";
+import { createMetricsHandler, exporterSelfMetrics } from "../../collectors/exporter.ts";
 import { scrapeCollectors } from "../../collectors/scrape.ts";
 import { Logger } from "../../common/log.ts";
 import { assertEquals, assertMatch } from "../helpers/assert.ts";
@@ -68,7 +68,7 @@ Deno.test("metrics handler: scrapes beyond --web.max-requests get 503 and a slot
   const handler = createMetricsHandler(
     new Map([["slow", slow]]),
     new Logger("error", "logfmt", {}, () => {}),
-    exporterRegistry(true),
+    exporterSelfMetrics(true),
     1,
   );
   const first = handler();

@@ -1,7 +1,8 @@
 // Tests of the process_* metrics: /proc/self/stat field positions, and a live snapshot of this
 // test process that must agree with /proc/self/status.
 
-import { parseSelfStat, processSnapshot } from "../../common/process_metrics.ts";
+import { emitProcessMetrics, parseSelfStat, processSnapshot } from "../../common/process_metrics.ts";
+import { FamilySink } from "../../collectors/metric_sink.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 
 Deno.test("parseSelfStat reads utime, stime, start time, vsize and rss after a command with spaces", () => {
@@ -22,4 +23,25 @@ Deno.test("processSnapshot of this process matches /proc/self/status", () => {
   assert(snap.openFds! > 2);
   assert(snap.maxFds! >= snap.openFds!);
   assert(Math.abs(snap.startTime - Date.now() / 1000) < 3600, "start time not recent");
+});
+
+Deno.test("emitProcessMetrics writes client_golang's process_* families from one snapshot", () => {
+  const sink = new FamilySink();
+  emitProcessMetrics(sink, {
+    cpuUser: 1.5,
+    cpuSystem: 0.25,
+    residentBytes: 4096,
+    virtualBytes: 8192,
+    startTime: 1700000000.5,
+  });
+  const got = [...sink.families.values()].map((f) => [f.name, f.type, f.values[0]]);
+  assertEquals(got, [
+    ["process_cpu_seconds_total", "counter", 1.75],
+    ["process_resident_memory_bytes", "gauge", 4096],
+    ["process_virtual_memory_bytes", "gauge", 8192],
+    ["process_start_time_seconds", "gauge", 1700000000.5],
+  ]); // descriptor counts are left out when unknown (non-dumpable after the privilege drop)
+  const live = new FamilySink();
+  emitProcessMetrics(live);
+  assertEquals(live.families.get("process_open_fds")!.values[0] > 2, true);
 });
