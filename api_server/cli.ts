@@ -141,7 +141,7 @@ export function gzipResponse(req: Request, r: Response): Response {
 export async function apiMain(argv: string[]): Promise<void> {
   const fs = apiFlags();
   parseFlags(fs, argv, "api");
-  const webConfig = webConfigFromFlags(fs);
+  const webConfig = await webConfigFromFlags(fs);
   const logger = loggerFromFlags(fs);
   for (const w of fs.warnings) logger.warn(w);
   const maxPerMinute = fs.number("web.max-requests");

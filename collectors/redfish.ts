@@ -1,7 +1,6 @@
 // The `redfish` collector: chassis power from a BMC's Redfish API (ServiceRoot → Chassis → Power) as
 // ceems_redfish_{current,min,max,avg}_watts per chassis, serving the last good reading when the BMC fails.
 
-import { parse as parseYaml } from "yaml";
 import type { FlagSet } from "../common/flags.ts";
 import { parseDuration } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
@@ -29,8 +28,15 @@ export function expandEnv(text: string, env: Record<string, string | undefined>)
   return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, a, b) => env[a ?? b] ?? "");
 }
 
-/** Parses the YAML text of a Redfish collector config; throws a one-line reason on bad input. */
-export function parseRedfishConfig(text: string, env: Record<string, string | undefined> = {}): RedfishConfig {
+/**
+ * Parses the YAML text of a Redfish collector config; rejects with a one-line reason on bad input. The YAML
+ * parser is loaded here, so exporters without the redfish collector never load it.
+ */
+export async function parseRedfishConfig(
+  text: string,
+  env: Record<string, string | undefined> = {},
+): Promise<RedfishConfig> {
+  const { parse: parseYaml } = await import("yaml");
   let doc: unknown;
   try {
     doc = parseYaml(text);
@@ -320,7 +326,7 @@ async function create(ctx: CollectorContext): Promise<Collector> {
   if (ctx.flags.bool("collector.redfish.config.file.expand-env-vars")) text = expandEnv(text, env);
   let cfg: RedfishConfig;
   try {
-    cfg = parseRedfishConfig(text, env);
+    cfg = await parseRedfishConfig(text, env);
   } catch (e) {
     throw new Error(`--collector.redfish.config.file ${file}: ${(e as Error).message}`);
   }

@@ -84,10 +84,10 @@ export function loggerFromFlags(fs: FlagSet): Logger {
 }
 
 /** Loads --web.config.file, turning any problem into a StartupError naming the flag. */
-export function webConfigFromFlags(fs: FlagSet): WebConfig {
+export async function webConfigFromFlags(fs: FlagSet): Promise<WebConfig> {
   const path = fs.string("web.config.file");
   try {
-    return loadWebConfig(path);
+    return await loadWebConfig(path);
   } catch (e) {
     throw new StartupError(`--web.config.file: ${path}: ${(e as Error).message}`);
   }

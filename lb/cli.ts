@@ -135,7 +135,7 @@ export async function lbMain(argv: string[]): Promise<void> {
   parseFlags(fs, argv, "lb");
   const logger: Logger = loggerFromFlags(fs);
   for (const w of fs.warnings) logger.warn(w);
-  const webConfig = webConfigFromFlags(fs);
+  const webConfig = await webConfigFromFlags(fs);
   if (fs.bool("web.systemd-socket")) throw new StartupError("--web.systemd-socket: not supported");
   const configFile = fs.string("config.file");
   if (!configFile) throw new StartupError("--config.file: a configuration file is required");

@@ -1,13 +1,9 @@
 // HTTP(S) server shared by the exporter, the API server and the load balancer: Web-standard
-// Request/Response handlers on node:http(s) (which, unlike Deno.serve, verifies client certificates).
+// Request/Response handlers served by Deno.serve, or node:https where client certificates are checked.
 
-import http from "node:http";
-import https from "node:https";
-import type { AddressInfo } from "node:net";
-import { Readable } from "node:stream";
-import bcrypt from "bcryptjs";
 import type { Logger } from "../log.ts";
-import type { WebConfig } from "./web_config.ts";
+import { serveDeno } from "./deno_server.ts";
+import type { TlsServerConfig, WebConfig } from "./web_config.ts";
 
 /** A request handler in the Fetch API's shape. */
 export type Handler = (req: Request, info: { remoteAddr: string }) => Response | Promise<Response>;
@@ -29,11 +25,20 @@ export function parseListenAddress(addr: string): { host: string; port: number }
   return { host: m[1] ?? m[2] ?? "", port };
 }
 
+/** The part of bcryptjs that basic auth uses. */
+export interface Bcrypt {
+  hashSync(password: string, rounds: number): string;
+  compareSync(password: string, hash: string): boolean;
+}
+
 /** Basic-auth checker with a cache of verified credentials, as exporter-toolkit does (bcrypt is slow). */
 export class BasicAuth {
   #ok = new Map<string, string>();
   #dummy?: string;
-  constructor(private users: Map<string, string>) {}
+  /** `bcrypt` is the bcryptjs module, needed only when there are users (it is loaded only then). */
+  constructor(private users: Map<string, string>, private bcrypt?: Bcrypt) {
+    if (users.size && !bcrypt) throw new Error("BasicAuth: users configured without a bcrypt implementation");
+  }
 
   /** True when the request carries valid credentials or no users are configured. */
   check(header: string | null): boolean {
@@ -50,6 +55,7 @@ export class BasicAuth {
     const user = decoded.slice(0, i);
     const pass = decoded.slice(i + 1);
     const hash = this.users.get(user);
+    const bcrypt = this.bcrypt!;
     if (!hash) {
       // Spend the same time as a real comparison so user names cannot be probed.
       this.#dummy ??= bcrypt.hashSync("dummy-password", 10);
@@ -63,50 +69,6 @@ export class BasicAuth {
   }
 }
 
-function toRequest(req: http.IncomingMessage, tls: boolean, signal: AbortSignal): Request {
-  const host = req.headers.host ?? "localhost";
-  const url = `${tls ? "https" : "http"}://${host}${req.url ?? "/"}`;
-  const headers = new Headers();
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    headers.append(req.rawHeaders[i], req.rawHeaders[i + 1]);
-  }
-  const hasBody = req.method !== "GET" && req.method !== "HEAD";
-  return new Request(url, {
-    method: req.method,
-    headers,
-    body: hasBody ? (Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>) : undefined,
-    signal,
-    // @ts-ignore: required by the Fetch spec for streaming bodies
-    duplex: "half",
-  });
-}
-
-async function writeResponse(res: http.ServerResponse, resp: Response, extra: Record<string, string>) {
-  const headers: Record<string, string | string[]> = {};
-  resp.headers.forEach((v, k) => {
-    if (k === "set-cookie") return;
-    headers[k] = v;
-  });
-  const cookies = resp.headers.getSetCookie();
-  if (cookies.length) headers["set-cookie"] = cookies;
-  for (const [k, v] of Object.entries(extra)) headers[k] = v;
-  res.writeHead(resp.status, resp.statusText || undefined, headers);
-  if (!resp.body) {
-    res.end();
-    return;
-  }
-  const reader = resp.body.getReader();
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (!res.write(value)) await new Promise((r) => res.once("drain", r));
-    }
-  } finally {
-    res.end();
-  }
-}
-
 /** Options of {@link serve}. */
 export interface ServeOptions {
   addresses: string[];
@@ -115,93 +77,51 @@ export interface ServeOptions {
   handler: Handler;
 }
 
-/** Starts the server on every address; resolves once all are listening. */
+/**
+ * Whether the TLS settings need node:https: client certificates (Deno.serve cannot request or verify them)
+ * or version bounds other than TLS 1.2–1.3 (the only versions Deno.serve's TLS speaks).
+ */
+export function needsNodeServer(tls: TlsServerConfig | undefined): boolean {
+  if (!tls) return false;
+  return tls.clientAuthType !== "NoClientCert" || tls.minVersion !== "TLSv1.2" || tls.maxVersion !== "TLSv1.3";
+}
+
+/**
+ * Starts the server on every address; resolves once all are listening. Deno.serve serves plain HTTP and
+ * TLS; client-certificate authentication and TLS version bounds go through node:https (loaded only then).
+ */
 export async function serve(opts: ServeOptions): Promise<WebServer> {
-  const { webConfig, logger, handler } = opts;
-  const auth = new BasicAuth(webConfig.basicAuthUsers);
-  const tls = webConfig.tls;
-  let active = 0;
-  const sockets = new Set<import("node:net").Socket>();
-  const listener = async (req: http.IncomingMessage, res: http.ServerResponse) => {
-    active++;
-    const ac = new AbortController();
-    res.on("close", () => {
-      active--;
-      ac.abort();
-    });
-    try {
-      if (tls?.clientAuthType === "RequireAnyClientCert") {
-        // deno-lint-ignore no-explicit-any
-        const peer = (req.socket as any).getPeerCertificate?.();
-        if (!peer || Object.keys(peer).length === 0) {
-          await writeResponse(res, new Response("client certificate required\n", { status: 403 }), webConfig.headers);
-          return;
-        }
-      }
-      if (!auth.check(req.headers.authorization ?? null)) {
-        await writeResponse(
-          res,
-          new Response("Unauthorized\n", { status: 401, headers: { "WWW-Authenticate": "Basic" } }),
-          webConfig.headers,
-        );
-        return;
-      }
-      const request = toRequest(req, !!tls, ac.signal);
-      const resp = await handler(request, { remoteAddr: req.socket.remoteAddress ?? "" });
-      await writeResponse(res, resp, webConfig.headers);
-    } catch (e) {
-      logger.error("request failed", { path: req.url, err: e });
-      if (!res.headersSent) {
-        res.writeHead(500, { "content-type": "text/plain" });
-      }
-      res.end();
-    }
-  };
-  const servers: http.Server[] = [];
-  const addresses: string[] = [];
-  for (const addr of opts.addresses) {
-    const { host, port } = parseListenAddress(addr);
-    const server = tls
-      ? https.createServer({
-        cert: tls.cert,
-        key: tls.key,
-        ca: tls.clientCa,
-        requestCert: tls.clientAuthType !== "NoClientCert",
-        rejectUnauthorized: tls.clientAuthType === "RequireAndVerifyClientCert",
-        minVersion: tls.minVersion,
-        maxVersion: tls.maxVersion,
-      }, listener)
-      : http.createServer(listener);
-    server.on(tls ? "secureConnection" : "connection", (sock: import("node:net").Socket) => {
-      sockets.add(sock);
-      sock.on("close", () => sockets.delete(sock));
-    });
-    server.keepAliveTimeout = 5000;
-    server.headersTimeout = 10000;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, host || undefined, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    const a = server.address() as AddressInfo;
-    const shown = a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
-    addresses.push(shown);
-    logger.info("Listening on", { address: shown, http2: false, tls: !!tls });
-    servers.push(server);
+  const users = opts.webConfig.basicAuthUsers;
+  const auth = new BasicAuth(users, users.size ? (await import("bcryptjs")).default : undefined);
+  if (needsNodeServer(opts.webConfig.tls)) {
+    const { serveNode } = await import("./node_server.ts");
+    return await serveNode(opts, auth);
   }
-  return {
-    addresses,
-    async close(graceMs = 5000) {
-      const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-      // Let in-flight requests finish (bounded), then drop idle keep-alive connections.
-      const deadline = Date.now() + graceMs;
-      while (active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      for (const sock of sockets) sock.destroy();
-      await Promise.race([closed, new Promise((r) => setTimeout(r, 1000))]);
-    },
-  };
+  return await serveDeno(opts, auth);
+}
+
+/** Copies `extra` headers onto a response (rebuilding it when its headers are immutable, as fetch's are). */
+export function withHeaders(resp: Response, extra: Record<string, string>): Response {
+  const entries = Object.entries(extra);
+  if (entries.length === 0) return resp;
+  try {
+    for (const [k, v] of entries) resp.headers.set(k, v);
+    return resp;
+  } catch {
+    const headers = new Headers(resp.headers);
+    for (const [k, v] of entries) headers.set(k, v);
+    return new Response(resp.body, { status: resp.status, statusText: resp.statusText, headers });
+  }
+}
+
+/** The response of a request without valid basic-auth credentials. */
+export function unauthorized(): Response {
+  return new Response("Unauthorized\n", { status: 401, headers: { "WWW-Authenticate": "Basic" } });
+}
+
+/** host:port as logs and {@link WebServer.addresses} show it ([v6]:port). */
+export function showAddress(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** A small HTML landing page linking to the given paths, like exporter-toolkit's. */

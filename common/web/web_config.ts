@@ -1,7 +1,6 @@
 // The Prometheus exporter-toolkit web configuration file (--web.config.file): TLS with an optional
 // client CA, bcrypt basic-auth users and extra response headers, loaded and validated at start-up.
 
-import YAML from "yaml";
 import { dirname, isAbsolute, join } from "node:path";
 
 /** TLS settings of a web configuration. */
@@ -67,9 +66,19 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** Parses web-config YAML text; `baseDir` resolves relative file paths. Throws with a clear reason. */
-export function parseWebConfig(text: string, baseDir: string): WebConfig {
-  const doc = YAML.parse(text) ?? {};
+/**
+ * Parses web-config YAML text; `baseDir` resolves relative file paths. Rejects with a clear reason. The YAML
+ * parser, and bcryptjs when there are users, are loaded here (at start-up, before any privilege drop) and
+ * only then: a node daemon without a web config never loads them.
+ */
+export async function parseWebConfig(text: string, baseDir: string): Promise<WebConfig> {
+  const { parse } = await import("yaml");
+  const cfg = webConfigFromDocument(parse(text) ?? {}, baseDir);
+  if (cfg.basicAuthUsers.size) await import("bcryptjs"); // common/web/server.ts imports it again, from cache
+  return cfg;
+}
+
+function webConfigFromDocument(doc: unknown, baseDir: string): WebConfig {
   if (!isObject(doc)) throw new Error("web config must be a YAML mapping");
   for (const k of Object.keys(doc)) {
     if (!topKeys.has(k)) throw new Error(`unknown key "${k}" in web config`);
@@ -162,8 +171,8 @@ export function parseWebConfig(text: string, baseDir: string): WebConfig {
 }
 
 /** Reads and parses the web config file at `path` ("" gives the empty configuration). */
-export function loadWebConfig(path: string): WebConfig {
+export async function loadWebConfig(path: string): Promise<WebConfig> {
   if (!path) return emptyWebConfig;
   const text = Deno.readTextFileSync(path);
-  return parseWebConfig(text, dirname(path));
+  return await parseWebConfig(text, dirname(path));
 }

@@ -3,7 +3,7 @@
 
 import { join } from "node:path";
 import { expandEnv, parseRedfishConfig } from "../../collectors/redfish.ts";
-import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "../helpers/assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "../helpers/assert.ts";
 import { captureLogger, makeCollector, samples, scrape } from "../helpers/collector_harness.ts";
 import { makeTestCerts } from "../helpers/certs.ts";
 import { writeScript } from "../helpers/fake_tools.ts";
@@ -13,11 +13,11 @@ import { withTempDir } from "../helpers/tree.ts";
 
 const fixtures = join(repoRoot, "tests/fixtures/redfish");
 
-Deno.test("redfish: config keys of CEEMS, the deprecated root, env credentials and timeouts", () => {
-  const legacy = parseRedfishConfig("redfish_web_config:\n  protocol: http\n  host: bmc1\n  port: 5000\n");
+Deno.test("redfish: config keys of CEEMS, the deprecated root, env credentials and timeouts", async () => {
+  const legacy = await parseRedfishConfig("redfish_web_config:\n  protocol: http\n  host: bmc1\n  port: 5000\n");
   assertEquals(legacy.hostname, "bmc1");
   assertEquals([legacy.protocol, legacy.port, legacy.useSessionToken, legacy.timeoutMs], ["http", 5000, true, 5000]);
-  const cfg = parseRedfishConfig(
+  const cfg = await parseRedfishConfig(
     `redfish_collector:
   protocol: https
   hostname: "{hostname}-bmc"
@@ -33,10 +33,10 @@ Deno.test("redfish: config keys of CEEMS, the deprecated root, env credentials a
     [cfg.hostname, cfg.port, cfg.username, cfg.password, cfg.useSessionToken, cfg.timeoutMs, cfg.externalUrl],
     ["{hostname}-bmc", 443, "admin", "from-env", false, 2000, "http://proxy:5000"],
   );
-  assertEquals(parseRedfishConfig("redfish_collector:\n  hostname: b\n  timeout: 1500\n").timeoutMs, 1500);
-  assertThrows(() => parseRedfishConfig("redfish_collector: [\n"), /invalid YAML/);
-  assertThrows(() => parseRedfishConfig("other: {}\n"), /missing redfish_collector/);
-  assertThrows(() => parseRedfishConfig("redfish_collector:\n  protocol: ftp\n"), /protocol/);
+  assertEquals((await parseRedfishConfig("redfish_collector:\n  hostname: b\n  timeout: 1500\n")).timeoutMs, 1500);
+  await assertRejects(() => parseRedfishConfig("redfish_collector: [\n"), /invalid YAML/);
+  await assertRejects(() => parseRedfishConfig("other: {}\n"), /missing redfish_collector/);
+  await assertRejects(() => parseRedfishConfig("redfish_collector:\n  protocol: ftp\n"), /protocol/);
   assertEquals(expandEnv("u: ${USER_X} p: $PASS_Y", { USER_X: "a", PASS_Y: "b" }), "u: a p: b");
 });
 

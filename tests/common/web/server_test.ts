@@ -3,7 +3,7 @@
 
 import bcrypt from "bcryptjs";
 import { nullLogger } from "../../../common/log.ts";
-import { parseListenAddress, serve } from "../../../common/web/server.ts";
+import { needsNodeServer, parseListenAddress, serve } from "../../../common/web/server.ts";
 import { emptyWebConfig, type WebConfig } from "../../../common/web/web_config.ts";
 import { assertEquals, assertRejects } from "../../helpers/assert.ts";
 import { makeTestCerts } from "../../helpers/certs.ts";
@@ -109,5 +109,81 @@ Deno.test("server: TLS with client certificate verification", async () => {
     stranger.close();
     await srv.close();
     Deno.removeSync(certs.dir, { recursive: true });
+  }
+});
+
+Deno.test("server: back end choice — Deno.serve unless client certificates or TLS version bounds", () => {
+  const tls = { cert: "c", key: "k", minVersion: "TLSv1.2", maxVersion: "TLSv1.3" } as const;
+  assertEquals(needsNodeServer(undefined), false);
+  assertEquals(needsNodeServer({ ...tls, clientAuthType: "NoClientCert" }), false);
+  assertEquals(needsNodeServer({ ...tls, clientAuthType: "RequireAndVerifyClientCert", clientCa: "ca" }), true);
+  assertEquals(needsNodeServer({ ...tls, clientAuthType: "NoClientCert", minVersion: "TLSv1.3" }), true);
+  assertEquals(needsNodeServer({ ...tls, clientAuthType: "NoClientCert", maxVersion: "TLSv1.2" }), true);
+});
+
+Deno.test("server: TLS without client certificates (Deno.serve) serves HTTPS and refuses plain HTTP", async () => {
+  const certs = makeTestCerts();
+  const cfg: WebConfig = {
+    basicAuthUsers: new Map(),
+    headers: { "X-Content-Type-Options": "nosniff" },
+    tls: {
+      cert: certs.serverCert,
+      key: certs.serverKey,
+      clientAuthType: "NoClientCert",
+      minVersion: "TLSv1.2",
+      maxVersion: "TLSv1.3",
+    },
+  };
+  const srv = await serve({ addresses: ["127.0.0.1:0"], webConfig: cfg, logger: nullLogger, handler });
+  const url = `https://${srv.addresses[0]}/metrics`;
+  const client = Deno.createHttpClient({ caCerts: [certs.caCert] });
+  try {
+    const ok = await fetch(url, { client });
+    assertEquals(await ok.text(), "hello /metrics GET");
+    assertEquals(ok.headers.get("x-content-type-options"), "nosniff");
+    await assertRejects(() => fetch(url)); // the system trust store does not know the test CA
+    await assertRejects(async () => {
+      const r = await fetch(url.replace("https", "http"));
+      await r.text();
+      if (r.ok) throw new Error("plain HTTP accepted");
+    });
+  } finally {
+    client.close();
+    await srv.close();
+    Deno.removeSync(certs.dir, { recursive: true });
+  }
+});
+
+Deno.test("server: configured headers are added to proxied (immutable) responses; handler errors give 500", async () => {
+  const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => new Response("up"));
+  const srv = await serve({
+    addresses: ["127.0.0.1:0"],
+    webConfig: { basicAuthUsers: new Map(), headers: { "X-Frame-Options": "deny" } },
+    logger: nullLogger,
+    handler: (req) => {
+      if (new URL(req.url).pathname === "/boom") throw new Error("boom");
+      return fetch(`http://127.0.0.1:${upstream.addr.port}/`);
+    },
+  });
+  try {
+    const r = await fetch(`http://${srv.addresses[0]}/`);
+    assertEquals([r.status, await r.text(), r.headers.get("x-frame-options")], [200, "up", "deny"]);
+    const b = await fetch(`http://${srv.addresses[0]}/boom`);
+    assertEquals(b.status, 500);
+    await b.body?.cancel();
+  } finally {
+    await srv.close();
+    await upstream.shutdown();
+  }
+});
+
+Deno.test("server: an empty host listens on every address, IPv4 included", async () => {
+  const srv = await serve({ addresses: [":0"], webConfig: emptyWebConfig, logger: nullLogger, handler });
+  try {
+    const port = Number(srv.addresses[0].slice(srv.addresses[0].lastIndexOf(":") + 1));
+    const r = await fetch(`http://127.0.0.1:${port}/x`);
+    assertEquals(await r.text(), "hello /x GET");
+  } finally {
+    await srv.close();
   }
 });

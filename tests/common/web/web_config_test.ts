@@ -3,14 +3,14 @@
 
 import bcrypt from "bcryptjs";
 import { parseWebConfig } from "../../../common/web/web_config.ts";
-import { assertEquals, assertThrows } from "../../helpers/assert.ts";
+import { assertEquals, assertRejects } from "../../helpers/assert.ts";
 
-Deno.test("web config: relative cert paths resolve against the config's directory", () => {
+Deno.test("web config: relative cert paths resolve against the config's directory", async () => {
   const dir = Deno.makeTempDirSync();
   Deno.writeTextFileSync(`${dir}/c.pem`, "CERT");
   Deno.writeTextFileSync(`${dir}/k.pem`, "KEY");
   Deno.writeTextFileSync(`${dir}/ca.pem`, "CA");
-  const cfg = parseWebConfig(
+  const cfg = await parseWebConfig(
     "tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n  client_ca_file: ca.pem\n",
     dir,
   );
@@ -21,9 +21,9 @@ Deno.test("web config: relative cert paths resolve against the config's director
   Deno.removeSync(dir, { recursive: true });
 });
 
-Deno.test("web config: basic auth users and headers", () => {
+Deno.test("web config: basic auth users and headers", async () => {
   const hash = bcrypt.hashSync("password", 4);
-  const cfg = parseWebConfig(
+  const cfg = await parseWebConfig(
     `basic_auth_users:\n  prometheus: "${hash}"\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n`,
     "/",
   );
@@ -31,7 +31,7 @@ Deno.test("web config: basic auth users and headers", () => {
   assertEquals(cfg.headers, { "X-Frame-Options": "deny" });
 });
 
-Deno.test("web config: bad files give a clear reason", () => {
+Deno.test("web config: bad files give a clear reason", async () => {
   const cases: [string, RegExp][] = [
     ["tls_server_config:\n  key_file: /nonexistent\n", /missing cert_file/],
     ["tls_server_config:\n  cert_file: /nonexistent/c\n  key_file: /x\n", /cannot read cert_file/],
@@ -40,5 +40,5 @@ Deno.test("web config: bad files give a clear reason", () => {
     ["http_server_config:\n  headers:\n    Server: x\n", /header "Server" is not allowed/],
     ["- a\n- b\n", /must be a YAML mapping/],
   ];
-  for (const [text, re] of cases) assertThrows(() => parseWebConfig(text, "/"), re);
+  for (const [text, re] of cases) await assertRejects(() => parseWebConfig(text, "/"), re);
 });

@@ -1,0 +1,143 @@
+// The node:http(s) back end of common/web/server.ts, for what Deno.serve cannot do: request and verify
+// client certificates, and bound TLS versions. Loaded only when the web config asks for either.
+
+import http from "node:http";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
+import {
+  type BasicAuth,
+  parseListenAddress,
+  type ServeOptions,
+  showAddress,
+  unauthorized,
+  type WebServer,
+} from "./server.ts";
+
+function toRequest(req: http.IncomingMessage, tls: boolean, signal: AbortSignal): Request {
+  const host = req.headers.host ?? "localhost";
+  const url = `${tls ? "https" : "http"}://${host}${req.url ?? "/"}`;
+  const headers = new Headers();
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    headers.append(req.rawHeaders[i], req.rawHeaders[i + 1]);
+  }
+  const hasBody = req.method !== "GET" && req.method !== "HEAD";
+  return new Request(url, {
+    method: req.method,
+    headers,
+    body: hasBody ? (Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>) : undefined,
+    signal,
+    // @ts-ignore: required by the Fetch spec for streaming bodies
+    duplex: "half",
+  });
+}
+
+async function writeResponse(res: http.ServerResponse, resp: Response, extra: Record<string, string>) {
+  const headers: Record<string, string | string[]> = {};
+  resp.headers.forEach((v, k) => {
+    if (k === "set-cookie") return;
+    headers[k] = v;
+  });
+  const cookies = resp.headers.getSetCookie();
+  if (cookies.length) headers["set-cookie"] = cookies;
+  for (const [k, v] of Object.entries(extra)) headers[k] = v;
+  res.writeHead(resp.status, resp.statusText || undefined, headers);
+  if (!resp.body) {
+    res.end();
+    return;
+  }
+  const reader = resp.body.getReader();
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!res.write(value)) await new Promise((r) => res.once("drain", r));
+    }
+  } finally {
+    res.end();
+  }
+}
+
+/** {@link serve} on node:http(s): used where client certificates are requested or TLS versions bounded. */
+export async function serveNode(opts: ServeOptions, auth: BasicAuth): Promise<WebServer> {
+  const { webConfig, logger, handler } = opts;
+  const tls = webConfig.tls;
+  let active = 0;
+  const sockets = new Set<import("node:net").Socket>();
+  const listener = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    active++;
+    const ac = new AbortController();
+    res.on("close", () => {
+      active--;
+      ac.abort();
+    });
+    try {
+      if (tls?.clientAuthType === "RequireAnyClientCert") {
+        // deno-lint-ignore no-explicit-any
+        const peer = (req.socket as any).getPeerCertificate?.();
+        if (!peer || Object.keys(peer).length === 0) {
+          await writeResponse(res, new Response("client certificate required\n", { status: 403 }), webConfig.headers);
+          return;
+        }
+      }
+      if (!auth.check(req.headers.authorization ?? null)) {
+        await writeResponse(res, unauthorized(), webConfig.headers);
+        return;
+      }
+      const request = toRequest(req, !!tls, ac.signal);
+      const resp = await handler(request, { remoteAddr: req.socket.remoteAddress ?? "" });
+      await writeResponse(res, resp, webConfig.headers);
+    } catch (e) {
+      logger.error("request failed", { path: req.url, err: e });
+      if (!res.headersSent) {
+        res.writeHead(500, { "content-type": "text/plain" });
+      }
+      res.end();
+    }
+  };
+  const servers: http.Server[] = [];
+  const addresses: string[] = [];
+  for (const addr of opts.addresses) {
+    const { host, port } = parseListenAddress(addr);
+    const server = tls
+      ? https.createServer({
+        cert: tls.cert,
+        key: tls.key,
+        ca: tls.clientCa,
+        requestCert: tls.clientAuthType !== "NoClientCert",
+        rejectUnauthorized: tls.clientAuthType === "RequireAndVerifyClientCert",
+        minVersion: tls.minVersion,
+        maxVersion: tls.maxVersion,
+      }, listener)
+      : http.createServer(listener);
+    server.on(tls ? "secureConnection" : "connection", (sock: import("node:net").Socket) => {
+      sockets.add(sock);
+      sock.on("close", () => sockets.delete(sock));
+    });
+    server.keepAliveTimeout = 5000;
+    server.headersTimeout = 10000;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host || undefined, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    const a = server.address() as AddressInfo;
+    const shown = showAddress(a.address, a.port);
+    addresses.push(shown);
+    logger.info("Listening on", { address: shown, http2: false, tls: !!tls });
+    servers.push(server);
+  }
+  return {
+    addresses,
+    async close(graceMs = 5000) {
+      const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      // Let in-flight requests finish (bounded), then drop idle keep-alive connections.
+      const deadline = Date.now() + graceMs;
+      while (active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      for (const sock of sockets) sock.destroy();
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 1000))]);
+    },
+  };
+}
