@@ -1,9 +1,9 @@
 // The ebpf sub-collector: per-unit VFS IO and TCP/UDP traffic from BPF programs of ours (collectors/ebpf/),
 // loaded in a cap_bpf+cap_perfmon security context, maps read by fd from the main thread, CEEMS's names.
 
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { FlagSet } from "../common/flags.ts";
+import { pathExists } from "../common/fs.ts";
 import type { Logger } from "../common/log.ts";
 import {
   type BpfAttachGroup,
@@ -173,7 +173,7 @@ export class EbpfCollector {
     } catch (e) {
       // Objects are CO-RE: ones built elsewhere (a host without clang/bpftool) still load here.
       const prebuilt = Object.fromEntries(bpfObjectNames.map((n) => [n, join(this.#outDir, `${n}.bpf.o`)]));
-      if (Object.values(prebuilt).every((p) => existsSync(p))) {
+      if (Object.values(prebuilt).every((p) => pathExists(p))) {
         this.#objects = prebuilt as Record<BpfObjectName, string>;
         this.#logger.info("using prebuilt BPF objects", { dir: this.#outDir, build_err: (e as Error).message });
         return;

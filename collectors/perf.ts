@@ -1,7 +1,6 @@
 // The perf sub-collector: per-unit hardware, software and cache counters through perf_event_open,
 // opened in a cap_perfmon security context and read from the main thread, as CEEMS's ceems_perf_*_total.
 
-import { readFileSync } from "node:fs";
 import type { FlagSet } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
 import { parseCpuList, perfClose, perfRead, type PerfTarget, PerfType, scaledCount } from "../ffi/perf.ts";
@@ -172,7 +171,7 @@ export class PerfCollector {
     this.#security = opts.security;
     let cpus: number[] = [];
     try {
-      cpus = parseCpuList(readFileSync(`${opts.paths.sysfs}/devices/system/cpu/online`, "utf8"));
+      cpus = parseCpuList(Deno.readTextFileSync(`${opts.paths.sysfs}/devices/system/cpu/online`));
     } catch {
       // Without the CPU list cgroup mode is impossible; units fall back to per-process counting.
     }
@@ -255,7 +254,7 @@ export class PerfCollector {
 
   #parentOf(pid: number): number | undefined {
     try {
-      const stat = readFileSync(`${this.#paths.procfs}/${pid}/stat`, "utf8");
+      const stat = Deno.readTextFileSync(`${this.#paths.procfs}/${pid}/stat`);
       return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
     } catch {
       return undefined;

@@ -1,8 +1,6 @@
 // What the per-unit sub-collectors (perf, ebpf) get from the unit collectors (slurm, libvirt, k8s)
 // each scrape, and the mount-table helpers they share: cgroup hierarchy of a path and mount ids.
 
-import { readFileSync } from "node:fs";
-
 /** A compute unit as the unit collectors discovered it this scrape. */
 export interface ComputeUnit {
   /** Unit id (SLURM job id, libvirt domain UUID, k8s pod UID): the `uuid` label. */
@@ -44,7 +42,7 @@ export function parseMountInfo(text: string): MountInfo[] {
 
 /** Reads this process's mount table. */
 export function readMountInfo(procfs: string): MountInfo[] {
-  return parseMountInfo(readFileSync(`${procfs}/self/mountinfo`, "utf8"));
+  return parseMountInfo(Deno.readTextFileSync(`${procfs}/self/mountinfo`));
 }
 
 /** The cgroup hierarchy a directory belongs to: v2, or v1 with its controllers. */

@@ -1,7 +1,7 @@
 // Native IPMI mode of the ipmi_dcmi collector: DCMI Get Power Reading over /dev/ipmiN, the device opened
 // inside a cap_dac_override security context and then used from the main thread through its raw fd.
 
-import { existsSync } from "node:fs";
+import { pathExists } from "../../common/fs.ts";
 import { type DcmiPowerReading, IpmiDevice, SyscallError } from "../../ffi/ipmi.ts";
 import type { SecurityContext, SecurityManager } from "../../privilege/security.ts";
 
@@ -16,7 +16,7 @@ export function ipmiDevicePaths(devNum: number): string[] {
 }
 
 /** The first existing device path for devNum, or undefined. */
-export function findIpmiDevice(devNum: number, exists: (p: string) => boolean = existsSync): string | undefined {
+export function findIpmiDevice(devNum: number, exists: (p: string) => boolean = pathExists): string | undefined {
   return ipmiDevicePaths(devNum).find(exists);
 }
 
