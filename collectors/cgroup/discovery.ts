@@ -15,9 +15,6 @@ export interface Unit {
   cgroupHost: string;
   /** Path of the unit's own cgroup relative to the walked hierarchy, starting with "/". */
   rel: string;
-  /** Relative paths of the unit's direct child cgroups (steps, libvirt/emulator dirs, containers); their own
-   * descendants are walked for PIDs but not listed (at 5,000 jobs the full list cost megabytes per scrape). */
-  children: string[];
   /** PIDs of the unit and all its children. */
   pids: number[];
 }
@@ -126,7 +123,7 @@ export function isChild(manager: Manager, rel: string): boolean {
 export function discoverUnits(layout: Layout): Unit[] {
   const units = new Map<string, Unit>();
   // Below a unit's own cgroup every directory belongs to that unit: no regex per descendant.
-  const visit = (rel: string, owner: Unit | undefined, ownerDirect: boolean) => {
+  const visit = (rel: string, owner: Unit | undefined) => {
     const abs = layout.hierarchy + rel;
     let u = owner;
     if (!u) {
@@ -135,23 +132,21 @@ export function discoverUnits(layout: Layout): Unit[] {
         const key = `${m[1]}\u0000${m[0]}`;
         u = units.get(key);
         if (!u) {
-          u = { uuid: m[0], cgroupHost: m[1], rel: "", children: [], pids: [] };
+          u = { uuid: m[0], cgroupHost: m[1], rel: "", pids: [] };
           units.set(key, u);
         }
       }
     }
     if (u) {
-      // Arrays grown by concat stay exactly sized (push reserves 17 slots): thousands of units live per scrape.
-      if (owner) {
-        if (ownerDirect) u.children = u.children.concat(rel); // deeper descendants give their PIDs only
-      } else if (isChild(layout.manager, rel)) u.children = u.children.concat(rel);
-      else if (!u.rel || rel.length < u.rel.length) u.rel = rel;
+      // A child cgroup (step, libvirt/emulator dir, container) and everything below it give their PIDs only.
+      if (!owner && !isChild(layout.manager, rel) && (!u.rel || rel.length < u.rel.length)) u.rel = rel;
       let procs: string | undefined;
       try {
         procs = readTextAt(abs, "cgroup.procs");
       } catch {
         procs = undefined;
       }
+      // Arrays grown by concat stay exactly sized (push reserves 17 slots): thousands of units live per scrape.
       if (procs) u.pids = u.pids.concat(parseProcs(procs, `${abs}/cgroup.procs`));
     }
     // A child's descendants belong to the same unit; the unit's own cgroup passes itself down.
@@ -165,11 +160,11 @@ export function discoverUnits(layout: Layout): Unit[] {
       if (owner !== undefined && e instanceof Deno.errors.NotFound) return;
       throw e;
     }
-    for (const name of subdirs) visit(`${rel}/${name}`, next, ownRoot);
+    for (const name of subdirs) visit(`${rel}/${name}`, next);
   };
   for (const r of layout.roots) {
     try {
-      visit(r, undefined, false);
+      visit(r, undefined);
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
