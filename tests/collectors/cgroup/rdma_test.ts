@@ -1,5 +1,5 @@
-// Tests of the rdma sub-collector: `rdma resource show` and `rdma statistic qp mode|show` parsing, per-PID QP
-// counters turned on as root and back off at stop, non-Mellanox links skipped, failing tools, slurm wiring.
+// Tests of the rdma sub-collector: `rdma resource show` and `statistic qp mode|show` parsing, per-PID QP counters
+// on as root and back off at stop, non-Mellanox links, failing tools, slurm wiring, a root → nobody exporter run.
 
 import {
   parseQpModes,
@@ -20,6 +20,8 @@ import {
   scrape,
 } from "../../helpers/collector_harness.ts";
 import { writeScript } from "../../helpers/fake_tools.ts";
+import { startAs } from "../../helpers/privilege.ts";
+import { parseExposition } from "../../helpers/process.ts";
 import { makeV2Job, put } from "../unit_helpers.ts";
 
 Deno.test("parseRdmaResources aggregates per PID", () => {
@@ -97,6 +99,10 @@ class FakeRdma {
     this.put("res_cq", resCq);
     this.put("res_mr", resMr);
     this.put("qp_show", qpShow);
+    // Usable by the run-as user too (the exporter test drops to nobody): scrape-time calls append to `calls`.
+    Deno.chmodSync(this.dir, 0o755);
+    this.put("calls", "");
+    Deno.chmodSync(`${this.dir}/calls`, 0o666);
     put(`${this.dir}/sys/class/infiniband/mlx5_0/ports/1/state`, "4: ACTIVE\n");
     put(`${this.dir}/sys/class/infiniband/mlx5_0/ports/1/counters/port_rcv_packets`, "77\n");
     this.cmd = writeScript(
@@ -136,13 +142,8 @@ esac`,
   }
   /** Calls so far, as "<uid> <args>", then forgotten. */
   takeCalls(): string[] {
-    let text = "";
-    try {
-      text = Deno.readTextFileSync(`${this.dir}/calls`);
-      Deno.removeSync(`${this.dir}/calls`);
-    } catch {
-      // no call yet
-    }
+    const text = Deno.readTextFileSync(`${this.dir}/calls`);
+    this.put("calls", "");
     return text.split("\n").filter((l) => l);
   }
   cleanup() {
@@ -464,4 +465,56 @@ Deno.test("rdma in the slurm collector: job counters, failures do not fail slurm
   } finally {
     fake.cleanup();
   }
+});
+
+Deno.test({
+  name: "exporter as root → nobody: per-PID QP counters on at start-up, read as nobody, off as root at SIGTERM",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    assertEquals(Deno.uid(), 0, "this test must run as root (CI does)");
+    const fake = new FakeRdma({ "mlx5_0/1": "off" });
+    const root = fake.dir;
+    try {
+      put(`${root}/proc/meminfo`, "MemTotal:       1000 kB\nMemFree: 10 kB\nSwapTotal:       2000 kB\n");
+      makeV2Job(`${root}/cg`, "1001", { pids: "100\n101\n" });
+      makeV2Job(`${root}/cg`, "1002", { pids: "200\n" });
+      const p = await startAs([
+        "exporter",
+        "--collector.disable-defaults",
+        "--collector.empty-hostname-label",
+        "--collector.slurm",
+        "--collector.cgroups.force-version=v2",
+        "--collector.gpu.type=nogpu",
+        `--path.cgroupfs=${root}/cg`,
+        `--path.procfs=${root}/proc`,
+        `--path.sysfs=${root}/sys`,
+        "--collector.rdma.stats",
+        `--collector.rdma.cmd=${fake.cmd}`,
+      ]);
+      let stopped: { code: number; stderr: string } | undefined;
+      try {
+        assertEquals(fake.mode("mlx5_0/1"), "type,pid");
+        const r = await fetch(`${p.base}/metrics`);
+        const m = parseExposition(await r.text());
+        const at = (name: string, uuid: string) =>
+          m.get(`${name}{device="mlx5_0",hostname="",manager="slurm",port="1",uuid="${uuid}"}`);
+        assertEquals(m.get(`ceems_scrape_collector_success{collector="slurm"}`), 1);
+        assertEquals(at("ceems_rdma_rx_write_requests", "1001"), 15);
+        assertEquals(at("ceems_rdma_rx_read_requests", "1002"), 41988882);
+      } finally {
+        stopped = await p.stop();
+      }
+      assertEquals(stopped.code, 0, stopped.stderr);
+      assertEquals(fake.mode("mlx5_0/1"), "off");
+      const calls = fake.takeCalls();
+      assertEquals(calls.filter((l) => l.includes(" set ")), [
+        "0 statistic qp set link mlx5_0/1 auto type,pid on",
+        "0 statistic qp set link mlx5_0/1 auto off",
+      ]);
+      assert(calls.includes("65534 statistic qp show"), `scrape-time commands run as nobody: ${calls.join("; ")}`);
+    } finally {
+      fake.cleanup();
+    }
+  },
 });
