@@ -2,10 +2,9 @@
 // as ceems_compute_unit* metrics, GPU→job mapping from job environments or map files, and the rdma sub-collector.
 
 import type { FlagSet } from "../common/flags.ts";
-import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
+import type { Collector, CollectorContext } from "./collector.ts";
 import type { Unit } from "./cgroup/discovery.ts";
 import { addCgroupFlags, addGpuFlags, addRdmaFlags } from "./cgroup/flags.ts";
-import { RdmaSubCollector } from "./cgroup/rdma.ts";
 import { type GpuShare, UnitCollector, unitKey } from "./cgroup/unit_collector.ts";
 import { applyOrderMap, type GpuDevice, loadGpus, resolveGpuType } from "./gpu/devices.ts";
 import { registerCollector } from "./registry.ts";
@@ -213,16 +212,6 @@ export async function createSlurmCollector(ctx: CollectorContext): Promise<Colle
     amdSmi: f.string("collector.gpu.amd-smi-path"),
   }, (m) => ctx.logger.warn(m));
   const mapper = gpuType === "nogpu" ? undefined : new SlurmGpuMapper(ctx, gpuType);
-  const rdma = f.bool("collector.rdma.stats")
-    ? new RdmaSubCollector(
-      ctx.paths.sysfs,
-      "slurm",
-      ctx.hostname,
-      ctx.security,
-      ctx.logger,
-      f.string("collector.rdma.cmd"),
-    )
-    : undefined;
   const uc = new UnitCollector(ctx, "slurm", {
     swap: f.bool("collector.slurm.swap-memory-metrics"),
     psi: f.bool("collector.slurm.psi-metrics"),
@@ -230,9 +219,7 @@ export async function createSlurmCollector(ctx: CollectorContext): Promise<Colle
     rdma: true,
   }, {
     gpuShares: mapper ? (units) => mapper.shares(units) : undefined,
-    extra: rdma ? (units, sink: MetricSink) => rdma.update(units, sink) : undefined,
-    extraName: rdma ? "rdma" : undefined,
-    subCollectors: await createUnitSubCollectors(ctx),
+    subCollectors: await createUnitSubCollectors(ctx, { perf: true, rdma: true }),
   });
   return { update: (sink) => uc.update(sink), stop: () => uc.stop() };
 }

@@ -1,7 +1,8 @@
-// The per-unit sub-collectors (perf, ebpf) as the slurm, libvirt and k8s collectors run them: their flags
+// The per-unit sub-collectors (perf, ebpf; rdma for slurm) as the unit collectors run them: their flags
 // (declared once), the capability-table features they enable, and their construction from a collector context.
 
 import type { FlagSet } from "../common/flags.ts";
+import { RdmaSubCollector } from "./cgroup/rdma.ts";
 import type { CollectorContext, Labels, MetricSink } from "./collector.ts";
 import { createEbpfCollector, ebpfCapabilities, registerEbpfFlags } from "./ebpf.ts";
 import { defaultBpfOutDir } from "./ebpf/build.ts";
@@ -13,7 +14,8 @@ export interface UnitSubCollector {
   name: string;
   /** Emits the units' samples; false after a failure it logged itself (the parent's metrics stay). */
   update(units: ComputeUnit[], sink: MetricSink, labels: Labels): Promise<boolean>;
-  stop?(): void;
+  /** Releases what the sub-collector holds or changed on the host (awaited at exporter shutdown). */
+  stop?(): void | Promise<void>;
 }
 
 /** Declares the perf and ebpf flags; safe to call from every unit collector's registerFlags. */
@@ -37,12 +39,13 @@ export function unitSubCollectorReadPaths(flags: FlagSet): string[] {
 }
 
 /**
- * Builds the enabled sub-collectors for a unit collector (BPF objects are built now, before the drop).
- * `perf: false` leaves perf out (see libvirt.ts for why it does not).
+ * Builds the enabled sub-collectors for a unit collector (BPF objects are built and per-PID QP counters
+ * turned on now, before the drop). `perf: false` leaves perf out (see libvirt.ts for why it does not);
+ * `rdma: true` adds the rdma sub-collector when --collector.rdma.stats is set (slurm only, as in CEEMS).
  */
 export async function createUnitSubCollectors(
   ctx: CollectorContext,
-  opts: { perf: boolean } = { perf: true },
+  opts: { perf: boolean; rdma?: boolean } = { perf: true },
 ): Promise<UnitSubCollector[]> {
   const base = { flags: ctx.flags, logger: ctx.logger, paths: ctx.paths, security: ctx.security };
   const out: UnitSubCollector[] = [];
@@ -50,5 +53,11 @@ export async function createUnitSubCollectors(
   if (perf) out.push({ name: "perf", update: (u, s, l) => perf.update(u, s, l), stop: () => perf.stop() });
   const ebpf = await createEbpfCollector(base);
   if (ebpf) out.push({ name: "ebpf", update: (u, s, l) => ebpf.update(u, s, l), stop: () => ebpf.stop() });
+  if (opts.rdma && ctx.flags.bool("collector.rdma.stats")) {
+    const logger = ctx.logger.with({ sub_collector: "rdma" });
+    const rdma = new RdmaSubCollector(ctx.paths.sysfs, ctx.security, logger, ctx.flags.string("collector.rdma.cmd"));
+    await rdma.init();
+    out.push({ name: "rdma", update: (u, s, l) => rdma.update(u, s, l), stop: () => rdma.stop() });
+  }
   return out;
 }

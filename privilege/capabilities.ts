@@ -153,7 +153,7 @@ export const CAPABILITY_TABLE: readonly CapabilityRule[] = [
     feature: "rdma",
     flag: "collector.rdma.stats",
     caps: ["cap_setuid", "cap_setgid"],
-    reason: "runs rdma tools as root to enable per-QP counters",
+    reason: "runs `rdma statistic qp set` as root: per-PID QP counters of Mellanox links on, and back off at exit",
   },
   {
     component: "exporter",

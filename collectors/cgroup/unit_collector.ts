@@ -32,11 +32,9 @@ export interface UnitHooks {
   resolveUnits?(units: Unit[]): Promise<Unit[]>;
   /** GPU shares per unit key (`cgroupHost\0uuid`). */
   gpuShares?(units: Unit[]): Promise<Map<string, GpuShare[]>>;
-  /** Extra per-scrape work with the unit list (RDMA sub-collector). */
+  /** Extra per-scrape work with the unit list (libvirt's domain check); throwing fails the scrape. */
   extra?(units: Unit[], sink: MetricSink): Promise<void>;
-  /** When `extra` is a sub-collector: its name, for the subcollector label of its duration. */
-  extraName?: string;
-  /** Per-unit sub-collectors (perf, ebpf), run concurrently after the cgroup statistics. */
+  /** Per-unit sub-collectors (perf, ebpf, rdma), run concurrently after the cgroup statistics. */
   subCollectors?: UnitSubCollector[];
 }
 
@@ -161,13 +159,11 @@ export class UnitCollector {
     }
     let extraError: unknown;
     if (this.hooks.extra) {
-      const t0 = performance.now();
       try {
         await this.hooks.extra(units, sink);
       } catch (e) {
         extraError = e;
       }
-      if (this.hooks.extraName) this.#duration(sink, this.hooks.extraName, t0);
     }
     await this.#runSubCollectors(units, sink);
     if (extraError) throw extraError;
@@ -177,7 +173,7 @@ export class UnitCollector {
     }
   }
 
-  /** Runs perf/ebpf on this scrape's units; as in CEEMS a failing one is logged and the parent succeeds. */
+  /** Runs the sub-collectors on this scrape's units; as in CEEMS a failing one is logged and the parent succeeds. */
   async #runSubCollectors(units: Unit[], sink: MetricSink): Promise<void> {
     const subs = this.hooks.subCollectors ?? [];
     if (subs.length === 0) return;
@@ -199,9 +195,11 @@ export class UnitCollector {
     sink.gauge("ceems_scrape_collector_duration_seconds", durationHelp, labels, (performance.now() - t0) / 1000);
   }
 
-  /** Stops the sub-collectors (closes perf fds, detaches BPF programs). */
-  stop(): void {
-    for (const s of this.hooks.subCollectors ?? []) s.stop?.();
+  /** Stops the sub-collectors (closes perf fds, detaches BPF programs, turns per-PID QP counters back off). */
+  stop(): Promise<void> {
+    // Every stop starts now (perf and ebpf finish synchronously); the returned promise waits for rdma's.
+    const pending = (this.hooks.subCollectors ?? []).map((s) => s.stop?.());
+    return Promise.all(pending).then(() => {});
   }
 }
 
