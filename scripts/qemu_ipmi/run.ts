@@ -16,6 +16,20 @@ const arg = (n: string, d: string) => Deno.args.find((a) => a.startsWith(`--${n}
 const timeoutS = Number(arg("timeout-s", "300"));
 const keep = Deno.args.includes("--keep");
 
+/** Repository files of the guest program's module graph (what `deno info` lists), relative to the repo. */
+function guestModules(): string[] {
+  const out = new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", `${repo}scripts/qemu_ipmi/guest_dcmi.ts`],
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  if (!out.success) throw new Error(`deno info: ${new TextDecoder().decode(out.stderr)}`);
+  const graph = JSON.parse(new TextDecoder().decode(out.stdout)) as { modules: { specifier: string }[] };
+  const base = new URL(`file://${repo}`).href;
+  return graph.modules.map((m) => m.specifier).filter((s) => s.startsWith(base)).map((s) =>
+    decodeURIComponent(s.slice(base.length))
+  );
+}
 function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): string {
   const out = new Deno.Command(cmd, { args, cwd: opts.cwd, stdout: "piped", stderr: "piped" }).outputSync();
   const text = new TextDecoder().decode(out.stdout);
@@ -116,19 +130,7 @@ function buildInitramfs(dir: string, pkgs: { modules: string; busybox: string })
     Deno.copyFileSync(lib, target);
   }
   // libc.so.6 by that name is what ffi/ipmi.ts opens.
-  for (
-    const f of [
-      "ffi/ipmi.ts",
-      "collectors/ipmi/native.ts",
-      "collectors/ipmi_dcmi.ts",
-      "collectors/registry.ts",
-      "common/flags.ts",
-      "common/log.ts",
-      "privilege/security.ts",
-      "privilege/ops.ts",
-      "scripts/qemu_ipmi/guest_dcmi.ts",
-    ]
-  ) {
+  for (const f of guestModules()) {
     const target = `${root}/repo/${f}`;
     Deno.mkdirSync(target.slice(0, target.lastIndexOf("/")), { recursive: true });
     Deno.copyFileSync(`${repo}${f}`, target);
