@@ -61,6 +61,31 @@ const objectSpecs: Record<BpfObjectName, { groups: BpfAttachGroup[]; maps: strin
   io: {
     groups: [
       { mode: "fentry", programs: ["io_read_fexit", "io_write_fexit", "io_exit_btf"], config: [0, 1] },
+      {
+        mode: "tracepoint",
+        programs: [
+          "io_tp_read",
+          "io_tp_pread64",
+          "io_tp_readv",
+          "io_tp_preadv",
+          "io_tp_preadv2",
+          "io_tp_write",
+          "io_tp_pwrite64",
+          "io_tp_writev",
+          "io_tp_pwritev",
+          "io_tp_pwritev2",
+          "io_tp_open",
+          "io_tp_openat",
+          "io_tp_openat2",
+          "io_tp_creat",
+          "io_tp_mkdir",
+          "io_tp_mkdirat",
+          "io_tp_unlink",
+          "io_tp_unlinkat",
+          "io_tp_rmdir",
+        ],
+        config: [0, 0],
+      },
       { mode: "tp_btf", programs: ["io_exit_btf"], config: [0, 0] },
       { mode: "raw_tp", programs: ["io_exit_raw"], config: [0, 0] },
     ],
@@ -100,6 +125,8 @@ export interface EbpfOptions {
   logger: Logger;
   paths: Paths;
   security: SecurityManager;
+  /** Attach modes never to try (benchmarks and tests compare modes with it; none skipped by default). */
+  skipModes?: string[];
 }
 
 const ioFields = ["read_bytes", "read_requests", "read_errors", "write_bytes", "write_requests", "write_errors"];
@@ -148,6 +175,8 @@ export class EbpfCollector {
   /** Whether map reads go through the privileged op (the kernel refused them without CAP_BPF). */
   #privilegedReads = false;
 
+  #skipModes: string[];
+
   constructor(opts: EbpfOptions) {
     this.#want = [];
     if (opts.flags.bool("collector.ebpf.io-metrics")) this.#want.push("io");
@@ -156,6 +185,7 @@ export class EbpfCollector {
     this.#logger = opts.logger.with({ sub_collector: "ebpf" });
     this.#paths = opts.paths;
     this.#security = opts.security;
+    this.#skipModes = opts.skipModes ?? [];
     this.#outDir = opts.flags.string("collector.ebpf.objects-dir") || defaultBpfOutDir;
   }
 
@@ -197,7 +227,7 @@ export class EbpfCollector {
       names.map((name) => ({
         kind: "bpfLoad" as const,
         objectPath: this.#objects![name],
-        groups: objectSpecs[name].groups,
+        groups: objectSpecs[name].groups.filter((g) => !this.#skipModes.includes(g.mode)),
         maps: objectSpecs[name].maps,
         configMap: "ceems_cfg",
       })),

@@ -72,7 +72,11 @@ async function cpuOf(script: string, args: string[]): Promise<number> {
 }
 
 /** Runs `fn` with the collector loaded and attached (a fresh load each time, as at exporter start). */
-async function withCollector<T>(args: string[], fn: (scrape: () => Promise<number>) => Promise<T>): Promise<T> {
+async function withCollector<T>(
+  args: string[],
+  skipModes: string[],
+  fn: (scrape: () => Promise<number>) => Promise<T>,
+): Promise<T> {
   const flags = new FlagSet("bench", "");
   registerEbpfFlags(flags);
   flags.parse(args);
@@ -81,12 +85,14 @@ async function withCollector<T>(args: string[], fn: (scrape: () => Promise<numbe
     logger: new Logger("warn"),
     paths,
     security: new InlineSecurityManager(),
+    skipModes,
   });
   if (!c) throw new Error("ebpf collector not created");
   const unit = [{ uuid: "bench", cgroupPath: makeCgroup("bench-ebpf-unit"), pids: [] }];
   try {
     await c.update(unit, new FamilySink(), {}); // loads and attaches
     if (Object.keys(c.attachModes).length !== args.length) throw new Error("eBPF programs did not attach");
+    seenModes.add(JSON.stringify(c.attachModes));
     return await fn(async () => {
       const t0 = performance.now();
       await c.update(unit, new FamilySink(), {});
@@ -100,11 +106,15 @@ async function withCollector<T>(args: string[], fn: (scrape: () => Promise<numbe
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const min = (xs: number[]) => Math.min(...xs);
-const configs: [string, string[]][] = [
-  ["off", []],
-  ["network", ["--collector.ebpf.network-metrics"]],
-  ["io+network", ["--collector.ebpf.io-metrics", "--collector.ebpf.network-metrics"]],
+const both = ["--collector.ebpf.io-metrics", "--collector.ebpf.network-metrics"];
+/** Configs: name, flags, attach modes skipped ("io+net (no tp)" forces the raw_syscalls fallback). */
+const configs: [string, string[], string[]][] = [
+  ["off", [], []],
+  ["network", ["--collector.ebpf.network-metrics"], []],
+  ["io+network", both, []],
+  ["io+net (no tp)", both, ["tracepoint"]],
 ];
+const seenModes = new Set<string>();
 
 /**
  * Runs `measure` under every config, `rounds` times, rotating the order each round so drift and neighbours
@@ -115,10 +125,10 @@ async function sweep(measure: () => Promise<number>): Promise<Map<string, number
   const scrapes: number[] = [];
   for (let r = 0; r < rounds; r++) {
     for (let k = 0; k < configs.length; k++) {
-      const [name, args] = configs[(k + r) % configs.length];
+      const [name, args, skip] = configs[(k + r) % configs.length];
       if (args.length === 0) out.get(name)!.push(await measure());
       else {
-        await withCollector(args, async (scrape) => {
+        await withCollector(args, skip, async (scrape) => {
           out.get(name)!.push(await measure());
           scrapes.push(await scrape());
         });
@@ -134,7 +144,7 @@ function report(title: string, res: Map<string, number[]>, perCall?: number): vo
   const off = res.get("off")!;
   for (const [name] of configs) {
     const xs = res.get(name)!;
-    let line = `  ${name.padEnd(11)} min ${(min(xs) / 1000).toFixed(1)} ms, median ${
+    let line = `  ${name.padEnd(15)} min ${(min(xs) / 1000).toFixed(1)} ms, median ${
       (median(xs) / 1000).toFixed(1)
     } ms`;
     if (name !== "off") {
@@ -167,6 +177,7 @@ try {
       await sweep(() => cpuOf(ioNetScript, args)),
     );
   }
+  console.log(`\nattach modes seen: ${[...seenModes].join(" ")}`);
 } finally {
   Deno.removeSync(dir, { recursive: true });
 }

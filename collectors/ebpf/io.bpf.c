@@ -229,3 +229,64 @@ int BPF_PROG(io_write_fexit, struct file *file, const char *buf, size_t count, l
   account_rw(get_cfg(), file, ret, 1, 0);
   return 0;
 }
+
+/* Per-syscall exit tracepoints (syscalls:sys_exit_*, BPF_PROG_TYPE_TRACEPOINT): they run only for the
+ * syscalls we count. The tracepoint gives the return value only, so the arguments come from the task's
+ * saved user registers (bpf_task_pt_regs), which the syscall leaves as they were at entry. */
+struct sys_exit_ctx {
+  __u64 common;
+  int nr;
+  long ret;
+};
+
+static __always_inline struct pt_regs *user_regs(void) {
+  return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
+static __always_inline int tp_rw(struct sys_exit_ctx *ctx, int write) {
+  struct ceems_cfg *cfg = get_cfg();
+  if (cfg && cfg->rw_from_fexit)
+    return 0;
+  account_rw(cfg, fd_file((int)user_regs()->di, 1), ctx->ret, write, 1);
+  return 0;
+}
+
+static __always_inline int tp_vfs(struct sys_exit_ctx *ctx, int kind) {
+  account_vfs(get_cfg(), kind, ctx->ret);
+  return 0;
+}
+
+#define TP_RW(name, write)                                                                                   \
+  SEC("tracepoint/syscalls/sys_exit_" #name)                                                                 \
+  int io_tp_##name(struct sys_exit_ctx *ctx) { return tp_rw(ctx, write); }
+#define TP_VFS(name, kind)                                                                                   \
+  SEC("tracepoint/syscalls/sys_exit_" #name)                                                                 \
+  int io_tp_##name(struct sys_exit_ctx *ctx) { return tp_vfs(ctx, kind); }
+
+TP_RW(read, 0)
+TP_RW(pread64, 0)
+TP_RW(readv, 0)
+TP_RW(preadv, 0)
+TP_RW(preadv2, 0)
+TP_RW(write, 1)
+TP_RW(pwrite64, 1)
+TP_RW(writev, 1)
+TP_RW(pwritev, 1)
+TP_RW(pwritev2, 1)
+TP_VFS(openat2, 0)
+TP_VFS(creat, 1)
+TP_VFS(mkdir, 1)
+TP_VFS(mkdirat, 1)
+TP_VFS(unlink, 2)
+TP_VFS(unlinkat, 2)
+TP_VFS(rmdir, 2)
+
+SEC("tracepoint/syscalls/sys_exit_open")
+int io_tp_open(struct sys_exit_ctx *ctx) {
+  return tp_vfs(ctx, (user_regs()->si & O_CREAT) ? 1 : 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int io_tp_openat(struct sys_exit_ctx *ctx) {
+  return tp_vfs(ctx, (user_regs()->dx & O_CREAT) ? 1 : 0);
+}

@@ -3,6 +3,7 @@
 
 import { createEbpfCollector, EbpfCollector, registerEbpfFlags } from "../../collectors/ebpf.ts";
 import { dirname } from "node:path";
+import { existsSync } from "node:fs";
 import { FamilySink } from "../../collectors/metric_sink.ts";
 import { type ComputeUnit, readMountInfo } from "../../collectors/subcollector.ts";
 import { FlagSet } from "../../common/flags.ts";
@@ -125,7 +126,9 @@ Deno.test("ebpf: file IO and loopback TCP of a real cgroup2 unit match within 5 
     const base = { manager: "slurm", hostname: "host1" };
     const before = new FamilySink();
     assertEquals(await c.update(units, before, base), true);
-    assertEquals(c.attachModes, { io: "tp_btf", net: "tp_btf" }, lines.join("\n"));
+    // The per-syscall tracepoints need tracefs mounted; without it io falls back to tp_btf.
+    const io = existsSync("/sys/kernel/tracing/events/syscalls") ? "tracepoint" : "tp_btf";
+    assertEquals(c.attachModes, { io, net: "tp_btf" }, lines.join("\n"));
     assert(lines.some((l) => l.includes("fentry: load (fentry): EPERM")), "fentry tried first");
     await w.send("go");
     const done = await w.waitLine("done");
@@ -267,6 +270,43 @@ Deno.test("ebpf: the raw_tp fallback programs attach and count a cgroup2 unit's 
     bpfUnload(loaded);
     removeCgroup(cg);
     Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("ebpf: the per-syscall tracepoint programs count a cgroup2 unit's writes exactly", async () => {
+  // tracefs gives the tracepoint ids; the exporter never mounts it (that needs CAP_SYS_ADMIN), the test does.
+  let mounted = false;
+  if (!existsSync("/sys/kernel/tracing/events/syscalls")) {
+    const r = new Deno.Command("mount", { args: ["-t", "tracefs", "tracefs", "/sys/kernel/tracing"] }).outputSync();
+    assert(r.success, new TextDecoder().decode(r.stderr));
+    mounted = true;
+  }
+  const objs = await buildBpfObjects();
+  const names = ["read", "pread64", "readv", "preadv", "preadv2", "write", "pwrite64", "writev", "pwritev", "pwritev2"]
+    .concat(["open", "openat", "openat2", "creat", "mkdir", "mkdirat", "unlink", "unlinkat", "rmdir"]);
+  const loaded = bpfLoadSync(
+    objs.io,
+    [{ mode: "tracepoint", programs: names.map((n) => `io_tp_${n}`), config: [0, 0] }],
+    ["io_rw"],
+    "ceems_cfg",
+  );
+  const cg = makeCgroup("ebpf-tp");
+  const dir = Deno.makeTempDirSync();
+  try {
+    assertEquals(loaded.mode, "tracepoint");
+    const n = 3 * 1024 * 1024 + 99;
+    await writeFrom(cg, `${dir}/data`, n, () => Promise.resolve());
+    const id = BigInt(Deno.statSync(cg).ino!);
+    let written = 0n;
+    for (const [k, v] of bpfMapDump(loaded.maps.io_rw, 16, 48)) {
+      if (new DataView(k.buffer).getBigUint64(0, true) === id) written += new BigUint64Array(v.buffer)[3];
+    }
+    assertEquals(written, BigInt(n));
+  } finally {
+    bpfUnload(loaded);
+    removeCgroup(cg);
+    Deno.removeSync(dir, { recursive: true });
+    if (mounted) new Deno.Command("umount", { args: ["/sys/kernel/tracing"] }).outputSync();
   }
 });
 
