@@ -68,6 +68,17 @@ export interface Unit {
   ignore?: boolean;
 }
 
+/** Fields of a usage row (the usage table and API responses), in CEEMS's struct order. */
+export const USAGE_FIELDS = [
+  "cluster_id",
+  "resource_manager",
+  "num_units",
+  "project",
+  "groupname",
+  "username",
+  ...METRIC_COLUMNS,
+];
+
 /** Field order of a Unit in API responses (CEEMS's struct order). */
 export const UNIT_FIELDS = [
   "cluster_id",

@@ -15,6 +15,7 @@ import {
   unitSubCollectorFeatures,
   unitSubCollectorReadPaths,
 } from "./unit_subcollectors.ts";
+import { expandHostlist } from "../common/slurm_hostlist.ts";
 
 /** GPU request of a job read from its environment. */
 export interface JobGpuRequest {
@@ -70,24 +71,6 @@ export function parseGresShards(text: string, hostname: string): Map<string, Map
     const per = out.get(name) ?? new Map<string, number>();
     for (const f of files) per.set(f, count / files.length);
     out.set(name, per);
-  }
-  return out;
-}
-
-/** Expands SLURM bracket lists: "node[0-2,5]" → node0, node1, node2, node5. */
-export function expandHostlist(s: string): string[] {
-  const out: string[] = [];
-  for (const part of s.match(/[^,[]+(?:\[[^\]]*\][^,]*)?/g) ?? []) {
-    const m = /^(.*?)\[([^\]]*)\](.*)$/.exec(part);
-    if (!m) {
-      out.push(part);
-      continue;
-    }
-    for (const r of m[2].split(",")) {
-      const [a, b] = r.split("-");
-      if (b === undefined) out.push(m[1] + a + m[3]);
-      else for (let i = Number(a); i <= Number(b); i++) out.push(m[1] + String(i).padStart(a.length, "0") + m[3]);
-    }
   }
   return out;
 }

@@ -2,7 +2,7 @@
 // admin checks, CORS, rate limiting, and the units/users/projects/usage/stats/verify endpoints in CEEMS's JSON.
 
 import type { Logger } from "../../common/log.ts";
-import { formatTime, METRIC_COLUMNS, UNIT_FIELDS, zoneOffset } from "../models.ts";
+import { formatTime, UNIT_FIELDS, USAGE_FIELDS, zoneOffset } from "../models.ts";
 import type { ScopeQuery, Storage } from "../storage/storage.ts";
 import { clientIp, corsHeaders, RateLimiter } from "./cors.ts";
 import { encodeError, encodeSuccess } from "./json.ts";
@@ -33,15 +33,6 @@ const STATUS: Record<string, number> = {
   internal: 500,
   unavailable: 503,
 };
-const USAGE_FIELDS = [
-  "cluster_id",
-  "resource_manager",
-  "num_units",
-  "project",
-  "groupname",
-  "username",
-  ...METRIC_COLUMNS,
-];
 
 function ok(data: Record<string, unknown>[] | null, extraHeaders?: Record<string, string>): Response {
   return new Response(encodeSuccess(data), {

@@ -3,6 +3,7 @@
 
 import { formatTime, type Unit } from "../models.ts";
 import { windowWalltime } from "./manager.ts";
+import { expandHostlist } from "../../common/slurm_hostlist.ts";
 
 /** The --format list CEEMS passes to sacct, in order. */
 export const SACCT_FIELDS = [
@@ -89,28 +90,6 @@ export function parseAllocTres(s: string): { billing: number; cpus: number; gpus
     }
   }
   return a;
-}
-
-/** Expands a SLURM hostlist ("compute-[0-2,5],gpu1") into its hosts. */
-export function expandNodelist(s: string): string[] {
-  const out: string[] = [];
-  for (const part of s.match(/[^,\[]+(?:\[[^\]]*\])?[^,]*/g) ?? []) {
-    const m = /^(.*?)\[([^\]]*)\](.*)$/.exec(part);
-    if (!m) {
-      out.push(part);
-      continue;
-    }
-    for (const r of m[2].split(",")) {
-      const [a, b] = r.split("-");
-      if (b === undefined) {
-        out.push(m[1] + a + m[3]);
-        continue;
-      }
-      const w = a.length;
-      for (let i = parseInt(a, 10); i <= parseInt(b, 10); i++) out.push(m[1] + String(i).padStart(w, "0") + m[3]);
-    }
-  }
-  return out;
 }
 
 /** Result of parsing one sacct output. */
@@ -238,7 +217,7 @@ export function parseSacct(out: string, clusterId: string, winStart: number, win
     }
     let nodesExp = nodeCache.get(nodelist);
     if (nodesExp === undefined) {
-      nodesExp = nodelist === "None assigned" ? "" : expandNodelist(nodelist).join("|");
+      nodesExp = nodelist === "None assigned" ? "" : expandHostlist(nodelist).join("|");
       if (nodeCache.size > 10_000) nodeCache.clear();
       nodeCache.set(nodelist, nodesExp);
     }

@@ -12,9 +12,10 @@ import {
   type Project,
   type Unit,
   UNIT_FIELDS,
+  USAGE_FIELDS,
   type User,
 } from "../models.ts";
-import type { ClusterStats, ScopeQuery, Storage, UnitQuery, UpdateBatch } from "./storage.ts";
+import type { ClusterStats, ScopeQuery, Storage, UnitQuery, UpdateBatch, UsageCurrentQuery } from "./storage.ts";
 import { MIGRATIONS } from "./migrations.ts";
 import { encodeGo, RawJson } from "../http/json.ts";
 
@@ -59,15 +60,6 @@ function pushUnitValues(out: (string | number)[], u: Unit, now: string): void {
 }
 
 const JSON_UNIT_COLS = new Set<string>(["allocation", "tags", ...METRIC_COLUMNS]);
-const USAGE_FIELDS = [
-  "cluster_id",
-  "resource_manager",
-  "num_units",
-  "project",
-  "groupname",
-  "username",
-  ...METRIC_COLUMNS,
-];
 
 /** Name of the DB file under the data path, as CEEMS names it. */
 export const DB_FILE = "ceems.db";
@@ -585,13 +577,7 @@ export class SqliteStorage implements Storage {
   }
 
   usageCurrent(
-    q: ScopeQuery & {
-      fromMs: number;
-      toMs: number;
-      terminated: boolean;
-      experimental?: boolean;
-      groupBy?: string[];
-    },
+    q: UsageCurrentQuery,
     fields: string[],
   ): Record<string, unknown>[] {
     const s = this.#projectScope(q);

@@ -51,6 +51,16 @@ export interface ClusterStats {
   num_users: number;
 }
 
+/** Scope and window of a current-usage query. */
+export type UsageCurrentQuery = ScopeQuery & {
+  fromMs: number;
+  toMs: number;
+  terminated: boolean;
+  experimental?: boolean;
+  /** Columns grouped by besides username and project (CEEMS's `groupby`). */
+  groupBy?: string[];
+};
+
 /** The storage the update cycle and the HTTP API share. */
 export interface Storage {
   /** End of the cluster's last applied update window, or undefined when none was applied. */
@@ -72,14 +82,7 @@ export interface Storage {
   usageGlobal(q: ScopeQuery, fields: string[]): Record<string, unknown>[];
   /** Usage aggregated from units updated in [fromMs, toMs]. */
   usageCurrent(
-    q: ScopeQuery & {
-      fromMs: number;
-      toMs: number;
-      terminated: boolean;
-      experimental?: boolean;
-      /** Columns grouped by besides username and project (CEEMS's `groupby`). */
-      groupBy?: string[];
-    },
+    q: UsageCurrentQuery,
     fields: string[],
   ): Record<
     string,
