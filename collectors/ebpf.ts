@@ -56,36 +56,64 @@ export function ebpfCapabilities(flags: FlagSet): Capability[] {
     : [];
 }
 
+/** Syscalls with a `syscalls:sys_exit_<name>` program `io_tp_<name>` in io.bpf.c. */
+const ioTracepointSyscalls = [
+  "read",
+  "pread64",
+  "readv",
+  "preadv",
+  "preadv2",
+  "write",
+  "pwrite64",
+  "writev",
+  "pwritev",
+  "pwritev2",
+  "open",
+  "openat",
+  "openat2",
+  "creat",
+  "mkdir",
+  "mkdirat",
+  "unlink",
+  "unlinkat",
+  "rmdir",
+];
+
+/**
+ * Ids of the io object's per-syscall exit tracepoints, by program name, from tracefs under `sysfs`
+ * (`kernel/tracing`, then the older `kernel/debug/tracing`). The id files are root-only, so this runs at
+ * start-up before privileges drop; it never mounts tracefs. Returns why when the ids cannot be read.
+ */
+export function readIoTracepointIds(sysfs: string): { ids: Record<string, number> } | { reason: string } {
+  const roots = [join(sysfs, "kernel/tracing"), join(sysfs, "kernel/debug/tracing")];
+  const root = roots.find((r) => existsSync(join(r, "events")));
+  if (!root) {
+    return {
+      reason: `tracefs is not mounted at ${roots[0]} (mount it, e.g. "mount -t tracefs tracefs ${
+        roots[0]
+      }" or the sys-kernel-tracing.mount unit, to count with per-syscall tracepoints)`,
+    };
+  }
+  const ids: Record<string, number> = {};
+  for (const name of ioTracepointSyscalls) {
+    const file = join(root, "events/syscalls", `sys_exit_${name}`, "id");
+    try {
+      const id = Number(Deno.readTextFileSync(file).trim());
+      if (!Number.isInteger(id) || id <= 0) return { reason: `${file}: not a tracepoint id` };
+      ids[`io_tp_${name}`] = id;
+    } catch (e) {
+      return { reason: `reading ${file}: ${(e as Error).message}` };
+    }
+  }
+  return { ids };
+}
+
 /** Attach groups per object, most precise first: fentry/fexit, then BTF tracepoints, then raw tracepoints. */
 const objectSpecs: Record<BpfObjectName, { groups: BpfAttachGroup[]; maps: string[] }> = {
   io: {
     groups: [
       { mode: "fentry", programs: ["io_read_fexit", "io_write_fexit", "io_exit_btf"], config: [0, 1] },
-      {
-        mode: "tracepoint",
-        programs: [
-          "io_tp_read",
-          "io_tp_pread64",
-          "io_tp_readv",
-          "io_tp_preadv",
-          "io_tp_preadv2",
-          "io_tp_write",
-          "io_tp_pwrite64",
-          "io_tp_writev",
-          "io_tp_pwritev",
-          "io_tp_pwritev2",
-          "io_tp_open",
-          "io_tp_openat",
-          "io_tp_openat2",
-          "io_tp_creat",
-          "io_tp_mkdir",
-          "io_tp_mkdirat",
-          "io_tp_unlink",
-          "io_tp_unlinkat",
-          "io_tp_rmdir",
-        ],
-        config: [0, 0],
-      },
+      { mode: "tracepoint", programs: ioTracepointSyscalls.map((n) => `io_tp_${n}`), config: [0, 0] },
       { mode: "tp_btf", programs: ["io_exit_btf"], config: [0, 0] },
       { mode: "raw_tp", programs: ["io_exit_raw"], config: [0, 0] },
     ],
@@ -176,6 +204,8 @@ export class EbpfCollector {
   #privilegedReads = false;
 
   #skipModes: string[];
+  /** Per-syscall tracepoint ids read at prepare() (undefined: that group is skipped). */
+  #tracepointIds?: Record<string, number>;
 
   constructor(opts: EbpfOptions) {
     this.#want = [];
@@ -198,6 +228,17 @@ export class EbpfCollector {
   async prepare(): Promise<void> {
     const noLib = libbpfAvailable();
     if (noLib) return this.#turnOff(`libbpf unavailable: ${noLib}`);
+    if (this.#want.includes("io") && !this.#skipModes.includes("tracepoint")) {
+      const tp = readIoTracepointIds(this.#paths.sysfs);
+      if ("ids" in tp) this.#tracepointIds = tp.ids;
+      else {
+        this.#logger.warn(
+          "per-syscall tracepoints unavailable; IO counting falls back to raw_syscalls:sys_exit, which every " +
+            "syscall of every process pays for",
+          { reason: tp.reason },
+        );
+      }
+    }
     try {
       this.#objects = await buildBpfObjects(this.#outDir);
     } catch (e) {
@@ -227,7 +268,7 @@ export class EbpfCollector {
       names.map((name) => ({
         kind: "bpfLoad" as const,
         objectPath: this.#objects![name],
-        groups: objectSpecs[name].groups.filter((g) => !this.#skipModes.includes(g.mode)),
+        groups: this.#groups(name),
         maps: objectSpecs[name].maps,
         configMap: "ceems_cfg",
       })),
@@ -253,6 +294,13 @@ export class EbpfCollector {
       this.#logger.warn("some eBPF programs could not be attached", { err: failures.join("; ") });
     }
     this.#state = "on";
+  }
+
+  /** The attach groups to try for an object: skipped modes out, tracepoint ids filled in (or that group out). */
+  #groups(name: BpfObjectName): BpfAttachGroup[] {
+    return objectSpecs[name].groups
+      .filter((g) => !this.#skipModes.includes(g.mode) && (g.mode !== "tracepoint" || this.#tracepointIds))
+      .map((g) => (g.mode === "tracepoint" ? { ...g, tracepointIds: this.#tracepointIds } : g));
   }
 
   /** Points the programs at the hierarchy the units live in (cgroup v2, or a v1 controller). */

@@ -1,7 +1,8 @@
 // libbpf.so.1 through Deno FFI: opening, loading and attaching a BPF object with an attach-mode
 // fallback (synchronous, for privileged ops), and reading/updating its maps by raw fd (no capability).
 
-import { cString, ErrnoError, lastErrno } from "./libc_io.ts";
+import { closeRaw, cString, ErrnoError, lastErrno } from "./libc_io.ts";
+import { perfTracepointOpenSync } from "./perf.ts";
 
 const libbpfSymbols = {
   libbpf_set_print: { parameters: ["pointer"], result: "pointer" },
@@ -14,6 +15,7 @@ const libbpfSymbols = {
   bpf_program__name: { parameters: ["pointer"], result: "pointer" },
   bpf_program__set_autoload: { parameters: ["pointer", "bool"], result: "i32" },
   bpf_program__attach: { parameters: ["pointer"], result: "pointer" },
+  bpf_program__attach_perf_event: { parameters: ["pointer", "i32"], result: "pointer" },
   bpf_link__fd: { parameters: ["pointer"], result: "i32" },
   bpf_link__destroy: { parameters: ["pointer"], result: "i32" },
   bpf_map__fd: { parameters: ["pointer"], result: "i32" },
@@ -55,6 +57,12 @@ export interface BpfAttachGroup {
   programs: string[];
   /** u32 words written at key 0 of `configMap` after load and before attach. */
   config?: number[];
+  /**
+   * Tracepoint ids (from tracefs, read by the caller while it could) of programs attached through a
+   * tracepoint perf event opened here (perf_event_open on CPU 0 + bpf_program__attach_perf_event, which
+   * needs CAP_PERFMON only) instead of libbpf's own attach, which reads the id from tracefs itself.
+   */
+  tracepointIds?: Record<string, number>;
 }
 
 /** What a successful load hands back: plain data that crosses a Worker boundary. */
@@ -114,7 +122,25 @@ function tryGroup(
       if (rcu < 0) throw new ErrnoError(`config map update (${group.mode})`, -rcu);
     }
     for (const [name, p] of progs) {
-      const link = lib.bpf_program__attach(p);
+      const tpId = group.tracepointIds?.[name];
+      let link: Deno.PointerValue;
+      if (tpId === undefined) {
+        link = lib.bpf_program__attach(p);
+      } else {
+        let pfd: number;
+        try {
+          pfd = perfTracepointOpenSync(tpId, 0);
+        } catch (e) {
+          throw new ErrnoError(`perf_event_open tracepoint ${tpId} for ${name}`, (e as ErrnoError).errno ?? 5);
+        }
+        // On success the link owns the perf fd (bpf_link__destroy closes it).
+        link = lib.bpf_program__attach_perf_event(p, pfd);
+        if (link === null) {
+          const errno = lastErrno();
+          closeRaw(pfd);
+          throw new ErrnoError(`attach ${name} to perf event (${group.mode})`, errno);
+        }
+      }
       if (link === null) throw new ErrnoError(`attach ${name} (${group.mode})`, lastErrno());
       links.push(link);
     }
