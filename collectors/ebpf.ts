@@ -8,11 +8,15 @@ import type { Logger } from "../common/log.ts";
 import {
   type BpfAttachGroup,
   type BpfLoadResult,
+  bpfMapDelete,
   bpfMapDump,
   bpfMapUpdate,
+  bpfPossibleCpus,
   bpfUnload,
   fromHex,
   libbpfAvailable,
+  sumPercpu,
+  toHex,
 } from "../ffi/libbpf.ts";
 import type { Capability, SecurityManager } from "../privilege/security.ts";
 import type { Labels, MetricSink, Paths } from "./collector.ts";
@@ -202,6 +206,8 @@ export class EbpfCollector {
   #v1Controller = 0;
   /** Whether map reads go through the privileged op (the kernel refused them without CAP_BPF). */
   #privilegedReads = false;
+  /** Per map fd: keys (hex) of cgroups that were not units at the last scrape (deleted if still not now). */
+  #notUnits = new Map<number, Set<string>>();
 
   #skipModes: string[];
   /** Per-syscall tracepoint ids read at prepare() (undefined: that group is skipped). */
@@ -222,6 +228,11 @@ export class EbpfCollector {
   /** Whether programs are attached (after the first update), and in which mode per object. */
   get attachModes(): Record<string, string> {
     return Object.fromEntries(this.#loaded.map((l) => [l.name, l.result.mode]));
+  }
+
+  /** Map fds by name of every loaded object (tests and benchmarks read them). */
+  get maps(): Record<string, number> {
+    return Object.assign({}, ...this.#loaded.map((l) => l.result.maps));
   }
 
   /** Builds the BPF objects (at start-up, before privileges drop); a failure turns the collector off. */
@@ -322,8 +333,32 @@ export class EbpfCollector {
     }
   }
 
-  /** Every entry of a map: read by fd from this thread, or through the ebpf context if the kernel wants CAP_BPF. */
-  async #dump(fd: number, keySize: number, valueSize: number): Promise<[Uint8Array, Uint8Array][]> {
+  /**
+   * Every entry of a per-CPU counter map (copies summed), read by fd from this thread or through the ebpf
+   * context if the kernel wants CAP_BPF. Ages the map: a key whose cgroup is not a unit now and was not
+   * one at the previous scrape either is deleted (its counters are never reported; ended units' go too).
+   * Two scrapes, not one, so a unit that appears between listing the units and reading the map keeps its
+   * first counts.
+   */
+  async #dump(fd: number, keySize: number, valueSize: number, units: Map<bigint, unknown>) {
+    const cpus = bpfPossibleCpus();
+    const raw = await this.#dumpRaw(fd, keySize, Math.ceil(valueSize / 8) * 8 * cpus);
+    const entries = raw.map(([k, v]) => [k, sumPercpu(v, valueSize, cpus)] as [Uint8Array, Uint8Array]);
+    const before = this.#notUnits.get(fd) ?? new Set<string>();
+    const now = new Set<string>();
+    const stale: string[] = [];
+    for (const [k] of entries) {
+      if (units.has(new DataView(k.buffer, k.byteOffset).getBigUint64(0, true))) continue;
+      const h = toHex(k);
+      if (before.has(h)) stale.push(h);
+      else now.add(h);
+    }
+    this.#notUnits.set(fd, now);
+    if (stale.length) await this.#delete(fd, stale);
+    return entries;
+  }
+
+  async #dumpRaw(fd: number, keySize: number, valueSize: number): Promise<[Uint8Array, Uint8Array][]> {
     if (!this.#privilegedReads) {
       try {
         return bpfMapDump(fd, keySize, valueSize);
@@ -339,6 +374,18 @@ export class EbpfCollector {
     );
     if (!r.ok) throw new Error(`reading BPF map: ${r.error}`);
     return (r.value as [string, string][]).map(([k, v]) => [fromHex(k), fromHex(v)]);
+  }
+
+  async #delete(fd: number, keys: string[]): Promise<void> {
+    if (!this.#privilegedReads) {
+      for (const k of keys) bpfMapDelete(fd, fromHex(k));
+      return;
+    }
+    const [r] = await this.#security.run(
+      { name: "ebpf", caps: ["cap_bpf", "cap_perfmon"] },
+      [{ kind: "bpfMapDelete", fd, keys }],
+    );
+    if (!r.ok) throw new Error(`ageing BPF map: ${r.error}`);
   }
 
   /**
@@ -370,10 +417,10 @@ export class EbpfCollector {
     }
     for (const l of this.#loaded) {
       if (l.name === "io") {
-        this.#emitIo(await this.#dump(l.result.maps.io_rw, 16, 48), byId, mounts, sink, labels);
-        this.#emitVfs(await this.#dump(l.result.maps.io_vfs, 8, 48), byId, sink, labels);
+        this.#emitIo(await this.#dump(l.result.maps.io_rw, 16, 48, byId), byId, mounts, sink, labels);
+        this.#emitVfs(await this.#dump(l.result.maps.io_vfs, 8, 48, byId), byId, sink, labels);
       } else {
-        this.#emitNet(await this.#dump(l.result.maps.net_stats, 16, 48), byId, sink, labels);
+        this.#emitNet(await this.#dump(l.result.maps.net_stats, 16, 48, byId), byId, sink, labels);
       }
     }
   }
@@ -445,6 +492,7 @@ export class EbpfCollector {
   stop(): void {
     for (const l of this.#loaded) bpfUnload(l.result);
     this.#loaded = [];
+    this.#notUnits.clear();
     if (this.#state === "on") this.#state = "new";
   }
 }

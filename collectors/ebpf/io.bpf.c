@@ -21,19 +21,8 @@ struct vfs_val {
   __u64 unlink_requests, unlink_errors;
 };
 
-struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, MAX_ENTRIES);
-  __type(key, struct io_key);
-  __type(value, struct io_val);
-} io_rw SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, MAX_ENTRIES);
-  __type(key, __u64);
-  __type(value, struct vfs_val);
-} io_vfs SEC(".maps");
+COUNTER_MAP(io_rw, struct io_key, struct io_val);
+COUNTER_MAP(io_vfs, __u64, struct vfs_val);
 
 /* x86_64 syscall numbers. */
 #define NR_read 0
@@ -104,17 +93,12 @@ static __always_inline void account_rw(struct ceems_cfg *cfg, struct file *f, lo
   __u32 mnt = file_mnt_id(f, btf);
   if (!mnt)
     return;
-  struct io_key key = {.cgroup = current_unit_id(cfg), .mnt_id = mnt};
+  struct io_key key = {.cgroup = current_unit_id(cfg, btf), .mnt_id = mnt};
   if (!key.cgroup)
     return;
-  struct io_val *v = bpf_map_lookup_elem(&io_rw, &key);
-  if (!v) {
-    struct io_val zero = {};
-    bpf_map_update_elem(&io_rw, &key, &zero, BPF_NOEXIST);
-    v = bpf_map_lookup_elem(&io_rw, &key);
-    if (!v)
-      return;
-  }
+  struct io_val *v = COUNTER_GET(io_rw, &key, struct io_val);
+  if (!v)
+    return;
   if (write) {
     add(&v->write_requests, 1);
     if (ret < 0)
@@ -131,18 +115,13 @@ static __always_inline void account_rw(struct ceems_cfg *cfg, struct file *f, lo
 }
 
 /* kind: 0 open, 1 create, 2 unlink. */
-static __always_inline void account_vfs(struct ceems_cfg *cfg, int kind, long ret) {
-  __u64 key = current_unit_id(cfg);
+static __always_inline void account_vfs(struct ceems_cfg *cfg, int kind, long ret, const int btf) {
+  __u64 key = current_unit_id(cfg, btf);
   if (!key)
     return;
-  struct vfs_val *v = bpf_map_lookup_elem(&io_vfs, &key);
-  if (!v) {
-    struct vfs_val zero = {};
-    bpf_map_update_elem(&io_vfs, &key, &zero, BPF_NOEXIST);
-    v = bpf_map_lookup_elem(&io_vfs, &key);
-    if (!v)
-      return;
-  }
+  struct vfs_val *v = COUNTER_GET(io_vfs, &key, struct vfs_val);
+  if (!v)
+    return;
   if (kind == 0) {
     add(&v->open_requests, 1);
     if (ret < 0)
@@ -207,7 +186,7 @@ static __always_inline int on_sys_exit(struct pt_regs *regs, long ret, const int
       return 0;
     account_rw(cfg, fd_file((int)REG(regs, di, btf), btf), ret, rw, btf);
   } else {
-    account_vfs(cfg, kind, ret);
+    account_vfs(cfg, kind, ret, btf);
   }
   return 0;
 }
@@ -252,7 +231,7 @@ static __always_inline int tp_rw(struct sys_exit_ctx *ctx, int write) {
 }
 
 static __always_inline int tp_vfs(struct sys_exit_ctx *ctx, int kind) {
-  account_vfs(get_cfg(), kind, ctx->ret);
+  account_vfs(get_cfg(), kind, ctx->ret, 1);
   return 0;
 }
 

@@ -17,12 +17,7 @@ struct net_val {
   __u64 retrans_bytes, retrans_packets;
 };
 
-struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, MAX_ENTRIES);
-  __type(key, struct net_key);
-  __type(value, struct net_val);
-} net_stats SEC(".maps");
+COUNTER_MAP(net_stats, struct net_key, struct net_val);
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -39,14 +34,9 @@ static __always_inline void account(const struct sock *sk, __u64 unit, int dir, 
   if ((family != AF_INET && family != AF_INET6) || (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
     return;
   struct net_key key = {.cgroup = unit, .proto = proto, .family = family};
-  struct net_val *v = bpf_map_lookup_elem(&net_stats, &key);
-  if (!v) {
-    struct net_val zero = {};
-    bpf_map_update_elem(&net_stats, &key, &zero, BPF_NOEXIST);
-    v = bpf_map_lookup_elem(&net_stats, &key);
-    if (!v)
-      return;
-  }
+  struct net_val *v = COUNTER_GET(net_stats, &key, struct net_val);
+  if (!v)
+    return;
   if (dir == 0) {
     add(&v->ingress_bytes, bytes);
     add(&v->ingress_packets, 1);
@@ -61,14 +51,14 @@ static __always_inline void account(const struct sock *sk, __u64 unit, int dir, 
 
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(net_send_btf, struct sock *sk, int ret, int flags) {
-  account(sk, current_unit_id(get_cfg()), 1, ret);
+  account(sk, current_unit_id(get_cfg(), 1), 1, ret);
   return 0;
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(net_recv_btf, struct sock *sk, int ret, int flags) {
   if (!(flags & MSG_PEEK))
-    account(sk, current_unit_id(get_cfg()), 0, ret);
+    account(sk, current_unit_id(get_cfg(), 1), 0, ret);
   return 0;
 }
 
@@ -80,14 +70,14 @@ int BPF_PROG(net_retrans_btf, const struct sock *sk, const struct sk_buff *skb) 
 
 SEC("raw_tp/sock_send_length")
 int BPF_PROG(net_send_raw, struct sock *sk, int ret, int flags) {
-  account(sk, current_unit_id(get_cfg()), 1, ret);
+  account(sk, current_unit_id(get_cfg(), 0), 1, ret);
   return 0;
 }
 
 SEC("raw_tp/sock_recv_length")
 int BPF_PROG(net_recv_raw, struct sock *sk, int ret, int flags) {
   if (!(flags & MSG_PEEK))
-    account(sk, current_unit_id(get_cfg()), 0, ret);
+    account(sk, current_unit_id(get_cfg(), 0), 0, ret);
   return 0;
 }
 

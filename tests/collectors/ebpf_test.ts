@@ -10,7 +10,7 @@ import { FamilySink } from "../../collectors/metric_sink.ts";
 import { type ComputeUnit, readMountInfo } from "../../collectors/subcollector.ts";
 import { FlagSet } from "../../common/flags.ts";
 import { Logger } from "../../common/log.ts";
-import { bpfLoadSync, bpfMapDump, bpfUnload } from "../../ffi/libbpf.ts";
+import { bpfLoadSync, bpfPercpuMapDump, bpfUnload } from "../../ffi/libbpf.ts";
 import { buildBpfObjects } from "../../collectors/ebpf/build.ts";
 import { InlineSecurityManager } from "../../privilege/security.ts";
 import { assert, assertEquals, assertMatch, assertThrows } from "../helpers/assert.ts";
@@ -273,7 +273,7 @@ Deno.test("ebpf: the raw_tp fallback programs attach and count a cgroup2 unit's 
     await writeFrom(cg, `${dir}/data`, n, () => Promise.resolve());
     const id = BigInt(Deno.statSync(cg).ino!);
     let written = 0n;
-    for (const [k, v] of bpfMapDump(loaded.maps.io_rw, 16, 48)) {
+    for (const [k, v] of bpfPercpuMapDump(loaded.maps.io_rw, 16, 48)) {
       if (new DataView(k.buffer).getBigUint64(0, true) === id) written += new BigUint64Array(v.buffer)[3];
     }
     assertEquals(written, BigInt(n));
@@ -306,7 +306,7 @@ function pin(pid: number, cpu: number): void {
 function writtenBy(fd: number, cg: string): bigint {
   const id = BigInt(Deno.statSync(cg).ino!);
   let written = 0n;
-  for (const [k, v] of bpfMapDump(fd, 16, 48)) {
+  for (const [k, v] of bpfPercpuMapDump(fd, 16, 48)) {
     if (new DataView(k.buffer).getBigUint64(0, true) === id) written += new BigUint64Array(v.buffer)[3];
   }
   return written;
@@ -463,6 +463,46 @@ Deno.test("ebpf under a real drop to nobody: the per-syscall tracepoints attach 
     removeCgroup(cg);
     Deno.removeSync(dir, { recursive: true });
     undo();
+  }
+});
+
+Deno.test("ebpf: keys of cgroups that are not units are deleted at their second scrape; units' counters keep growing", async () => {
+  const c = await make(["--collector.ebpf.io-metrics"], []);
+  assert(c);
+  const cgA = makeCgroup("ebpf-age-unit");
+  const cgB = makeCgroup("ebpf-age-other");
+  const dir = Deno.makeTempDirSync();
+  const idOf = (cg: string) => BigInt(Deno.statSync(cg).ino!);
+  const keysOf = (cg: string) =>
+    bpfPercpuMapDump(c.maps.io_rw, 16, 48).filter(([k]) => new DataView(k.buffer).getBigUint64(0, true) === idOf(cg))
+      .length;
+  const unitA = [{ uuid: "a", cgroupPath: cgA, pids: [] }];
+  const written = async (units: ComputeUnit[]) => {
+    const sink = new FamilySink();
+    assertEquals(await c.update(units, sink, {}), true);
+    return sink.families.get("ceems_ebpf_write_bytes_total")?.samples.reduce((s, x) => s + x.value, 0) ?? 0;
+  };
+  try {
+    assertEquals(await written(unitA), 0); // attaches
+    await writeFrom(cgA, `${dir}/a`, 100000, () => Promise.resolve());
+    await writeFrom(cgB, `${dir}/b`, 200000, () => Promise.resolve());
+    assertEquals(await written(unitA), 100000);
+    assert(keysOf(cgB) > 0, "the other cgroup's key is there at its first scrape");
+    assertEquals(await written(unitA), 100000);
+    assertEquals(keysOf(cgB), 0, "deleted at its second scrape");
+    assert(keysOf(cgA) > 0);
+    await writeFrom(cgA, `${dir}/a2`, 50000, () => Promise.resolve());
+    assertEquals(await written(unitA), 150000);
+    // The unit ends: its key goes at the second scrape without it.
+    await written([]);
+    assert(keysOf(cgA) > 0);
+    await written([]);
+    assertEquals(keysOf(cgA), 0);
+  } finally {
+    c.stop();
+    removeCgroup(cgA);
+    removeCgroup(cgB);
+    Deno.removeSync(dir, { recursive: true });
   }
 });
 
