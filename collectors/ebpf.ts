@@ -230,6 +230,15 @@ export class EbpfCollector {
     return Object.fromEntries(this.#loaded.map((l) => [l.name, l.result.mode]));
   }
 
+  /** Each loaded object with the attach group it uses (benchmarks detach and reattach with it). */
+  get loaded(): { name: BpfObjectName; result: BpfLoadResult; group: BpfAttachGroup }[] {
+    return this.#loaded.map((l) => ({
+      name: l.name,
+      result: l.result,
+      group: this.#groups(l.name).find((g) => g.mode === l.result.mode)!,
+    }));
+  }
+
   /** Map fds by name of every loaded object (tests and benchmarks read them). */
   get maps(): Record<string, number> {
     return Object.assign({}, ...this.#loaded.map((l) => l.result.maps));

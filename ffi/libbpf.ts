@@ -87,6 +87,44 @@ function ptrFrom(v: bigint): Deno.PointerValue {
   return Deno.UnsafePointer.create(v);
 }
 
+/** Attaches each program (see BpfAttachGroup.tracepointIds); on a failure detaches those done and throws. */
+function attachPrograms(
+  lib: Libbpf,
+  progs: (readonly [string, Deno.PointerValue])[],
+  group: BpfAttachGroup,
+): Deno.PointerValue[] {
+  const links: Deno.PointerValue[] = [];
+  try {
+    for (const [name, p] of progs) {
+      const tpId = group.tracepointIds?.[name];
+      let link: Deno.PointerValue;
+      if (tpId === undefined) {
+        link = lib.bpf_program__attach(p);
+      } else {
+        let pfd: number;
+        try {
+          pfd = perfTracepointOpenSync(tpId, 0);
+        } catch (e) {
+          throw new ErrnoError(`perf_event_open tracepoint ${tpId} for ${name}`, (e as ErrnoError).errno ?? 5);
+        }
+        // On success the link owns the perf fd (bpf_link__destroy closes it).
+        link = lib.bpf_program__attach_perf_event(p, pfd);
+        if (link === null) {
+          const errno = lastErrno();
+          closeRaw(pfd);
+          throw new ErrnoError(`attach ${name} to perf event (${group.mode})`, errno);
+        }
+      }
+      if (link === null) throw new ErrnoError(`attach ${name} (${group.mode})`, lastErrno());
+      links.push(link);
+    }
+    return links;
+  } catch (e) {
+    for (const l of links) lib.bpf_link__destroy(l);
+    throw e;
+  }
+}
+
 function tryGroup(
   lib: Libbpf,
   objectPath: string,
@@ -124,29 +162,7 @@ function tryGroup(
       );
       if (rcu < 0) throw new ErrnoError(`config map update (${group.mode})`, -rcu);
     }
-    for (const [name, p] of progs) {
-      const tpId = group.tracepointIds?.[name];
-      let link: Deno.PointerValue;
-      if (tpId === undefined) {
-        link = lib.bpf_program__attach(p);
-      } else {
-        let pfd: number;
-        try {
-          pfd = perfTracepointOpenSync(tpId, 0);
-        } catch (e) {
-          throw new ErrnoError(`perf_event_open tracepoint ${tpId} for ${name}`, (e as ErrnoError).errno ?? 5);
-        }
-        // On success the link owns the perf fd (bpf_link__destroy closes it).
-        link = lib.bpf_program__attach_perf_event(p, pfd);
-        if (link === null) {
-          const errno = lastErrno();
-          closeRaw(pfd);
-          throw new ErrnoError(`attach ${name} to perf event (${group.mode})`, errno);
-        }
-      }
-      if (link === null) throw new ErrnoError(`attach ${name} (${group.mode})`, lastErrno());
-      links.push(link);
-    }
+    links.push(...attachPrograms(lib, progs, group));
     return {
       mode: group.mode,
       object: ptrValue(obj),
@@ -185,6 +201,32 @@ export function bpfLoadSync(
   }
   const err = new Error(`no attach mode works for ${objectPath} (${reasons.join("; ")})`);
   throw err;
+}
+
+/**
+ * Detaches a loaded object's programs, keeping them loaded and the maps as they are (benchmarks toggle the
+ * hooks with this and bpfReattach; no capability needed).
+ */
+export function bpfDetach(r: BpfLoadResult): void {
+  const lib = libbpfSyms();
+  for (const l of r.links) lib.bpf_link__destroy(ptrFrom(l));
+  r.links = [];
+  r.linkFds = [];
+}
+
+/** Attaches a detached object's programs again as `group` says (needs CAP_BPF+CAP_PERFMON on this thread). */
+export function bpfReattach(r: BpfLoadResult, group: BpfAttachGroup): void {
+  if (r.links.length) throw new Error("bpfReattach: programs still attached");
+  const lib = libbpfSyms();
+  const obj = ptrFrom(r.object);
+  const progs = group.programs.map((name) => {
+    const p = lib.bpf_object__find_program_by_name(obj, cString(name));
+    if (p === null) throw new Error(`program ${name} not in the object`);
+    return [name, p] as const;
+  });
+  const links = attachPrograms(lib, progs, group);
+  r.links = links.map(ptrValue);
+  r.linkFds = links.map((l) => lib.bpf_link__fd(l));
 }
 
 /** Detaches the links and closes the object a load returned (no capability needed). */

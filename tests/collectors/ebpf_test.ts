@@ -10,7 +10,7 @@ import { FamilySink } from "../../collectors/metric_sink.ts";
 import { type ComputeUnit, readMountInfo } from "../../collectors/subcollector.ts";
 import { FlagSet } from "../../common/flags.ts";
 import { Logger } from "../../common/log.ts";
-import { bpfLoadSync, bpfPercpuMapDump, bpfUnload } from "../../ffi/libbpf.ts";
+import { bpfDetach, bpfLoadSync, bpfPercpuMapDump, bpfReattach, bpfUnload } from "../../ffi/libbpf.ts";
 import { buildBpfObjects } from "../../collectors/ebpf/build.ts";
 import { InlineSecurityManager } from "../../privilege/security.ts";
 import { assert, assertEquals, assertMatch, assertThrows } from "../helpers/assert.ts";
@@ -349,6 +349,30 @@ Deno.test("ebpf: per-syscall tracepoints attached through one perf event on CPU 
     for (const cg of cgs) removeCgroup(cg);
     Deno.removeSync(dir, { recursive: true });
     undo();
+  }
+});
+
+Deno.test("ebpf: detached programs stay loaded and count nothing; reattached they count again", async () => {
+  const objs = await buildBpfObjects();
+  const group = { mode: "tp_btf", programs: ["io_exit_btf"], config: [0, 0] };
+  const loaded = bpfLoadSync(objs.io, [group], ["io_rw"], "ceems_cfg");
+  const cg = makeCgroup("ebpf-toggle");
+  const dir = Deno.makeTempDirSync();
+  try {
+    await writeFrom(cg, `${dir}/a`, 70000, () => Promise.resolve());
+    assertEquals(writtenBy(loaded.maps.io_rw, cg), 70000n);
+    bpfDetach(loaded);
+    assertEquals(loaded.links, []);
+    await writeFrom(cg, `${dir}/b`, 50000, () => Promise.resolve());
+    assertEquals(writtenBy(loaded.maps.io_rw, cg), 70000n, "nothing counted while detached");
+    bpfReattach(loaded, group);
+    assertEquals(loaded.links.length, 1);
+    await writeFrom(cg, `${dir}/c`, 30000, () => Promise.resolve());
+    assertEquals(writtenBy(loaded.maps.io_rw, cg), 100000n);
+  } finally {
+    bpfUnload(loaded);
+    removeCgroup(cg);
+    Deno.removeSync(dir, { recursive: true });
   }
 });
 
