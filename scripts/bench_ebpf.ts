@@ -223,6 +223,13 @@ async function measureConfig(name: string, args: string[], skip: string[], bench
       }
       rows.push(row);
     }
+    const times: number[] = [];
+    for (let i = 0; i < 9; i++) {
+      const t0 = performance.now();
+      await c.update(unit, new FamilySink(), {});
+      times.push(performance.now() - t0);
+    }
+    scrapeMs.set(name, median(times));
   } finally {
     c.stop();
   }
@@ -268,6 +275,8 @@ const benches = [
   ),
 ];
 const rows: Row[] = [];
+/** Median time of one update() (map reads, per-CPU sums, ageing, samples) per configuration. */
+const scrapeMs = new Map<string, number>();
 try {
   for (const b of benches) await b.start();
   for (const [name, args, skip] of configs) rows.push(...await measureConfig(name, args, skip, benches));
@@ -303,4 +312,9 @@ for (const b of benches) {
     console.log(line);
   }
 }
-console.log(`\nattach modes: ${[...new Set(rows.map((r) => `${r.config} = ${r.mode}`))].join("; ")}`);
+console.log(
+  `\nscrape (update: map reads, per-CPU sums, ageing) time, 1 unit, median of 9: ${
+    [...scrapeMs].map(([n, ms]) => `${n} ${ms.toFixed(2)} ms`).join(", ")
+  }`,
+);
+console.log(`attach modes: ${[...new Set(rows.map((r) => `${r.config} = ${r.mode}`))].join("; ")}`);
