@@ -8,11 +8,15 @@ import type { Logger } from "../common/log.ts";
 import {
   type BpfAttachGroup,
   type BpfLoadResult,
+  bpfMapDelete,
   bpfMapDump,
   bpfMapUpdate,
+  bpfPossibleCpus,
   bpfUnload,
   fromHex,
   libbpfAvailable,
+  sumPercpu,
+  toHex,
 } from "../ffi/libbpf.ts";
 import type { Capability, SecurityManager } from "../privilege/security.ts";
 import type { Labels, MetricSink, Paths } from "./collector.ts";
@@ -56,11 +60,64 @@ export function ebpfCapabilities(flags: FlagSet): Capability[] {
     : [];
 }
 
+/** Syscalls with a `syscalls:sys_exit_<name>` program `io_tp_<name>` in io.bpf.c. */
+const ioTracepointSyscalls = [
+  "read",
+  "pread64",
+  "readv",
+  "preadv",
+  "preadv2",
+  "write",
+  "pwrite64",
+  "writev",
+  "pwritev",
+  "pwritev2",
+  "open",
+  "openat",
+  "openat2",
+  "creat",
+  "mkdir",
+  "mkdirat",
+  "unlink",
+  "unlinkat",
+  "rmdir",
+];
+
+/**
+ * Ids of the io object's per-syscall exit tracepoints, by program name, from tracefs under `sysfs`
+ * (`kernel/tracing`, then the older `kernel/debug/tracing`). The id files are root-only, so this runs at
+ * start-up before privileges drop; it never mounts tracefs. Returns why when the ids cannot be read.
+ */
+export function readIoTracepointIds(sysfs: string): { ids: Record<string, number> } | { reason: string } {
+  const roots = [join(sysfs, "kernel/tracing"), join(sysfs, "kernel/debug/tracing")];
+  const root = roots.find((r) => existsSync(join(r, "events")));
+  if (!root) {
+    return {
+      reason: `tracefs is not mounted at ${roots[0]} (mount it, e.g. "mount -t tracefs tracefs ${
+        roots[0]
+      }" or the sys-kernel-tracing.mount unit, to count with per-syscall tracepoints)`,
+    };
+  }
+  const ids: Record<string, number> = {};
+  for (const name of ioTracepointSyscalls) {
+    const file = join(root, "events/syscalls", `sys_exit_${name}`, "id");
+    try {
+      const id = Number(Deno.readTextFileSync(file).trim());
+      if (!Number.isInteger(id) || id <= 0) return { reason: `${file}: not a tracepoint id` };
+      ids[`io_tp_${name}`] = id;
+    } catch (e) {
+      return { reason: `reading ${file}: ${(e as Error).message}` };
+    }
+  }
+  return { ids };
+}
+
 /** Attach groups per object, most precise first: fentry/fexit, then BTF tracepoints, then raw tracepoints. */
 const objectSpecs: Record<BpfObjectName, { groups: BpfAttachGroup[]; maps: string[] }> = {
   io: {
     groups: [
       { mode: "fentry", programs: ["io_read_fexit", "io_write_fexit", "io_exit_btf"], config: [0, 1] },
+      { mode: "tracepoint", programs: ioTracepointSyscalls.map((n) => `io_tp_${n}`), config: [0, 0] },
       { mode: "tp_btf", programs: ["io_exit_btf"], config: [0, 0] },
       { mode: "raw_tp", programs: ["io_exit_raw"], config: [0, 0] },
     ],
@@ -100,6 +157,8 @@ export interface EbpfOptions {
   logger: Logger;
   paths: Paths;
   security: SecurityManager;
+  /** Attach modes never to try (benchmarks and tests compare modes with it; none skipped by default). */
+  skipModes?: string[];
 }
 
 const ioFields = ["read_bytes", "read_requests", "read_errors", "write_bytes", "write_requests", "write_errors"];
@@ -147,6 +206,12 @@ export class EbpfCollector {
   #v1Controller = 0;
   /** Whether map reads go through the privileged op (the kernel refused them without CAP_BPF). */
   #privilegedReads = false;
+  /** Per map fd: keys (hex) of cgroups that were not units at the last scrape (deleted if still not now). */
+  #notUnits = new Map<number, Set<string>>();
+
+  #skipModes: string[];
+  /** Per-syscall tracepoint ids read at prepare() (undefined: that group is skipped). */
+  #tracepointIds?: Record<string, number>;
 
   constructor(opts: EbpfOptions) {
     this.#want = [];
@@ -156,6 +221,7 @@ export class EbpfCollector {
     this.#logger = opts.logger.with({ sub_collector: "ebpf" });
     this.#paths = opts.paths;
     this.#security = opts.security;
+    this.#skipModes = opts.skipModes ?? [];
     this.#outDir = opts.flags.string("collector.ebpf.objects-dir") || defaultBpfOutDir;
   }
 
@@ -164,10 +230,35 @@ export class EbpfCollector {
     return Object.fromEntries(this.#loaded.map((l) => [l.name, l.result.mode]));
   }
 
+  /** Each loaded object with the attach group it uses (benchmarks detach and reattach with it). */
+  get loaded(): { name: BpfObjectName; result: BpfLoadResult; group: BpfAttachGroup }[] {
+    return this.#loaded.map((l) => ({
+      name: l.name,
+      result: l.result,
+      group: this.#groups(l.name).find((g) => g.mode === l.result.mode)!,
+    }));
+  }
+
+  /** Map fds by name of every loaded object (tests and benchmarks read them). */
+  get maps(): Record<string, number> {
+    return Object.assign({}, ...this.#loaded.map((l) => l.result.maps));
+  }
+
   /** Builds the BPF objects (at start-up, before privileges drop); a failure turns the collector off. */
   async prepare(): Promise<void> {
     const noLib = libbpfAvailable();
     if (noLib) return this.#turnOff(`libbpf unavailable: ${noLib}`);
+    if (this.#want.includes("io") && !this.#skipModes.includes("tracepoint")) {
+      const tp = readIoTracepointIds(this.#paths.sysfs);
+      if ("ids" in tp) this.#tracepointIds = tp.ids;
+      else {
+        this.#logger.warn(
+          "per-syscall tracepoints unavailable; IO counting falls back to raw_syscalls:sys_exit, which every " +
+            "syscall of every process pays for",
+          { reason: tp.reason },
+        );
+      }
+    }
     try {
       this.#objects = await buildBpfObjects(this.#outDir);
     } catch (e) {
@@ -197,7 +288,7 @@ export class EbpfCollector {
       names.map((name) => ({
         kind: "bpfLoad" as const,
         objectPath: this.#objects![name],
-        groups: objectSpecs[name].groups,
+        groups: this.#groups(name),
         maps: objectSpecs[name].maps,
         configMap: "ceems_cfg",
       })),
@@ -225,6 +316,13 @@ export class EbpfCollector {
     this.#state = "on";
   }
 
+  /** The attach groups to try for an object: skipped modes out, tracepoint ids filled in (or that group out). */
+  #groups(name: BpfObjectName): BpfAttachGroup[] {
+    return objectSpecs[name].groups
+      .filter((g) => !this.#skipModes.includes(g.mode) && (g.mode !== "tracepoint" || this.#tracepointIds))
+      .map((g) => (g.mode === "tracepoint" ? { ...g, tracepointIds: this.#tracepointIds } : g));
+  }
+
   /** Points the programs at the hierarchy the units live in (cgroup v2, or a v1 controller). */
   #configure(units: ComputeUnit[], mounts: MountInfo[]): void {
     const first = units.find((u) => u.cgroupPath);
@@ -244,8 +342,32 @@ export class EbpfCollector {
     }
   }
 
-  /** Every entry of a map: read by fd from this thread, or through the ebpf context if the kernel wants CAP_BPF. */
-  async #dump(fd: number, keySize: number, valueSize: number): Promise<[Uint8Array, Uint8Array][]> {
+  /**
+   * Every entry of a per-CPU counter map (copies summed), read by fd from this thread or through the ebpf
+   * context if the kernel wants CAP_BPF. Ages the map: a key whose cgroup is not a unit now and was not
+   * one at the previous scrape either is deleted (its counters are never reported; ended units' go too).
+   * Two scrapes, not one, so a unit that appears between listing the units and reading the map keeps its
+   * first counts.
+   */
+  async #dump(fd: number, keySize: number, valueSize: number, units: Map<bigint, unknown>) {
+    const cpus = bpfPossibleCpus();
+    const raw = await this.#dumpRaw(fd, keySize, Math.ceil(valueSize / 8) * 8 * cpus);
+    const entries = raw.map(([k, v]) => [k, sumPercpu(v, valueSize, cpus)] as [Uint8Array, Uint8Array]);
+    const before = this.#notUnits.get(fd) ?? new Set<string>();
+    const now = new Set<string>();
+    const stale: string[] = [];
+    for (const [k] of entries) {
+      if (units.has(new DataView(k.buffer, k.byteOffset).getBigUint64(0, true))) continue;
+      const h = toHex(k);
+      if (before.has(h)) stale.push(h);
+      else now.add(h);
+    }
+    this.#notUnits.set(fd, now);
+    if (stale.length) await this.#delete(fd, stale);
+    return entries;
+  }
+
+  async #dumpRaw(fd: number, keySize: number, valueSize: number): Promise<[Uint8Array, Uint8Array][]> {
     if (!this.#privilegedReads) {
       try {
         return bpfMapDump(fd, keySize, valueSize);
@@ -261,6 +383,18 @@ export class EbpfCollector {
     );
     if (!r.ok) throw new Error(`reading BPF map: ${r.error}`);
     return (r.value as [string, string][]).map(([k, v]) => [fromHex(k), fromHex(v)]);
+  }
+
+  async #delete(fd: number, keys: string[]): Promise<void> {
+    if (!this.#privilegedReads) {
+      for (const k of keys) bpfMapDelete(fd, fromHex(k));
+      return;
+    }
+    const [r] = await this.#security.run(
+      { name: "ebpf", caps: ["cap_bpf", "cap_perfmon"] },
+      [{ kind: "bpfMapDelete", fd, keys }],
+    );
+    if (!r.ok) throw new Error(`ageing BPF map: ${r.error}`);
   }
 
   /**
@@ -292,10 +426,10 @@ export class EbpfCollector {
     }
     for (const l of this.#loaded) {
       if (l.name === "io") {
-        this.#emitIo(await this.#dump(l.result.maps.io_rw, 16, 48), byId, mounts, sink, labels);
-        this.#emitVfs(await this.#dump(l.result.maps.io_vfs, 8, 48), byId, sink, labels);
+        this.#emitIo(await this.#dump(l.result.maps.io_rw, 16, 48, byId), byId, mounts, sink, labels);
+        this.#emitVfs(await this.#dump(l.result.maps.io_vfs, 8, 48, byId), byId, sink, labels);
       } else {
-        this.#emitNet(await this.#dump(l.result.maps.net_stats, 16, 48), byId, sink, labels);
+        this.#emitNet(await this.#dump(l.result.maps.net_stats, 16, 48, byId), byId, sink, labels);
       }
     }
   }
@@ -367,6 +501,7 @@ export class EbpfCollector {
   stop(): void {
     for (const l of this.#loaded) bpfUnload(l.result);
     this.#loaded = [];
+    this.#notUnits.clear();
     if (this.#state === "on") this.#state = "new";
   }
 }

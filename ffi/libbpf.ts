@@ -1,7 +1,8 @@
 // libbpf.so.1 through Deno FFI: opening, loading and attaching a BPF object with an attach-mode
 // fallback (synchronous, for privileged ops), and reading/updating its maps by raw fd (no capability).
 
-import { cString, ErrnoError, lastErrno } from "./libc_io.ts";
+import { closeRaw, cString, ErrnoError, lastErrno } from "./libc_io.ts";
+import { perfTracepointOpenSync } from "./perf.ts";
 
 const libbpfSymbols = {
   libbpf_set_print: { parameters: ["pointer"], result: "pointer" },
@@ -14,12 +15,16 @@ const libbpfSymbols = {
   bpf_program__name: { parameters: ["pointer"], result: "pointer" },
   bpf_program__set_autoload: { parameters: ["pointer", "bool"], result: "i32" },
   bpf_program__attach: { parameters: ["pointer"], result: "pointer" },
+  bpf_program__attach_perf_event: { parameters: ["pointer", "i32"], result: "pointer" },
   bpf_link__fd: { parameters: ["pointer"], result: "i32" },
   bpf_link__destroy: { parameters: ["pointer"], result: "i32" },
   bpf_map__fd: { parameters: ["pointer"], result: "i32" },
   bpf_map_get_next_key: { parameters: ["i32", "pointer", "buffer"], result: "i32" },
   bpf_map_lookup_elem: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   bpf_map_update_elem: { parameters: ["i32", "buffer", "buffer", "u64"], result: "i32" },
+  bpf_map_delete_elem: { parameters: ["i32", "buffer"], result: "i32" },
+  libbpf_num_possible_cpus: { parameters: [], result: "i32" },
+  bpf_obj_get_info_by_fd: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
 } as const;
 
 type Libbpf = Deno.DynamicLibrary<typeof libbpfSymbols>["symbols"];
@@ -55,6 +60,12 @@ export interface BpfAttachGroup {
   programs: string[];
   /** u32 words written at key 0 of `configMap` after load and before attach. */
   config?: number[];
+  /**
+   * Tracepoint ids (from tracefs, read by the caller while it could) of programs attached through a
+   * tracepoint perf event opened here (perf_event_open on CPU 0 + bpf_program__attach_perf_event, which
+   * needs CAP_PERFMON only) instead of libbpf's own attach, which reads the id from tracefs itself.
+   */
+  tracepointIds?: Record<string, number>;
 }
 
 /** What a successful load hands back: plain data that crosses a Worker boundary. */
@@ -74,6 +85,44 @@ function ptrValue(p: Deno.PointerValue): bigint {
 
 function ptrFrom(v: bigint): Deno.PointerValue {
   return Deno.UnsafePointer.create(v);
+}
+
+/** Attaches each program (see BpfAttachGroup.tracepointIds); on a failure detaches those done and throws. */
+function attachPrograms(
+  lib: Libbpf,
+  progs: (readonly [string, Deno.PointerValue])[],
+  group: BpfAttachGroup,
+): Deno.PointerValue[] {
+  const links: Deno.PointerValue[] = [];
+  try {
+    for (const [name, p] of progs) {
+      const tpId = group.tracepointIds?.[name];
+      let link: Deno.PointerValue;
+      if (tpId === undefined) {
+        link = lib.bpf_program__attach(p);
+      } else {
+        let pfd: number;
+        try {
+          pfd = perfTracepointOpenSync(tpId, 0);
+        } catch (e) {
+          throw new ErrnoError(`perf_event_open tracepoint ${tpId} for ${name}`, (e as ErrnoError).errno ?? 5);
+        }
+        // On success the link owns the perf fd (bpf_link__destroy closes it).
+        link = lib.bpf_program__attach_perf_event(p, pfd);
+        if (link === null) {
+          const errno = lastErrno();
+          closeRaw(pfd);
+          throw new ErrnoError(`attach ${name} to perf event (${group.mode})`, errno);
+        }
+      }
+      if (link === null) throw new ErrnoError(`attach ${name} (${group.mode})`, lastErrno());
+      links.push(link);
+    }
+    return links;
+  } catch (e) {
+    for (const l of links) lib.bpf_link__destroy(l);
+    throw e;
+  }
 }
 
 function tryGroup(
@@ -113,11 +162,7 @@ function tryGroup(
       );
       if (rcu < 0) throw new ErrnoError(`config map update (${group.mode})`, -rcu);
     }
-    for (const [name, p] of progs) {
-      const link = lib.bpf_program__attach(p);
-      if (link === null) throw new ErrnoError(`attach ${name} (${group.mode})`, lastErrno());
-      links.push(link);
-    }
+    links.push(...attachPrograms(lib, progs, group));
     return {
       mode: group.mode,
       object: ptrValue(obj),
@@ -158,6 +203,32 @@ export function bpfLoadSync(
   throw err;
 }
 
+/**
+ * Detaches a loaded object's programs, keeping them loaded and the maps as they are (benchmarks toggle the
+ * hooks with this and bpfReattach; no capability needed).
+ */
+export function bpfDetach(r: BpfLoadResult): void {
+  const lib = libbpfSyms();
+  for (const l of r.links) lib.bpf_link__destroy(ptrFrom(l));
+  r.links = [];
+  r.linkFds = [];
+}
+
+/** Attaches a detached object's programs again as `group` says (needs CAP_BPF+CAP_PERFMON on this thread). */
+export function bpfReattach(r: BpfLoadResult, group: BpfAttachGroup): void {
+  if (r.links.length) throw new Error("bpfReattach: programs still attached");
+  const lib = libbpfSyms();
+  const obj = ptrFrom(r.object);
+  const progs = group.programs.map((name) => {
+    const p = lib.bpf_object__find_program_by_name(obj, cString(name));
+    if (p === null) throw new Error(`program ${name} not in the object`);
+    return [name, p] as const;
+  });
+  const links = attachPrograms(lib, progs, group);
+  r.links = links.map(ptrValue);
+  r.linkFds = links.map((l) => lib.bpf_link__fd(l));
+}
+
 /** Detaches the links and closes the object a load returned (no capability needed). */
 export function bpfUnload(r: Pick<BpfLoadResult, "object" | "links">): void {
   const lib = libbpfSyms();
@@ -168,6 +239,15 @@ export function bpfUnload(r: Pick<BpfLoadResult, "object" | "links">): void {
 /** Every key/value of a hash map, as raw bytes, by fd. Throws ErrnoError on a lookup failure. */
 export function bpfMapDump(fd: number, keySize: number, valueSize: number): [Uint8Array, Uint8Array][] {
   const lib = libbpfSyms();
+  // The kernel writes the whole value (every CPU's copy for per-CPU maps): refuse a buffer that is too small.
+  const need = bpfMapValueBytes(fd);
+  if (valueSize < need || keySize !== bpfMapInfo(fd).keySize) {
+    throw new Error(
+      `map fd ${fd}: key/value buffers of ${keySize}/${valueSize} bytes, the map needs ${
+        bpfMapInfo(fd).keySize
+      }/${need}`,
+    );
+  }
   const out: [Uint8Array, Uint8Array][] = [];
   let key: Uint8Array<ArrayBuffer> | null = null;
   for (let i = 0; i < 1 << 20; i++) {
@@ -188,7 +268,9 @@ export function bpfMapDump(fd: number, keySize: number, valueSize: number): [Uin
   return out;
 }
 
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+/** Hex string of bytes (the encoding bpfMapDumpHex and the bpfMapDelete op use). */
+export const toHex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const hex = toHex;
 
 /** bpfMapDump with keys and values as hex strings (plain data for a privileged op's result). */
 export function bpfMapDumpHex(fd: number, keySize: number, valueSize: number): [string, string][] {
@@ -206,4 +288,59 @@ export function fromHex(s: string): Uint8Array<ArrayBuffer> {
 export function bpfMapUpdate(fd: number, key: Uint8Array<ArrayBuffer>, value: Uint8Array<ArrayBuffer>): void {
   const rc = libbpfSyms().bpf_map_update_elem(fd, key, value, 0n);
   if (rc < 0) throw new ErrnoError(`bpf_map_update_elem fd ${fd}`, -rc);
+}
+
+/** Deletes one map element by fd; a key already gone is not an error. */
+export function bpfMapDelete(fd: number, key: Uint8Array<ArrayBuffer>): void {
+  const rc = libbpfSyms().bpf_map_delete_elem(fd, key);
+  if (rc < 0 && -rc !== 2) throw new ErrnoError(`bpf_map_delete_elem fd ${fd}`, -rc);
+}
+
+let possibleCpus = 0;
+/** Number of possible CPUs: the number of copies a per-CPU map value has in user space. */
+export function bpfPossibleCpus(): number {
+  if (!possibleCpus) {
+    const n = libbpfSyms().libbpf_num_possible_cpus();
+    if (n <= 0) throw new ErrnoError("libbpf_num_possible_cpus", -n || 5);
+    possibleCpus = n;
+  }
+  return possibleCpus;
+}
+
+/**
+ * Sums the per-CPU copies of a per-CPU map value (as read by fd: `cpus` copies of `valueSize` bytes,
+ * each rounded up to 8) into one value of u64 words.
+ */
+export function sumPercpu(value: Uint8Array, valueSize: number, cpus: number): Uint8Array<ArrayBuffer> {
+  const stride = Math.ceil(valueSize / 8);
+  const words = new BigUint64Array(value.buffer, value.byteOffset, stride * cpus);
+  const out = new BigUint64Array(valueSize / 8);
+  for (let c = 0; c < cpus; c++) for (let i = 0; i < out.length; i++) out[i] += words[c * stride + i];
+  return new Uint8Array(out.buffer);
+}
+
+/** Every key of a per-CPU hash map by fd with its copies summed (a value of `valueSize` bytes each). */
+export function bpfPercpuMapDump(fd: number, keySize: number, valueSize: number): [Uint8Array, Uint8Array][] {
+  const cpus = bpfPossibleCpus();
+  return bpfMapDump(fd, keySize, Math.ceil(valueSize / 8) * 8 * cpus).map((
+    [k, v],
+  ) => [k, sumPercpu(v, valueSize, cpus)]);
+}
+
+const percpuTypes = new Set([5, 6, 10]); // PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
+
+/** A map's type, key size and value size (one CPU's copy), by fd. */
+export function bpfMapInfo(fd: number): { type: number; keySize: number; valueSize: number } {
+  const info = new Uint8Array(96);
+  const len = new Uint32Array([info.length]);
+  const rc = libbpfSyms().bpf_obj_get_info_by_fd(fd, info, new Uint8Array(len.buffer));
+  if (rc < 0) throw new ErrnoError(`bpf_obj_get_info_by_fd ${fd}`, -rc);
+  const v = new DataView(info.buffer);
+  return { type: v.getUint32(0, true), keySize: v.getUint32(8, true), valueSize: v.getUint32(12, true) };
+}
+
+/** Bytes a lookup by fd writes for one value: every CPU's copy (each rounded up to 8) for per-CPU maps. */
+export function bpfMapValueBytes(fd: number): number {
+  const i = bpfMapInfo(fd);
+  return percpuTypes.has(i.type) ? Math.ceil(i.valueSize / 8) * 8 * bpfPossibleCpus() : i.valueSize;
 }

@@ -62,6 +62,21 @@ export function perfOpenSync(ev: PerfEventSpec, target: PerfTarget): number {
   }
 }
 
+/**
+ * Opens a tracepoint perf event (PERF_TYPE_TRACEPOINT, config = the tracepoint id from tracefs) on every
+ * process, on one CPU; returns the raw fd, for attaching a BPF program to it (synchronous, for privileged
+ * ops: CAP_PERFMON). A BPF program attached through any one of these events runs for the tracepoint on
+ * every CPU (it hangs off the tracepoint, not the event), so one event on one CPU is enough for that.
+ */
+export function perfTracepointOpenSync(tracepointId: number, cpu = 0): number {
+  return perfEventOpen(
+    attrFor({ type: PerfType.tracepoint, config: tracepointId }, false),
+    -1,
+    cpu,
+    PERF_FLAG_FD_CLOEXEC,
+  );
+}
+
 /** One reading of a counter. */
 export interface PerfReading {
   value: bigint;

@@ -1,7 +1,14 @@
 // The privileged operations a security context can run, as plain data in and plain data out, each
 // implemented with synchronous calls only so it can run on a Worker thread while capabilities are raised.
 
-import { type BpfAttachGroup, type BpfLoadResult, bpfLoadSync, bpfMapDumpHex } from "../ffi/libbpf.ts";
+import {
+  type BpfAttachGroup,
+  type BpfLoadResult,
+  bpfLoadSync,
+  bpfMapDelete,
+  bpfMapDumpHex,
+  fromHex,
+} from "../ffi/libbpf.ts";
 import { perfOpenSync, type PerfTarget } from "../ffi/perf.ts";
 import { O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, openRaw } from "../ffi/libc.ts";
 import { removeAclEntry } from "./acl.ts";
@@ -52,6 +59,8 @@ export type PrivilegedOp =
    * without CAP_BPF (older than 6.5 with unprivileged BPF disabled), where the main thread cannot read.
    */
   | { kind: "bpfMapRead"; fd: number; keySize: number; valueSize: number }
+  /** Deletes keys (hex strings) of a BPF map by fd, on the same kernels; returns how many were asked. */
+  | { kind: "bpfMapDelete"; fd: number; keys: string[] }
   /** Removes the ACL_USER entry of `uid` from each path (shutdown clean-up; needs cap_fowner). */
   | { kind: "removeAclEntries"; uid: number; paths: string[] };
 
@@ -167,6 +176,9 @@ export function runOpSync(op: PrivilegedOp): OpResult {
         return { ok: true, value: bpfLoadSync(op.objectPath, op.groups, op.maps, op.configMap) };
       case "bpfMapRead":
         return { ok: true, value: bpfMapDumpHex(op.fd, op.keySize, op.valueSize) };
+      case "bpfMapDelete":
+        for (const k of op.keys) bpfMapDelete(op.fd, fromHex(k));
+        return { ok: true, value: op.keys.length };
     }
   } catch (e) {
     return { ok: false, error: (e as Error).message, code: (e as { code?: string }).code };

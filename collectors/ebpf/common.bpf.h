@@ -10,6 +10,19 @@
 
 #define MAX_ENTRIES 16384
 
+/* Counter maps: per-CPU hashes, so a counted event adds to this CPU's copy with plain (non-atomic) adds and
+ * no cache line moves between CPUs; user space sums the copies. Not preallocated (memory follows the keys
+ * in use, not max_entries × CPUs) and not LRU: user space deletes the keys of cgroups that are no longer
+ * units (see ebpf.ts), which is how counters of ended units age out. */
+#define COUNTER_MAP(name, key_t, val_t)                                                                       \
+  struct {                                                                                                   \
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);                                                                  \
+    __uint(max_entries, MAX_ENTRIES);                                                                        \
+    __uint(map_flags, BPF_F_NO_PREALLOC);                                                                    \
+    __type(key, key_t);                                                                                      \
+    __type(value, val_t);                                                                                    \
+  } name SEC(".maps")
+
 /* Run-time configuration written by user space after load (index 0). */
 struct ceems_cfg {
   /* 0: cgroup v2 (bpf_get_current_cgroup_id); n > 0: cgroup v1, controller n (see v1_subsys_index). */
@@ -69,10 +82,15 @@ static __always_inline int v1_subsys_index(__u32 controller) {
   return -1;
 }
 
-/* The unit key of the current task: its cgroup directory's inode number in the configured hierarchy. */
-static __always_inline __u64 current_unit_id(struct ceems_cfg *cfg) {
-  if (!cfg || cfg->v1_controller == 0)
+/* The unit key of the current task: its cgroup directory's inode number in the configured hierarchy.
+ * btf: programs with BTF access (tp_btf, tracepoint) read the cgroup v2 id with direct loads, which is
+ * cheaper than the bpf_get_current_cgroup_id() helper call the others (raw_tp) make. */
+static __always_inline __u64 current_unit_id(struct ceems_cfg *cfg, const int btf) {
+  if (!cfg || cfg->v1_controller == 0) {
+    if (btf)
+      return bpf_get_current_task_btf()->cgroups->dfl_cgrp->kn->id;
     return bpf_get_current_cgroup_id();
+  }
   int idx = v1_subsys_index(cfg->v1_controller);
   if (idx < 0 || idx >= CGROUP_SUBSYS_COUNT)
     return 0;
@@ -93,6 +111,20 @@ static __always_inline __u64 sock_unit_id(const struct sock *sk) {
   return BPF_CORE_READ(cg, kn, id);
 }
 
-static __always_inline void add(__u64 *counter, __u64 v) { __sync_fetch_and_add(counter, v); }
+/* Adds to a per-CPU counter: programs run with preemption off, and a counter word is only ever written from
+ * one context (process context; retransmissions, from softirq, have words of their own), so no atomics. */
+static __always_inline void add(__u64 *counter, __u64 v) { *counter += v; }
+
+/* This CPU's value of `key` in a counter map, inserting zeroes first when the key is new. */
+#define COUNTER_GET(map, key, val_t)                                                                          \
+  ({                                                                                                         \
+    val_t *_v = bpf_map_lookup_elem(&(map), (key));                                                          \
+    if (!_v) {                                                                                               \
+      val_t _zero = {};                                                                                      \
+      bpf_map_update_elem(&(map), (key), &_zero, BPF_NOEXIST);                                               \
+      _v = bpf_map_lookup_elem(&(map), (key));                                                               \
+    }                                                                                                        \
+    _v;                                                                                                      \
+  })
 
 #endif

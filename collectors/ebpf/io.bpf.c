@@ -21,19 +21,8 @@ struct vfs_val {
   __u64 unlink_requests, unlink_errors;
 };
 
-struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, MAX_ENTRIES);
-  __type(key, struct io_key);
-  __type(value, struct io_val);
-} io_rw SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, MAX_ENTRIES);
-  __type(key, __u64);
-  __type(value, struct vfs_val);
-} io_vfs SEC(".maps");
+COUNTER_MAP(io_rw, struct io_key, struct io_val);
+COUNTER_MAP(io_vfs, __u64, struct vfs_val);
 
 /* x86_64 syscall numbers. */
 #define NR_read 0
@@ -104,17 +93,12 @@ static __always_inline void account_rw(struct ceems_cfg *cfg, struct file *f, lo
   __u32 mnt = file_mnt_id(f, btf);
   if (!mnt)
     return;
-  struct io_key key = {.cgroup = current_unit_id(cfg), .mnt_id = mnt};
+  struct io_key key = {.cgroup = current_unit_id(cfg, btf), .mnt_id = mnt};
   if (!key.cgroup)
     return;
-  struct io_val *v = bpf_map_lookup_elem(&io_rw, &key);
-  if (!v) {
-    struct io_val zero = {};
-    bpf_map_update_elem(&io_rw, &key, &zero, BPF_NOEXIST);
-    v = bpf_map_lookup_elem(&io_rw, &key);
-    if (!v)
-      return;
-  }
+  struct io_val *v = COUNTER_GET(io_rw, &key, struct io_val);
+  if (!v)
+    return;
   if (write) {
     add(&v->write_requests, 1);
     if (ret < 0)
@@ -131,18 +115,13 @@ static __always_inline void account_rw(struct ceems_cfg *cfg, struct file *f, lo
 }
 
 /* kind: 0 open, 1 create, 2 unlink. */
-static __always_inline void account_vfs(struct ceems_cfg *cfg, int kind, long ret) {
-  __u64 key = current_unit_id(cfg);
+static __always_inline void account_vfs(struct ceems_cfg *cfg, int kind, long ret, const int btf) {
+  __u64 key = current_unit_id(cfg, btf);
   if (!key)
     return;
-  struct vfs_val *v = bpf_map_lookup_elem(&io_vfs, &key);
-  if (!v) {
-    struct vfs_val zero = {};
-    bpf_map_update_elem(&io_vfs, &key, &zero, BPF_NOEXIST);
-    v = bpf_map_lookup_elem(&io_vfs, &key);
-    if (!v)
-      return;
-  }
+  struct vfs_val *v = COUNTER_GET(io_vfs, &key, struct vfs_val);
+  if (!v)
+    return;
   if (kind == 0) {
     add(&v->open_requests, 1);
     if (ret < 0)
@@ -207,7 +186,7 @@ static __always_inline int on_sys_exit(struct pt_regs *regs, long ret, const int
       return 0;
     account_rw(cfg, fd_file((int)REG(regs, di, btf), btf), ret, rw, btf);
   } else {
-    account_vfs(cfg, kind, ret);
+    account_vfs(cfg, kind, ret, btf);
   }
   return 0;
 }
@@ -228,4 +207,65 @@ SEC("fexit/vfs_write")
 int BPF_PROG(io_write_fexit, struct file *file, const char *buf, size_t count, loff_t *pos, ssize_t ret) {
   account_rw(get_cfg(), file, ret, 1, 0);
   return 0;
+}
+
+/* Per-syscall exit tracepoints (syscalls:sys_exit_*, BPF_PROG_TYPE_TRACEPOINT): they run only for the
+ * syscalls we count. The tracepoint gives the return value only, so the arguments come from the task's
+ * saved user registers (bpf_task_pt_regs), which the syscall leaves as they were at entry. */
+struct sys_exit_ctx {
+  __u64 common;
+  int nr;
+  long ret;
+};
+
+static __always_inline struct pt_regs *user_regs(void) {
+  return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
+static __always_inline int tp_rw(struct sys_exit_ctx *ctx, int write) {
+  struct ceems_cfg *cfg = get_cfg();
+  if (cfg && cfg->rw_from_fexit)
+    return 0;
+  account_rw(cfg, fd_file((int)user_regs()->di, 1), ctx->ret, write, 1);
+  return 0;
+}
+
+static __always_inline int tp_vfs(struct sys_exit_ctx *ctx, int kind) {
+  account_vfs(get_cfg(), kind, ctx->ret, 1);
+  return 0;
+}
+
+#define TP_RW(name, write)                                                                                   \
+  SEC("tracepoint/syscalls/sys_exit_" #name)                                                                 \
+  int io_tp_##name(struct sys_exit_ctx *ctx) { return tp_rw(ctx, write); }
+#define TP_VFS(name, kind)                                                                                   \
+  SEC("tracepoint/syscalls/sys_exit_" #name)                                                                 \
+  int io_tp_##name(struct sys_exit_ctx *ctx) { return tp_vfs(ctx, kind); }
+
+TP_RW(read, 0)
+TP_RW(pread64, 0)
+TP_RW(readv, 0)
+TP_RW(preadv, 0)
+TP_RW(preadv2, 0)
+TP_RW(write, 1)
+TP_RW(pwrite64, 1)
+TP_RW(writev, 1)
+TP_RW(pwritev, 1)
+TP_RW(pwritev2, 1)
+TP_VFS(openat2, 0)
+TP_VFS(creat, 1)
+TP_VFS(mkdir, 1)
+TP_VFS(mkdirat, 1)
+TP_VFS(unlink, 2)
+TP_VFS(unlinkat, 2)
+TP_VFS(rmdir, 2)
+
+SEC("tracepoint/syscalls/sys_exit_open")
+int io_tp_open(struct sys_exit_ctx *ctx) {
+  return tp_vfs(ctx, (user_regs()->si & O_CREAT) ? 1 : 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int io_tp_openat(struct sys_exit_ctx *ctx) {
+  return tp_vfs(ctx, (user_regs()->dx & O_CREAT) ? 1 : 0);
 }

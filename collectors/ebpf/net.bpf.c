@@ -17,12 +17,7 @@ struct net_val {
   __u64 retrans_bytes, retrans_packets;
 };
 
-struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, MAX_ENTRIES);
-  __type(key, struct net_key);
-  __type(value, struct net_val);
-} net_stats SEC(".maps");
+COUNTER_MAP(net_stats, struct net_key, struct net_val);
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -30,23 +25,28 @@ struct {
 #define IPPROTO_UDP 17
 #define MSG_PEEK 2
 
-/* dir: 0 ingress, 1 egress, 2 retransmission. */
-static __always_inline void account(const struct sock *sk, __u64 unit, int dir, long bytes) {
-  if (!sk || !unit || bytes <= 0)
+/* dir: 0 ingress, 1 egress (process context: the current task's unit), 2 retransmission (softirq: the
+ * socket's cgroup v2). btf: sk is a BTF pointer (tp_btf), read with direct loads instead of probe reads. */
+static __always_inline void account(const struct sock *sk, int dir, long bytes, const int btf) {
+  if (!sk || bytes <= 0)
     return;
-  __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-  __u16 proto = BPF_CORE_READ(sk, sk_protocol);
+  __u16 family, proto;
+  if (btf) {
+    family = sk->__sk_common.skc_family;
+    proto = sk->sk_protocol;
+  } else {
+    family = BPF_CORE_READ(sk, __sk_common.skc_family);
+    proto = BPF_CORE_READ(sk, sk_protocol);
+  }
   if ((family != AF_INET && family != AF_INET6) || (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
     return;
+  __u64 unit = dir == 2 ? sock_unit_id(sk) : current_unit_id(get_cfg(), btf);
+  if (!unit)
+    return;
   struct net_key key = {.cgroup = unit, .proto = proto, .family = family};
-  struct net_val *v = bpf_map_lookup_elem(&net_stats, &key);
-  if (!v) {
-    struct net_val zero = {};
-    bpf_map_update_elem(&net_stats, &key, &zero, BPF_NOEXIST);
-    v = bpf_map_lookup_elem(&net_stats, &key);
-    if (!v)
-      return;
-  }
+  struct net_val *v = COUNTER_GET(net_stats, &key, struct net_val);
+  if (!v)
+    return;
   if (dir == 0) {
     add(&v->ingress_bytes, bytes);
     add(&v->ingress_packets, 1);
@@ -61,38 +61,38 @@ static __always_inline void account(const struct sock *sk, __u64 unit, int dir, 
 
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(net_send_btf, struct sock *sk, int ret, int flags) {
-  account(sk, current_unit_id(get_cfg()), 1, ret);
+  account(sk, 1, ret, 1);
   return 0;
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(net_recv_btf, struct sock *sk, int ret, int flags) {
   if (!(flags & MSG_PEEK))
-    account(sk, current_unit_id(get_cfg()), 0, ret);
+    account(sk, 0, ret, 1);
   return 0;
 }
 
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(net_retrans_btf, const struct sock *sk, const struct sk_buff *skb) {
-  account(sk, sock_unit_id(sk), 2, BPF_CORE_READ(skb, len));
+  account(sk, 2, BPF_CORE_READ(skb, len), 1);
   return 0;
 }
 
 SEC("raw_tp/sock_send_length")
 int BPF_PROG(net_send_raw, struct sock *sk, int ret, int flags) {
-  account(sk, current_unit_id(get_cfg()), 1, ret);
+  account(sk, 1, ret, 0);
   return 0;
 }
 
 SEC("raw_tp/sock_recv_length")
 int BPF_PROG(net_recv_raw, struct sock *sk, int ret, int flags) {
   if (!(flags & MSG_PEEK))
-    account(sk, current_unit_id(get_cfg()), 0, ret);
+    account(sk, 0, ret, 0);
   return 0;
 }
 
 SEC("raw_tp/tcp_retransmit_skb")
 int BPF_PROG(net_retrans_raw, const struct sock *sk, const struct sk_buff *skb) {
-  account(sk, sock_unit_id(sk), 2, BPF_CORE_READ(skb, len));
+  account(sk, 2, BPF_CORE_READ(skb, len), 0);
   return 0;
 }

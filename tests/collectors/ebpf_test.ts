@@ -1,16 +1,19 @@
 // Tests of the ebpf sub-collector on the real kernel: BPF objects built with clang, loaded through the
 // privileged op, and a real cgroup2 unit's file IO and loopback TCP traffic reported within 5 %.
 
-import { createEbpfCollector, EbpfCollector, registerEbpfFlags } from "../../collectors/ebpf.ts";
+import { createEbpfCollector, EbpfCollector, readIoTracepointIds, registerEbpfFlags } from "../../collectors/ebpf.ts";
+import { parseCpuList } from "../../ffi/perf.ts";
+import { assertDropped, type ReportedThread } from "../helpers/privilege.ts";
 import { dirname } from "node:path";
+import { existsSync } from "node:fs";
 import { FamilySink } from "../../collectors/metric_sink.ts";
 import { type ComputeUnit, readMountInfo } from "../../collectors/subcollector.ts";
 import { FlagSet } from "../../common/flags.ts";
 import { Logger } from "../../common/log.ts";
-import { bpfLoadSync, bpfMapDump, bpfUnload } from "../../ffi/libbpf.ts";
+import { bpfDetach, bpfLoadSync, bpfPercpuMapDump, bpfReattach, bpfUnload } from "../../ffi/libbpf.ts";
 import { buildBpfObjects } from "../../collectors/ebpf/build.ts";
 import { InlineSecurityManager } from "../../privilege/security.ts";
-import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "../helpers/assert.ts";
 import { makeCgroup, moveInto, removeCgroup } from "../helpers/cgroup.ts";
 import { Workload } from "../helpers/workload.ts";
 
@@ -125,7 +128,9 @@ Deno.test("ebpf: file IO and loopback TCP of a real cgroup2 unit match within 5 
     const base = { manager: "slurm", hostname: "host1" };
     const before = new FamilySink();
     assertEquals(await c.update(units, before, base), true);
-    assertEquals(c.attachModes, { io: "tp_btf", net: "tp_btf" }, lines.join("\n"));
+    // The per-syscall tracepoints need tracefs mounted; without it io falls back to tp_btf.
+    const io = existsSync("/sys/kernel/tracing/events/syscalls") ? "tracepoint" : "tp_btf";
+    assertEquals(c.attachModes, { io, net: "tp_btf" }, lines.join("\n"));
     assert(lines.some((l) => l.includes("fentry: load (fentry): EPERM")), "fentry tried first");
     await w.send("go");
     const done = await w.waitLine("done");
@@ -201,6 +206,9 @@ Deno.test("ebpf: a kernel where nothing attaches leaves the collector off with o
     await c.update(units, sink, {});
     await c.update(units, sink, {});
     assertEquals(sink.families.size, 0);
+    // (Where tracefs is not mounted, the start-up line about per-syscall tracepoints comes first.)
+    const notTracefs = (ls: string[]) => ls.filter((l) => !l.includes("per-syscall tracepoints unavailable"));
+    lines.splice(0, lines.length, ...notTracefs(lines));
     assertEquals(lines.length, 1, lines.join("\n"));
     assert(lines[0].includes("eBPF sub-collector disabled") && lines[0].includes("no attach mode works"), lines[0]);
     // A toolchain failure at start-up (an objects directory that cannot be created) does the same.
@@ -208,6 +216,7 @@ Deno.test("ebpf: a kernel where nothing attaches leaves the collector off with o
     const c2 = await make(["--collector.ebpf.io-metrics", `--collector.ebpf.objects-dir=${dir}/io.bpf.o/sub`], lines2);
     await c2!.update(units, sink, {});
     assertEquals(sink.families.size, 0);
+    lines2.splice(0, lines2.length, ...notTracefs(lines2));
     assertEquals(lines2.length, 1, lines2.join("\n"));
     assert(lines2[0].includes("building BPF objects failed"), lines2[0]);
   } finally {
@@ -230,12 +239,17 @@ print "done\\n";
 `;
 
 /** Runs the writer inside `cgroupDir`; `between` runs after the move and before the writes. */
-async function writeFrom(cgroupDir: string, path: string, n: number, between: () => Promise<void>): Promise<void> {
+async function writeFrom(
+  cgroupDir: string,
+  path: string,
+  n: number,
+  between: (pid: number) => Promise<void>,
+): Promise<void> {
   const w = new Workload(writer, [path, String(n)]);
   try {
     await w.waitLine("ready");
     moveInto(cgroupDir, w.pid);
-    await between();
+    await between(w.pid);
     await w.send("go");
     await w.waitLine("done");
   } finally {
@@ -259,13 +273,259 @@ Deno.test("ebpf: the raw_tp fallback programs attach and count a cgroup2 unit's 
     await writeFrom(cg, `${dir}/data`, n, () => Promise.resolve());
     const id = BigInt(Deno.statSync(cg).ino!);
     let written = 0n;
-    for (const [k, v] of bpfMapDump(loaded.maps.io_rw, 16, 48)) {
+    for (const [k, v] of bpfPercpuMapDump(loaded.maps.io_rw, 16, 48)) {
       if (new DataView(k.buffer).getBigUint64(0, true) === id) written += new BigUint64Array(v.buffer)[3];
     }
     assertEquals(written, BigInt(n));
   } finally {
     bpfUnload(loaded);
     removeCgroup(cg);
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+/** Mounts tracefs at /sys/kernel/tracing unless it is there; returns the undo (unmounts only what it mounted). */
+function ensureTracefs(): () => void {
+  // tracefs gives the tracepoint ids; the exporter never mounts it (that needs CAP_SYS_ADMIN), the test does.
+  if (existsSync("/sys/kernel/tracing/events/syscalls")) return () => {};
+  const r = new Deno.Command("mount", { args: ["-t", "tracefs", "tracefs", "/sys/kernel/tracing"] }).outputSync();
+  assert(r.success, new TextDecoder().decode(r.stderr));
+  return () => {
+    const u = new Deno.Command("umount", { args: ["/sys/kernel/tracing"] }).outputSync();
+    assert(u.success, new TextDecoder().decode(u.stderr));
+  };
+}
+
+/** Pins a process to one CPU. */
+function pin(pid: number, cpu: number): void {
+  const r = new Deno.Command("taskset", { args: ["-pc", String(cpu), String(pid)], stdout: "null" }).outputSync();
+  assert(r.success, new TextDecoder().decode(r.stderr));
+}
+
+/** Bytes written by a cgroup in the io_rw map (all mounts). */
+function writtenBy(fd: number, cg: string): bigint {
+  const id = BigInt(Deno.statSync(cg).ino!);
+  let written = 0n;
+  for (const [k, v] of bpfPercpuMapDump(fd, 16, 48)) {
+    if (new DataView(k.buffer).getBigUint64(0, true) === id) written += new BigUint64Array(v.buffer)[3];
+  }
+  return written;
+}
+
+Deno.test("ebpf: per-syscall tracepoints attached through one perf event on CPU 0 count writes on every CPU", async () => {
+  const undo = ensureTracefs();
+  const objs = await buildBpfObjects();
+  const tp = readIoTracepointIds("/sys");
+  assert("ids" in tp, JSON.stringify(tp));
+  const programs = Object.keys(tp.ids);
+  assertEquals(programs.length, 19);
+  const loaded = bpfLoadSync(
+    objs.io,
+    [{ mode: "tracepoint", programs, config: [0, 0], tracepointIds: tp.ids }],
+    ["io_rw"],
+    "ceems_cfg",
+  );
+  const dir = Deno.makeTempDirSync();
+  const cgs: string[] = [];
+  try {
+    assertEquals(loaded.mode, "tracepoint");
+    const cpus = parseCpuList(Deno.readTextFileSync("/sys/devices/system/cpu/online"));
+    assert(cpus.length >= 2, "this test needs two CPUs");
+    for (const cpu of cpus.slice(0, 2)) {
+      const cg = makeCgroup(`ebpf-tp-cpu${cpu}`);
+      cgs.push(cg);
+      const n = 3 * 1024 * 1024 + 99 + cpu;
+      let onCpu = -1;
+      await writeFrom(cg, `${dir}/data${cpu}`, n, (pid) => {
+        pin(pid, cpu);
+        onCpu = cpu;
+        return Promise.resolve();
+      });
+      assertEquals(onCpu, cpu);
+      assertEquals(writtenBy(loaded.maps.io_rw, cg), BigInt(n), `writes on CPU ${cpu}`);
+    }
+  } finally {
+    bpfUnload(loaded);
+    for (const cg of cgs) removeCgroup(cg);
+    Deno.removeSync(dir, { recursive: true });
+    undo();
+  }
+});
+
+Deno.test("ebpf: detached programs stay loaded and count nothing; reattached they count again", async () => {
+  const objs = await buildBpfObjects();
+  const group = { mode: "tp_btf", programs: ["io_exit_btf"], config: [0, 0] };
+  const loaded = bpfLoadSync(objs.io, [group], ["io_rw"], "ceems_cfg");
+  const cg = makeCgroup("ebpf-toggle");
+  const dir = Deno.makeTempDirSync();
+  try {
+    await writeFrom(cg, `${dir}/a`, 70000, () => Promise.resolve());
+    assertEquals(writtenBy(loaded.maps.io_rw, cg), 70000n);
+    bpfDetach(loaded);
+    assertEquals(loaded.links, []);
+    await writeFrom(cg, `${dir}/b`, 50000, () => Promise.resolve());
+    assertEquals(writtenBy(loaded.maps.io_rw, cg), 70000n, "nothing counted while detached");
+    bpfReattach(loaded, group);
+    assertEquals(loaded.links.length, 1);
+    await writeFrom(cg, `${dir}/c`, 30000, () => Promise.resolve());
+    assertEquals(writtenBy(loaded.maps.io_rw, cg), 100000n);
+  } finally {
+    bpfUnload(loaded);
+    removeCgroup(cg);
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("ebpf: without tracefs, io falls back to tp_btf with one log line saying how to fix it", async () => {
+  const sysfs = Deno.makeTempDirSync(); // a sysfs without kernel/tracing
+  const lines: string[] = [];
+  const flags = new FlagSet("test", "");
+  registerEbpfFlags(flags);
+  flags.parse(["--collector.ebpf.io-metrics"]);
+  const logger = new Logger("info", "logfmt", {}, (l) => lines.push(l));
+  const c = await createEbpfCollector({
+    flags,
+    logger,
+    paths: { ...paths, sysfs },
+    security: new InlineSecurityManager(),
+  });
+  const cg = makeCgroup("ebpf-notracefs");
+  try {
+    assert(c);
+    const tpLines = lines.filter((l) => l.includes("per-syscall tracepoints unavailable"));
+    assertEquals(tpLines.length, 1, lines.join("\n"));
+    assertMatch(tpLines[0], /tracefs is not mounted at .*kernel\/tracing.*mount -t tracefs tracefs/);
+    assertEquals(await c.update([{ uuid: "1", cgroupPath: cg, pids: [] }], new FamilySink(), {}), true);
+    assertEquals(c.attachModes, { io: "tp_btf" });
+  } finally {
+    c?.stop();
+    removeCgroup(cg);
+    Deno.removeSync(sysfs, { recursive: true });
+  }
+});
+
+const dropProbe = new URL("./ebpf_drop_probe.ts", import.meta.url).pathname;
+
+/** Reads lines from a child's stdout. */
+class Lines {
+  #reader: ReadableStreamDefaultReader<string>;
+  #buf = "";
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  }
+  async next(prefix: string): Promise<string> {
+    while (true) {
+      const i = this.#buf.indexOf("\n");
+      if (i >= 0) {
+        const line = this.#buf.slice(0, i);
+        this.#buf = this.#buf.slice(i + 1);
+        if (line.startsWith(prefix)) return line.slice(prefix.length);
+        continue;
+      }
+      const r = await this.#reader.read();
+      if (r.done) throw new Error(`child exited before "${prefix}"`);
+      this.#buf += r.value;
+    }
+  }
+}
+
+Deno.test("ebpf under a real drop to nobody: the per-syscall tracepoints attach and count within 5 %", async () => {
+  assertEquals(Deno.uid(), 0, "this test must run as root (CI does)");
+  const undo = ensureTracefs();
+  const cg = makeCgroup("ebpf-drop");
+  const dir = Deno.makeTempDirSync();
+  const n = 8 * 1024 * 1024 + 4321;
+  const w = new Workload(writer, [`${dir}/data`, String(n)]);
+  const probe = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--node-modules-dir=manual",
+      dropProbe,
+      cg,
+      "--collector.ebpf.io-metrics",
+      "--collector.ebpf.network-metrics",
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const stderr = new Response(probe.stderr).text();
+  const out = new Lines(probe.stdout);
+  const stdin = probe.stdin.getWriter();
+  try {
+    await w.waitLine("ready");
+    moveInto(cg, w.pid);
+    pin(w.pid, 1); // the perf event is on CPU 0: the writes happen on the other one
+    const attached = JSON.parse(await out.next("attached "));
+    assertEquals(attached.ok, true);
+    assertEquals(attached.mode, "root-drop");
+    assertEquals(attached.modes, { io: "tracepoint", net: "tp_btf" });
+    const mainPrm = BigInt("0x" + attached.threads.find((t: ReportedThread) => t.tid === attached.pid).capPrm);
+    const bpfPerfmon = (1n << 38n) | (1n << 39n);
+    assertEquals(mainPrm & bpfPerfmon, bpfPerfmon);
+    assertDropped(attached.threads, attached.pid, mainPrm);
+    await w.send("go");
+    await w.waitLine("done");
+    await stdin.write(new TextEncoder().encode("scrape\n"));
+    const counts = JSON.parse(await out.next("counts "));
+    assertEquals(counts.ok, true);
+    near(counts.delta.ceems_ebpf_write_bytes_total, n, "write bytes");
+    assert(counts.delta.ceems_ebpf_create_requests_total >= 1, "create requests");
+    assertEquals((await probe.status).code, 0);
+    const log = await stderr;
+    assertMatch(log, /msg="dropped privileges" user=nobody/);
+    assertEquals(log.includes("per-syscall tracepoints unavailable"), false, log);
+  } finally {
+    await stdin.close().catch(() => {});
+    try {
+      probe.kill("SIGKILL");
+    } catch { /* exited */ }
+    await probe.status;
+    await w.stop();
+    removeCgroup(cg);
+    Deno.removeSync(dir, { recursive: true });
+    undo();
+  }
+});
+
+Deno.test("ebpf: keys of cgroups that are not units are deleted at their second scrape; units' counters keep growing", async () => {
+  const c = await make(["--collector.ebpf.io-metrics"], []);
+  assert(c);
+  const cgA = makeCgroup("ebpf-age-unit");
+  const cgB = makeCgroup("ebpf-age-other");
+  const dir = Deno.makeTempDirSync();
+  const idOf = (cg: string) => BigInt(Deno.statSync(cg).ino!);
+  const keysOf = (cg: string) =>
+    bpfPercpuMapDump(c.maps.io_rw, 16, 48).filter(([k]) => new DataView(k.buffer).getBigUint64(0, true) === idOf(cg))
+      .length;
+  const unitA = [{ uuid: "a", cgroupPath: cgA, pids: [] }];
+  const written = async (units: ComputeUnit[]) => {
+    const sink = new FamilySink();
+    assertEquals(await c.update(units, sink, {}), true);
+    return sink.families.get("ceems_ebpf_write_bytes_total")?.samples.reduce((s, x) => s + x.value, 0) ?? 0;
+  };
+  try {
+    assertEquals(await written(unitA), 0); // attaches
+    await writeFrom(cgA, `${dir}/a`, 100000, () => Promise.resolve());
+    await writeFrom(cgB, `${dir}/b`, 200000, () => Promise.resolve());
+    assertEquals(await written(unitA), 100000);
+    assert(keysOf(cgB) > 0, "the other cgroup's key is there at its first scrape");
+    assertEquals(await written(unitA), 100000);
+    assertEquals(keysOf(cgB), 0, "deleted at its second scrape");
+    assert(keysOf(cgA) > 0);
+    await writeFrom(cgA, `${dir}/a2`, 50000, () => Promise.resolve());
+    assertEquals(await written(unitA), 150000);
+    // The unit ends: its key goes at the second scrape without it.
+    await written([]);
+    assert(keysOf(cgA) > 0);
+    await written([]);
+    assertEquals(keysOf(cgA), 0);
+  } finally {
+    c.stop();
+    removeCgroup(cgA);
+    removeCgroup(cgB);
     Deno.removeSync(dir, { recursive: true });
   }
 });

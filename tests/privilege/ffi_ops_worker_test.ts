@@ -1,12 +1,21 @@
 // The perfOpen and bpfLoad privileged ops run on a real Worker thread (as the Worker-based security
 // manager runs them): results cross the boundary as plain data and the fds stay usable from main.
 
-import { bpfMapDump, bpfUnload, fromHex, libbpfSyms } from "../../ffi/libbpf.ts";
+import {
+  bpfMapDump,
+  bpfMapValueBytes,
+  bpfPercpuMapDump,
+  bpfPossibleCpus,
+  bpfUnload,
+  fromHex,
+  libbpfSyms,
+  sumPercpu,
+} from "../../ffi/libbpf.ts";
 import { perfClose, perfRead } from "../../ffi/perf.ts";
 import { buildBpfObjects } from "../../collectors/ebpf/build.ts";
 import type { OpResult, PrivilegedOp } from "../../privilege/ops.ts";
 import type { BpfLoadResult } from "../../ffi/libbpf.ts";
-import { assert, assertEquals } from "../helpers/assert.ts";
+import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
 import { Workload } from "../helpers/workload.ts";
 
 const opsUrl = new URL("../../privilege/ops.ts", import.meta.url).href;
@@ -82,13 +91,19 @@ Deno.test("bpfLoad in a Worker: programs stay attached and maps readable from ma
     const bytes = new Uint8Array(300000);
     Deno.writeFileSync(`${dir}/f`, bytes);
     Deno.removeSync(dir, { recursive: true });
-    const entries = bpfMapDump(loaded.maps.io_rw, 16, 48);
+    const entries = bpfPercpuMapDump(loaded.maps.io_rw, 16, 48);
     const written = entries.reduce((s, [, v]) => s + new BigUint64Array(v.buffer)[3], 0n);
     assert(written >= 300000n, `write bytes seen: ${written}`);
     // The privileged map read (for kernels that want CAP_BPF for map access) returns the same entries.
-    const [read] = await runInWorker([{ kind: "bpfMapRead", fd: loaded.maps.io_rw, keySize: 16, valueSize: 48 }]);
+    // A value buffer too small for every CPU's copy is refused (the kernel would write past it).
+    assertThrows(() => bpfMapDump(loaded.maps.io_rw, 16, 48), /the map needs 16\//);
+    const valueSize = bpfMapValueBytes(loaded.maps.io_rw);
+    assertEquals(valueSize, 48 * bpfPossibleCpus());
+    const [read] = await runInWorker([{ kind: "bpfMapRead", fd: loaded.maps.io_rw, keySize: 16, valueSize }]);
     assert(read.ok, read.ok ? "" : read.error);
-    const viaOp = new Map((read.value as [string, string][]).map(([k, v]) => [k, fromHex(v)]));
+    const viaOp = new Map(
+      (read.value as [string, string][]).map(([k, v]) => [k, sumPercpu(fromHex(v), 48, bpfPossibleCpus())]),
+    );
     const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
     for (const [k] of entries) assert(viaOp.has(hex(k)), `key ${hex(k)} missing from the op's read`);
     const writtenViaOp = [...viaOp.values()].reduce((s, v) => s + new BigUint64Array(v.buffer)[3], 0n);
