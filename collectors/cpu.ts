@@ -1,7 +1,7 @@
 // The `cpu` collector: node CPU time per mode from /proc/stat and the logical/physical core
 // counts from /proc/cpuinfo, as ceems_cpu_seconds_total, ceems_cpu_count, ceems_cpu_per_core_count.
 
-import { join } from "node:path";
+import { join } from "../common/path.ts";
 import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
 import { registerCollector } from "./registry.ts";
 

@@ -1,7 +1,7 @@
 // The `cray_pm_counters` collector: HPE Cray /sys/cray/pm_counters energy, power, power cap and
 // temperature per domain (node, cpu, memory, accelN, ...) as ceems_cray_pm_counters_* gauges.
 
-import { join } from "node:path";
+import { join } from "../common/path.ts";
 import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./collector.ts";
 import { registerCollector } from "./registry.ts";
 

@@ -1,7 +1,7 @@
 // The ebpf sub-collector: per-unit VFS IO and TCP/UDP traffic from BPF programs of ours (collectors/ebpf/),
 // loaded in a cap_bpf+cap_perfmon security context, maps read by fd from the main thread, CEEMS's names.
 
-import { join } from "node:path";
+import { join } from "../common/path.ts";
 import type { FlagSet } from "../common/flags.ts";
 import { pathExists } from "../common/fs.ts";
 import type { Logger } from "../common/log.ts";

@@ -1,7 +1,7 @@
 // The `hwmon` collector: power and energy sensors of /sys/class/hwmon (and their device/ directory) as
 // ceems_hwmon_power_{current,min,max,avg}_watts and ceems_hwmon_energy_current_joules.
 
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join } from "../common/path.ts";
 import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./collector.ts";
 import { registerCollector } from "./registry.ts";
 

@@ -1,7 +1,7 @@
 // The `infiniband` collector: InfiniBand HCA info, port state, rate and port counters from
 // /sys/class/infiniband as ceems_infiniband_* metrics (labels device and port, no hostname, as CEEMS).
 
-import { join } from "node:path";
+import { join } from "../common/path.ts";
 import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./collector.ts";
 import { registerCollector } from "./registry.ts";
 

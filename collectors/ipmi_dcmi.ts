@@ -1,7 +1,7 @@
 // The `ipmi_dcmi` collector: node power from a DCMI tool (FreeIPMI ipmi-dcmi, ipmitool, ipmiutil or Cray
 // capmc) run as root, or natively over /dev/ipmiN, as ceems_ipmi_dcmi_{current,min,max,avg}_watts.
 
-import { isAbsolute, join } from "node:path";
+import { isAbsolute, join } from "../common/path.ts";
 import type { FlagSet } from "../common/flags.ts";
 import type { SecurityContext, SecurityManager } from "../privilege/security.ts";
 import type { PrivilegedOp } from "../privilege/ops.ts";

@@ -1,7 +1,7 @@
 // The `meminfo` collector: node memory from /proc/meminfo as ceems_meminfo_<Key>_bytes gauges,
 // MemTotal, MemFree and MemAvailable by default, every field with --collector.meminfo.all-stats.
 
-import { join } from "node:path";
+import { join } from "../common/path.ts";
 import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
 import { registerCollector } from "./registry.ts";
 

@@ -1,7 +1,7 @@
 // The `netdev` collector: per-interface traffic counters from /proc/net/dev as ceems_netdev_*_total,
 // filtered by --collector.netdev.device-include or --collector.netdev.device-exclude (mutually exclusive).
 
-import { join } from "node:path";
+import { join } from "../common/path.ts";
 import type { FlagSet } from "../common/flags.ts";
 import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
 import { registerCollector } from "./registry.ts";

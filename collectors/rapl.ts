@@ -1,7 +1,7 @@
 // The `rapl` collector: RAPL energy counters and power limits from /sys/class/powercap, reading the
 // root-only energy_uj files through a cap_dac_read_search security context when a plain read is refused.
 
-import { join } from "node:path";
+import { join } from "../common/path.ts";
 import type { FlagSet } from "../common/flags.ts";
 import { closeRaw, preadRaw } from "../ffi/libc.ts";
 import type { SecurityManager } from "../privilege/security.ts";

@@ -1,7 +1,7 @@
 // Builds the BPF objects of the ebpf sub-collector with clang: vmlinux.h from the running kernel's BTF
 // (bpftool), then io.bpf.o and net.bpf.o, rebuilt only when a source, the header or the kernel changed.
 
-import { dirname, join } from "node:path";
+import { dirname, join } from "../../common/path.ts";
 import { fileURLToPath } from "node:url";
 
 /** Names of the BPF objects (sources are `<name>.bpf.c` next to this file). */

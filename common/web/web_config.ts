@@ -1,7 +1,7 @@
 // The Prometheus exporter-toolkit web configuration file (--web.config.file): TLS with an optional
 // client CA, bcrypt basic-auth users and extra response headers, loaded and validated at start-up.
 
-import { dirname, isAbsolute, join } from "node:path";
+import { dirname, isAbsolute, join } from "../path.ts";
 
 /** TLS settings of a web configuration. */
 export interface TlsServerConfig {
