@@ -100,19 +100,18 @@ export function* renderFamilyChunks(families: Iterable<Family>, chunkChars = 655
     if (!first) out += "\n";
     first = false;
     out += `# HELP ${fam.name} ${escHelp(fam.help)}\n# TYPE ${fam.name} ${fam.type}\n`;
-    const byLabels = new Map<string, number>();
     const { labelSets, values, labelNames } = fam;
+    const counter = fam.type === "counter";
+    const { folded, merged } = foldDuplicates(labelSets, values, labelNames, counter);
     for (let i = 0; i < values.length; i++) {
+      if (folded?.[i]) continue;
       const labels = labelSets[i];
       let key = "";
       for (const n of labelNames) {
         const v = labels[n] ?? "";
         key += key ? `,${n}="${escLabel(v)}"` : `${n}="${escLabel(v)}"`;
       }
-      if (fam.type === "counter") byLabels.set(key, (byLabels.get(key) ?? 0) + Math.max(0, values[i]));
-      else byLabels.set(key, values[i]);
-    }
-    for (const [key, v] of byLabels) {
+      const v = merged?.get(i) ?? (counter ? Math.max(0, values[i]) : values[i]);
       out += `${fam.name}${key ? `{${key}}` : ""} ${formatValue(v)}\n`;
       if (out.length >= chunkChars) {
         yield out;
@@ -121,4 +120,61 @@ export function* renderFamilyChunks(families: Iterable<Family>, chunkChars = 655
     }
   }
   if (out) yield out;
+}
+
+/** FNV-1a over the values of `names` in `labels` (30 bits, so the hash stays a small integer in V8). */
+export function labelHash(labels: Labels, names: string[]): number {
+  let h = 0x811c9dc5;
+  for (const n of names) {
+    const v = labels[n] ?? "";
+    for (let i = 0; i < v.length; i++) h = Math.imul(h ^ v.charCodeAt(i), 16777619);
+    h = Math.imul(h ^ 0xff, 16777619); // separator: ("ab","") and ("a","b") differ
+  }
+  return h & 0x3fffffff;
+}
+
+function sameLabels(a: Labels, b: Labels, names: string[]): boolean {
+  for (const n of names) if ((a[n] ?? "") !== (b[n] ?? "")) return false;
+  return true;
+}
+
+/**
+ * prom-client's semantics for samples with equal label values: the first one's line carries the last gauge
+ * value, or the sum of the counter values (each floored at 0). Found through label hashes, so no label text
+ * is kept per sample (a map of 50,000 rendered keys was most of a scrape's old-generation garbage).
+ * `folded[i]` marks samples merged into an earlier one; `merged` holds the value of those that absorbed any.
+ */
+function foldDuplicates(
+  labelSets: Labels[],
+  values: number[],
+  names: string[],
+  counter: boolean,
+): { folded?: Uint8Array; merged?: Map<number, number> } {
+  const firstByHash = new Map<number, number>();
+  let collisions: Map<number, number[]> | undefined;
+  let folded: Uint8Array | undefined;
+  let merged: Map<number, number> | undefined;
+  for (let i = 0; i < values.length; i++) {
+    const h = labelHash(labelSets[i], names);
+    const j = firstByHash.get(h);
+    if (j === undefined) {
+      firstByHash.set(h, i);
+      continue;
+    }
+    let target = sameLabels(labelSets[j], labelSets[i], names) ? j : undefined;
+    if (target === undefined) {
+      const chain = collisions?.get(h);
+      target = chain?.find((k) => sameLabels(labelSets[k], labelSets[i], names));
+      if (target === undefined) {
+        if (chain) chain.push(i);
+        else (collisions ??= new Map()).set(h, [i]);
+        continue;
+      }
+    }
+    (folded ??= new Uint8Array(values.length))[i] = 1;
+    merged ??= new Map();
+    const prev = merged.get(target) ?? (counter ? Math.max(0, values[target]) : values[target]);
+    merged.set(target, counter ? prev + Math.max(0, values[i]) : values[i]);
+  }
+  return { folded, merged };
 }
