@@ -90,7 +90,7 @@ const ioTracepointSyscalls = [
  */
 export function readIoTracepointIds(sysfs: string): { ids: Record<string, number> } | { reason: string } {
   const roots = [join(sysfs, "kernel/tracing"), join(sysfs, "kernel/debug/tracing")];
-  const root = roots.find((r) => existsSync(join(r, "events")));
+  const root = roots.find((r) => pathExists(join(r, "events")));
   if (!root) {
     return {
       reason: `tracefs is not mounted at ${roots[0]} (mount it, e.g. "mount -t tracefs tracefs ${
