@@ -1,5 +1,5 @@
 // Builds the BPF objects of the ebpf sub-collector with clang: vmlinux.h from the running kernel's BTF
-// (bpftool), then io.bpf.o and net.bpf.o, rebuilt only when a source, the header or the kernel changed.
+// (bpftool), then io.bpf.o and net.bpf.o (+ the benchmark's floor.bpf.o), rebuilt only when stale.
 
 import { dirname, join } from "../../common/path.ts";
 import { fileURLToPath } from "node:url";
@@ -7,6 +7,13 @@ import { fileURLToPath } from "node:url";
 /** Names of the BPF objects (sources are `<name>.bpf.c` next to this file). */
 export const bpfObjectNames = ["io", "net"] as const;
 export type BpfObjectName = (typeof bpfObjectNames)[number];
+
+/**
+ * BPF objects built for benchmarks only, never loaded by the collector: `floor` has empty programs on the io
+ * and net objects' attach points (scripts/bench_ebpf.ts measures the kernel's hook cost with it).
+ */
+export const benchBpfObjectNames = ["floor"] as const;
+export type BenchBpfObjectName = (typeof benchBpfObjectNames)[number];
 
 const srcDir = dirname(fileURLToPath(import.meta.url));
 
@@ -42,13 +49,15 @@ async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
 }
 
 /**
- * Makes sure the BPF objects exist and are current in `outDir`, building what is stale; returns the
- * object paths by name. Throws with the tool's message when the toolchain is missing or fails.
+ * Makes sure the BPF objects `names` (default: the collector's) exist and are current in `outDir`, building
+ * what is stale; returns the object paths by name. Throws with the tool's message when the toolchain is
+ * missing or fails.
  */
-export async function buildBpfObjects(
+export async function buildBpfObjects<N extends string = BpfObjectName>(
   outDir = defaultBpfOutDir,
   btfPath = "/sys/kernel/btf/vmlinux",
-): Promise<Record<BpfObjectName, string>> {
+  names: readonly N[] = bpfObjectNames as unknown as readonly N[],
+): Promise<Record<N, string>> {
   await Deno.mkdir(outDir, { recursive: true, mode: 0o755 });
   const header = join(outDir, "vmlinux.h");
   const stamp = join(outDir, "vmlinux.h.btf-stamp");
@@ -64,8 +73,8 @@ export async function buildBpfObjects(
     await writeAtomic(stamp, new TextEncoder().encode(btfId));
   }
   const common = Math.max(mtime(header), mtime(join(srcDir, "common.bpf.h")));
-  const out = {} as Record<BpfObjectName, string>;
-  for (const name of bpfObjectNames) {
+  const out = {} as Record<N, string>;
+  for (const name of names) {
     const src = join(srcDir, `${name}.bpf.c`);
     const obj = join(outDir, `${name}.bpf.o`);
     out[name] = obj;
@@ -93,6 +102,7 @@ export async function buildBpfObjects(
 }
 
 if (import.meta.main) {
-  const objs = await buildBpfObjects(Deno.args[0]);
+  // By hand (deno task build:bpf): the collector's objects and the benchmark's.
+  const objs = await buildBpfObjects<string>(Deno.args[0], undefined, [...bpfObjectNames, ...benchBpfObjectNames]);
   for (const [name, path] of Object.entries(objs)) console.log(`${name}: ${path}`);
 }
