@@ -10,3 +10,12 @@ export function pathExists(path: string): boolean {
     return false;
   }
 }
+
+/** Whether `path` is a directory (following symlinks); false when it is absent or unreadable. */
+export function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}

@@ -1,6 +1,7 @@
 // Compute-unit discovery in the cgroup tree: cgroup version detection, each manager's root
 // directories and name regexes (as CEEMS), and the walk that groups cgroups and their PIDs per unit.
 
+import { isDirectory } from "../../common/fs.ts";
 import { parseProcs, readSubdirsSync, readTextAt, unescapeSystemd } from "./fsread.ts";
 
 /** Resource managers whose units live in cgroups. */
@@ -54,16 +55,8 @@ export function v1SubsystemDir(cgroupfs: string, subsystem: string): string {
     net_prio: "net_cls,net_prio",
   };
   const j = joined[subsystem];
-  if (j && isDir(`${cgroupfs}/${j}`)) return j;
+  if (j && isDirectory(`${cgroupfs}/${j}`)) return j;
   return subsystem;
-}
-
-function isDir(p: string): boolean {
-  try {
-    return Deno.statSync(p).isDirectory;
-  } catch {
-    return false;
-  }
 }
 
 function listDir(p: string): string[] {
@@ -87,9 +80,9 @@ export function findLayout(manager: Manager, version: CgroupVersion, cgroupfs: s
       )
       : listDir(hierarchy).filter((n) => n.includes("slurm")).map((n) => `/${n}`);
   } else if (manager === "libvirt") {
-    roots = ["/machine.slice", "/machine"].filter((r) => isDir(hierarchy + r));
+    roots = ["/machine.slice", "/machine"].filter((r) => isDirectory(hierarchy + r));
   } else {
-    roots = ["/kubepods", "/kubepods.slice"].filter((r) => isDir(hierarchy + r));
+    roots = ["/kubepods", "/kubepods.slice"].filter((r) => isDirectory(hierarchy + r));
   }
   if (roots.length === 0) throw new Error(`no ${manager} cgroup root found under ${hierarchy}`);
   return { manager, version, hierarchy, roots: roots.sort() };

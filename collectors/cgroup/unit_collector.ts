@@ -1,6 +1,7 @@
 // The shared engine of the slurm, libvirt and k8s collectors: discovers units each scrape, reads
 // their cgroup statistics and writes CEEMS's ceems_compute_unit* families; manager-specific parts plug in.
 
+import { isDirectory } from "../../common/fs.ts";
 import type { Logger } from "../../common/log.ts";
 import type { CollectorContext, Labels, MetricSink } from "../collector.ts";
 import type { ComputeUnit } from "../subcollector.ts";
@@ -71,18 +72,10 @@ export class UnitCollector {
       ctx.flags.string("collector.cgroups.active-subsystem"),
     );
     this.#v1CpuDir = this.version === "v1"
-      ? (this.#isDir(`${this.#cgroupfs}/cpu,cpuacct`) ? "cpu,cpuacct" : "cpuacct")
+      ? (isDirectory(`${this.#cgroupfs}/cpu,cpuacct`) ? "cpu,cpuacct" : "cpuacct")
       : "";
     const mem = hostMemory(ctx.paths.procfs);
     this.#host = { ...mem, blockDevices: opts.blkio ? blockDevices(ctx.paths.procfs) : new Map() };
-  }
-
-  #isDir(p: string): boolean {
-    try {
-      return Deno.statSync(p).isDirectory;
-    } catch {
-      return false;
-    }
   }
 
   /** Units with processes (stale SLURM cgroups without any are dropped with a warning). */
