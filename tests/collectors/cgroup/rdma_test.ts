@@ -427,13 +427,18 @@ Deno.test("rdma: a refused switch is logged once and retried each scrape; an unr
   }
 });
 
+/** A node tree under `root` with /proc/meminfo and SLURM jobs 1001 (PIDs 100, 101) and 1002 (PID 200). */
+function twoJobNode(root: string): void {
+  put(`${root}/proc/meminfo`, "MemTotal:       1000 kB\nMemFree: 10 kB\nSwapTotal:       2000 kB\n");
+  makeV2Job(`${root}/cg`, "1001", { pids: "100\n101\n" });
+  makeV2Job(`${root}/cg`, "1002", { pids: "200\n" });
+}
+
 Deno.test("rdma in the slurm collector: job counters, failures do not fail slurm, stop turns counters off", async () => {
   const fake = new FakeRdma({ "mlx5_0/1": "off" });
   const root = fake.dir;
   try {
-    put(`${root}/proc/meminfo`, "MemTotal:       1000 kB\nMemFree: 10 kB\nSwapTotal:       2000 kB\n");
-    makeV2Job(`${root}/cg`, "1001", { pids: "100\n101\n" });
-    makeV2Job(`${root}/cg`, "1002", { pids: "200\n" });
+    twoJobNode(root);
     const logs: string[] = [];
     const slurm = await makeCollector("slurm", [
       "--collector.slurm",
@@ -476,9 +481,7 @@ Deno.test({
     const fake = new FakeRdma({ "mlx5_0/1": "off" });
     const root = fake.dir;
     try {
-      put(`${root}/proc/meminfo`, "MemTotal:       1000 kB\nMemFree: 10 kB\nSwapTotal:       2000 kB\n");
-      makeV2Job(`${root}/cg`, "1001", { pids: "100\n101\n" });
-      makeV2Job(`${root}/cg`, "1002", { pids: "200\n" });
+      twoJobNode(root);
       const p = await startAs([
         "exporter",
         "--collector.disable-defaults",
