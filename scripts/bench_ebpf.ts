@@ -19,7 +19,7 @@ const FILES = 100;
 const N_WRITE = 100000;
 const N_GETPPID = 200000;
 /** Syscall sizes of the file write+read sweep (same total bytes, MIB, at each size). */
-const SWEEP_KIB = [4, 64, 1024];
+const SWEEP_KIB = [4, 64, 256, 1024];
 
 /**
  * One persistent process per workload: prints "ready", then runs the workload once per stdin line and prints
