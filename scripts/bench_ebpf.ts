@@ -113,6 +113,15 @@ function progIdOfLink(fd: number): number {
   return Number(m[1]);
 }
 
+/** Whether bpftool runs here: without it the bpf_stats measure is skipped and the overhead ratios still print. */
+const haveBpftool = (() => {
+  try {
+    return new Deno.Command("bpftool", { args: ["version"], stdout: "null", stderr: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+})();
+
 /** run_time_ns and run_cnt summed over program ids (bpftool; needs kernel.bpf_stats_enabled=1 to grow). */
 function progStats(ids: Set<number>): { ns: number; cnt: number } {
   const out = new Deno.Command("bpftool", { args: ["-j", "prog", "show"], stdout: "piped" }).outputSync();
@@ -212,6 +221,10 @@ async function measure(name: string, subject: Subject, benches: Bench[]): Promis
     }
     // Second measure: the programs' own run time (kernel.bpf_stats_enabled), in separate runs since the
     // statistics cost time themselves.
+    if (!haveBpftool) {
+      rows.push(row);
+      continue;
+    }
     set(true);
     const ids = subject.progIds();
     const prev = Deno.readTextFileSync(statsFile).trim();
@@ -405,11 +418,12 @@ for (const b of [...benches, ...sweep]) {
       pct(quantile(r.ratios, 0.75))
     }), trimmed means ${pct(trimmedMean(r.on) / trimmedMean(r.off))}`;
     if (b.calls) line += `, ${((median(r.on) - offMed) * 1000 / b.calls).toFixed(0)} ns/call`;
-    line += `\n  ${"".padEnd(17)} bpf_stats: ${Math.round(r.statsRunsPerRun)} program runs/run × ${
-      nsPerProgRun(r).toFixed(0)
-    } ns = ${(r.statsNsPerRun / 1e6).toFixed(2)} ms/run = ${
-      (r.statsNsPerRun / 1000 / offMed * 100).toFixed(1)
-    } % of off`;
+    const stats = haveBpftool
+      ? `${Math.round(r.statsRunsPerRun)} program runs/run × ${nsPerProgRun(r).toFixed(0)} ns = ${
+        (r.statsNsPerRun / 1e6).toFixed(2)
+      } ms/run = ${(r.statsNsPerRun / 1000 / offMed * 100).toFixed(1)} % of off`
+      : "skipped (bpftool not found)";
+    line += `\n  ${"".padEnd(17)} bpf_stats: ${stats}`;
     console.log(line);
   }
 }
