@@ -52,9 +52,9 @@ COUNTER_MAP(io_vfs, __u64, struct vfs_val);
 
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 
-/* The file pointer stored in an fd-table slot. With BTF the slot is read by a checked load (no helper call,
- * about 50 ns cheaper per event here than bpf_probe_read_kernel): it is cast to struct kiocb, whose first
- * member is a struct file pointer, because bpf_rdonly_cast needs a struct type. */
+/* The file pointer stored in an fd-table slot. With BTF the slot is read by a checked load instead of a
+ * bpf_probe_read_kernel call (the write program measured 197 against 207 ns per run here): the slot is cast
+ * to struct kiocb, whose first member is a struct file pointer, because bpf_rdonly_cast needs a struct type. */
 static __always_inline struct file *slot_file(struct file **slot, const int btf) {
   if (btf && bpf_core_field_offset(struct kiocb, ki_filp) == 0)
     return ((struct kiocb *)bpf_rdonly_cast(slot, bpf_core_type_id_kernel(struct kiocb)))->ki_filp;
