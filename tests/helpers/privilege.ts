@@ -3,7 +3,7 @@
 
 import { join } from "node:path";
 import { threadCredentials, type ThreadCreds } from "../../privilege/inspect.ts";
-import { freePort, mainTs, repoRoot } from "./process.ts";
+import { repoRoot, startCeems } from "./process.ts";
 
 /** Path of the probe program. */
 export const probeTs = join(repoRoot, "tests/privilege/probe.ts");
@@ -156,43 +156,12 @@ export interface StartedCeems {
  */
 export async function startAs(args: string[], opts: { uid?: number; gid?: number } = {}): Promise<StartedCeems> {
   ensureNodeModules();
-  const port = freePort();
-  const deno = opts.uid ? worldExecutableDeno() : Deno.execPath();
-  const child = new Deno.Command(deno, {
-    args: ["run", "-A", "--node-modules-dir=manual", mainTs, ...args, `--web.listen-address=127.0.0.1:${port}`],
+  const p = await startCeems(args, {
     uid: opts.uid,
     gid: opts.gid,
-    env: { NO_COLOR: "1" },
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const chunks: Uint8Array[] = [];
-  const drained = (async () => {
-    for await (const c of child.stderr) chunks.push(c);
-  })();
-  const stderr = () => new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])));
-  let exited = false;
-  child.status.then(() => exited = true);
-  const base = `http://127.0.0.1:${port}`;
-  const stop = async (signal: Deno.Signal = "SIGTERM") => {
-    try {
-      child.kill(signal);
-    } catch {
-      // already exited
-    }
-    const st = await child.status;
-    await drained;
-    return { code: st.code, stderr: stderr() };
-  };
-  for (let i = 0; i < 300 && !exited; i++) {
-    try {
-      const r = await fetch(`${base}/health`);
-      await r.body?.cancel();
-      return { pid: child.pid, base, stop, stderr };
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  const res = await stop("SIGKILL");
-  throw new Error(`ceems ${args[0]} did not become ready:\n${res.stderr}`);
+    deno: opts.uid ? worldExecutableDeno() : undefined,
+    runFlags: ["--node-modules-dir=manual"],
+    readyTimeoutMs: 30_000,
+  });
+  return { pid: p.child.pid, base: p.base, stop: p.stop, stderr: p.stderr };
 }

@@ -24,6 +24,8 @@ export interface CeemsProcess {
   base: string;
   /** Sends SIGTERM and waits; returns exit code and everything written to stderr. */
   stop(signal?: Deno.Signal): Promise<{ code: number; stderr: string }>;
+  /** Everything written to stderr so far. */
+  stderr(): string;
 }
 
 /** Runs `ceems <args>` to completion and returns its status and output. */
@@ -52,12 +54,18 @@ export async function startCeems(
     gid?: number;
     /** Working directory of the subprocess (relative flag paths resolve against it). */
     cwd?: string;
+    /** The deno executable (default: this one). */
+    deno?: string;
+    /** Flags of `deno run` before main.ts. */
+    runFlags?: string[];
+    /** How long to wait for readyPath (default 20 s). */
+    readyTimeoutMs?: number;
   } = {},
 ): Promise<CeemsProcess> {
   const port = freePort();
   const listenArgs = opts.listen === false ? [] : [`--web.listen-address=127.0.0.1:${port}`];
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", mainTs, ...args, ...listenArgs],
+  const child = new Deno.Command(opts.deno ?? Deno.execPath(), {
+    args: ["run", "-A", ...opts.runFlags ?? [], mainTs, ...args, ...listenArgs],
     env: { NO_COLOR: "1", ...opts.env },
     uid: opts.uid,
     gid: opts.gid,
@@ -71,7 +79,7 @@ export async function startCeems(
   })();
   const stderrText = () => new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])));
   const base = `${opts.scheme ?? "http"}://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 20_000);
   let ready = false;
   while (Date.now() < deadline) {
     try {
@@ -99,6 +107,7 @@ export async function startCeems(
       await drained;
       return { code: st.code, stderr: stderrText() };
     },
+    stderr: stderrText,
   };
   if (!ready) {
     const { stderr } = await proc.stop("SIGKILL");
