@@ -7,21 +7,13 @@ import { linkSystemCommands, writeRecordedTool } from "../helpers/fake_tools.ts"
 import { compareExpositions, formatDiffs } from "../helpers/metrics_compare.ts";
 import { repoRoot, startCeems } from "../helpers/process.ts";
 import { startRedfishMock } from "../helpers/redfish_mock.ts";
+import { pathExists } from "../../common/fs.ts";
 
 /** ../shared beside the checkout (CEEMS_SHARED_DIR overrides it, e.g. for a git worktree). */
 const sharedDir = Deno.env.get("CEEMS_SHARED_DIR") ?? join(repoRoot, "..", "shared");
 const e2eDir = join(sharedDir, "ceems-e2e");
 
-function exists(p: string): boolean {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const haveFixtures = exists(join(e2eDir, "fixtures.tar.gz"));
+const haveFixtures = pathExists(join(e2eDir, "fixtures.tar.gz"));
 if (!haveFixtures) {
   console.log(`compat_e2e: ${e2eDir} not found; CEEMS compatibility scenarios skipped`);
 }

@@ -3,6 +3,7 @@
 
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { scrapeInProcess } from "./unit_helpers.ts";
+import { pathExists } from "../../common/fs.ts";
 
 const cgroupRoot = "/sys/fs/cgroup";
 
@@ -94,18 +95,9 @@ Deno.test({
       await waitFor(() => Deno.readTextFileSync(`${jobDir("cpuacct")}/cgroup.procs`).trim() === "");
       rmdirTree(dirs);
     }
-    for (const d of dirs) assert(!exists(d), `cleaned up ${d}`);
+    for (const d of dirs) assert(!pathExists(d), `cleaned up ${d}`);
   },
 });
-
-function exists(p: string): boolean {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test({
   name: "slurm on real cgroup2 (unified/, no controllers): job CPU time from cpu.stat rises",
@@ -115,7 +107,7 @@ Deno.test({
     const tag = `ceemstest${Deno.pid}`;
     const job = String(800000000 + (Deno.pid % 99999));
     const dirs = [`${unified}/system.slice`, `${unified}/system.slice/${tag}_slurmstepd.scope`].filter((d) =>
-      !exists(d)
+      !pathExists(d)
     );
     dirs.push(`${unified}/system.slice/${tag}_slurmstepd.scope/job_${job}`);
     for (const d of dirs) Deno.mkdirSync(d);
@@ -142,6 +134,6 @@ Deno.test({
       await waitFor(() => Deno.readTextFileSync(`${jobDir}/cgroup.procs`).trim() === "");
       rmdirTree(dirs);
     }
-    for (const d of dirs) assert(!exists(d), `cleaned up ${d}`);
+    for (const d of dirs) assert(!pathExists(d), `cleaned up ${d}`);
   },
 });

@@ -11,6 +11,7 @@ import { cgroup2Root } from "../helpers/cgroup.ts";
 import { assertDropped, sampleEffective, startAs } from "../helpers/privilege.ts";
 import { parseExposition, runCeems } from "../helpers/process.ts";
 import { Workload } from "../helpers/workload.ts";
+import { pathExists } from "../../common/fs.ts";
 
 function parsed(args: string[]) {
   const fs = exporterFlags();
@@ -137,15 +138,6 @@ function server(reply: number): { port: number; close(): void } {
   return { port: (l.addr as Deno.NetAddr).port, close: () => l.close() };
 }
 
-function exists(p: string): boolean {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function mountPointOf(path: string): string {
   let best = "/";
   for (const m of readMountInfo("/proc")) {
@@ -178,7 +170,7 @@ Deno.test({
     assertEquals(Deno.uid(), 0, "this test must run as root (CI does)");
     const unified = cgroup2Root();
     const job = String(700000000 + (Deno.pid % 99999));
-    const dirs = [`${unified}/system.slice`, `${unified}/system.slice/slurmstepd.scope`].filter((d) => !exists(d));
+    const dirs = [`${unified}/system.slice`, `${unified}/system.slice/slurmstepd.scope`].filter((d) => !pathExists(d));
     dirs.push(`${unified}/system.slice/slurmstepd.scope/job_${job}`);
     for (const d of dirs) Deno.mkdirSync(d);
     const jobDir = dirs[dirs.length - 1];
@@ -270,6 +262,6 @@ Deno.test({
     // SIGTERM detaches the BPF programs and closes the perf fds on main: a clean exit, no crash.
     assertEquals(stopped?.code, 0, stopped?.stderr);
     assertMatch(stopped!.stderr, /msg=stopped/);
-    for (const d of dirs) assert(!exists(d), `cleaned up ${d}`);
+    for (const d of dirs) assert(!pathExists(d), `cleaned up ${d}`);
   },
 });
