@@ -8,7 +8,7 @@ import { analyseAll, type QueryAnalysis } from "./promql_access.ts";
 import type { Backend } from "./backend.ts";
 import { filterLabels } from "./filter_labels.ts";
 import { forward, promError } from "./proxy.ts";
-import { BodyError, PYROSCOPE_METHODS, pyroscopeSelectors } from "./pyroscope.ts";
+import { BodyError, PYROSCOPE_METHODS, type PyroscopeRequest, pyroscopeSelectors } from "./pyroscope.ts";
 
 /** Header naming the cluster a request is for. */
 export const CLUSTER_HEADER = "x-ceems-cluster-id";
@@ -31,12 +31,19 @@ const NO_USER = "no user header found. Make sure to set send_user_header = true 
 const FORBIDDEN_PATH = "user do not have permissions to this resource";
 const FORBIDDEN_UNITS = "user do not have permissions to view unit metrics";
 
-/** TSDB paths non-admins may use, with where their expressions live. */
-const QUERY_PATHS = new Set(["/api/v1/query", "/api/v1/query_range", "/api/v1/query_exemplars"]);
+/** TSDB paths non-admins may use, with the parameters forwarded for each (anything else is dropped). */
+const QUERY_PATHS: Record<string, string[]> = {
+  "/api/v1/query": ["time", "timeout", "stats", "limit", "lookback_delta"],
+  "/api/v1/query_range": ["start", "end", "step", "timeout", "stats", "limit", "lookback_delta"],
+  "/api/v1/query_exemplars": ["start", "end"],
+};
+const MATCH_PARAMS = ["start", "end", "limit"];
 const MATCH_PATHS = new Set(["/api/v1/series", "/api/v1/labels"]);
 const LABEL_VALUES = /^\/api\/v1\/label\/([a-zA-Z_][a-zA-Z0-9_]*)\/values$/;
 /** Parameters Prometheus reads with FormValue (first value wins): refused when repeated. */
 const SINGLE_PARAMS = new Set(["query", "time", "start", "end", "step", "timeout", "limit", "stats", "lookback_delta"]);
+/** What a forwarded time, duration, limit or stats value may look like (RFC 3339, floats, durations, words). */
+const PARAM_VALUE = /^[0-9A-Za-z.:+_-]{1,64}$/;
 
 async function readLimited(req: Request): Promise<Uint8Array> {
   const buf = new Uint8Array(await req.arrayBuffer());
@@ -141,7 +148,8 @@ export function tsdbHandler(opts: FrontendOptions): (req: Request) => Promise<Re
     if (who.admin) return passThrough(req, opts, who.clusterId, tsdbRewrite(who.path));
     const path = who.path;
     const labelValues = LABEL_VALUES.exec(path);
-    if (!QUERY_PATHS.has(path) && !MATCH_PATHS.has(path) && !labelValues) {
+    const isQuery = path in QUERY_PATHS;
+    if (!isQuery && !MATCH_PATHS.has(path) && !labelValues) {
       return promError(403, "forbidden", FORBIDDEN_PATH);
     }
     if (req.method !== "GET" && req.method !== "POST") {
@@ -166,19 +174,28 @@ export function tsdbHandler(opts: FrontendOptions): (req: Request) => Promise<Re
         return promError(400, "bad_data", `parameter ${k} given more than once`);
       }
     }
-    let exprs: string[];
-    if (QUERY_PATHS.has(path)) {
+    let analysis: QueryAnalysis;
+    if (isQuery) {
       const q = params.get("query");
       if (q === null) return promError(400, "bad_data", "missing query parameter");
-      exprs = [q];
+      analysis = analyseAll([q], "uuid");
     } else {
-      exprs = params.getAll("match[]");
+      const exprs = params.getAll("match[]");
       if (exprs.length === 0) return promError(403, "forbidden", `${FORBIDDEN_UNITS}: match[] is required`);
+      analysis = analyseAll(exprs, "uuid", "selector");
     }
-    const cluster = await checkUnits(opts, who.user!, who.clusterId, analyseAll(exprs, "uuid"));
+    const cluster = await checkUnits(opts, who.user!, who.clusterId, analysis);
     if (cluster instanceof Response) return cluster;
-    // Re-encode the checked parameters so the backend reads exactly what was analysed.
-    const canonical = params.toString();
+    // Forward only what was checked: the queries printed from their trees and the known parameters.
+    const forwarded = new URLSearchParams();
+    for (const p of (analysis as { printed: string[] }).printed) forwarded.append(isQuery ? "query" : "match[]", p);
+    for (const k of isQuery ? QUERY_PATHS[path] : MATCH_PARAMS) {
+      const v = params.get(k);
+      if (v === null) continue;
+      if (!PARAM_VALUE.test(v)) return promError(400, "bad_data", `invalid value for parameter ${k}`);
+      forwarded.set(k, v);
+    }
+    const canonical = forwarded.toString();
     const startMs = paramTimeMs(params.get("start") ?? params.get("time"));
     return forward(opts.pool, cluster, {
       method: req.method,
@@ -205,7 +222,7 @@ export function pyroscopeHandler(opts: FrontendOptions): (req: Request) => Promi
     const enc = (req.headers.get("content-encoding") ?? req.headers.get("connect-content-encoding") ?? "identity")
       .toLowerCase();
     if (enc !== "identity") return promError(415, "bad_data", `content encoding ${enc} is not supported`);
-    let parsed: ReturnType<typeof pyroscopeSelectors>;
+    let parsed: PyroscopeRequest;
     try {
       parsed = pyroscopeSelectors(who.path, req.headers.get("content-type") ?? "", await readLimited(req));
     } catch (e) {
@@ -215,12 +232,13 @@ export function pyroscopeHandler(opts: FrontendOptions): (req: Request) => Promi
     if (parsed.selectors.length === 0) {
       return promError(403, "forbidden", `${FORBIDDEN_UNITS}: a service_name label selector is required`);
     }
-    const cluster = await checkUnits(opts, who.user!, who.clusterId, analyseAll(parsed.selectors, "service_name"));
+    const analysis = analyseAll(parsed.selectors, "service_name", "selector");
+    const cluster = await checkUnits(opts, who.user!, who.clusterId, analysis);
     if (cluster instanceof Response) return cluster;
     return forward(opts.pool, cluster, {
       method: "POST",
       pathAndQuery: who.path,
-      body: parsed.forwardBody,
+      body: parsed.rebuild((analysis as { printed: string[] }).printed),
       clientHeaders: req.headers,
       signal: req.signal,
     });

@@ -1,11 +1,14 @@
-// PromQL access analysis for the load balancer: parses a query with the official PromQL grammar and
-// requires every vector/matrix selector to be pinned by the unit label to literal values.
+// PromQL access control for the load balancer: parses a query into our tree, requires every selector
+// to be pinned by the unit label to literal values, and returns the query printed from that tree.
 
-import { parser } from "@prometheus-io/lezer-promql";
+import { type Expr, type LabelMatcher, walk } from "./promql/ast.ts";
+import { PromQLSyntaxError } from "./promql/literals.ts";
+import { parsePromQL } from "./promql/parse.ts";
+import { printExpr, printSelector } from "./promql/print.ts";
 
-/** Outcome of analysing one query: the unit ids it touches, or why it is refused. */
+/** Outcome of analysing queries: the unit ids they touch and the text to forward, or why they are refused. */
 export type QueryAnalysis =
-  | { ok: true; units: string[]; clusterIds?: string[] }
+  | { ok: true; units: string[]; clusterIds?: string[]; printed: string[] }
   | { ok: false; status: 400 | 403; reason: string };
 
 /** Label that names the cluster of a query, overriding the X-Ceems-Cluster-Id header (as CEEMS). */
@@ -17,168 +20,98 @@ const LITERAL_BRANCH = /^[A-Za-z0-9_-]+$/;
 /** Functions and aggregations whose string argument names a label they write, with its position. */
 const LABEL_WRITERS: Record<string, number> = { label_replace: 1, label_join: 1, count_values: 0 };
 
-class Refusal extends Error {
-  constructor(readonly status: 400 | 403, reason: string) {
-    super(reason);
-  }
-}
+/** What a query may contain: any expression, or (for `match[]` and Pyroscope) one series selector. */
+export type QueryShape = "expression" | "selector";
 
-/** Removes the quotes of a PromQL string literal; escapes are refused since unit ids never need them. */
-function unquote(raw: string, what: string): string {
-  const q = raw[0];
-  if (raw.length < 2 || raw[raw.length - 1] !== q || !"\"'`".includes(q)) {
-    throw new Refusal(400, `malformed string literal in ${what}`);
-  }
-  const body = raw.slice(1, -1);
-  if (q !== "`" && body.includes("\\")) {
-    throw new Refusal(403, `escape sequences are not allowed in ${what}`);
-  }
-  return body;
-}
+class Refusal extends Error {}
 
-/** Minimal view of the lezer syntax node API used here. */
-interface SyntaxNode {
-  name: string;
-  from: number;
-  to: number;
-  type: { isError: boolean };
-  firstChild: SyntaxNode | null;
-  nextSibling: SyntaxNode | null;
-  getChild(name: string): SyntaxNode | null;
-  getChildren(name: string): SyntaxNode[];
-}
-
-function children(node: SyntaxNode): SyntaxNode[] {
-  const out: SyntaxNode[] = [];
-  for (let c = node.firstChild; c; c = c.nextSibling) out.push(c);
-  return out;
-}
-
-/** Values a `uuid` matcher restricts the selector to, or a refusal when it does not restrict it. */
-function matcherValues(op: string, value: string, label: string): string[] {
-  if (op === "=") {
-    if (value === "") throw new Refusal(403, `${label}="" matches series without a ${label} label`);
-    return [value];
+/** Values a unit-label matcher restricts the selector to, or a refusal when it does not restrict it. */
+function matcherValues(m: LabelMatcher): string[] {
+  const shown = `${m.name}${m.op}${JSON.stringify(m.value)}`;
+  if (m.op === "=") {
+    if (m.value === "") throw new Refusal(`${shown} matches series without a ${m.name} label`);
+    return [m.value];
   }
-  if (op === "=~") {
-    const branches = value.split("|");
-    for (const b of branches) {
-      if (!LITERAL_BRANCH.test(b)) {
-        throw new Refusal(403, `${label}=~"${value}" is not a plain alternation of literal ${label} values`);
-      }
+  if (m.op === "=~") {
+    const branches = m.value.split("|");
+    if (!branches.every((b) => LITERAL_BRANCH.test(b))) {
+      throw new Refusal(`${shown} is not a plain alternation of literal ${m.name} values`);
     }
     return branches;
   }
-  throw new Refusal(403, `${label}${op}"${value}" does not restrict the query to given ${label} values`);
+  throw new Refusal(`${shown} does not restrict the query to given ${m.name} values`);
 }
 
-/** Checks one VectorSelector node; returns the unit ids its `label` matchers allow. */
-function checkSelector(q: string, sel: SyntaxNode, label: string, clusters: Set<string>): string[] {
-  const text = q.slice(sel.from, sel.to);
-  const matchers = sel.getChild("LabelMatchers");
+/** The unit ids one selector's `label` matchers allow; `clusters` collects `ceems_id="…"` values. */
+function selectorUnits(matchers: LabelMatcher[], label: string, clusters: Set<string>): string[] {
   const units: string[] = [];
   let pinned = false;
-  for (const m of matchers ? children(matchers) : []) {
-    if (m.name === "QuotedLabelName") continue; // metric name given as a string: not a label matcher
-    if (m.name !== "UnquotedLabelMatcher" && m.name !== "QuotedLabelMatcher") {
-      if (m.name === "," || m.name === "{" || m.name === "}") continue;
-      throw new Refusal(400, `unexpected ${m.name} in selector ${text}`);
-    }
-    let name: string;
-    if (m.name === "UnquotedLabelMatcher") {
-      const ln = m.getChild("LabelName");
-      if (!ln) throw new Refusal(400, `label matcher without a name in ${text}`);
-      name = q.slice(ln.from, ln.to);
-    } else {
-      const qn = m.getChild("QuotedLabelName")?.getChild("StringLiteral");
-      if (!qn) throw new Refusal(400, `label matcher without a name in ${text}`);
-      name = unquote(q.slice(qn.from, qn.to), "label names");
-    }
-    if (name === CLUSTER_LABEL && label !== CLUSTER_LABEL) {
-      const op = m.getChild("MatchOp");
-      const v = m.getChild("StringLiteral");
-      if (op && v && q.slice(op.from, op.to) === "=") clusters.add(unquote(q.slice(v.from, v.to), "ceems_id matchers"));
+  for (const m of matchers) {
+    if (m.name === CLUSTER_LABEL && label !== CLUSTER_LABEL) {
+      if (m.op === "=") clusters.add(m.value);
       continue;
     }
-    if (name !== label) continue;
-    const opNode = m.getChild("MatchOp");
-    const valNode = m.getChild("StringLiteral");
-    if (!opNode || !valNode) throw new Refusal(400, `incomplete ${label} matcher in ${text}`);
-    const op = q.slice(opNode.from, opNode.to);
-    const value = unquote(q.slice(valNode.from, valNode.to), `${label} matchers`);
-    units.push(...matcherValues(op, value, label));
+    if (m.name !== label) continue;
+    units.push(...matcherValues(m));
     pinned = true;
   }
-  if (!pinned) throw new Refusal(403, `selector ${text} has no ${label} matcher`);
+  if (!pinned) throw new Refusal(`selector ${printSelector(matchers)} has no ${label} matcher`);
   return units;
 }
 
 /** Refuses label_replace/label_join/count_values that write the unit label (forging unit ids). */
-function checkLabelWriter(q: string, node: SyntaxNode, label: string): void {
-  let fname: string | undefined;
-  if (node.name === "FunctionCall") {
-    const id = node.getChild("FunctionIdentifier");
-    if (id) fname = q.slice(id.from, id.to);
-  } else if (node.name === "AggregateExpr") {
-    const op = node.getChild("AggregateOp");
-    if (op) fname = q.slice(op.from, op.to);
-  }
-  if (fname === undefined || !(fname in LABEL_WRITERS)) return;
-  const body = node.getChild("FunctionCallBody");
-  const args = body ? children(body).filter((c) => c.name !== "(" && c.name !== ")" && c.name !== ",") : [];
-  const arg = args[LABEL_WRITERS[fname]];
-  if (!arg) throw new Refusal(400, `${fname} is missing arguments`);
-  if (arg.name !== "StringLiteral") throw new Refusal(403, `${fname} label argument must be a string literal`);
-  const dst = unquote(q.slice(arg.from, arg.to), `${fname} arguments`);
-  if (dst === label) throw new Refusal(403, `${fname} must not write the ${label} label`);
+function checkLabelWriter(e: Expr, label: string): void {
+  const name = e.kind === "call" ? e.func : e.kind === "aggregate" ? e.op : undefined;
+  if (name === undefined || !(name in LABEL_WRITERS)) return;
+  const arg = (e as { args: Expr[] }).args[LABEL_WRITERS[name]];
+  if (!arg || arg.kind !== "string") throw new Refusal(`${name} label argument must be a string literal`);
+  if (arg.value === label) throw new Refusal(`${name} must not write the ${label} label`);
+}
+
+/** Every selector in `e` must be pinned to `label` values; returns them and the `ceems_id` values. */
+export function checkAccess(e: Expr, label: string): { units: string[]; clusterIds: string[] } {
+  const units = new Set<string>();
+  const clusters = new Set<string>();
+  walk(e, (n) => {
+    if (n.kind === "selector") { for (const u of selectorUnits(n.matchers, label, clusters)) units.add(u); }
+    checkLabelWriter(n, label);
+  });
+  return { units: [...units], clusterIds: [...clusters] };
 }
 
 /**
- * Analyses `query`: every vector and matrix selector anywhere in the syntax tree must carry a
- * matcher on `label` (`=` a value, or `=~` a plain alternation of literals). Returns all values.
+ * Analyses each query: parses it (400 when it does not parse or uses what we do not print), checks
+ * every selector (403 with a reason), and prints the checked tree. Unit and cluster ids are merged.
  */
-export function analyseQuery(query: string, label = "uuid"): QueryAnalysis {
-  if (query.trim() === "") return { ok: false, status: 400, reason: "empty query" };
-  const tree = parser.parse(query);
+export function analyseAll(queries: string[], label = "uuid", shape: QueryShape = "expression"): QueryAnalysis {
   const units = new Set<string>();
   const clusters = new Set<string>();
-  let selectors = 0;
-  try {
-    const stack: SyntaxNode[] = [tree.topNode as unknown as SyntaxNode];
-    while (stack.length) {
-      const node = stack.pop()!;
-      if (node.type.isError) {
-        throw new Refusal(400, `parse error at position ${node.from}: unexpected input in query`);
-      }
-      if (node.name === "VectorSelector") {
-        selectors++;
-        for (const u of checkSelector(query, node, label, clusters)) units.add(u);
-      } else if (node.name === "MatrixSelector" && !node.getChild("VectorSelector")) {
-        throw new Refusal(400, "matrix selector without a vector selector");
-      }
-      checkLabelWriter(query, node, label);
-      for (let c = node.firstChild; c; c = c.nextSibling) stack.push(c);
+  const printed: string[] = [];
+  for (const q of queries) {
+    let tree: Expr;
+    try {
+      tree = parsePromQL(q);
+      if (shape === "selector" && tree.kind !== "selector") throw new PromQLSyntaxError("not a series selector");
+    } catch (e) {
+      if (e instanceof PromQLSyntaxError) return { ok: false, status: 400, reason: e.message };
+      throw e;
     }
-  } catch (e) {
-    if (e instanceof Refusal) return { ok: false, status: e.status, reason: e.message };
-    throw e;
+    try {
+      const a = checkAccess(tree, label);
+      for (const u of a.units) units.add(u);
+      for (const c of a.clusterIds) clusters.add(c);
+      printed.push(printExpr(tree));
+    } catch (e) {
+      if (e instanceof Refusal) return { ok: false, status: 403, reason: e.message };
+      if (e instanceof PromQLSyntaxError) return { ok: false, status: 400, reason: e.message };
+      throw e;
+    }
   }
-  if (tree.topNode.name !== "PromQL" || !tree.topNode.firstChild) {
-    return { ok: false, status: 400, reason: "query does not parse as PromQL" };
-  }
-  if (selectors === 0) return { ok: true, units: [] };
-  return clusters.size ? { ok: true, units: [...units], clusterIds: [...clusters] } : { ok: true, units: [...units] };
+  const out = { ok: true as const, units: [...units], printed };
+  return clusters.size ? { ...out, clusterIds: [...clusters] } : out;
 }
 
-/** Analyses every expression of a list (e.g. `match[]` values) and merges their unit ids. */
-export function analyseAll(queries: string[], label = "uuid"): QueryAnalysis {
-  const units = new Set<string>();
-  const clusters = new Set<string>();
-  for (const q of queries) {
-    const a = analyseQuery(q, label);
-    if (!a.ok) return a;
-    for (const u of a.units) units.add(u);
-    for (const c of a.clusterIds ?? []) clusters.add(c);
-  }
-  return clusters.size ? { ok: true, units: [...units], clusterIds: [...clusters] } : { ok: true, units: [...units] };
+/** Analyses one query (see {@link analyseAll}). */
+export function analyseQuery(query: string, label = "uuid", shape: QueryShape = "expression"): QueryAnalysis {
+  return analyseAll([query], label, shape);
 }

@@ -1,5 +1,5 @@
-// Pyroscope (Connect protocol) request bodies: a minimal protobuf reader and JSON handling that
-// return the label selectors of SelectMergeStacktraces, LabelNames and LabelValues requests.
+// Pyroscope (Connect protocol) request bodies: reads the label selectors of SelectMergeStacktraces,
+// LabelNames and LabelValues requests (protobuf or JSON) and rebuilds the body with checked selectors.
 
 /** The Pyroscope querier methods non-admin users may call, with the fields that hold selectors. */
 export const PYROSCOPE_METHODS: Record<string, { protoField: number; jsonField: string; repeated: boolean }> = {
@@ -27,36 +27,51 @@ function readVarint(buf: Uint8Array, pos: number): [number, number] {
   throw new BodyError("varint too long in protobuf body");
 }
 
-/** Every value of length-delimited field `field` of a protobuf message, as UTF-8 strings. */
-export function protoStrings(buf: Uint8Array, field: number): string[] {
-  const out: string[] = [];
+function writeVarint(out: number[], n: number): void {
+  while (n >= 0x80) {
+    out.push((n % 128) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+}
+
+/** A protobuf message split into the values of one string field and the bytes of every other field. */
+interface SplitMessage {
+  values: string[];
+  /** The other fields, byte for byte, in their order. */
+  rest: Uint8Array[];
+}
+
+/** Splits a protobuf message on length-delimited field `field` (which must hold UTF-8 strings). */
+export function splitProto(buf: Uint8Array, field: number): SplitMessage {
+  const values: string[] = [];
+  const rest: Uint8Array[] = [];
   const dec = new TextDecoder("utf-8", { fatal: true });
   let pos = 0;
   while (pos < buf.length) {
+    const start = pos;
     const [key, p1] = readVarint(buf, pos);
     pos = p1;
     const num = Math.floor(key / 8);
     const wire = key & 7;
     if (num === 0) throw new BodyError("invalid field number 0 in protobuf body");
+    if (num === field && wire !== 2) throw new BodyError(`field ${field} has the wrong wire type`);
     switch (wire) {
       case 0:
         pos = readVarint(buf, pos)[1];
-        if (num === field) throw new BodyError(`field ${field} has the wrong wire type`);
         break;
       case 1:
         pos += 8;
-        if (num === field) throw new BodyError(`field ${field} has the wrong wire type`);
         break;
       case 5:
         pos += 4;
-        if (num === field) throw new BodyError(`field ${field} has the wrong wire type`);
         break;
       case 2: {
         const [len, p2] = readVarint(buf, pos);
         if (p2 + len > buf.length) throw new BodyError("truncated field in protobuf body");
         if (num === field) {
           try {
-            out.push(dec.decode(buf.subarray(p2, p2 + len)));
+            values.push(dec.decode(buf.subarray(p2, p2 + len)));
           } catch {
             throw new BodyError(`field ${field} is not valid UTF-8`);
           }
@@ -68,21 +83,52 @@ export function protoStrings(buf: Uint8Array, field: number): string[] {
         throw new BodyError(`unsupported wire type ${wire} in protobuf body`);
     }
     if (pos > buf.length) throw new BodyError("truncated protobuf body");
+    if (num !== field) rest.push(buf.subarray(start, pos));
   }
+  return { values, rest };
+}
+
+/** Every value of length-delimited field `field` of a protobuf message, as UTF-8 strings. */
+export function protoStrings(buf: Uint8Array, field: number): string[] {
+  return splitProto(buf, field).values;
+}
+
+/** The other fields of `msg` followed by `values` as field `field`. */
+function joinProto(rest: Uint8Array[], field: number, values: string[]): Uint8Array {
+  const tail: number[] = [];
+  for (const v of values) {
+    const bytes = new TextEncoder().encode(v);
+    writeVarint(tail, field * 8 + 2);
+    writeVarint(tail, bytes.length);
+    for (const b of bytes) tail.push(b);
+  }
+  const size = rest.reduce((n, r) => n + r.length, 0) + tail.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const r of rest) {
+    out.set(r, at);
+    at += r.length;
+  }
+  out.set(tail, at);
   return out;
 }
 
-/** Selectors of a Connect request body for `method`, from `application/proto` or `application/json`. */
-export function pyroscopeSelectors(method: string, contentType: string, body: Uint8Array): {
+/** The selectors of a request body, and how to rebuild the body around the checked, printed ones. */
+export interface PyroscopeRequest {
   selectors: string[];
-  /** The body to forward (JSON is re-serialised so the backend sees exactly what was checked). */
-  forwardBody: Uint8Array | string;
-} {
+  /** The body to forward, with `printed` (one per selector, same order) in place of the selectors. */
+  rebuild(printed: string[]): Uint8Array | string;
+}
+
+/** Reads the selectors of a Connect request body for `method` (`application/proto` or `application/json`). */
+export function pyroscopeSelectors(method: string, contentType: string, body: Uint8Array): PyroscopeRequest {
   const spec = PYROSCOPE_METHODS[method];
   if (!spec) throw new BodyError(`unsupported method ${method}`);
   const ct = contentType.split(";")[0].trim().toLowerCase();
   if (ct === "application/proto" || ct === "application/protobuf") {
-    return { selectors: protoStrings(body, spec.protoField), forwardBody: body };
+    const { values, rest } = splitProto(body, spec.protoField);
+    if (!spec.repeated && values.length > 1) throw new BodyError(`field ${spec.protoField} given more than once`);
+    return { selectors: values, rebuild: (printed) => joinProto(rest, spec.protoField, printed) };
   }
   if (ct === "application/json") {
     let msg: unknown;
@@ -94,17 +140,18 @@ export function pyroscopeSelectors(method: string, contentType: string, body: Ui
     if (typeof msg !== "object" || msg === null || Array.isArray(msg)) throw new BodyError("body must be an object");
     const obj = msg as Record<string, unknown>;
     const snake = spec.jsonField === "labelSelector" ? "label_selector" : spec.jsonField;
-    const values: string[] = [];
-    for (const key of new Set([spec.jsonField, snake])) {
-      const v = obj[key];
-      if (v === undefined || v === null) continue;
-      const list = spec.repeated ? v : [v];
-      if (!Array.isArray(list) || list.some((x) => typeof x !== "string")) {
-        throw new BodyError(`${key} must be ${spec.repeated ? "a list of strings" : "a string"}`);
-      }
-      values.push(...(list as string[]));
+    const keys = [...new Set([spec.jsonField, snake])].filter((k) => obj[k] !== undefined && obj[k] !== null);
+    if (keys.length > 1) throw new BodyError(`give only one of ${keys.join(" and ")}`);
+    const key = keys[0] ?? spec.jsonField;
+    const v = obj[key] ?? (spec.repeated ? [] : undefined);
+    const list = v === undefined ? [] : spec.repeated ? v : [v];
+    if (!Array.isArray(list) || list.some((x) => typeof x !== "string")) {
+      throw new BodyError(`${key} must be ${spec.repeated ? "a list of strings" : "a string"}`);
     }
-    return { selectors: values, forwardBody: JSON.stringify(obj) };
+    return {
+      selectors: list as string[],
+      rebuild: (printed) => JSON.stringify({ ...obj, [key]: spec.repeated ? printed : printed[0] }),
+    };
   }
   throw new BodyError(`unsupported content type "${ct}" (want application/proto or application/json)`);
 }

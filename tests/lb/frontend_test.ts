@@ -13,8 +13,17 @@ import { startPrometheus, toOpenMetrics } from "../helpers/prometheus_server.ts"
 import { ADMIN, createUnitsDb, unitSeries } from "./fixtures.ts";
 
 Deno.test("analyseQuery reports ceems_id equality matchers", () => {
-  assertEquals(analyseQuery('a{uuid="1", ceems_id="slurm-1"}'), { ok: true, units: ["1"], clusterIds: ["slurm-1"] });
-  assertEquals(analyseQuery('a{uuid="1", ceems_id=~".+"}'), { ok: true, units: ["1"] });
+  assertEquals(analyseQuery('a{uuid="1", ceems_id="slurm-1"}'), {
+    ok: true,
+    units: ["1"],
+    clusterIds: ["slurm-1"],
+    printed: ['a{uuid="1", ceems_id="slurm-1"}'],
+  });
+  assertEquals(analyseQuery('a{uuid="1", ceems_id=~".+"}'), {
+    ok: true,
+    units: ["1"],
+    printed: ['a{uuid="1", ceems_id=~".+"}'],
+  });
 });
 
 Deno.test("frontend: cluster header, ceems_id override, /health and admin pass-through", async () => {

@@ -27,6 +27,9 @@ Deno.test("analyseQuery collects the unit ids of every selector", () => {
   assertEquals(units('label_replace(a{uuid="1"}, "host", "$1", "hostname", "(.*)")'), ["1"]);
   assertEquals(units("vector(1) + time()"), []);
   assertEquals(units('a{uuid="1001", gpuuuid="x"} # comment uuid="2001"'), ["1001"]);
+  // Escapes are decoded as Prometheus decodes them; the printed query carries the decoded value.
+  assertEquals(units('a{uuid="\\x31001"}'), ["1001"]);
+  assertEquals(units("a{uuid='\\u0032001'}"), ["2001"]);
 });
 
 Deno.test("analyseQuery refuses the queries CEEMS's regex lets through", () => {
@@ -49,7 +52,6 @@ Deno.test("analyseQuery refuses unpinned selectors and unit-label forgery with a
   refused('a{uuid="1001", uuid!="2"}');
   refused('{__name__=~".+"}');
   refused('a{gpuuuid="1001"}');
-  refused('a{uuid="\\x31001"}');
   refused('a{uuid="1"} + on() group_left sum(rate(b[5m]))');
   refused('max_over_time((a{uuid="1"} or b)[5m:1m])');
   refused('label_replace(a{uuid="1"}, "uuid", "2001", "", "")');

@@ -61,9 +61,11 @@ export class QueryGenerator {
       { text: `uuid=~${q}${own}|${own.slice(0, -1)}.${q}`, safe: false },
     ];
     if (q === '"') {
-      // Escape sequences spelling an owned id: refused, since the analyser does not decode escapes.
-      cases.push({ text: `uuid="\\u0031${own.slice(1)}"`, safe: false });
-      cases.push({ text: `uuid=~"${own}\\|${other}"`, safe: false });
+      // Escape sequences: the analyser decodes them as Prometheus does (and forwards the decoded value), so an
+      // escaped owned id is safe, and an escaped `|` is a regex metacharacter that is not a plain alternation.
+      cases.push({ text: `uuid="\\u0031${own.slice(1)}"`, safe: true });
+      cases.push({ text: `uuid="\\x3${other.slice(0, 1)}${other.slice(1)}"`, safe: false });
+      cases.push({ text: `uuid=~"${own}\\\\|${other}"`, safe: false });
     }
     return this.#pick(cases);
   }

@@ -46,7 +46,7 @@ Deno.test("protoStrings reads every value of a string field and skips the others
   assertEquals(protoStrings(body, 1).length, 1);
   assertThrows(() => protoStrings(new Uint8Array([0x12, 0x05, 0x41]), 2), /truncated/);
   assertThrows(() => protoStrings(msg(intField(2, 5)), 2), /wrong wire type/);
-  assertThrows(() => protoStrings(new Uint8Array([0x13]), 2), /unsupported wire type/);
+  assertThrows(() => protoStrings(new Uint8Array([0x0b]), 2), /unsupported wire type/);
 });
 
 Deno.test("pyroscopeSelectors reads proto and JSON bodies of the three methods", () => {
@@ -63,10 +63,25 @@ Deno.test("pyroscopeSelectors reads proto and JSON bodies of the three methods",
     pyroscopeSelectors(
       SMS,
       "application/json; charset=utf-8",
-      new TextEncoder().encode('{"labelSelector":"{x}","label_selector":"{y}"}'),
+      new TextEncoder().encode('{"label_selector":"{x}"}'),
     )
       .selectors,
-    ["{x}", "{y}"],
+    ["{x}"],
+  );
+  // Both spellings of the field at once: which one Pyroscope reads is not ours to guess.
+  assertThrows(
+    () =>
+      pyroscopeSelectors(
+        SMS,
+        "application/json",
+        new TextEncoder().encode('{"labelSelector":"{x}","label_selector":"{y}"}'),
+      ),
+    /only one of/,
+  );
+  // A singular selector field repeated in protobuf (the last one wins in Pyroscope): refused.
+  assertThrows(
+    () => pyroscopeSelectors(SMS, "application/proto", msg(strField(2, "{a}"), strField(2, "{b}"))),
+    /more than once/,
   );
   assertThrows(() => pyroscopeSelectors(SMS, "application/grpc", new Uint8Array()), /unsupported content type/);
   assertThrows(
@@ -75,7 +90,26 @@ Deno.test("pyroscopeSelectors reads proto and JSON bodies of the three methods",
   );
 });
 
-Deno.test("Pyroscope frontend: own service_name passes byte for byte, anything else is refused", async () => {
+Deno.test("pyroscopeSelectors rebuilds the body around the printed selectors, other fields kept", () => {
+  const other = [strField(1, "process_cpu:cpu"), intField(3, 5), intField(4, 7)];
+  const p = pyroscopeSelectors(
+    SMS,
+    "application/proto",
+    msg(other[0], strField(2, '{service_name = "1001" # x\n}'), ...other.slice(1)),
+  );
+  assertEquals(p.selectors, ['{service_name = "1001" # x\n}']);
+  assertEquals([...p.rebuild(['{service_name="1001"}']) as Uint8Array], [
+    ...msg(...other, strField(2, '{service_name="1001"}')),
+  ]);
+  const j = pyroscopeSelectors(
+    NAMES,
+    "application/json",
+    new TextEncoder().encode('{"matchers":["{a=\'b\'}"],"start":"5"}'),
+  );
+  assertEquals(JSON.parse(j.rebuild(['{a="b"}']) as string), { matchers: ['{a="b"}'], start: "5" });
+});
+
+Deno.test("Pyroscope frontend: own service_name is forwarded as printed, anything else is refused", async () => {
   const seen: { path: string; body: Uint8Array; headers: Headers }[] = [];
   const backend = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     seen.push({ path: new URL(req.url).pathname, body: new Uint8Array(await req.arrayBuffer()), headers: req.headers });
@@ -99,17 +133,23 @@ Deno.test("Pyroscope frontend: own service_name passes byte for byte, anything e
       body: body as BodyInit,
     });
   try {
-    const own = msg(strField(1, "process_cpu:cpu"), strField(2, '{service_name="1001"}'), intField(3, 5));
+    const own = msg(strField(1, "process_cpu:cpu"), intField(3, 5), strField(2, '{service_name="1001"}'));
     let r = await post(SMS, own);
     assertEquals(r.status, 200);
     assertEquals([...new Uint8Array(await r.arrayBuffer())], [1, 2, 3]);
     assertEquals(seen.at(-1)!.path, SMS);
     assertEquals([...seen.at(-1)!.body], [...own]);
+    // A comment ended by CR hides nothing: the backend gets the selector printed from the checked tree.
+    r = await post(SMS, msg(strField(1, "process_cpu:cpu"), strField(2, '{service_name="1001"} # x\r or {}')));
+    assertEquals(r.status, 200);
+    await r.body?.cancel();
+    assertEquals([...seen.at(-1)!.body], [
+      ...msg(strField(1, "process_cpu:cpu"), strField(2, '{service_name="1001"}')),
+    ]);
     assertEquals(seen.at(-1)!.headers.get("authorization"), null);
 
     const refusedBodies: [string, Uint8Array | string, string?][] = [
       [SMS, msg(strField(2, '{service_name="2001"}'))],
-      [SMS, msg(strField(2, '{service_name="1001"}'), strField(2, '{service_name=~".+"}'))],
       [SMS, msg(strField(2, '{service_name=~"1001|2001"}'))],
       [SMS, msg(strField(2, "{}"))],
       [SMS, msg(strField(1, "process_cpu:cpu"))],
@@ -117,7 +157,6 @@ Deno.test("Pyroscope frontend: own service_name passes byte for byte, anything e
       [NAMES, msg(strField(1, '{service_name="1001"}'), strField(1, '{namespace="x"}'))],
       [VALUES, msg(strField(1, "service_name"), strField(2, '{service_name!="1001"}'))],
       [SMS, JSON.stringify({ labelSelector: '{service_name="2001"}' }), "application/json"],
-      [SMS, JSON.stringify({ labelSelector: '{service_name="1001"}', label_selector: "{}" }), "application/json"],
     ];
     for (const [path, body, ct] of refusedBodies) {
       r = await post(path, body, ct);
@@ -129,6 +168,14 @@ Deno.test("Pyroscope frontend: own service_name passes byte for byte, anything e
         [SMS, new Uint8Array([0x12, 0x09, 0x41]), "application/proto", 400],
         [SMS, "{bad json", "application/json", 400],
         [SMS, "x", "text/plain", 400],
+        [NAMES, msg(strField(1, 'sum({service_name="1001"})')), "application/proto", 400],
+        [SMS, msg(strField(2, '{service_name="1001"}'), strField(2, '{service_name=~".+"}')), "application/proto", 400],
+        [
+          SMS,
+          JSON.stringify({ labelSelector: '{service_name="1001"}', label_selector: "{}" }),
+          "application/json",
+          400,
+        ],
         ["/querier.v1.QuerierService/Series", msg(strField(1, '{service_name="1001"}')), "application/proto", 403],
         ["/pyroscope/render", "", "application/proto", 403],
       ] as const
