@@ -204,6 +204,7 @@ export async function apiMain(argv: string[]): Promise<void> {
     maxRequestsPerMinute: maxPerMinute,
     maxQueryPeriodMs: parseDuration(fs.string("query.max-period")),
     adminUsers: cfg.adminUsers,
+    serviceClients: cfg.serviceClients,
   });
   const prefix = fs.string("web.route-prefix").replace(/\/+$/, "");
   const compress = fs.bool("web.compression");

@@ -50,6 +50,11 @@ export interface UpdaterConfig {
 export interface ApiConfig {
   data: DataConfig;
   adminUsers: string[];
+  /**
+   * Basic-auth users of the web config whose requests may act as the internal service account
+   * (`ceems_api_server.admin.service_clients`; e.g. a CEEMS load balancer that asks as `ceems-int-svc`).
+   */
+  serviceClients: string[];
   /** Grafana whose team members are admins too (`ceems_api_server.admin.grafana`). */
   grafana?: { url: string; teamIds: string[]; web: Record<string, unknown> };
   clusters: ClusterConfig[];
@@ -143,6 +148,10 @@ export function parseApiConfig(text: string, opts: { expandEnv?: boolean; env?: 
       timeZone: str(data.time_zone, `${p}.time_zone`, "Local") || "Local",
     },
     adminUsers: strList(obj(server.admin, "ceems_api_server.admin").users, "ceems_api_server.admin.users"),
+    serviceClients: strList(
+      obj(server.admin, "ceems_api_server.admin").service_clients,
+      "ceems_api_server.admin.service_clients",
+    ),
     clusters: [],
     updaters: [],
   };

@@ -7,9 +7,7 @@ import type { ResourceManager } from "./managers/manager.ts";
 import type { Storage } from "./storage/storage.ts";
 import type { TsdbUpdater } from "./updater/tsdb.ts";
 import { clientHeaders } from "./http_client.ts";
-
-/** Name of the internal service account CEEMS always treats as admin. */
-export const INTERNAL_ADMIN = "ceems-int-svc";
+import { SERVICE_ACCOUNT } from "../common/ceems_db.ts";
 
 /** Drives managers and updaters into the storage. */
 export class UpdateCycle {
@@ -40,7 +38,7 @@ export class UpdateCycle {
   #grafanaAdmins: string[] = [];
 
   get #adminUsers() {
-    const ceems = [...new Set([...this.cfg.adminUsers, INTERNAL_ADMIN])];
+    const ceems = [...new Set([...this.cfg.adminUsers, SERVICE_ACCOUNT])];
     return [
       ...ceems.map((name) => ({ name, source: "ceems" })),
       ...this.#grafanaAdmins.filter((n) => !ceems.includes(n)).map((name) => ({ name, source: "grafana" })),

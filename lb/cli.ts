@@ -1,7 +1,9 @@
 // The `ceems lb` subcommand: CEEMS-compatible flags, config loading, the TSDB (first listen address)
 // and Pyroscope (second) load balancers with their health checkers, until SIGTERM or SIGINT.
 
-import { join } from "node:path";
+import { DB_FILE } from "../common/ceems_db.ts";
+import { pathExists } from "../common/fs.ts";
+import { join } from "../common/path.ts";
 import {
   addCommonFlags,
   loggerFromFlags,
@@ -15,15 +17,20 @@ import { FlagSet } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
 import { VERSION } from "../common/version.ts";
 import { type Handler, serve, type WebServer } from "../common/web/server.ts";
-import { addSecurityFlags, setupSecurity } from "../privilege/setup.ts";
+import { addSecurityFlags, securityPreflight, setupSecurity } from "../privilege/setup.ts";
+import { moduleGraphFiles } from "../privilege/worker_source.ts";
 import { type LbConfig, loadLbConfig } from "./config.ts";
 import { pyroscopeHandler, tsdbHandler } from "./frontend.ts";
 import { createHttpBackendClient } from "./http_client.ts";
-import { CachedOwnership, DbOwnership, HttpOwnership, type OwnershipChecker } from "./ownership.ts";
+import {
+  CachedOwnership,
+  DbOwnership,
+  DEFAULT_OWNERSHIP_TIMEOUT_MS,
+  HttpOwnership,
+  type OwnershipChecker,
+  OwnershipError,
+} from "./ownership.ts";
 import { ServerPool } from "./pool.ts";
-
-/** File name of the API server's database inside its data directory. */
-export const CEEMS_DB_NAME = "ceems.db";
 
 /** Declares every `ceems lb` flag. */
 export function lbFlags(): FlagSet {
@@ -69,6 +76,12 @@ export function lbFlags(): FlagSet {
     help: "Interval between backend health checks.",
   });
   fs.add({
+    name: "lb.ownership-timeout",
+    kind: "duration",
+    default: DEFAULT_OWNERSHIP_TIMEOUT_MS,
+    help: "Longest wait for one ownership or admin answer (database or API server); beyond it the request gets 503.",
+  });
+  fs.add({
     name: "lb.ownership-cache-ttl",
     kind: "duration",
     default: 30_000,
@@ -78,35 +91,36 @@ export function lbFlags(): FlagSet {
   return fs;
 }
 
-/** Builds the ownership checker the config asks for: the API DB when present, else the API URL. */
-export function ownershipFromConfig(cfg: LbConfig, ttlMs: number): { checker?: OwnershipChecker; dbPath?: string } {
+/** Where ownership is checked: the API server's database when its file exists, else its HTTP API. */
+type OwnershipSource = { kind: "db"; dbPath: string } | { kind: "http"; url: string };
+
+/** Picks the ownership source of the config (the database wins when present, as in CEEMS). */
+export function ownershipSource(cfg: LbConfig): OwnershipSource {
   if (cfg.api.dataPath) {
-    const dbPath = join(cfg.api.dataPath, CEEMS_DB_NAME);
-    try {
-      Deno.statSync(dbPath);
-      return { checker: new CachedOwnership(new DbOwnership(dbPath), ttlMs), dbPath };
-    } catch (e) {
-      if (!cfg.api.url) throw new Error(`ceems_api_server.data.path: cannot open ${dbPath}: ${(e as Error).message}`);
-    }
+    const dbPath = join(cfg.api.dataPath, DB_FILE);
+    if (pathExists(dbPath)) return { kind: "db", dbPath };
+    if (!cfg.api.url) throw new Error(`ceems_api_server.data.path: ${dbPath} does not exist`);
   }
-  if (cfg.api.url) {
-    const client = createHttpBackendClient(cfg.api.client, cfg.file);
-    return { checker: new CachedOwnership(new HttpOwnership(cfg.api.url, client), ttlMs) };
-  }
-  return {};
+  return { kind: "http", url: cfg.api.url };
 }
 
 /**
- * As CEEMS: every backend id must be a cluster the API server knows. A DB without a backend's id stops
- * start-up; an unreachable API server only gives a warning.
+ * As CEEMS: every backend id must be a cluster the API server knows. A readable database without a
+ * backend's id stops start-up, so does a database the run-as user cannot read; a database or API server
+ * that cannot answer now only gives a warning (requests then get 503 until it can).
  */
-async function checkClusterIds(cfg: LbConfig, checker: OwnershipChecker, fromDb: boolean, logger: Logger) {
+async function checkClusterIds(cfg: LbConfig, checker: OwnershipChecker, source: OwnershipSource, logger: Logger) {
   let known: string[];
   try {
     known = await checker.clusterIds();
   } catch (e) {
-    if (fromDb) throw new StartupError(`--config.file: cannot read clusters from the API DB: ${(e as Error).message}`);
-    logger.warn("could not verify backend IDs with the API server", { err: e });
+    if (source.kind === "db" && e instanceof OwnershipError && e.kind === "permission") {
+      throw new StartupError(
+        `ceems_api_server.data.path: ${(e as Error).message}: give the user the LB runs as read access ` +
+          "(e.g. the API server's group)",
+      );
+    }
+    logger.warn("could not verify backend IDs with the CEEMS API server", { err: e });
     return;
   }
   const unknown = cfg.backends.map((b) => b.id).filter((id) => !known.includes(id));
@@ -135,6 +149,8 @@ export async function lbMain(argv: string[]): Promise<void> {
   parseFlags(fs, argv, "lb");
   const logger: Logger = loggerFromFlags(fs);
   for (const w of fs.warnings) logger.warn(w);
+  // The LB needs no capability whatever its configuration: --print-capabilities answers before reading it.
+  securityPreflight("lb", fs, new Map());
   const webConfig = await webConfigFromFlags(fs);
   if (fs.bool("web.systemd-socket")) throw new StartupError("--web.systemd-socket: not supported");
   const configFile = fs.string("config.file");
@@ -154,35 +170,49 @@ export async function lbMain(argv: string[]): Promise<void> {
       `--web.listen-address: insufficient addresses. Expected ${kinds.length} got ${addrs.length}`,
     );
   }
-  let own: ReturnType<typeof ownershipFromConfig>;
+  let source: OwnershipSource;
   try {
-    own = ownershipFromConfig(cfg, fs.number("lb.ownership-cache-ttl"));
+    source = ownershipSource(cfg);
   } catch (e) {
     throw new StartupError(`--config.file: ${configFile}: ${(e as Error).message}`);
   }
-  if (!own.checker) logger.warn("no ceems_api_server configured: access control is disabled");
-  else await checkClusterIds(cfg, own.checker, own.dbPath !== undefined, logger);
+  const limiter = fs.number("web.max-requests") > 0 ? new RequestLimiter(fs.number("web.max-requests")) : undefined;
+  const ttlMs = fs.number("lb.ownership-cache-ttl");
+  const timeoutMs = fs.number("lb.ownership-timeout");
+  // Files the backends' and the API client's credentials name are read now, before the drop (secrets stay
+  // root-only on disk); nothing after the drop needs more than the database.
+  const pools = kinds.map((kind) => {
+    const pool = new ServerPool(cfg.strategy, logger.with({ backend_type: kind }));
+    for (const g of cfg.backends) for (const s of g[kind]) pool.add(g.id, s, cfg.file);
+    return pool;
+  });
+  const httpClient = source.kind === "http" ? createHttpBackendClient(cfg.api.client, cfg.file) : undefined;
 
+  // No capability and no ACL: the run-as user must be able to read the database on its own (its group).
   const security = await setupSecurity({
     component: "lb",
     flags: fs,
     logger,
     required: new Map(),
-    readPaths: [configFile, fs.string("web.config.file"), ...(own.dbPath ? [cfg.api.dataPath, own.dbPath] : [])]
-      .filter((p) => p !== ""),
+    readPaths: source.kind === "db"
+      ? [cfg.api.dataPath, source.dbPath, ...moduleGraphFiles(new URL("./ownership_worker.ts", import.meta.url))]
+      : [],
+    pathKeys: source.kind === "db"
+      ? { [cfg.api.dataPath]: "ceems_api_server.data.path", [source.dbPath]: "ceems_api_server.data.path" }
+      : {},
     readWritePaths: [],
   });
-
-  const limiter = fs.number("web.max-requests") > 0 ? new RequestLimiter(fs.number("web.max-requests")) : undefined;
-  const pools: ServerPool[] = [];
+  const inner = source.kind === "db"
+    ? new DbOwnership(source.dbPath, timeoutMs)
+    : new HttpOwnership(source.url, httpClient!, timeoutMs);
+  const ownership = new CachedOwnership(inner, ttlMs);
   const servers: WebServer[] = [];
   try {
+    await checkClusterIds(cfg, ownership, source, logger);
     for (const [i, kind] of kinds.entries()) {
-      const pool = new ServerPool(cfg.strategy, logger.with({ backend_type: kind }));
-      for (const g of cfg.backends) for (const s of g[kind]) pool.add(g.id, s, cfg.file);
-      pools.push(pool);
+      const pool = pools[i];
       await pool.startHealthChecks(fs.number("lb.health-check-interval"));
-      const opts = { pool, ownership: own.checker, logger: logger.with({ backend_type: kind }) };
+      const opts = { pool, ownership, logger: logger.with({ backend_type: kind }) };
       const handler = kind === "tsdb" ? tsdbHandler(opts) : pyroscopeHandler(opts);
       servers.push(
         await serve({ addresses: [addrs[i]], webConfig, logger, handler: limited(handler, limiter) }).catch((e) => {
@@ -190,13 +220,18 @@ export async function lbMain(argv: string[]): Promise<void> {
         }),
       );
     }
-    logger.info("ceems lb started", { version: VERSION, load_balancers: kinds.join(","), strategy: cfg.strategy });
+    logger.info("ceems lb started", {
+      version: VERSION,
+      load_balancers: kinds.join(","),
+      strategy: cfg.strategy,
+      ownership: source.kind === "db" ? source.dbPath : source.url,
+    });
     const sig = await waitForShutdownSignal();
     logger.info("shutting down", { signal: sig });
   } finally {
     await Promise.all(servers.map((s) => s.close()));
     for (const p of pools) p.stop();
-    own.checker?.close();
+    ownership.close();
     await security.close();
   }
   logger.info("stopped");

@@ -103,22 +103,57 @@ export function parseLbConfig(text: string, file = ""): LbConfig {
     }
     return group;
   });
-  const srv = doc.ceems_api_server ?? {};
-  if (!isObj(srv)) throw new Error("ceems_api_server: must be a mapping");
-  const data = isObj(srv.data) ? srv.data : {};
-  const web = isObj(srv.web) ? srv.web : {};
-  const dataPath = typeof data.path === "string" ? data.path : "";
-  const url = typeof web.url === "string" ? web.url.replace(/\/+$/, "") : "";
+  return { strategy, backends, api: parseOwnershipSource(doc.ceems_api_server), file };
+}
+
+/**
+ * The `ceems_api_server` section: where unit ownership is checked. Fails closed: a missing or empty
+ * section, an empty `data.path` and `web.url` (e.g. expanded from an unset variable), or a value of the
+ * wrong type is an error naming the key, since without it every user would read every series.
+ */
+function parseOwnershipSource(raw: unknown): LbConfig["api"] {
+  const where = "ceems_api_server";
+  if (raw === undefined || raw === null) {
+    throw new Error(
+      `${where}: missing: the load balancer needs the API server's data.path or web.url to check ownership`,
+    );
+  }
+  if (!isObj(raw)) throw new Error(`${where}: must be a mapping`);
+  for (const key of ["data", "web"]) {
+    if (raw[key] !== undefined && raw[key] !== null && !isObj(raw[key])) {
+      throw new Error(`${where}.${key}: must be a mapping`);
+    }
+  }
+  const data = isObj(raw.data) ? raw.data : {};
+  const web = isObj(raw.web) ? raw.web : {};
+  const text = (v: unknown, key: string): string => {
+    if (v === undefined || v === null) return "";
+    if (typeof v !== "string") throw new Error(`${where}.${key}: must be a string`);
+    return v.trim();
+  };
+  const dataPath = text(data.path, "data.path");
+  const url = text(web.url, "web.url").replace(/\/+$/, "");
+  if (!dataPath && !url) {
+    const empty = "data" in raw ? "data.path" : "web" in raw ? "web.url" : "data.path";
+    throw new Error(
+      `${where}.${empty}: empty: set data.path (the API server's data directory) or web.url (its address); ` +
+        "the load balancer does not run without an ownership check",
+    );
+  }
   if (url) {
+    let u: URL;
     try {
-      new URL(url);
+      u = new URL(url);
     } catch {
-      throw new Error(`ceems_api_server.web.url: invalid URL "${url}"`);
+      throw new Error(`${where}.web.url: invalid URL "${url}"`);
+    }
+    if (u.protocol !== "http:" && u.protocol !== "https:") {
+      throw new Error(`${where}.web.url: scheme must be http or https`);
     }
   }
   const { url: _u, ...client } = web;
-  validateHttpClientConfig(client, "ceems_api_server.web");
-  return { strategy, backends, api: { dataPath, url, client: client as HttpClientConfig }, file };
+  validateHttpClientConfig(client, `${where}.web`);
+  return { dataPath, url, client: client as HttpClientConfig };
 }
 
 /** Reads `path` (optionally expanding environment variables) and parses it. */

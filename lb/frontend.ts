@@ -1,6 +1,7 @@
 // Request pipeline of the two load balancers: cluster id routing, user and admin identification,
 // the path allow-list for non-admins, query analysis, ownership checks, then proxying.
 
+import { SERVICE_ACCOUNT } from "../common/ceems_db.ts";
 import type { Logger } from "../common/log.ts";
 import type { OwnershipChecker } from "./ownership.ts";
 import type { ServerPool } from "./pool.ts";
@@ -20,8 +21,8 @@ const MAX_FORM_BYTES = 4 << 20;
 /** Everything a frontend needs. */
 export interface FrontendOptions {
   pool: ServerPool;
-  /** Undefined: no API server configured, so no access control (as CEEMS). */
-  ownership?: OwnershipChecker;
+  /** Who owns what; required: there is no configuration without an ownership check. */
+  ownership: OwnershipChecker;
   logger: Logger;
 }
 
@@ -70,9 +71,10 @@ async function identify(
   const clusterId = req.headers.get(CLUSTER_HEADER) ?? "";
   if (!opts.pool.has(clusterId)) return promError(400, "bad_request", BAD_CLUSTER);
   if (url.pathname === "/health") return new Response(healthText, { headers: { "content-type": "text/plain" } });
-  if (!opts.ownership) return { clusterId, admin: true, path: url.pathname };
   const user = req.headers.get(USER_HEADER)?.trim() ?? "";
   if (!user) return promError(401, "unauthorized", NO_USER);
+  // Only the API server's own authenticated clients may act as its service account; a login of that name may not.
+  if (user === SERVICE_ACCOUNT) return promError(403, "forbidden", `${SERVICE_ACCOUNT} is reserved for the API server`);
   let admin: boolean;
   try {
     admin = await opts.ownership.isAdmin(user);
@@ -132,7 +134,7 @@ async function checkUnits(
   if (analysis.units.length === 0) return clusterId; // no selector at all: no unit data can be read
   let owned: boolean;
   try {
-    owned = await opts.ownership!.owns(user, clusterId, analysis.units);
+    owned = await opts.ownership.owns(user, clusterId, analysis.units);
   } catch (e) {
     opts.logger.error("ownership look-up failed", { user, err: e });
     return promError(503, "unavailable", "failed to verify unit ownership");

@@ -175,6 +175,13 @@ export const CAPABILITY_TABLE: readonly CapabilityRule[] = [
 /** The capability CEEMS adds when ACL entries must be removed at shutdown. */
 export const ACL_REMOVAL_CAP: Capability = "cap_fowner";
 
+/**
+ * How each component's run-as user reaches the paths it needs after a root start: "acl" adds POSIX ACL
+ * entries (removed at shutdown, which keeps {@link ACL_REMOVAL_CAP}); "check" adds nothing and refuses to
+ * start when a path is unreadable (the load balancer: no capability at all, file access from the packaging).
+ */
+export const ACCESS_POLICY: Record<Component, "acl" | "check"> = { exporter: "acl", api: "acl", lb: "check" };
+
 /** Host facts of the running machine. */
 export function liveHostFacts(): HostFacts {
   const dirs = [...(Deno.env.get("PATH") ?? "").split(":"), "/sbin", "/usr/sbin", "/usr/local/sbin"].filter((d) => d);

@@ -1,7 +1,7 @@
 // Text of --print-capabilities: the required set for the given flags, the setcap command and the
 // systemd lines that grant exactly that set, so operators do not have to guess.
 
-import type { Component } from "./capabilities.ts";
+import { ACCESS_POLICY, type Component } from "./capabilities.ts";
 import type { Capability } from "./ops.ts";
 
 const UNIT_NAMES: Record<Component, string> = {
@@ -35,7 +35,8 @@ export function formatCapabilities(component: Component, required: Map<Capabilit
   lines.push(`CapabilityBoundingSet=${upper.join(" ")}`);
   lines.push("");
   lines.push("# systemd started as root (the process switches to --security.run-as-user itself):");
-  const rootSet = [...new Set([...upper, "CAP_SETUID", "CAP_SETGID", "CAP_FOWNER"])].sort();
+  const switching = ["CAP_SETUID", "CAP_SETGID", ...(ACCESS_POLICY[component] === "acl" ? ["CAP_FOWNER"] : [])];
+  const rootSet = [...new Set([...upper, ...switching])].sort();
   lines.push(`CapabilityBoundingSet=${rootSet.join(" ")}`);
   return lines.join("\n") + "\n";
 }

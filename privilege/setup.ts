@@ -5,7 +5,7 @@ import { StartupError } from "../common/cli.ts";
 import type { FlagSet, FlagSpec } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
 import { type AclEntry, addAclEntry, planAclEntries } from "./acl.ts";
-import { ACL_REMOVAL_CAP, type Component } from "./capabilities.ts";
+import { ACCESS_POLICY, ACL_REMOVAL_CAP, type Component } from "./capabilities.ts";
 import { capgetThread, capsOf, maskOf } from "./capset.ts";
 import { dropRootTo, effectiveUid, trimTo } from "./drop.ts";
 import { threadCredentials } from "./inspect.ts";
@@ -27,6 +27,8 @@ export interface SecuritySetupOptions {
   readPaths: string[];
   /** Paths the unprivileged user must be able to write (data directories, ...). */
   readWritePaths: string[];
+  /** The flag or config key that names a path, for the start-up error when it is unreachable. */
+  pathKeys?: Record<string, string>;
 }
 
 /** The installed security layer. */
@@ -70,6 +72,15 @@ export function addSecurityFlags(fs: FlagSet): void {
   ];
   // A subcommand may already declare one of them (the API server declares --security.drop-privileges).
   for (const spec of specs) if (!fs.has(spec.name)) fs.add(spec);
+}
+
+/** Throws unless this process can read `path` (a file's bytes, or a directory's entries). */
+function readable(path: string): void {
+  if (Deno.statSync(path).isDirectory) {
+    for (const _ of Deno.readDirSync(path)) break;
+  } else {
+    Deno.openSync(path, { read: true }).close();
+  }
 }
 
 function logMissing(logger: Logger, required: Map<Capability, string>, permitted: Set<Capability>): void {
@@ -169,8 +180,9 @@ export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup
   }
 
   const user = runAsUser(flags);
+  const checkOnly = ACCESS_POLICY[opts.component] === "check";
   let acls: AclEntry[] = [];
-  if (user.uid !== 0) {
+  if (user.uid !== 0 && !checkOnly) {
     acls = planAclEntries(user, [...opts.readPaths, ...WORKER_MODULE_FILES], opts.readWritePaths);
     for (const e of acls) {
       try {
@@ -188,6 +200,19 @@ export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup
     throw new StartupError(`cannot switch to user ${user.name}: ${(e as Error).message}`, 1);
   }
   if (user.uid !== 0) verifyThreads(user.uid, user.gid, mask);
+  if (checkOnly) {
+    for (const p of opts.readPaths) {
+      try {
+        readable(p);
+      } catch (err) {
+        const key = opts.pathKeys?.[p];
+        throw new StartupError(
+          `${key ? `${key}: ` : ""}${p} is not readable by ${user.name} (--security.run-as-user): ` +
+            `${(err as Error).message}; give that user read access (this component adds no ACL)`,
+        );
+      }
+    }
+  }
   for (const e of acls) {
     try {
       Deno.statSync(e.path);

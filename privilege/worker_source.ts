@@ -2,10 +2,10 @@
 // run-as user must be able to read because Workers load their code after the privilege drop.
 
 /**
- * Source files of the privileged Worker's module graph: privilege/worker.ts and every module it imports,
- * transitively (relative imports only; the run-as user must be able to read them all).
+ * Source files of a Worker's module graph: `entry` and every module it imports, transitively (relative
+ * imports only; the run-as user must be able to read them all, since Workers load after the drop).
  */
-export function workerModuleFiles(): string[] {
+export function moduleGraphFiles(entry: URL): string[] {
   const seen = new Set<string>();
   const visit = (url: URL) => {
     if (url.protocol !== "file:" || seen.has(url.href)) return;
@@ -16,8 +16,13 @@ export function workerModuleFiles(): string[] {
       if (spec.startsWith(".")) visit(new URL(spec, url));
     }
   };
-  visit(new URL("./worker.ts", import.meta.url));
+  visit(entry);
   return [...seen].map((h) => decodeURIComponent(new URL(h).pathname)).sort();
+}
+
+/** Source files of the privileged Worker's module graph (privilege/worker.ts and its imports). */
+export function workerModuleFiles(): string[] {
+  return moduleGraphFiles(new URL("./worker.ts", import.meta.url));
 }
 
 /** The Worker's source files, computed once at start-up. */

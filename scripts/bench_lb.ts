@@ -36,7 +36,7 @@ async function throughput(url: string, headers: HeadersInit): Promise<number> {
 }
 
 const dir = await Deno.makeTempDir({ prefix: "ceems-bench-lb-" });
-createUnitsDb(dir);
+await createUnitsDb(dir);
 const now = Date.now();
 const prom = await startPrometheus({ openMetrics: toOpenMetrics(unitSeries(), now - 3600e3, now + 3600e3, 30e3) });
 await Deno.writeTextFile(

@@ -1,7 +1,9 @@
 // HTTP API of the API server under <prefix>/api/v1: user identification from the configured headers,
 // admin checks, CORS, rate limiting, and the units/users/projects/usage/stats/verify endpoints in CEEMS's JSON.
 
+import { SERVICE_ACCOUNT } from "../../common/ceems_db.ts";
 import type { Logger } from "../../common/log.ts";
+import type { RequestInfo } from "../../common/web/server.ts";
 import { formatTime, UNIT_FIELDS, USAGE_FIELDS, zoneOffset } from "../models.ts";
 import type { ScopeQuery, Storage } from "../storage/storage.ts";
 import { clientIp, corsHeaders, RateLimiter } from "./cors.ts";
@@ -20,6 +22,8 @@ export interface ApiOptions {
   maxQueryPeriodMs: number;
   /** Admins from the configuration (in addition to the admin_users table). */
   adminUsers: string[];
+  /** Basic-auth users whose requests may name the internal service account (see {@link SERVICE_ACCOUNT}). */
+  serviceClients: string[];
 }
 
 const JSON_HEADERS = { "Content-Type": "application/json", "X-Content-Type-Options": "nosniff" };
@@ -49,10 +53,13 @@ export function apiHandler(o: ApiOptions) {
   const prefix = o.routePrefix.replace(/\/+$/, "");
   const apiBase = `${prefix}/api/v1`;
   const limiter = new RateLimiter(o.maxRequestsPerMinute);
-  const configAdmins = new Set(o.adminUsers);
+  const configAdmins = new Set(o.adminUsers.filter((u) => u !== SERVICE_ACCOUNT));
+  const serviceClients = new Set(o.serviceClients);
   const usageCache = new UsageCache();
 
   const isAdmin = (u: string) => configAdmins.has(u) || o.storage.isAdmin(u);
+  /** The service account is a name anyone can put in a header: it counts only for authenticated service clients. */
+  const isServiceClient = (authUser: string | undefined) => authUser !== undefined && serviceClients.has(authUser);
 
   function route(path: string, q: URLSearchParams, user: string, admin: boolean): Response {
     const scope = (allowAll: boolean): ScopeQuery => {
@@ -146,7 +153,7 @@ export function apiHandler(o: ApiOptions) {
     return err("not_found", `unknown endpoint ${path}`);
   }
 
-  return (req: Request, info: { remoteAddr: string }): Response | undefined => {
+  return (req: Request, info: RequestInfo): Response | undefined => {
     const url = new URL(req.url);
     const path = url.pathname;
     if (path === "/health" || path === `${prefix}/health`) {
@@ -180,7 +187,10 @@ export function apiHandler(o: ApiOptions) {
       }
     }
     if (!user) return finish(err("unauthorized", "no user identified"));
-    const admin = isAdmin(user);
+    if (user === SERVICE_ACCOUNT && !isServiceClient(info.authUser)) {
+      return finish(err("forbidden", `${SERVICE_ACCOUNT} is reserved for authenticated service clients`));
+    }
+    const admin = user === SERVICE_ACCOUNT || isAdmin(user);
     if (sub.endsWith("admin") && !admin) {
       return finish(err("forbidden", "current user does not have admin privileges"));
     }

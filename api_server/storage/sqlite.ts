@@ -17,6 +17,7 @@ import {
 } from "../models.ts";
 import type { ClusterStats, ScopeQuery, Storage, UnitQuery, UpdateBatch, UsageCurrentQuery } from "./storage.ts";
 import { MIGRATIONS } from "./migrations.ts";
+import { DB_FILE, isAdminInDb, ownsAllUnits, type QueryableDb } from "../../common/ceems_db.ts";
 import { encodeGo, RawJson } from "../http/json.ts";
 
 /** Metric maps are stored in CEEMS's output encoding (sorted keys, %.8f floats) so reads splice them as is. */
@@ -62,7 +63,7 @@ function pushUnitValues(out: (string | number)[], u: Unit, now: string): void {
 const JSON_UNIT_COLS = new Set<string>(["allocation", "tags", ...METRIC_COLUMNS]);
 
 /** Name of the DB file under the data path, as CEEMS names it. */
-export const DB_FILE = "ceems.db";
+export { DB_FILE };
 
 const isoSeconds = (ms: number) => new Date(ms).toISOString().slice(0, 19);
 const ph = (n: number) => Array(n).fill("?").join(",");
@@ -223,6 +224,9 @@ export class SqliteStorage implements Storage {
   #rstmt(sql: string): StatementSync {
     return cached(this.#rstmts, this.#ro, sql);
   }
+
+  /** The read connection with statement caching, for the queries shared with the load balancer. */
+  #reader: QueryableDb = { prepare: (sql) => this.#rstmt(sql) };
 
   lastUpdateMs(clusterId: string): number | undefined {
     const r = this.#stmt("SELECT last_update_ms FROM update_state WHERE cluster_id = ?").get(clusterId) as
@@ -447,7 +451,7 @@ export class SqliteStorage implements Storage {
   }
 
   isAdmin(user: string): boolean {
-    return !!this.#rstmt("SELECT 1 FROM admin_users WHERE name = ? LIMIT 1").get(user);
+    return isAdminInDb(this.#reader, user);
   }
 
   units(q: UnitQuery): Record<string, unknown>[] {
@@ -480,18 +484,7 @@ export class SqliteStorage implements Storage {
   }
 
   verifyOwnership(user: string, uuids: string[], clusterIds: string[]): boolean {
-    const uniq = [...new Set(uuids)];
-    const args: string[] = [...uniq];
-    let cl = "";
-    if (clusterIds.length) {
-      cl = ` AND cluster_id IN (${ph(clusterIds.length)})`;
-      args.push(...clusterIds);
-    }
-    args.push(user, user);
-    const sql = `SELECT COUNT(DISTINCT uuid) AS n FROM units WHERE uuid IN (${ph(uniq.length)})${cl} AND (
-      username = ? OR (cluster_id, project) IN (SELECT u.cluster_id, j.value FROM users u, json_each(u.projects) j WHERE u.name = ?))`;
-    const r = this.#rstmt(sql).get(...args) as { n: number };
-    return r.n >= uniq.length;
+    return ownsAllUnits(this.#reader, user, uuids, clusterIds);
   }
 
   users(q: ScopeQuery): Record<string, unknown>[] {
@@ -649,6 +642,11 @@ export class SqliteStorage implements Storage {
     this.#stmts.clear();
     this.#rstmts.clear();
     this.#ro.close();
+    // Fold the WAL into the database and empty it even while readers (the load balancer) keep the file open:
+    // a stopped API server then leaves no frames behind for a restored database file to pick up.
+    try {
+      this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    } catch { /* a reader in the middle of a read: the WAL stays, SQLite replays it at the next open */ }
     this.db.close();
   }
 }

@@ -49,8 +49,12 @@ export function serveDeno(opts: ServeOptions, auth: BasicAuth): Promise<WebServe
   const extra = webConfig.headers;
   const handle = async (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Promise<Response> => {
     try {
-      if (!auth.check(req.headers.get("authorization"))) return withHeaders(unauthorized(), extra);
-      return withHeaders(await handler(req, { remoteAddr: info.remoteAddr.hostname }), extra);
+      const authUser = auth.check(req.headers.get("authorization"));
+      if (authUser === false) return withHeaders(unauthorized(), extra);
+      const reqInfo = authUser
+        ? { remoteAddr: info.remoteAddr.hostname, authUser }
+        : { remoteAddr: info.remoteAddr.hostname };
+      return withHeaders(await handler(req, reqInfo), extra);
     } catch (e) {
       logger.error("request failed", { path: new URL(req.url).pathname, err: e });
       return new Response(null, { status: 500 });

@@ -80,12 +80,14 @@ export async function serveNode(opts: ServeOptions, auth: BasicAuth): Promise<We
           return;
         }
       }
-      if (!auth.check(req.headers.authorization ?? null)) {
+      const authUser = auth.check(req.headers.authorization ?? null);
+      if (authUser === false) {
         await writeResponse(res, unauthorized(), webConfig.headers);
         return;
       }
       const request = toRequest(req, !!tls, ac.signal);
-      const resp = await handler(request, { remoteAddr: req.socket.remoteAddress ?? "" });
+      const remoteAddr = req.socket.remoteAddress ?? "";
+      const resp = await handler(request, authUser ? { remoteAddr, authUser } : { remoteAddr });
       await writeResponse(res, resp, webConfig.headers);
     } catch (e) {
       logger.error("request failed", { path: req.url, err: e });

@@ -5,8 +5,15 @@ import type { Logger } from "../log.ts";
 import { serveDeno } from "./deno_server.ts";
 import type { TlsServerConfig, WebConfig } from "./web_config.ts";
 
+/** What the server knows of a request besides the request itself. */
+export interface RequestInfo {
+  remoteAddr: string;
+  /** The basic-auth user the web config authenticated, when it has `basic_auth_users`. */
+  authUser?: string;
+}
+
 /** A request handler in the Fetch API's shape. */
-export type Handler = (req: Request, info: { remoteAddr: string }) => Response | Promise<Response>;
+export type Handler = (req: Request, info: RequestInfo) => Response | Promise<Response>;
 
 /** A running server on one or more addresses. */
 export interface WebServer {
@@ -40,9 +47,12 @@ export class BasicAuth {
     if (users.size && !bcrypt) throw new Error("BasicAuth: users configured without a bcrypt implementation");
   }
 
-  /** True when the request carries valid credentials or no users are configured. */
-  check(header: string | null): boolean {
-    if (this.users.size === 0) return true;
+  /**
+   * The authenticated user name when the request carries valid credentials, "" when no users are
+   * configured (nothing to check), false otherwise.
+   */
+  check(header: string | null): string | false {
+    if (this.users.size === 0) return "";
     if (!header || !header.startsWith("Basic ")) return false;
     let decoded: string;
     try {
@@ -62,10 +72,11 @@ export class BasicAuth {
       bcrypt.compareSync(pass, this.#dummy);
       return false;
     }
-    if (this.#ok.get(user) === decoded) return true;
+    if (this.#ok.get(user) === decoded) return user;
     const good = bcrypt.compareSync(pass, hash);
-    if (good) this.#ok.set(user, decoded);
-    return good;
+    if (!good) return false;
+    this.#ok.set(user, decoded);
+    return user;
   }
 }
 

@@ -27,6 +27,9 @@ clusters:
   - {id: os-0, manager: openstack}
 `;
 
+/** An ownership source, which every configuration needs. */
+const API = "ceems_api_server:\n  data: {path: /var/lib/ceems}\n";
+
 Deno.test("parseLbConfig reads CEEMS's ceems_lb / ceems_api_server layout", () => {
   const c = parseLbConfig(SAMPLE);
   assertEquals(c.strategy, "least-connection");
@@ -39,13 +42,13 @@ Deno.test("parseLbConfig reads CEEMS's ceems_lb / ceems_api_server layout", () =
   assertEquals(c.api.dataPath, "/var/lib/ceems");
   assertEquals(c.api.url, "http://localhost:9020");
   assertEquals(
-    parseLbConfig("ceems_lb:\n  backends: [{id: a, tsdb: [{web: {url: 'http://x:1'}}]}]\n").strategy,
+    parseLbConfig(`ceems_lb:\n  backends: [{id: a, tsdb: [{web: {url: 'http://x:1'}}]}]\n${API}`).strategy,
     "round-robin",
   );
 });
 
 Deno.test("parseLbConfig names the key of each mistake", () => {
-  const one = (lb: string) => `ceems_lb:\n${lb}\n`;
+  const one = (lb: string) => `ceems_lb:\n${lb}\n${API}`;
   assertThrows(
     () => parseLbConfig(one("  strategy: random\n  backends: [{id: a, tsdb: [{web: {url: 'http://x'}}]}]")),
     /ceems_lb.strategy: unknown strategy "random"/,
@@ -80,6 +83,29 @@ Deno.test("parseLbConfig names the key of each mistake", () => {
     /tsdb\[0\].web.oauth2: not supported/,
   );
   assertThrows(() => parseLbConfig("ceems_lb: [1]\n"), /ceems_lb: must be a mapping/);
+});
+
+Deno.test("parseLbConfig fails closed: no ownership source, an empty one or one of the wrong type is an error", () => {
+  const lb = "ceems_lb:\n  backends: [{id: a, tsdb: [{web: {url: 'http://x:1'}}]}]\n";
+  const bad: [string, RegExp][] = [
+    ["", /ceems_api_server: missing/],
+    ["ceems_api_server:\n", /ceems_api_server: missing/],
+    ["ceems_api_server: {}\n", /ceems_api_server\.data\.path: empty/],
+    ["ceems_api_server: /var/lib/ceems\n", /ceems_api_server: must be a mapping/],
+    ["ceems_api_server: {data: /var/lib/ceems}\n", /ceems_api_server\.data: must be a mapping/],
+    ['ceems_api_server: {data: {path: ""}}\n', /ceems_api_server\.data\.path: empty/],
+    ['ceems_api_server: {data: {path: "  "}}\n', /ceems_api_server\.data\.path: empty/],
+    ["ceems_api_server: {data: {path: 5}}\n", /ceems_api_server\.data\.path: must be a string/],
+    ["ceems_api_server: {data: {path: [a]}}\n", /ceems_api_server\.data\.path: must be a string/],
+    ['ceems_api_server: {web: {url: ""}}\n', /ceems_api_server\.web\.url: empty/],
+    ["ceems_api_server: {web: {url: true}}\n", /ceems_api_server\.web\.url: must be a string/],
+    ["ceems_api_server: {web: {url: 'file:///x'}}\n", /ceems_api_server\.web\.url: scheme/],
+  ];
+  for (const [api, re] of bad) assertThrows(() => parseLbConfig(lb + api), re);
+  // A variable that is not set expands to nothing: the same refusal, not a load balancer without access control.
+  const expanded = expandEnv('ceems_api_server:\n  data: {path: "${CEEMS_DATA_DIR}"}\n', {});
+  assertThrows(() => parseLbConfig(lb + expanded), /ceems_api_server\.data\.path: empty/);
+  assertEquals(parseLbConfig(lb + "ceems_api_server: {web: {url: 'http://api:9020/'}}\n").api.url, "http://api:9020");
 });
 
 Deno.test("expandEnv expands $VAR and ${VAR}, keeps $$ as $", () => {

@@ -15,7 +15,7 @@ Deno.test("filter_labels removes labels from query, series, labels and label val
   const dir = await Deno.makeTempDir();
   const now = Date.now();
   const prom = await startPrometheus({ openMetrics: toOpenMetrics(unitSeries(), now - 600e3, now + 1200e3, 30e3) });
-  const ownership = new CachedOwnership(new DbOwnership(createUnitsDb(dir)));
+  const ownership = new CachedOwnership(new DbOwnership(await createUnitsDb(dir)));
   const pool = new ServerPool("round-robin", nullLogger);
   pool.add("slurm-0", { url: prom.url, client: {}, filterLabels: ["hostname", "gpuuuid"] });
   // Same Prometheus, no filtering, under another id (the DB has units for slurm-1 too).

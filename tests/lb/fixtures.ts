@@ -1,7 +1,9 @@
 // Shared fixtures of the load balancer tests: a CEEMS-schema API database with two users' units,
 // the matching Prometheus series, and an in-process LB in front of a real Prometheus.
 
-import { DatabaseSync } from "node:sqlite";
+import type { Unit, User } from "../../api_server/models.ts";
+import { SqliteStorage } from "../../api_server/storage/sqlite.ts";
+import { SERVICE_ACCOUNT } from "../../common/ceems_db.ts";
 import { nullLogger } from "../../common/log.ts";
 import { emptyWebConfig } from "../../common/web/web_config.ts";
 import { serve, type WebServer } from "../../common/web/server.ts";
@@ -25,40 +27,71 @@ export const OTHER_CLUSTER_UNIT = "3001";
 export const ALL_UNITS = ["1001", "1002", "2001", "2002", OTHER_CLUSTER_UNIT];
 export const ADMIN = "admin1";
 
-/** Creates `<dir>/ceems.db` with CEEMS's units, users and admin_users tables. */
-export function createUnitsDb(dir: string): string {
-  const path = `${dir}/ceems.db`;
-  const db = new DatabaseSync(path);
-  db.exec(`
-    CREATE TABLE units (id INTEGER PRIMARY KEY, resource_manager TEXT, cluster_id TEXT, uuid TEXT, name TEXT,
-      project TEXT, groupname TEXT, username TEXT, created_at TEXT, started_at TEXT, ended_at TEXT,
-      created_at_ts INTEGER, started_at_ts INTEGER, ended_at_ts INTEGER, elapsed TEXT, state TEXT,
-      allocation TEXT DEFAULT '{}', tags TEXT DEFAULT '{}', ignore INTEGER DEFAULT 0, num_updates INTEGER DEFAULT 0,
-      last_updated_at TEXT);
-    CREATE INDEX idx_cluster_id_usr_uuid ON units (cluster_id, username, uuid);
-    CREATE TABLE users (id INTEGER PRIMARY KEY, uid TEXT, cluster_id TEXT, resource_manager TEXT, name TEXT,
-      projects TEXT DEFAULT '[]', tags TEXT DEFAULT '[]', last_updated_at TEXT);
-    CREATE TABLE admin_users (id INTEGER PRIMARY KEY, uid TEXT DEFAULT '', cluster_id TEXT DEFAULT 'all',
-      resource_manager TEXT DEFAULT '', name TEXT, projects TEXT DEFAULT '[]', tags TEXT DEFAULT '[]',
-      last_updated_at TEXT);
-  `);
-  const unit = db.prepare(
-    "INSERT INTO units (resource_manager, cluster_id, uuid, name, project, groupname, username, state) " +
-      "VALUES ('slurm', ?, ?, 'job', ?, 'grp', ?, 'COMPLETED')",
-  );
-  unit.run(CLUSTER, "1001", "p-alice", "alice");
-  unit.run(CLUSTER, "1002", "p-alice", "alice");
-  unit.run(CLUSTER, "2001", "p-bob", "bob");
-  unit.run(CLUSTER, "2002", "p-bob", "bob");
-  unit.run("slurm-1", OTHER_CLUSTER_UNIT, "p-alice", "alice");
-  const user = db.prepare("INSERT INTO users (cluster_id, resource_manager, name, projects) VALUES (?, 'slurm', ?, ?)");
-  user.run(CLUSTER, "alice", '["p-alice"]');
-  user.run(CLUSTER, "bob", '["p-bob"]');
-  user.run(CLUSTER, "carol", '["p-alice"]');
-  user.run("slurm-1", "alice", '["p-alice"]');
-  db.prepare("INSERT INTO admin_users (name, tags) VALUES (?, '[\"ceems\"]')").run(ADMIN);
-  db.close();
-  return path;
+/** A completed unit of `user` in `project` of `cluster`, as the API server stores it. */
+function unit(cluster: string, uuid: string, project: string, user: string): Unit {
+  const start = Date.parse("2026-11-01T00:00:00Z");
+  return {
+    cluster_id: cluster,
+    resource_manager: "slurm",
+    uuid,
+    name: "job",
+    project,
+    groupname: "grp",
+    username: user,
+    created_at: "2026-11-01T00:00:00+0000",
+    started_at: "2026-11-01T00:00:00+0000",
+    ended_at: "2026-11-01T01:00:00+0000",
+    created_at_ts: start,
+    started_at_ts: start,
+    ended_at_ts: start + 3600e3,
+    elapsed: "01:00:00",
+    state: "COMPLETED",
+    allocation: {},
+    tags: {},
+    total_time_seconds: { walltime: 3600 },
+  };
+}
+
+/**
+ * Creates `<dir>/ceems.db` the way the API server does (its migrations, one update window per cluster):
+ * units, users with their projects, and admins (`ceems-int-svc` included, as the API server writes it).
+ */
+export async function createUnitsDb(dir: string): Promise<string> {
+  const storage = new SqliteStorage(dir);
+  const member = (cluster: string, name: string, project: string): User => ({
+    uid: "",
+    cluster_id: cluster,
+    resource_manager: "slurm",
+    name,
+    projects: [project],
+    tags: [],
+  });
+  const window = (cluster: string, units: Unit[], users: User[]) => ({
+    clusterId: cluster,
+    windowStartMs: Date.parse("2026-11-01T00:00:00Z"),
+    windowEndMs: Date.parse("2026-11-01T02:00:00Z"),
+    units,
+    users,
+    projects: [],
+    adminUsers: [{ name: ADMIN, source: "ceems" }, { name: SERVICE_ACCOUNT, source: "ceems" }],
+    retentionMs: 0,
+  });
+  try {
+    await storage.applyUpdate(window(CLUSTER, [
+      unit(CLUSTER, "1001", "p-alice", "alice"),
+      unit(CLUSTER, "1002", "p-alice", "alice"),
+      unit(CLUSTER, "2001", "p-bob", "bob"),
+      unit(CLUSTER, "2002", "p-bob", "bob"),
+    ], [member(CLUSTER, "alice", "p-alice"), member(CLUSTER, "bob", "p-bob"), member(CLUSTER, "carol", "p-alice")]));
+    await storage.applyUpdate(
+      window("slurm-1", [unit("slurm-1", OTHER_CLUSTER_UNIT, "p-alice", "alice")], [
+        member("slurm-1", "alice", "p-alice"),
+      ]),
+    );
+    return storage.path;
+  } finally {
+    storage.close();
+  }
 }
 
 /** Magnitude of every foreign value: any number at or above it in alice's answers is a leak. */
@@ -94,7 +127,7 @@ export interface LbStack {
 /** Starts Prometheus (backfilled from an hour ago to half an hour ahead) and the LB in this process. */
 export async function startLbStack(strategy: Strategy = "round-robin"): Promise<LbStack> {
   const dir = await Deno.makeTempDir({ prefix: "ceems-lb-" });
-  const dbPath = createUnitsDb(dir);
+  const dbPath = await createUnitsDb(dir);
   const now = Date.now();
   const prom = await startPrometheus({ openMetrics: toOpenMetrics(unitSeries(), now - 3600e3, now + 1800e3, 30e3) });
   const pool = new ServerPool(strategy, nullLogger);
@@ -152,4 +185,23 @@ export function leakedUnits(body: unknown, owned: string[]): string[] {
   };
   visit(body);
   return leaks;
+}
+
+/** The gid of `nogroup`, the primary group of `nobody` that the LB drops to in these tests. */
+export const NOGROUP = 65534;
+
+/**
+ * The database as a running API server leaves it for the LB: `<dir>/ceems.db` written by the API server's
+ * storage and held open (so its -wal and -shm files exist), readable by the group `nobody` is in
+ * (0640 root:nogroup, as the packaging gives the LB the API server's group), in a directory others may enter.
+ */
+export async function runningApiDb(dir: string): Promise<{ path: string; storage: SqliteStorage }> {
+  const path = await createUnitsDb(dir);
+  Deno.chmodSync(dir, 0o755);
+  Deno.chownSync(path, 0, NOGROUP);
+  Deno.chmodSync(path, 0o640);
+  const storage = new SqliteStorage(dir);
+  // SQLite creates -wal and -shm with the database's mode and owner: the LB can read them too.
+  storage.ping();
+  return { path, storage };
 }

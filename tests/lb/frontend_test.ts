@@ -30,7 +30,7 @@ Deno.test("frontend: cluster header, ceems_id override, /health and admin pass-t
   const dir = await Deno.makeTempDir();
   const now = Date.now();
   const prom = await startPrometheus({ openMetrics: toOpenMetrics(unitSeries(), now - 600e3, now + 1200e3, 30e3) });
-  const ownership = new CachedOwnership(new DbOwnership(createUnitsDb(dir)));
+  const ownership = new CachedOwnership(new DbOwnership(await createUnitsDb(dir)));
   const pool = new ServerPool("round-robin", nullLogger);
   pool.add("slurm-0", { url: prom.url, client: {}, filterLabels: [] });
   pool.add("slurm-1", { url: prom.url, client: {}, filterLabels: [] });

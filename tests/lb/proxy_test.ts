@@ -14,9 +14,10 @@ import { freePort } from "../helpers/process.ts";
 import { startPrometheus, toOpenMetrics } from "../helpers/prometheus_server.ts";
 import { ADMIN, CLUSTER, createUnitsDb, unitSeries } from "./fixtures.ts";
 
-/** Starts the TSDB frontend in-process on a free port for `pool`. */
-async function startFrontend(pool: ServerPool, dbDir?: string) {
-  const ownership = dbDir ? new CachedOwnership(new DbOwnership(createUnitsDb(dbDir))) : undefined;
+/** Starts the TSDB frontend in-process on a free port for `pool`, with ownership from a fixture database. */
+async function startFrontend(pool: ServerPool) {
+  const dbDir = await Deno.makeTempDir();
+  const ownership = new CachedOwnership(new DbOwnership(await createUnitsDb(dbDir)));
   const server = await serve({
     addresses: ["127.0.0.1:0"],
     webConfig: emptyWebConfig,
@@ -28,7 +29,8 @@ async function startFrontend(pool: ServerPool, dbDir?: string) {
     async close() {
       await server.close();
       pool.stop();
-      ownership?.close();
+      ownership.close();
+      await Deno.remove(dbDir, { recursive: true });
     },
   };
 }
@@ -45,7 +47,6 @@ function recordingBackend() {
 
 Deno.test("client Authorization, cookies and identity headers are dropped; config credentials are added", async () => {
   const backend = recordingBackend();
-  const dir = await Deno.makeTempDir();
   const pool = new ServerPool("round-robin", nullLogger);
   pool.add(CLUSTER, {
     url: backend.url,
@@ -55,7 +56,7 @@ Deno.test("client Authorization, cookies and identity headers are dropped; confi
     },
     filterLabels: [],
   });
-  const fe = await startFrontend(pool, dir);
+  const fe = await startFrontend(pool);
   try {
     const q = encodeURIComponent('ceems_cpu_usage{uuid="1001"}');
     const r = await fetch(`${fe.url}/api/v1/query?query=${q}&time=5`, {
@@ -100,7 +101,6 @@ Deno.test("client Authorization, cookies and identity headers are dropped; confi
   } finally {
     await fe.close();
     await backend.close();
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
@@ -122,7 +122,11 @@ Deno.test("backend basic auth from the config is accepted by a real Prometheus w
       try {
         const r = await fetch(`${fe.url}/api/v1/query?query=${encodeURIComponent('ceems_cpu_usage{uuid="1001"}')}`, {
           // The client's own credentials must not reach Prometheus (they are Prometheus's, too).
-          headers: { "X-Ceems-Cluster-Id": CLUSTER, Authorization: `Basic ${btoa("prom:s3cret")}` },
+          headers: {
+            "X-Ceems-Cluster-Id": CLUSTER,
+            "X-Grafana-User": ADMIN,
+            Authorization: `Basic ${btoa("prom:s3cret")}`,
+          },
         });
         assertEquals(r.status, status);
         const text = await r.text();
@@ -172,7 +176,7 @@ basic_auth_users:
       const fe = await startFrontend(pool);
       try {
         const r = await fetch(`${fe.url}/api/v1/query?query=${encodeURIComponent('ceems_cpu_usage{uuid="1001"}')}`, {
-          headers: { "X-Ceems-Cluster-Id": CLUSTER },
+          headers: { "X-Ceems-Cluster-Id": CLUSTER, "X-Grafana-User": ADMIN },
         });
         const text = await r.text();
         assertEquals(r.status, status, text);
@@ -237,7 +241,9 @@ Deno.test("responses stream through without buffering", async () => {
   const b = pool.add(CLUSTER, { url: `http://127.0.0.1:${server.addr.port}`, client: {}, filterLabels: [] });
   const fe = await startFrontend(pool);
   try {
-    const r = await fetch(`${fe.url}/api/v1/labels`, { headers: { "X-Ceems-Cluster-Id": CLUSTER } });
+    const r = await fetch(`${fe.url}/api/v1/labels`, {
+      headers: { "X-Ceems-Cluster-Id": CLUSTER, "X-Grafana-User": ADMIN },
+    });
     const reader = r.body!.getReader();
     const first = await reader.read();
     assert(new TextDecoder().decode(first.value).startsWith('{"status":"success"'));

@@ -116,7 +116,7 @@ Deno.test("Pyroscope frontend: own service_name is forwarded as printed, anythin
     return new Response(new Uint8Array([1, 2, 3]), { headers: { "content-type": "application/proto" } });
   });
   const dir = await Deno.makeTempDir();
-  const ownership = new CachedOwnership(new DbOwnership(createUnitsDb(dir)));
+  const ownership = new CachedOwnership(new DbOwnership(await createUnitsDb(dir)));
   const pool = new ServerPool("round-robin", nullLogger);
   pool.add(CLUSTER, { url: `http://127.0.0.1:${backend.addr.port}`, client: {}, filterLabels: [] });
   const server = await serve({

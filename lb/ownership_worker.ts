@@ -1,0 +1,86 @@
+// Worker thread of the load balancer's database ownership checks: SQLite runs here, read-only, so a
+// locked or slow database never stalls the event loop; the file is reopened when it is replaced.
+
+/// <reference lib="deno.worker" />
+
+import { DatabaseSync } from "node:sqlite";
+import { clusterIdsInDb, isAdminInDb, ownsAllUnits } from "../common/ceems_db.ts";
+
+/** A question for the worker. */
+export type OwnershipQuestion =
+  | { op: "owns"; user: string; clusterId: string; uuids: string[] }
+  | { op: "isAdmin"; user: string }
+  | { op: "clusterIds" };
+
+/** A question as posted, with the id its answer carries. */
+export type OwnershipRequest = OwnershipQuestion & { id: number };
+
+/** Why a question could not be answered: the file is unreadable, or the database unusable for now. */
+export type OwnershipFailure = "permission" | "unavailable";
+
+/** The worker's answer. */
+export type OwnershipReply =
+  | { id: number; ok: true; value: boolean | string[] }
+  | { id: number; ok: false; kind: OwnershipFailure; error: string };
+
+/** First message: where the database is and how long SQLite may wait on a lock. */
+export interface OwnershipWorkerInit {
+  dbPath: string;
+  busyTimeoutMs: number;
+}
+
+let init: OwnershipWorkerInit | undefined;
+let db: DatabaseSync | undefined;
+let openedIno: number | null | undefined;
+
+function closeDb(): void {
+  try {
+    db?.close();
+  } catch {
+    // already closed or broken: nothing to release
+  }
+  db = undefined;
+}
+
+/** Opens the database, or reopens it when the file at the path is no longer the one open (a restore). */
+function current(): DatabaseSync {
+  const { dbPath, busyTimeoutMs } = init!;
+  const st = Deno.statSync(dbPath);
+  if (db && st.ino === openedIno) return db;
+  closeDb();
+  // Read access is checked on the file itself so a permission problem is told apart from a busy database.
+  Deno.openSync(dbPath, { read: true }).close();
+  const fresh = new DatabaseSync(dbPath, { readOnly: true });
+  fresh.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+  db = fresh;
+  openedIno = st.ino;
+  return db;
+}
+
+function answer(req: OwnershipRequest): boolean | string[] {
+  const conn = current();
+  switch (req.op) {
+    case "owns":
+      return ownsAllUnits(conn, req.user, req.uuids, [req.clusterId]);
+    case "isAdmin":
+      return isAdminInDb(conn, req.user);
+    case "clusterIds":
+      return clusterIdsInDb(conn);
+  }
+}
+
+self.onmessage = (e: MessageEvent<OwnershipWorkerInit | OwnershipRequest>) => {
+  if (!init) {
+    init = e.data as OwnershipWorkerInit;
+    return;
+  }
+  const req = e.data as OwnershipRequest;
+  try {
+    self.postMessage({ id: req.id, ok: true, value: answer(req) } satisfies OwnershipReply);
+  } catch (err) {
+    // A failed statement may leave a connection that keeps failing (a deleted file, a broken WAL): start over.
+    closeDb();
+    const kind: OwnershipFailure = err instanceof Deno.errors.PermissionDenied ? "permission" : "unavailable";
+    self.postMessage({ id: req.id, ok: false, kind, error: (err as Error).message } satisfies OwnershipReply);
+  }
+};
