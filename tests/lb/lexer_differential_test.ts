@@ -896,7 +896,14 @@ function urlProbes(): Probe[] {
       contentType: form,
     }],
   ];
-  for (const [name, raw] of bodies) out.push({ family: "url", input: name, raw });
+  for (const [name, raw] of bodies) {
+    // Instant queries are pinned to one evaluation time, so the full and the own-only Prometheus agree on values.
+    const isForm = raw.contentType?.toLowerCase().startsWith(form) ?? false;
+    if (raw.path === "/api/v1/query" && isForm && !/(^|&)time=/.test(`${raw.body ?? ""}&${raw.search ?? ""}`)) {
+      raw.body = `${raw.body ?? ""}&time=${now}`;
+    }
+    out.push({ family: "url", input: name, raw });
+  }
   return out;
 }
 
