@@ -191,7 +191,6 @@ registerCollector({
       swap: f.bool("collector.libvirt.swap-memory-metrics"),
       psi: f.bool("collector.libvirt.psi-metrics"),
       blkio: f.bool("collector.libvirt.blkio-metrics"),
-      rdma: false,
     }, {
       resolveUnits: (units) => domains.resolve(units),
       gpuShares: gpuType === "nogpu" ? undefined : (units) => domains.shares(units),

@@ -216,7 +216,6 @@ export async function createSlurmCollector(ctx: CollectorContext): Promise<Colle
     swap: f.bool("collector.slurm.swap-memory-metrics"),
     psi: f.bool("collector.slurm.psi-metrics"),
     blkio: false,
-    rdma: true,
   }, {
     gpuShares: mapper ? (units) => mapper.shares(units) : undefined,
     subCollectors: await createUnitSubCollectors(ctx, { perf: true, rdma: true }),

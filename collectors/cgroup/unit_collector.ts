@@ -1,7 +1,6 @@
 // The shared engine of the slurm, libvirt and k8s collectors: discovers units each scrape, reads
 // their cgroup statistics and writes CEEMS's ceems_compute_unit* families; manager-specific parts plug in.
 
-import { isDirectory } from "../../common/fs.ts";
 import type { Logger } from "../../common/log.ts";
 import type { CollectorContext, Labels, MetricSink } from "../collector.ts";
 import type { ComputeUnit } from "../subcollector.ts";
@@ -16,7 +15,9 @@ import {
   type Unit,
 } from "./discovery.ts";
 import { blockDevices, hostMemory } from "./fsread.ts";
-import { type HostFacts, readStatsV1, readStatsV2, type StatOptions, type UnitStats } from "./stats.ts";
+import type { HostFacts, StatOptions, UnitStats } from "./stats.ts";
+import { readStatsV1 } from "./stats_v1.ts";
+import { readStatsV2 } from "./stats_v2.ts";
 
 /** A GPU share attributed to a unit. */
 export interface GpuShare {
@@ -52,7 +53,6 @@ export class UnitCollector {
   readonly version: CgroupVersion;
   readonly layout: Layout;
   readonly #cgroupfs: string;
-  readonly #v1CpuDir: string;
   #host: HostFacts;
   readonly #logger: Logger;
 
@@ -71,9 +71,6 @@ export class UnitCollector {
       this.#cgroupfs,
       ctx.flags.string("collector.cgroups.active-subsystem"),
     );
-    this.#v1CpuDir = this.version === "v1"
-      ? (isDirectory(`${this.#cgroupfs}/cpu,cpuacct`) ? "cpu,cpuacct" : "cpuacct")
-      : "";
     const mem = hostMemory(ctx.paths.procfs);
     this.#host = { ...mem, blockDevices: opts.blkio ? blockDevices(ctx.paths.procfs) : new Map() };
   }
@@ -91,8 +88,9 @@ export class UnitCollector {
 
   /** Reads one unit's statistics. */
   stats(u: Unit): UnitStats {
-    if (this.version === "v2") return readStatsV2(this.layout.hierarchy + u.rel, this.manager, this.opts, this.#host);
-    return readStatsV1(this.#cgroupfs, this.#v1CpuDir, u.rel, this.manager, this.opts, this.#host);
+    const p = { cgroupfs: this.#cgroupfs, hierarchy: this.layout.hierarchy, rel: u.rel };
+    if (this.version === "v2") return readStatsV2(p, this.manager, this.opts, this.#host);
+    return readStatsV1(p, this.manager, this.opts, this.#host);
   }
 
   /** One scrape; throws after emitting everything it could when some unit failed. */

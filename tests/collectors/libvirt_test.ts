@@ -96,8 +96,10 @@ Deno.test({
           x.labels.uuid === uuid
         )!;
         assertEquals([rb.labels.device, rb.value], ["sdc", Number(io[1])]);
-        const cpus = Deno.readTextFileSync(`${cg}/cpuset.cpus.effective`).trim().split(",").length;
-        assertEquals(byUuid(s, "ceems_compute_unit_cpus").get(uuid), cpus);
+        // CEEMS 0.10 counts a VM's vcpu* cgroups (under libvirt/ in the systemd layout), not its cpuset.
+        const vcpus = [...Deno.readDirSync(`${cg}/libvirt`)].filter((e) => e.name.startsWith("vcpu")).length;
+        assert(vcpus > 0);
+        assertEquals(byUuid(s, "ceems_compute_unit_cpus").get(uuid), vcpus);
       }
       // GPU shares are the same as in the v1 libvirt scenario (same domains and tools).
       const v1 = Deno.readTextFileSync(join(e2e, "expected", "cgroupsv1-libvirt-output.txt"));
