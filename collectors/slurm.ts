@@ -103,14 +103,21 @@ class SlurmGpuMapper {
       const gres = this.#gres();
       for (const u of todo) {
         const req = requests.get(unitKey(u));
+        // A job whose GPUs are not found yet (environment not set up, map file not written) is looked up
+        // again next scrape instead of staying GPU-less until it ends (CEEMS 0.10.1, #388). Jobs without
+        // GPUs are therefore looked up every scrape, as in CEEMS.
+        if (!req || req.ordinals.length === 0) {
+          this.ctx.logger.debug("GPUs of job not found; retrying next scrape", { uuid: u.uuid });
+          continue;
+        }
         const shares: GpuShare[] = [];
-        for (const ord of req?.ordinals ?? []) {
+        for (const ord of req.ordinals) {
           const d = devices.find((x) => x.index === ord);
           if (!d) continue;
           let value = d.fraction;
-          if (req?.shards !== undefined && gres.get("shard")?.get(d.minor)) {
+          if (req.shards !== undefined && gres.get("shard")?.get(d.minor)) {
             value = req.shards / gres.get("shard")!.get(d.minor)!;
-          } else if (req?.mpsPercent !== undefined) {
+          } else if (req.mpsPercent !== undefined) {
             value = req.mpsPercent / 100;
           }
           shares.push({ index: d.index, uuid: d.uuid, instanceId: d.instanceId, value, smCount: d.smCount });

@@ -8,7 +8,16 @@ import { InlineSecurityManager, type SecurityContext, type SecurityManager } fro
 import type { OpResult, PrivilegedOp } from "../../privilege/ops.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { ourSeries, scenarioFlags } from "./ceems_fixtures.ts";
-import { byUuid, fixturePaths, makeV2Job, put, scrapeInProcess, script, withCeemsFixtures } from "./unit_helpers.ts";
+import {
+  byUuid,
+  fixturePaths,
+  makeV2Job,
+  put,
+  scrapeInProcess,
+  script,
+  startInProcess,
+  withCeemsFixtures,
+} from "./unit_helpers.ts";
 
 function synthNode(): string {
   const root = Deno.makeTempDirSync({ prefix: "ceems-slurm-test-" });
@@ -183,10 +192,11 @@ Deno.test("gres.conf shards per GPU for this node, with hostlist expansion", () 
 
 /** A security manager that records the contexts it was asked for. */
 class RecordingSecurity implements SecurityManager {
-  readonly calls: { ctx: SecurityContext; kinds: string[] }[] = [];
+  readonly calls: { ctx: SecurityContext; kinds: string[]; pids: number[] }[] = [];
   #inner = new InlineSecurityManager();
   run(ctx: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
-    this.calls.push({ ctx, kinds: ops.map((o) => o.kind) });
+    const pids = ops.flatMap((o) => (o.kind === "readEnviron" ? o.pids : []));
+    this.calls.push({ ctx, kinds: ops.map((o) => o.kind), pids });
     return this.#inner.run(ctx, ops);
   }
 }
@@ -204,9 +214,14 @@ Deno.test({
         [...m].filter(([k]) => k.startsWith("ceems_compute_unit_gpu_index_flag"));
       assertEquals(new Map(flags(env.series)), new Map(flags(expected)));
       const slurmCalls = sec.calls.filter((c) => c.ctx.name === "slurm");
-      assertEquals(slurmCalls.length, 1, "environments read once while the job set is unchanged");
       assertEquals(slurmCalls[0].ctx.caps, ["cap_sys_ptrace", "cap_dac_read_search"]);
       assertEquals(slurmCalls[0].kinds, ["readEnviron"]);
+      // The second scrape reads again only the environments of jobs still without GPUs (CEEMS #388).
+      assertEquals(slurmCalls.length, 2);
+      // (The fixture's jobs share PIDs, so the check is on the PID sets: fewer, but some.)
+      const [all, again] = [new Set(slurmCalls[0].pids), new Set(slurmCalls[1].pids)];
+      assert(again.size > 0 && again.size < all.size, `${again.size} of ${all.size} PIDs read again`);
+      for (const p of again) assert(all.has(p));
 
       const mapped = await scrapeInProcess([...base, `--collector.slurm.gpu-job-map-path=${e2e}/gpujobmap`], {
         security: sec,
@@ -283,4 +298,40 @@ Deno.test({
     });
     if (!ran) console.warn("CEEMS fixtures absent: held-back combination test skipped");
   },
+});
+
+Deno.test("slurm: a job whose GPUs are not found at its first scrape gets them at a later scrape", async () => {
+  const root = synthNode();
+  try {
+    const smi = script(
+      `${root}/bin/nvidia-smi`,
+      `cat <<'EOF'\n<?xml version="1.0" ?>\n<nvidia_smi_log><gpu id="00000000:15:00.0"><product_name>NVIDIA A100</product_name>` +
+        `<uuid>GPU-aaaa</uuid><minor_number>0</minor_number></gpu></nvidia_smi_log>\nEOF`,
+    );
+    const flags = [
+      ...synthFlags(root).filter((f) => !f.startsWith("--collector.gpu.type")),
+      "--collector.gpu.type=nvidia",
+      `--collector.gpu.nvidia-smi-path=${smi}`,
+    ];
+    const environ = (vars: string[]) => put(`${root}/proc/4242/environ`, vars.map((v) => `${v}\0`).join(""));
+    // First scrape: the job's process has no GPU variables yet (e.g. read before the step's environment).
+    environ(["SLURM_JOB_ID=101"]);
+    const exp = await startInProcess(flags);
+    try {
+      const flag = `ceems_compute_unit_gpu_index_flag{cgrouphostname="",gpuiid="",gpuuuid="GPU-aaaa",hindex="/gpu-0",` +
+        `hostname="",index="0",manager="slurm",uuid="101"}`;
+      const first = await exp.scrape();
+      assertEquals(first.success("slurm"), 1);
+      assert(!first.series.has(flag), "no GPU before the environment has it");
+      environ(["SLURM_JOB_ID=101", "SLURM_JOB_GPUS=0"]);
+      assertEquals((await exp.scrape()).series.get(flag), 1);
+      // Once found, the mapping is kept (the environment is not read again).
+      environ(["SLURM_JOB_ID=101"]);
+      assertEquals((await exp.scrape()).series.get(flag), 1);
+    } finally {
+      await exp.stop();
+    }
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
 });

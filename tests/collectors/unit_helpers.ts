@@ -28,25 +28,51 @@ export function seriesOf(sink: FamilySink): Map<string, number> {
   return out;
 }
 
-/** Builds the collectors from exporter flags and scrapes `times` times (the last scrape is returned). */
-export async function scrapeInProcess(
+/** Collectors built in-process from exporter flags, scraped on demand. */
+export interface InProcessExporter {
+  scrape(): Promise<Scrape>;
+  /** Log lines so far. */
+  logs: string[];
+  stop(): Promise<void>;
+}
+
+/** Builds the collectors from exporter flags (with the extra defaults the in-process tests use). */
+export async function startInProcess(
   args: string[],
-  opts: { security?: SecurityManager; times?: number } = {},
-): Promise<Scrape> {
+  opts: { security?: SecurityManager } = {},
+): Promise<InProcessExporter> {
   const fs = exporterFlags();
   fs.parse(["--collector.disable-defaults", "--collector.empty-hostname-label", ...args]);
   const logs: string[] = [];
   const logger = new Logger("debug", "logfmt", {}, (l) => logs.push(l));
   const cols = await createCollectors(fs, logger, opts.security ?? new InlineSecurityManager());
-  let sink!: FamilySink;
-  for (let i = 0; i < (opts.times ?? 1); i++) sink = await scrapeCollectors(cols, logger);
-  const series = seriesOf(sink);
   return {
-    sink,
     logs,
-    series,
-    success: (c) => series.get(`ceems_scrape_collector_success{collector="${c}"}`),
+    async scrape() {
+      const sink = await scrapeCollectors(cols, logger);
+      const series = seriesOf(sink);
+      return {
+        sink,
+        logs,
+        series,
+        success: (c) => series.get(`ceems_scrape_collector_success{collector="${c}"}`),
+      };
+    },
+    async stop() {
+      for (const c of cols.values()) await c.stop?.();
+    },
   };
+}
+
+/** Builds the collectors from exporter flags and scrapes `times` times (the last scrape is returned). */
+export async function scrapeInProcess(
+  args: string[],
+  opts: { security?: SecurityManager; times?: number } = {},
+): Promise<Scrape> {
+  const e = await startInProcess(args, opts);
+  let s!: Scrape;
+  for (let i = 0; i < (opts.times ?? 1); i++) s = await e.scrape();
+  return s;
 }
 
 /** Values of one family keyed by uuid (first sample per uuid). */
