@@ -74,6 +74,6 @@ registerCollector({
       // do run it: an operator who enables perf events gets them for VMs too, under the same cap_perfmon.
       subCollectors: await createUnitSubCollectors(ctx),
     });
-    return { update: (sink) => uc.update(sink), stop: () => uc.stop() };
+    return { start: () => uc.start(), update: (sink) => uc.update(sink), stop: () => uc.stop() };
   },
 });

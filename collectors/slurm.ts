@@ -227,7 +227,7 @@ export async function createSlurmCollector(ctx: CollectorContext): Promise<Colle
     gpuShares: mapper ? (units) => mapper.shares(units) : undefined,
     subCollectors: await createUnitSubCollectors(ctx, { perf: true, rdma: true }),
   });
-  return { update: (sink) => uc.update(sink), stop: () => uc.stop() };
+  return { start: () => uc.start(), update: (sink) => uc.update(sink), stop: () => uc.stop() };
 }
 
 /** Sub-collectors the slurm flags turn on, as capability-table features. */

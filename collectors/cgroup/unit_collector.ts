@@ -186,6 +186,11 @@ export class UnitCollector {
     sink.gauge("ceems_scrape_collector_duration_seconds", durationHelp, labels, (performance.now() - t0) / 1000);
   }
 
+  /** Runs the sub-collectors' start-up work (eBPF programs attach) against this collector's hierarchy. */
+  async start(): Promise<void> {
+    await Promise.all((this.hooks.subCollectors ?? []).map((s) => s.start?.(this.layout.hierarchy)));
+  }
+
   /** Stops the sub-collectors (closes perf fds, detaches BPF programs, turns per-PID QP counters back off). */
   stop(): Promise<void> {
     // Every stop starts now (perf and ebpf finish synchronously); the returned promise waits for rdma's.

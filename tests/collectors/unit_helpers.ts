@@ -1,7 +1,7 @@
 // Test helpers for the compute-unit collectors: in-process scrapes with captured log lines, small
 // synthetic cgroup v2 SLURM trees, and fake SMI tools written as shell scripts.
 
-import { createCollectors, exporterFlags } from "../../collectors/exporter.ts";
+import { createCollectors, exporterFlags, startCollectors } from "../../collectors/exporter.ts";
 import { scrapeCollectors } from "../../collectors/scrape.ts";
 import type { FamilySink } from "../../collectors/metric_sink.ts";
 import { Logger } from "../../common/log.ts";
@@ -36,7 +36,7 @@ export interface InProcessExporter {
   stop(): Promise<void>;
 }
 
-/** Builds the collectors from exporter flags (with the extra defaults the in-process tests use). */
+/** Builds and starts the collectors from exporter flags (with the extra defaults the in-process tests use). */
 export async function startInProcess(
   args: string[],
   opts: { security?: SecurityManager } = {},
@@ -46,6 +46,7 @@ export async function startInProcess(
   const logs: string[] = [];
   const logger = new Logger("debug", "logfmt", {}, (l) => logs.push(l));
   const cols = await createCollectors(fs, logger, opts.security ?? new InlineSecurityManager());
+  await startCollectors(cols, logger);
   return {
     logs,
     async scrape() {
