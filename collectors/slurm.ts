@@ -1,5 +1,5 @@
-// The `slurm` collector: SLURM job cgroups (v1 `slurm[_<node>]/uid_*/job_*`, v2 `[<node>_]slurmstepd.scope/job_*`)
-// as ceems_compute_unit* metrics, GPU→job mapping from job environments or map files, and the rdma sub-collector.
+// The `slurm` collector: SLURM job cgroups (v1 `slurm[_<node>]/uid_*/job_*`, v2 `[<node>_]slurmstepd.scope/job_*`
+// or `/<SLUID>`) as ceems_compute_unit* metrics, GPU→job mapping from environments or map files, rdma sub-collector.
 
 import type { FlagSet } from "../common/flags.ts";
 import type { Collector, CollectorContext } from "./collector.ts";
@@ -15,6 +15,7 @@ import {
   unitSubCollectorReadPaths,
 } from "./unit_subcollectors.ts";
 import { expandHostlist } from "../common/slurm_hostlist.ts";
+import { SluidResolver } from "./slurm/sluid.ts";
 
 /** GPU request of a job read from its environment. */
 export interface JobGpuRequest {
@@ -219,11 +220,13 @@ export async function createSlurmCollector(ctx: CollectorContext): Promise<Colle
     amdSmi: f.string("collector.gpu.amd-smi-path"),
   }, (m) => ctx.logger.warn(m));
   const mapper = gpuType === "nogpu" ? undefined : new SlurmGpuMapper(ctx, gpuType);
+  const sluids = new SluidResolver({ procfs: ctx.paths.procfs, logger: ctx.logger, security: ctx.security });
   const uc = new UnitCollector(ctx, "slurm", {
     swap: f.bool("collector.slurm.swap-memory-metrics"),
     psi: f.bool("collector.slurm.psi-metrics"),
     blkio: false,
   }, {
+    resolveUnits: (units) => sluids.resolve(units),
     gpuShares: mapper ? (units) => mapper.shares(units) : undefined,
     subCollectors: await createUnitSubCollectors(ctx, { perf: true, rdma: true }),
   });

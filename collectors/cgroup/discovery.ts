@@ -31,7 +31,9 @@ export interface Layout {
 }
 
 const slurmV1 = /^.*\/slurm(?:_(.*?)\/)?(?:.*?)job_([0-9]+)(?:.*$)/;
-const slurmV2 = /^.*\/(?:(.*?)_)?slurm(?:.*?)\/job_([0-9]+)(?:.*$)/;
+// Slurm ≥ 26.05 names the job directory by the job's SLUID (s + 13 Crockford base32 digits) unless
+// CgroupJobIdPaths=yes; collectors/slurm/sluid.ts maps the SLUID to the job id.
+const slurmV2 = /^.*\/(?:(.*?)_)?slurm(?:.*?)\/(?:job_([0-9]+)|(s[0-9A-HJKMNP-TV-Z]{13})(?=\/|$))(?:.*$)/;
 const libvirtRe = /^.*\/(?:.+?)qemu-(?:[0-9]+)-(instance-[0-9a-f]+)(?:.*$)/;
 const k8sRe = /^.*\/kubepods(?:.*)pod([0-9a-z-_]+)(?:.*$)/;
 
@@ -93,7 +95,7 @@ export function matchUnit(manager: Manager, version: CgroupVersion, rel: string)
   const path = unescapeSystemd(rel);
   if (manager === "slurm") {
     const m = (version === "v2" ? slurmV2 : slurmV1).exec(path);
-    return m ? [m[2], m[1] ?? ""] : undefined;
+    return m ? [m[2] ?? m[3], m[1] ?? ""] : undefined;
   }
   if (manager === "libvirt") {
     const m = libvirtRe.exec(path);

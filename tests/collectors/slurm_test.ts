@@ -335,3 +335,25 @@ Deno.test("slurm: a job whose GPUs are not found at its first scrape gets them a
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("slurm v2 on Slurm 26.05: SLUID-named job cgroups are reported under their job ids, beside job_<id> ones", async () => {
+  const root = synthNode();
+  try {
+    // Default 26.05 layout: <SLUID>/step_0/{slurm (slurmstepd), user/task_0 (the job)}.
+    const dir = makeV2Job(`${root}/cg`, "", { sluid: "sEKNKTV3WPV500", pids: "5002\n", user: 7_000_000 });
+    put(`${dir}/step_0/slurm/cgroup.procs`, "5001\n");
+    put(`${root}/proc/5001/cmdline`, "slurmstepd: [4242.0]\0\0\0");
+    put(`${root}/proc/5002/cmdline`, "sleep\x00600\x00");
+    // A second 26.05 job whose slurmstepd title is not readable yet: left out, with one warning.
+    makeV2Job(`${root}/cg`, "", { sluid: "s5K1KKYAYG5D00", pids: "6002\n" });
+    const s = await scrapeInProcess(synthFlags(root));
+    assertEquals(s.success("slurm"), 1);
+    const user = byUuid(s, "ceems_compute_unit_cpu_user_seconds_total");
+    assertEquals(user, new Map([["101", 2], ["202", 1], ["4242", 7]]));
+    assertEquals(s.series.get(`ceems_compute_units{hostname="",manager="slurm"}`), 3);
+    assert(![...s.series.keys()].some((k) => k.includes("sEKNKTV3WPV500") || k.includes("s5K1KKYAYG5D00")));
+    assertEquals(s.logs.filter((l) => l.includes("s5K1KKYAYG5D00") && l.includes("level=warn")).length, 1);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});

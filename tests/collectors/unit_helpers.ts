@@ -91,14 +91,15 @@ export function put(path: string, text: string): void {
   Deno.writeTextFileSync(path, text);
 }
 
-/** Creates a cgroup v2 SLURM job cgroup with the usual files under `root` (a cgroupfs). */
+/** Creates a cgroup v2 SLURM job cgroup with the usual files under `root` (a cgroupfs); `sluid` names it by SLUID. */
 export function makeV2Job(
   root: string,
   job: string,
-  opts: { pids?: string; host?: string; user?: number } = {},
+  opts: { pids?: string; host?: string; user?: number; sluid?: string } = {},
 ): string {
   const scope = opts.host ? `${opts.host}_slurmstepd.scope` : "slurmstepd.scope";
-  const dir = `${root}/system.slice/${scope}/job_${job}`;
+  // Slurm ≥ 26.05 names the job directory by the job's SLUID unless CgroupJobIdPaths=yes.
+  const dir = `${root}/system.slice/${scope}/${opts.sluid ?? `job_${job}`}`;
   const user = opts.user ?? 1_000_000;
   put(`${dir}/cpu.stat`, `usage_usec ${user + 500}\nuser_usec ${user}\nsystem_usec 500\n`);
   put(`${dir}/cpuset.cpus.effective`, "0-3\n");
