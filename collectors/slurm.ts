@@ -229,7 +229,7 @@ export async function createSlurmCollector(ctx: CollectorContext): Promise<Colle
     resolveUnits: (units) => sluids.resolve(units),
     gpuShares: mapper ? (units) => mapper.shares(units) : undefined,
     subCollectors: await createUnitSubCollectors(ctx, { perf: true, rdma: true }),
-  });
+  }, { rootMayAppearLater: true }); // a unit ordered before slurmd starts before its cgroup root exists
   return { start: () => uc.start(), update: (sink) => uc.update(sink), stop: () => uc.stop() };
 }
 

@@ -10,8 +10,11 @@ import {
   detectVersion,
   discoverUnits,
   findLayout,
+  findRoots,
+  hierarchyOf,
   type Layout,
   type Manager,
+  rootsPlace,
   type Unit,
 } from "./discovery.ts";
 import { blockDevices, hostMemory } from "./fsread.ts";
@@ -48,35 +51,70 @@ export function unitKey(u: Unit): string {
   return `${u.cgroupHost}\u0000${u.uuid}`;
 }
 
+/** How a unit collector starts. */
+export interface UnitCollectorOptions {
+  /**
+   * Start without the manager's cgroup root (slurmd creates it when it starts): each scrape looks for it
+   * again and fails with one line until it is there. Otherwise a missing root stops start-up.
+   */
+  rootMayAppearLater?: boolean;
+}
+
 /** Collector of one manager's compute units. */
 export class UnitCollector {
   readonly version: CgroupVersion;
-  readonly layout: Layout;
+  #layout: Layout;
   readonly #cgroupfs: string;
   #host: HostFacts;
   readonly #logger: Logger;
+  readonly #rootMayAppearLater: boolean;
 
   constructor(
     readonly ctx: CollectorContext,
     readonly manager: Manager,
     readonly opts: StatOptions,
     readonly hooks: UnitHooks = {},
+    options: UnitCollectorOptions = {},
   ) {
     this.#cgroupfs = ctx.paths.cgroupfs;
     this.#logger = ctx.logger;
+    this.#rootMayAppearLater = options.rootMayAppearLater ?? false;
     this.version = detectVersion(this.#cgroupfs, ctx.flags.string("collector.cgroups.force-version"));
-    this.layout = findLayout(
-      manager,
-      this.version,
-      this.#cgroupfs,
-      ctx.flags.string("collector.cgroups.active-subsystem"),
-    );
+    const subsystem = ctx.flags.string("collector.cgroups.active-subsystem");
+    if (this.#rootMayAppearLater) {
+      const hierarchy = hierarchyOf(this.version, this.#cgroupfs, subsystem);
+      this.#layout = { manager, version: this.version, hierarchy, roots: findRoots(manager, this.version, hierarchy) };
+      if (this.#layout.roots.length === 0) {
+        this.#logger.warn(`no ${manager} cgroup root yet; the collector fails until it appears`, {
+          under: rootsPlace(manager, this.version, hierarchy),
+        });
+      }
+    } else {
+      this.#layout = findLayout(manager, this.version, this.#cgroupfs, subsystem);
+    }
     const mem = hostMemory(ctx.paths.procfs);
     this.#host = { ...mem, blockDevices: opts.blkio ? blockDevices(ctx.paths.procfs) : new Map() };
   }
 
+  /** Where and how units are found (the roots as of the last scrape). */
+  get layout(): Layout {
+    return this.#layout;
+  }
+
+  /** Looks for the roots again when they may come and go; throws (one line) while there are none. */
+  #refreshRoots(): void {
+    if (!this.#rootMayAppearLater) return;
+    const l = this.#layout;
+    const roots = findRoots(this.manager, this.version, l.hierarchy);
+    const where = rootsPlace(this.manager, this.version, l.hierarchy);
+    if (roots.length > 0 && l.roots.length === 0) this.#logger.info(`${this.manager} cgroup root found`, { roots });
+    this.#layout = { ...l, roots };
+    if (roots.length === 0) throw new Error(`no ${this.manager} cgroup root under ${where} (not created yet)`);
+  }
+
   /** Units with processes (stale SLURM cgroups without any are dropped with a warning). */
   discover(): Unit[] {
+    this.#refreshRoots();
     const units = discoverUnits(this.layout);
     if (this.manager !== "slurm") return units;
     return units.filter((u) => {

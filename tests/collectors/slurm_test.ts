@@ -6,7 +6,8 @@ import { exporterFlags } from "../../collectors/exporter.ts";
 import { gpuRequestFromEnv, parseGresShards } from "../../collectors/slurm.ts";
 import { InlineSecurityManager, type SecurityContext, type SecurityManager } from "../../privilege/security.ts";
 import type { OpResult, PrivilegedOp } from "../../privilege/ops.ts";
-import { assert, assertEquals } from "../helpers/assert.ts";
+import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
+import { parseExposition, startCeems } from "../helpers/process.ts";
 import { ourSeries, scenarioFlags } from "./ceems_fixtures.ts";
 import {
   byUuid,
@@ -354,6 +355,42 @@ Deno.test("slurm v2 on Slurm 26.05: SLUID-named job cgroups are reported under t
     assert(![...s.series.keys()].some((k) => k.includes("sEKNKTV3WPV500") || k.includes("s5K1KKYAYG5D00")));
     assertEquals(s.logs.filter((l) => l.includes("s5K1KKYAYG5D00") && l.includes("level=warn")).length, 1);
   } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("slurm before slurmd: the exporter starts, slurm fails with one line per scrape, then picks the root up", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "ceems-slurm-noroot-" });
+  put(`${root}/proc/meminfo`, "MemTotal:       1000 kB\n");
+  Deno.mkdirSync(`${root}/cg/system.slice`, { recursive: true }); // systemd is up, slurmd is not
+  const p = await startCeems([
+    "exporter",
+    "--collector.disable-defaults",
+    "--collector.meminfo",
+    "--collector.empty-hostname-label",
+    "--no-security.drop-privileges",
+    ...synthFlags(root),
+  ]);
+  try {
+    const scrape = async () => parseExposition(await (await fetch(`${p.base}/metrics`)).text());
+    const before = await scrape();
+    assertEquals(before.get(`ceems_scrape_collector_success{collector="slurm"}`), 0);
+    assertEquals(before.get(`ceems_scrape_collector_success{collector="meminfo"}`), 1);
+    const failures = p.stderr().split("\n").filter((l) => l.includes("level=error"));
+    assertEquals(failures.length, 1, p.stderr());
+    assertMatch(failures[0], /collector failed.*slurm.*no slurm cgroup root/);
+    // slurmd starts: its scope and a job appear, and the next scrape has them.
+    makeV2Job(`${root}/cg`, "515", { pids: "4242\n", user: 3_000_000 });
+    const after = await scrape();
+    assertEquals(after.get(`ceems_scrape_collector_success{collector="slurm"}`), 1);
+    assertEquals(
+      after.get(`ceems_compute_unit_cpu_user_seconds_total{cgrouphostname="",hostname="",manager="slurm",uuid="515"}`),
+      3,
+    );
+    assertMatch(p.stderr(), /slurm cgroup root found/);
+  } finally {
+    const { code } = await p.stop();
+    assertEquals(code, 0);
     Deno.removeSync(root, { recursive: true });
   }
 });
