@@ -38,6 +38,11 @@ export interface CollectorContext {
 export interface Collector {
   /** Collects one scrape's samples; throws to report failure (success 0 for this scrape). */
   update(sink: MetricSink): void | Promise<void>;
+  /**
+   * Start-up work the exporter runs once after privileges are set up and before it serves (eBPF programs
+   * load and attach here); a failure is logged and the collector keeps running.
+   */
+  start?(): Promise<void>;
   /** Releases resources at shutdown. */
   stop?(): void | Promise<void>;
 }

@@ -225,7 +225,7 @@ export class EbpfCollector {
     this.#outDir = opts.flags.string("collector.ebpf.objects-dir") || defaultBpfOutDir;
   }
 
-  /** Whether programs are attached (after the first update), and in which mode per object. */
+  /** Whether programs are attached (after start() or the first update), and in which mode per object. */
   get attachModes(): Record<string, string> {
     return Object.fromEntries(this.#loaded.map((l) => [l.name, l.result.mode]));
   }
@@ -323,11 +323,19 @@ export class EbpfCollector {
       .map((g) => (g.mode === "tracepoint" ? { ...g, tracepointIds: this.#tracepointIds } : g));
   }
 
-  /** Points the programs at the hierarchy the units live in (cgroup v2, or a v1 controller). */
-  #configure(units: ComputeUnit[], mounts: MountInfo[]): void {
-    const first = units.find((u) => u.cgroupPath);
-    if (!first) return;
-    const h = cgroupHierarchyOf(first.cgroupPath, mounts);
+  /**
+   * Loads and attaches the programs now (the exporter calls this at start-up, once privileges are set up),
+   * so that IO and traffic before the first scrape are counted and the first scrape does not pay the load.
+   * `cgroupPath`, a directory of the hierarchy the units will live in, points them at it at once.
+   */
+  async start(cgroupPath?: string): Promise<void> {
+    if (this.#state === "new") await this.#load();
+    if (this.#state === "on" && cgroupPath) this.#configure(cgroupPath, readMountInfo(this.#paths.procfs));
+  }
+
+  /** Points the programs at the hierarchy of `path` (cgroup v2, or a v1 controller). */
+  #configure(path: string, mounts: MountInfo[]): void {
+    const h = cgroupHierarchyOf(path, mounts);
     let code = 0;
     if (h?.version === 1) code = v1ControllerCodes.find(([c]) => h.controllers.includes(c))?.[1] ?? 0;
     if (code === this.#v1Controller) return;
@@ -398,7 +406,7 @@ export class EbpfCollector {
   }
 
   /**
-   * Emits every unit's counters, loading the programs on first use. Never throws: a failure is logged
+   * Emits every unit's counters (loading the programs first if start() was not called). Never throws: a failure is logged
    * and reported as false; a collector that is off (nothing loads) reports true with no samples.
    */
   async update(units: ComputeUnit[], sink: MetricSink, labels: Labels): Promise<boolean> {
@@ -415,7 +423,8 @@ export class EbpfCollector {
     if (this.#state === "new") await this.#load();
     if (this.#state !== "on") return;
     const mounts = readMountInfo(this.#paths.procfs);
-    this.#configure(units, mounts);
+    const first = units.find((u) => u.cgroupPath);
+    if (first) this.#configure(first.cgroupPath, mounts);
     const byId = new Map<bigint, ComputeUnit>();
     for (const u of units) {
       try {

@@ -134,6 +134,20 @@ export async function createCollectors(
 }
 
 /**
+ * Runs each collector's start-up work (eBPF programs attach) once privileges are set up, before serving;
+ * a failure is logged and the collector stays enabled.
+ */
+export async function startCollectors(collectors: Map<string, Collector>, logger: Logger): Promise<void> {
+  await Promise.all([...collectors].map(async ([name, c]) => {
+    try {
+      await c.start?.();
+    } catch (e) {
+      logger.error("collector start-up failed", { collector: name, err: e });
+    }
+  }));
+}
+
+/**
  * Metrics about the exporter itself, added to every scrape: build info and, unless disabled, process_*.
  * Written with the scrape's own exposition writer, so the node daemon does not load a metrics library
  * (prom-client costs about 15 MiB resident here) for two families.
@@ -219,6 +233,7 @@ export async function exporterMain(argv: string[]): Promise<void> {
     readWritePaths: [],
   });
   deferred.use(security.manager);
+  await startCollectors(collectors, logger);
   const selfMetrics = exporterSelfMetrics(fs.bool("web.disable-exporter-metrics"));
   const metricsHandler = createMetricsHandler(collectors, logger, selfMetrics, fs.number("web.max-requests"));
 

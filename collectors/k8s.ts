@@ -46,10 +46,9 @@ registerCollector({
       swap: true,
       psi: ctx.flags.bool("collector.k8s.psi-metrics"),
       blkio: true,
-      rdma: false,
     }, { subCollectors: await createUnitSubCollectors(ctx) });
     const both = uc.layout.roots.includes("/kubepods") && uc.layout.roots.includes("/kubepods.slice");
     if (both) ctx.logger.warn("both kubepods and kubepods.slice exist; pods of both drivers are reported");
-    return { update: (sink) => uc.update(sink), stop: () => uc.stop() };
+    return { start: () => uc.start(), update: (sink) => uc.update(sink), stop: () => uc.stop() };
   },
 });

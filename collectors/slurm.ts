@@ -1,5 +1,5 @@
-// The `slurm` collector: SLURM job cgroups (v1 `slurm[_<node>]/uid_*/job_*`, v2 `[<node>_]slurmstepd.scope/job_*`)
-// as ceems_compute_unit* metrics, GPU→job mapping from job environments or map files, and the rdma sub-collector.
+// The `slurm` collector: SLURM job cgroups (v1 `slurm[_<node>]/uid_*/job_*`, v2 `[<node>_]slurmstepd.scope/job_*`
+// or `/<SLUID>`) as ceems_compute_unit* metrics, GPU→job mapping from environments or map files, rdma sub-collector.
 
 import type { FlagSet } from "../common/flags.ts";
 import type { Collector, CollectorContext } from "./collector.ts";
@@ -15,6 +15,7 @@ import {
   unitSubCollectorReadPaths,
 } from "./unit_subcollectors.ts";
 import { expandHostlist } from "../common/slurm_hostlist.ts";
+import { SluidResolver } from "./slurm/sluid.ts";
 
 /** GPU request of a job read from its environment. */
 export interface JobGpuRequest {
@@ -103,14 +104,21 @@ class SlurmGpuMapper {
       const gres = this.#gres();
       for (const u of todo) {
         const req = requests.get(unitKey(u));
+        // A job whose GPUs are not found yet (environment not set up, map file not written) is looked up
+        // again next scrape instead of staying GPU-less until it ends (CEEMS 0.10.1, #388). Jobs without
+        // GPUs are therefore looked up every scrape, as in CEEMS.
+        if (!req || req.ordinals.length === 0) {
+          this.ctx.logger.debug("GPUs of job not found; retrying next scrape", { uuid: u.uuid });
+          continue;
+        }
         const shares: GpuShare[] = [];
-        for (const ord of req?.ordinals ?? []) {
+        for (const ord of req.ordinals) {
           const d = devices.find((x) => x.index === ord);
           if (!d) continue;
           let value = d.fraction;
-          if (req?.shards !== undefined && gres.get("shard")?.get(d.minor)) {
+          if (req.shards !== undefined && gres.get("shard")?.get(d.minor)) {
             value = req.shards / gres.get("shard")!.get(d.minor)!;
-          } else if (req?.mpsPercent !== undefined) {
+          } else if (req.mpsPercent !== undefined) {
             value = req.mpsPercent / 100;
           }
           shares.push({ index: d.index, uuid: d.uuid, instanceId: d.instanceId, value, smCount: d.smCount });
@@ -212,16 +220,17 @@ export async function createSlurmCollector(ctx: CollectorContext): Promise<Colle
     amdSmi: f.string("collector.gpu.amd-smi-path"),
   }, (m) => ctx.logger.warn(m));
   const mapper = gpuType === "nogpu" ? undefined : new SlurmGpuMapper(ctx, gpuType);
+  const sluids = new SluidResolver({ procfs: ctx.paths.procfs, logger: ctx.logger, security: ctx.security });
   const uc = new UnitCollector(ctx, "slurm", {
     swap: f.bool("collector.slurm.swap-memory-metrics"),
     psi: f.bool("collector.slurm.psi-metrics"),
     blkio: false,
-    rdma: true,
   }, {
+    resolveUnits: (units) => sluids.resolve(units),
     gpuShares: mapper ? (units) => mapper.shares(units) : undefined,
     subCollectors: await createUnitSubCollectors(ctx, { perf: true, rdma: true }),
-  });
-  return { update: (sink) => uc.update(sink), stop: () => uc.stop() };
+  }, { rootMayAppearLater: true }); // a unit ordered before slurmd starts before its cgroup root exists
+  return { start: () => uc.start(), update: (sink) => uc.update(sink), stop: () => uc.stop() };
 }
 
 /** Sub-collectors the slurm flags turn on, as capability-table features. */

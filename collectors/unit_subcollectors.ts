@@ -14,6 +14,11 @@ export interface UnitSubCollector {
   name: string;
   /** Emits the units' samples; false after a failure it logged itself (the parent's metrics stay). */
   update(units: ComputeUnit[], sink: MetricSink, labels: Labels): Promise<boolean>;
+  /**
+   * Start-up work done once privileges are set up and before serving (eBPF programs attach); `cgroupPath`
+   * is a directory of the hierarchy the units live in. Never throws: failures are logged.
+   */
+  start?(cgroupPath: string): Promise<void>;
   /** Releases what the sub-collector holds or changed on the host (awaited at exporter shutdown). */
   stop?(): void | Promise<void>;
 }
@@ -52,7 +57,14 @@ export async function createUnitSubCollectors(
   const perf = opts.perf ? createPerfCollector(base) : undefined;
   if (perf) out.push({ name: "perf", update: (u, s, l) => perf.update(u, s, l), stop: () => perf.stop() });
   const ebpf = await createEbpfCollector(base);
-  if (ebpf) out.push({ name: "ebpf", update: (u, s, l) => ebpf.update(u, s, l), stop: () => ebpf.stop() });
+  if (ebpf) {
+    out.push({
+      name: "ebpf",
+      start: (path) => ebpf.start(path),
+      update: (u, s, l) => ebpf.update(u, s, l),
+      stop: () => ebpf.stop(),
+    });
+  }
   if (opts.rdma && ctx.flags.bool("collector.rdma.stats")) {
     const logger = ctx.logger.with({ sub_collector: "rdma" });
     const rdma = new RdmaSubCollector(ctx.paths.sysfs, ctx.security, logger, ctx.flags.string("collector.rdma.cmd"));

@@ -31,7 +31,9 @@ export interface Layout {
 }
 
 const slurmV1 = /^.*\/slurm(?:_(.*?)\/)?(?:.*?)job_([0-9]+)(?:.*$)/;
-const slurmV2 = /^.*\/(?:(.*?)_)?slurm(?:.*?)\/job_([0-9]+)(?:.*$)/;
+// Slurm ≥ 26.05 names the job directory by the job's SLUID (s + 13 Crockford base32 digits) unless
+// CgroupJobIdPaths=yes; collectors/slurm/sluid.ts maps the SLUID to the job id.
+const slurmV2 = /^.*\/(?:(.*?)_)?slurm(?:.*?)\/(?:job_([0-9]+)|(s[0-9A-HJKMNP-TV-Z]{13})(?=\/|$))(?:.*$)/;
 const libvirtRe = /^.*\/(?:.+?)qemu-(?:[0-9]+)-(instance-[0-9a-f]+)(?:.*$)/;
 const k8sRe = /^.*\/kubepods(?:.*)pod([0-9a-z-_]+)(?:.*$)/;
 
@@ -69,10 +71,14 @@ function listDir(p: string): string[] {
   }
 }
 
-/** Finds the manager's root directories; throws when there are none (CEEMS fails start-up then). */
-export function findLayout(manager: Manager, version: CgroupVersion, cgroupfs: string, subsystem: string): Layout {
-  const hierarchy = version === "v2" ? cgroupfs : `${cgroupfs}/${v1SubsystemDir(cgroupfs, subsystem)}`;
-  let roots: string[] = [];
+/** Absolute directory of the walked hierarchy: cgroupfs (v2) or cgroupfs/<v1 subsystem directory>. */
+export function hierarchyOf(version: CgroupVersion, cgroupfs: string, subsystem: string): string {
+  return version === "v2" ? cgroupfs : `${cgroupfs}/${v1SubsystemDir(cgroupfs, subsystem)}`;
+}
+
+/** The manager's root directories below `hierarchy` as they are now (sorted; none when absent). */
+export function findRoots(manager: Manager, version: CgroupVersion, hierarchy: string): string[] {
+  let roots: string[];
   if (manager === "slurm") {
     roots = version === "v2"
       ? listDir(`${hierarchy}/system.slice`).filter((n) => n.endsWith("slurmstepd.scope")).map((n) =>
@@ -84,8 +90,21 @@ export function findLayout(manager: Manager, version: CgroupVersion, cgroupfs: s
   } else {
     roots = ["/kubepods", "/kubepods.slice"].filter((r) => isDirectory(hierarchy + r));
   }
+  return roots.sort();
+}
+
+/** Where the manager's roots are looked for, for messages. */
+export function rootsPlace(manager: Manager, version: CgroupVersion, hierarchy: string): string {
+  if (manager !== "slurm") return hierarchy;
+  return version === "v2" ? `${hierarchy}/system.slice/*slurmstepd.scope` : `${hierarchy}/slurm*`;
+}
+
+/** Finds the manager's root directories; throws when there are none (CEEMS fails start-up then). */
+export function findLayout(manager: Manager, version: CgroupVersion, cgroupfs: string, subsystem: string): Layout {
+  const hierarchy = hierarchyOf(version, cgroupfs, subsystem);
+  const roots = findRoots(manager, version, hierarchy);
   if (roots.length === 0) throw new Error(`no ${manager} cgroup root found under ${hierarchy}`);
-  return { manager, version, hierarchy, roots: roots.sort() };
+  return { manager, version, hierarchy, roots };
 }
 
 /** Extracts (uuid, cgroupHost) from a relative cgroup path, or undefined when it is no unit's. */
@@ -93,7 +112,7 @@ export function matchUnit(manager: Manager, version: CgroupVersion, rel: string)
   const path = unescapeSystemd(rel);
   if (manager === "slurm") {
     const m = (version === "v2" ? slurmV2 : slurmV1).exec(path);
-    return m ? [m[2], m[1] ?? ""] : undefined;
+    return m ? [m[2] ?? m[3], m[1] ?? ""] : undefined;
   }
   if (manager === "libvirt") {
     const m = libvirtRe.exec(path);

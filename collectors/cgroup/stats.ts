@@ -1,15 +1,13 @@
-// Per-unit resource statistics from cgroup v1 controllers or the v2 unified hierarchy, reading only
-// the files the enabled metrics need; a malformed file throws so the unit is reported as a collect error.
+// Per-unit statistics shared by the cgroup v1 and v2 readers: the result type, CEEMS's rules for
+// unlimited memory and swap limits, the value parsing of its cgroup library, and the CPU-count helpers.
 
-import { CgroupDir, cpuListCount, parsePsiFullSeconds, readKeyed, readOptional, readValue } from "./fsread.ts";
-import type { Manager } from "./discovery.ts";
+import { readSubdirsSync } from "./fsread.ts";
 
-/** What to read besides CPU and memory. */
+/** What to read besides CPU, memory and RDMA (CEEMS reads rdma.current for every manager). */
 export interface StatOptions {
   swap: boolean;
   psi: boolean;
   blkio: boolean;
-  rdma: boolean;
 }
 
 /** Statistics of one unit. */
@@ -27,7 +25,7 @@ export interface UnitStats {
   memswFailCount: number;
   cpuPsi: number;
   memoryPsi: number;
-  /** device → [readBytes, writeBytes, readRequests, writeRequests]. */
+  /** device → [readBytes, writeBytes, readRequests, writeRequests]; "" for a device not in diskstats. */
   blkio: Map<string, [number, number, number, number]>;
   /** device → HCA handles (objects are emitted from this map too, as CEEMS does). */
   rdmaHandles: Map<string, number>;
@@ -41,9 +39,23 @@ export interface HostFacts {
   blockDevices: Map<string, string>;
 }
 
-const userHz = 100;
+/** Where a unit's cgroup files are. */
+export interface UnitPaths {
+  /** The cgroup mount (`--path.cgroupfs`). */
+  cgroupfs: string;
+  /** The walked hierarchy: cgroupfs (v2) or cgroupfs/<active v1 subsystem>. */
+  hierarchy: string;
+  /** The unit's cgroup relative to the hierarchy (and to each v1 controller's mount), starting with "/". */
+  rel: string;
+}
 
-function emptyStats(): UnitStats {
+/** float64(math.MaxUint64): what CEEMS's cgroup library returns for `max` in cgroup v2. */
+export const maxUint64 = 2 ** 64;
+/** math.MaxUint32: what CEEMS's library gives an RDMA count of `max`. */
+export const maxUint32 = 2 ** 32 - 1;
+
+/** A zeroed result. */
+export function emptyStats(): UnitStats {
   return {
     cpuUser: 0,
     cpuSystem: 0,
@@ -63,21 +75,46 @@ function emptyStats(): UnitStats {
   };
 }
 
-/** Parses rdma.current: `<dev> hca_handle=N hca_object=M` per line. */
+/**
+ * Parses a single-value cgroup file as containerd's cgroups library (CEEMS's) does: `max` becomes
+ * `maxValue` (MaxUint64 in v2, 0 in v1), a negative number 0; anything else but digits throws.
+ */
+export function libUint(text: string, path: string, maxValue: number): number {
+  const t = text.trim();
+  if (t === "max") return maxValue;
+  if (/^\d+$/.test(t)) return Number(t);
+  if (/^-\d+$/.test(t)) return 0;
+  throw new Error(`${path}: malformed value ${JSON.stringify(t.slice(0, 40))}`);
+}
+
+/** CEEMS's memory total: an unlimited limit (MaxUint64) is the host's MemTotal when known; else the limit. */
+export function memoryTotalOf(limit: number, host: HostFacts): number {
+  return limit >= maxUint64 && host.memTotal > 0 ? host.memTotal : limit;
+}
+
+/** CEEMS's swap total: an unlimited limit is the host's SwapTotal, else MemTotal, else MaxUint64. */
+export function swapTotalOf(limit: number, host: HostFacts): number {
+  if (limit < maxUint64) return limit;
+  if (host.swapTotal > 0) return host.swapTotal;
+  return host.memTotal > 0 ? host.memTotal : limit;
+}
+
+/** Parses rdma.current: `<dev> hca_handle=N hca_object=M` per line, `max` as MaxUint32 (CEEMS's library). */
 export function parseRdmaCurrent(text: string, path: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const line of text.split("\n")) {
     if (!line.trim()) continue;
     const m = /^(\S+)\s+hca_handle=(\d+|max)\s+hca_object=(\d+|max)\s*$/.exec(line.trim());
     if (!m) throw new Error(`${path}: malformed line ${JSON.stringify(line.slice(0, 60))}`);
-    if (m[2] !== "max") out.set(m[1], Number(m[2]));
+    out.set(m[1], m[2] === "max" ? maxUint32 : Number(m[2]));
   }
   return out;
 }
 
-/** Number of CPUs of a k8s pod from cpu.shares (v1) or cpu.weight (v2), in CPUs (milli-CPU / 1000). */
+/** Number of CPUs of a k8s pod from cpu.shares (clamped to 2..262144 as CEEMS), in CPUs (milli-CPU / 1000). */
 export function k8sCpus(shares: number): number {
-  return Math.floor((shares * 1000) / 1024) / 1000;
+  const s = Math.min(262144, Math.max(2, shares));
+  return Math.floor((s * 1000) / 1024) / 1000;
 }
 
 /** Converts a v2 cpu.weight into v1 cpu.shares (clamped to 2..262144). */
@@ -86,140 +123,18 @@ export function weightToShares(w: number): number {
   return Math.min(262144, Math.max(2, s));
 }
 
-/** Reads a unit's statistics from cgroup v2 at `dir`. */
-export function readStatsV2(dir: string, manager: Manager, opts: StatOptions, host: HostFacts): UnitStats {
-  const s = emptyStats();
-  const d = new CgroupDir(dir);
-  const cpu = d.keyed("cpu.stat", ["user_usec", "system_usec"]);
-  if (cpu) {
-    s.cpuUser = cpu.get("user_usec")! / 1e6;
-    s.cpuSystem = cpu.get("system_usec")! / 1e6;
+/**
+ * A libvirt VM's CPUs as CEEMS counts them: its `vcpu*` child cgroups, under `libvirt/` in the v2
+ * systemd layout (machine.slice), directly below the VM in v1 and in the v2 `machine/` layout.
+ */
+export function libvirtVcpus(p: UnitPaths, version: "v1" | "v2"): number {
+  const nested = version === "v2" && !p.rel.startsWith("/machine/");
+  let names: string[];
+  try {
+    names = readSubdirsSync(`${p.hierarchy}${p.rel}${nested ? "/libvirt" : ""}`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return 0;
+    throw e;
   }
-  if (manager === "k8s") {
-    const w = d.value("cpu.weight");
-    s.cpus = w === undefined || !Number.isFinite(w) ? 0 : k8sCpus(weightToShares(w));
-  } else {
-    const cs = d.optional("cpuset.cpus.effective") ?? d.optional("cpuset.cpus");
-    s.cpus = cs === undefined ? 0 : cpuListCount(cs, `${dir}/cpuset.cpus.effective`);
-  }
-  s.memoryUsed = d.value("memory.current") ?? 0;
-  const max = d.value("memory.max");
-  s.memoryTotal = max === undefined || !Number.isFinite(max) ? host.memTotal : max;
-  const mstat = d.keyed("memory.stat", ["anon", "file"]);
-  if (mstat) {
-    s.memoryRss = mstat.get("anon")!;
-    s.memoryCache = mstat.get("file")!;
-  }
-  const events = d.keyed("memory.events", [], ["oom"]);
-  s.memoryFailCount = events?.get("oom") ?? 0;
-  if (opts.swap) {
-    s.memswUsed = d.value("memory.swap.current") ?? 0;
-    const smax = d.value("memory.swap.max");
-    s.memswTotal = smax === undefined || !Number.isFinite(smax) ? host.swapTotal : smax;
-    s.memswFailCount = d.keyed("memory.swap.events", [], ["fail"])?.get("fail") ?? 0;
-  }
-  if (opts.psi) {
-    const c = d.optional("cpu.pressure");
-    if (c !== undefined) s.cpuPsi = parsePsiFullSeconds(c, `${dir}/cpu.pressure`);
-    const m = d.optional("memory.pressure");
-    if (m !== undefined) s.memoryPsi = parsePsiFullSeconds(m, `${dir}/memory.pressure`);
-  }
-  if (opts.blkio) {
-    const io = d.optional("io.stat");
-    if (io !== undefined) {
-      for (const line of io.split("\n")) {
-        const f = line.trim().split(/\s+/);
-        if (f.length < 2) continue;
-        const kv = new Map(f.slice(1).map((p) => p.split("=") as [string, string]));
-        const dev = host.blockDevices.get(f[0]);
-        if (!dev) continue;
-        const num = (k: string) => {
-          const v = kv.get(k);
-          if (v !== undefined && !/^\d+$/.test(v)) throw new Error(`${dir}/io.stat: malformed ${k}`);
-          return Number(v ?? 0);
-        };
-        s.blkio.set(dev, [num("rbytes"), num("wbytes"), num("rios"), num("wios")]);
-      }
-    }
-  }
-  if (opts.rdma) {
-    const r = d.optional("rdma.current");
-    if (r !== undefined) s.rdmaHandles = parseRdmaCurrent(r, `${dir}/rdma.current`);
-  }
-  return s;
-}
-
-function parseBlkioV1(text: string, path: string, host: HostFacts): Map<string, [number, number]> {
-  const out = new Map<string, [number, number]>();
-  for (const line of text.split("\n")) {
-    const f = line.trim().split(/\s+/);
-    if (f.length !== 3) continue;
-    if (!/^\d+$/.test(f[2])) throw new Error(`${path}: malformed line`);
-    const dev = host.blockDevices.get(f[0]);
-    if (!dev) continue;
-    const cur = out.get(dev) ?? [0, 0];
-    if (f[1] === "Read") cur[0] = Number(f[2]);
-    else if (f[1] === "Write") cur[1] = Number(f[2]);
-    out.set(dev, cur);
-  }
-  return out;
-}
-
-/** Reads a unit's statistics from cgroup v1 controllers mounted under `cgroupfs`, at relative path `rel`. */
-export function readStatsV1(
-  cgroupfs: string,
-  cpuDir: string,
-  rel: string,
-  manager: Manager,
-  opts: StatOptions,
-  host: HostFacts,
-): UnitStats {
-  const s = emptyStats();
-  const cpuPath = `${cgroupfs}/${cpuDir}${rel}`;
-  const acct = readKeyed(`${cpuPath}/cpuacct.stat`, ["user", "system"]);
-  if (acct) {
-    s.cpuUser = acct.get("user")! / userHz;
-    s.cpuSystem = acct.get("system")! / userHz;
-  }
-  if (manager === "k8s") {
-    const sh = readValue(`${cpuPath}/cpu.shares`);
-    s.cpus = sh === undefined ? 0 : k8sCpus(sh);
-  } else {
-    const cs = readOptional(`${cgroupfs}/cpuset${rel}/cpuset.cpus`);
-    s.cpus = cs === undefined ? 0 : cpuListCount(cs, `${cgroupfs}/cpuset${rel}/cpuset.cpus`);
-  }
-  const mem = `${cgroupfs}/memory${rel}`;
-  s.memoryUsed = readValue(`${mem}/memory.usage_in_bytes`) ?? 0;
-  const limit = readValue(`${mem}/memory.limit_in_bytes`);
-  s.memoryTotal = limit === undefined || limit >= 2 ** 64 - 1 ? host.memTotal : limit;
-  s.memoryFailCount = readValue(`${mem}/memory.failcnt`) ?? 0;
-  const mstat = readKeyed(`${mem}/memory.stat`, ["total_rss", "total_cache"]);
-  if (mstat) {
-    s.memoryRss = mstat.get("total_rss")!;
-    s.memoryCache = mstat.get("total_cache")!;
-  }
-  if (opts.swap) {
-    s.memswUsed = readValue(`${mem}/memory.memsw.usage_in_bytes`) ?? 0;
-    const sl = readValue(`${mem}/memory.memsw.limit_in_bytes`);
-    s.memswTotal = sl === undefined || sl >= 2 ** 64 - 1 ? host.memTotal : sl;
-    s.memswFailCount = readValue(`${mem}/memory.memsw.failcnt`) ?? 0;
-  }
-  if (opts.blkio) {
-    const dir = `${cgroupfs}/blkio${rel}`;
-    const bytes = readOptional(`${dir}/blkio.throttle.io_service_bytes`);
-    const ios = readOptional(`${dir}/blkio.throttle.io_serviced`);
-    const b = bytes === undefined ? new Map() : parseBlkioV1(bytes, `${dir}/blkio.throttle.io_service_bytes`, host);
-    const r = ios === undefined ? new Map() : parseBlkioV1(ios, `${dir}/blkio.throttle.io_serviced`, host);
-    for (const dev of new Set([...b.keys(), ...r.keys()])) {
-      const [rb, wb] = b.get(dev) ?? [0, 0];
-      const [rr, wr] = r.get(dev) ?? [0, 0];
-      s.blkio.set(dev, [rb, wb, rr, wr]);
-    }
-  }
-  if (opts.rdma) {
-    const p = `${cgroupfs}/rdma${rel}/rdma.current`;
-    const r = readOptional(p);
-    if (r !== undefined) s.rdmaHandles = parseRdmaCurrent(r, p);
-  }
-  return s;
+  return names.filter((n) => n.startsWith("vcpu")).length;
 }

@@ -1,7 +1,6 @@
 // The shared engine of the slurm, libvirt and k8s collectors: discovers units each scrape, reads
 // their cgroup statistics and writes CEEMS's ceems_compute_unit* families; manager-specific parts plug in.
 
-import { isDirectory } from "../../common/fs.ts";
 import type { Logger } from "../../common/log.ts";
 import type { CollectorContext, Labels, MetricSink } from "../collector.ts";
 import type { ComputeUnit } from "../subcollector.ts";
@@ -11,12 +10,17 @@ import {
   detectVersion,
   discoverUnits,
   findLayout,
+  findRoots,
+  hierarchyOf,
   type Layout,
   type Manager,
+  rootsPlace,
   type Unit,
 } from "./discovery.ts";
 import { blockDevices, hostMemory } from "./fsread.ts";
-import { type HostFacts, readStatsV1, readStatsV2, type StatOptions, type UnitStats } from "./stats.ts";
+import type { HostFacts, StatOptions, UnitStats } from "./stats.ts";
+import { readStatsV1 } from "./stats_v1.ts";
+import { readStatsV2 } from "./stats_v2.ts";
 
 /** A GPU share attributed to a unit. */
 export interface GpuShare {
@@ -47,39 +51,70 @@ export function unitKey(u: Unit): string {
   return `${u.cgroupHost}\u0000${u.uuid}`;
 }
 
+/** How a unit collector starts. */
+export interface UnitCollectorOptions {
+  /**
+   * Start without the manager's cgroup root (slurmd creates it when it starts): each scrape looks for it
+   * again and fails with one line until it is there. Otherwise a missing root stops start-up.
+   */
+  rootMayAppearLater?: boolean;
+}
+
 /** Collector of one manager's compute units. */
 export class UnitCollector {
   readonly version: CgroupVersion;
-  readonly layout: Layout;
+  #layout: Layout;
   readonly #cgroupfs: string;
-  readonly #v1CpuDir: string;
   #host: HostFacts;
   readonly #logger: Logger;
+  readonly #rootMayAppearLater: boolean;
 
   constructor(
     readonly ctx: CollectorContext,
     readonly manager: Manager,
     readonly opts: StatOptions,
     readonly hooks: UnitHooks = {},
+    options: UnitCollectorOptions = {},
   ) {
     this.#cgroupfs = ctx.paths.cgroupfs;
     this.#logger = ctx.logger;
+    this.#rootMayAppearLater = options.rootMayAppearLater ?? false;
     this.version = detectVersion(this.#cgroupfs, ctx.flags.string("collector.cgroups.force-version"));
-    this.layout = findLayout(
-      manager,
-      this.version,
-      this.#cgroupfs,
-      ctx.flags.string("collector.cgroups.active-subsystem"),
-    );
-    this.#v1CpuDir = this.version === "v1"
-      ? (isDirectory(`${this.#cgroupfs}/cpu,cpuacct`) ? "cpu,cpuacct" : "cpuacct")
-      : "";
+    const subsystem = ctx.flags.string("collector.cgroups.active-subsystem");
+    if (this.#rootMayAppearLater) {
+      const hierarchy = hierarchyOf(this.version, this.#cgroupfs, subsystem);
+      this.#layout = { manager, version: this.version, hierarchy, roots: findRoots(manager, this.version, hierarchy) };
+      if (this.#layout.roots.length === 0) {
+        this.#logger.warn(`no ${manager} cgroup root yet; the collector fails until it appears`, {
+          under: rootsPlace(manager, this.version, hierarchy),
+        });
+      }
+    } else {
+      this.#layout = findLayout(manager, this.version, this.#cgroupfs, subsystem);
+    }
     const mem = hostMemory(ctx.paths.procfs);
     this.#host = { ...mem, blockDevices: opts.blkio ? blockDevices(ctx.paths.procfs) : new Map() };
   }
 
+  /** Where and how units are found (the roots as of the last scrape). */
+  get layout(): Layout {
+    return this.#layout;
+  }
+
+  /** Looks for the roots again when they may come and go; throws (one line) while there are none. */
+  #refreshRoots(): void {
+    if (!this.#rootMayAppearLater) return;
+    const l = this.#layout;
+    const roots = findRoots(this.manager, this.version, l.hierarchy);
+    const where = rootsPlace(this.manager, this.version, l.hierarchy);
+    if (roots.length > 0 && l.roots.length === 0) this.#logger.info(`${this.manager} cgroup root found`, { roots });
+    this.#layout = { ...l, roots };
+    if (roots.length === 0) throw new Error(`no ${this.manager} cgroup root under ${where} (not created yet)`);
+  }
+
   /** Units with processes (stale SLURM cgroups without any are dropped with a warning). */
   discover(): Unit[] {
+    this.#refreshRoots();
     const units = discoverUnits(this.layout);
     if (this.manager !== "slurm") return units;
     return units.filter((u) => {
@@ -91,8 +126,9 @@ export class UnitCollector {
 
   /** Reads one unit's statistics. */
   stats(u: Unit): UnitStats {
-    if (this.version === "v2") return readStatsV2(this.layout.hierarchy + u.rel, this.manager, this.opts, this.#host);
-    return readStatsV1(this.#cgroupfs, this.#v1CpuDir, u.rel, this.manager, this.opts, this.#host);
+    const p = { cgroupfs: this.#cgroupfs, hierarchy: this.layout.hierarchy, rel: u.rel };
+    if (this.version === "v2") return readStatsV2(p, this.manager, this.opts, this.#host);
+    return readStatsV1(p, this.manager, this.opts, this.#host);
   }
 
   /** One scrape; throws after emitting everything it could when some unit failed. */
@@ -186,6 +222,11 @@ export class UnitCollector {
   #duration(sink: MetricSink, subcollector: string, t0: number): void {
     const labels = { collector: this.manager, subcollector };
     sink.gauge("ceems_scrape_collector_duration_seconds", durationHelp, labels, (performance.now() - t0) / 1000);
+  }
+
+  /** Runs the sub-collectors' start-up work (eBPF programs attach) against this collector's hierarchy. */
+  async start(): Promise<void> {
+    await Promise.all((this.hooks.subCollectors ?? []).map((s) => s.start?.(this.layout.hierarchy)));
   }
 
   /** Stops the sub-collectors (closes perf fds, detaches BPF programs, turns per-PID QP counters back off). */

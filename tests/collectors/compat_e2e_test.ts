@@ -8,6 +8,7 @@ import { compareExpositions, formatDiffs } from "../helpers/metrics_compare.ts";
 import { repoRoot, startCeems } from "../helpers/process.ts";
 import { startRedfishMock } from "../helpers/redfish_mock.ts";
 import { pathExists } from "../../common/fs.ts";
+import { withCeems010Values } from "./ceems_fixtures.ts";
 
 /** ../shared beside the checkout (CEEMS_SHARED_DIR overrides it, e.g. for a git worktree). */
 const sharedDir = Deno.env.get("CEEMS_SHARED_DIR") ?? join(repoRoot, "..", "shared");
@@ -186,7 +187,12 @@ Deno.test({
               body,
             );
           }
-          const expected = Deno.readTextFileSync(join(e2eDir, "expected", s.expected));
+          const expected = withCeems010Values(
+            s.expected,
+            Deno.readTextFileSync(join(e2eDir, "expected", s.expected)),
+            join(work, testdata, "sys/fs/cgroup"),
+            join(e2eDir, "qemu"),
+          );
           const diffs = compareExpositions(expected, body);
           if (diffs.length) {
             throw new Error(`${s.expected}: ${diffs.length} families differ from CEEMS\n${formatDiffs(diffs)}`);

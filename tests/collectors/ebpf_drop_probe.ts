@@ -1,5 +1,5 @@
 // Test program: builds the ebpf sub-collector as the exporter does (as root), drops privileges for real
-// (setupSecurity), attaches on the first update, then reports attach modes, thread credentials and counters.
+// (setupSecurity), attaches at start-up as the exporter does, then reports attach modes, credentials, counters.
 
 import { registerEbpfFlags } from "../../collectors/ebpf.ts";
 import { createEbpfCollector } from "../../collectors/ebpf.ts";
@@ -33,6 +33,7 @@ const setup = await setupSecurity({
   readWritePaths: [],
 });
 deferred.use(setup.manager);
+await c.start(cgroupPath);
 const units = [{ uuid: "u1", cgroupPath, pids: [] }];
 const sum = (sink: FamilySink) => {
   const out: Record<string, number> = {};
@@ -41,6 +42,7 @@ const sum = (sink: FamilySink) => {
   }
   return out;
 };
+const modesAtStart = c.attachModes;
 const before = new FamilySink();
 const ok = await c.update(units, before, {});
 const threads = threadCredentials().map((t) => ({
@@ -51,7 +53,7 @@ const threads = threadCredentials().map((t) => ({
   capBnd: t.capBnd.toString(16),
   capAmb: t.capAmb.toString(16),
 }));
-console.log(`attached ${JSON.stringify({ ok, modes: c.attachModes, mode: setup.mode, pid: Deno.pid, threads })}`);
+console.log(`attached ${JSON.stringify({ ok, modes: modesAtStart, mode: setup.mode, pid: Deno.pid, threads })}`);
 const reader = Deno.stdin.readable.getReader();
 await reader.read();
 const after = new FamilySink();

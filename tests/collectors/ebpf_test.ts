@@ -284,6 +284,32 @@ Deno.test("ebpf: the raw_tp fallback programs attach and count a cgroup2 unit's 
   }
 });
 
+Deno.test("ebpf: programs attach at start(), so a unit's writes before the first scrape are counted", async () => {
+  const lines: string[] = [];
+  const c = await make(["--collector.ebpf.io-metrics"], lines);
+  assert(c);
+  const cg = makeCgroup("ebpf-start");
+  const dir = Deno.makeTempDirSync();
+  try {
+    assertEquals(c.attachModes, {}, "nothing attached before start()");
+    await c.start(cg);
+    assert(c.attachModes.io, `attached at start(): ${lines.join("\n")}`);
+    const n = 2 * 1024 * 1024 + 321;
+    await writeFrom(cg, `${dir}/data`, n, () => Promise.resolve());
+    // The first scrape reports writes that happened before it.
+    const sink = new FamilySink();
+    assertEquals(await c.update([{ uuid: "3001", cgroupPath: cg, pids: [] }], sink, {}), true);
+    const written = sink.families.get("ceems_ebpf_write_bytes_total")?.samples
+      .filter((x) => x.labels.uuid === "3001")
+      .reduce((a, x) => a + x.value, 0);
+    near(written ?? 0, n, "bytes written before the first scrape");
+  } finally {
+    c.stop();
+    removeCgroup(cg);
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 /** Mounts tracefs at /sys/kernel/tracing unless it is there; returns the undo (unmounts only what it mounted). */
 function ensureTracefs(): () => void {
   // tracefs gives the tracepoint ids; the exporter never mounts it (that needs CAP_SYS_ADMIN), the test does.

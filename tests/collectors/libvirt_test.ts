@@ -1,51 +1,13 @@
-// Tests of the libvirt collector: domain XML parsing and GPU shares, cgroup v2 VMs with swap/PSI/blkio
-// (a held-back CEEMS combination), the non-systemd `machine/` layout, and domain XML that does not parse.
+// Tests of the libvirt collector: cgroup v2 VMs with swap/PSI/blkio (a held-back CEEMS combination), the
+// non-systemd `machine/` layout, VMs known only from runtime XML, and domain XML that does not parse.
 
 import { join } from "node:path";
-import { domainGpuShares, parseDomainXml } from "../../collectors/libvirt.ts";
-import type { GpuDevice } from "../../collectors/gpu/devices.ts";
+import { parseDomainXml } from "../../collectors/libvirt/domains.ts";
 import { InlineSecurityManager, type SecurityContext, type SecurityManager } from "../../privilege/security.ts";
 import type { OpResult, PrivilegedOp } from "../../privilege/ops.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { byUuid, fixturePaths, put, scrapeInProcess, withCeemsFixtures } from "./unit_helpers.ts";
-
-const domainXml = (uuid: string, extra = "") =>
-  `<domain type='kvm'>\n  <name>instance-0000000a</name>\n  <uuid>${uuid}</uuid>\n  <devices>\n` +
-  `    <hostdev mode='subsystem' type='pci' managed='yes'><source>` +
-  `<address domain='0x0000' bus='0x15' slot='0x00' function='0x0'/></source></hostdev>\n` +
-  `    <hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='AA-BB'/></source></hostdev>\n` +
-  `${extra}  </devices>\n</domain>\n`;
-
-Deno.test("parseDomainXml reads uuid, PCI passthrough bus ids and mdev uuids; bad XML throws", () => {
-  const d = parseDomainXml(domainXml("u-1"));
-  assertEquals(d, { uuid: "u-1", pci: ["0000:15:00.0"], mdevs: ["aa-bb"] });
-  let err = "";
-  try {
-    parseDomainXml("<domain><uuid>x</uuid>");
-  } catch (e) {
-    err = (e as Error).message;
-  }
-  assert(err.includes("not closed"), err);
-});
-
-Deno.test("domainGpuShares: passthrough whole, vGPU split among the vGPUs of its GPU or MIG instance", () => {
-  const dev = (index: string, busId: string, instanceId = "", fraction = 1): GpuDevice => ({
-    index,
-    minor: index,
-    uuid: `GPU-${index}`,
-    busId,
-    instanceId,
-    fraction,
-    smCount: 0,
-  });
-  const devices = [dev("0", "0000:15:00.0"), dev("1", "0000:21:00.0", "5", 0.2)];
-  const vgpus = [
-    { busId: "0000:21:00.0", mdevUuid: "aa-bb", instanceId: "5" },
-    { busId: "0000:21:00.0", mdevUuid: "cc", instanceId: "5" },
-  ];
-  const shares = domainGpuShares({ uuid: "u", pci: ["0000:15:00.0"], mdevs: ["aa-bb"] }, devices, vgpus);
-  assertEquals(shares.map((s) => [s.index, s.instanceId, s.value]), [["0", "", 1], ["1", "5", 0.1]]);
-});
+import { domainXml, domstatusXml } from "./libvirt/fixtures.ts";
 
 /** Records security contexts. */
 class RecordingSecurity implements SecurityManager {
@@ -96,8 +58,10 @@ Deno.test({
           x.labels.uuid === uuid
         )!;
         assertEquals([rb.labels.device, rb.value], ["sdc", Number(io[1])]);
-        const cpus = Deno.readTextFileSync(`${cg}/cpuset.cpus.effective`).trim().split(",").length;
-        assertEquals(byUuid(s, "ceems_compute_unit_cpus").get(uuid), cpus);
+        // CEEMS 0.10 counts a VM's vcpu* cgroups (under libvirt/ in the systemd layout), not its cpuset.
+        const vcpus = [...Deno.readDirSync(`${cg}/libvirt`)].filter((e) => e.name.startsWith("vcpu")).length;
+        assert(vcpus > 0);
+        assertEquals(byUuid(s, "ceems_compute_unit_cpus").get(uuid), vcpus);
       }
       // GPU shares are the same as in the v1 libvirt scenario (same domains and tools).
       const v1 = Deno.readTextFileSync(join(e2e, "expected", "cgroupsv1-libvirt-output.txt"));
@@ -107,6 +71,17 @@ Deno.test({
     if (!ran) console.warn("CEEMS fixtures absent: libvirt v2 fixture test skipped");
   },
 });
+
+/** Flags of a synthetic v2 node under `root`: persistent XML in root/<xmlDir>, runtime XML in root/run. */
+const synthVmFlags = (root: string, xmlDir: string) => [
+  "--collector.libvirt",
+  "--collector.cgroups.force-version=v2",
+  "--collector.gpu.type=nogpu",
+  `--collector.libvirt.xml-dir=${root}/${xmlDir}`,
+  `--collector.libvirt.runtime-xml-dir=${root}/run`,
+  `--path.cgroupfs=${root}/cg`,
+  `--path.procfs=${root}/proc`,
+];
 
 Deno.test("libvirt: non-systemd machine/ layout; domain XML that does not parse fails the scrape, VMs kept", async () => {
   const root = Deno.makeTempDirSync({ prefix: "ceems-libvirt-test-" });
@@ -121,20 +96,34 @@ Deno.test("libvirt: non-systemd machine/ layout; domain XML that does not parse 
     }
     put(`${root}/xml/instance-00000001.xml`, domainXml("11111111-aaaa"));
     put(`${root}/xml/instance-00000002.xml`, "<domain><uuid>oops</domain>");
-    const s = await scrapeInProcess([
-      "--collector.libvirt",
-      "--collector.cgroups.force-version=v2",
-      "--collector.gpu.type=nogpu",
-      `--collector.libvirt.xml-dir=${root}/xml`,
-      `--path.cgroupfs=${root}/cg`,
-      `--path.procfs=${root}/proc`,
-    ]);
+    const s = await scrapeInProcess(synthVmFlags(root, "xml"));
     assertEquals(s.success("libvirt"), 0);
     assertEquals(byUuid(s, "ceems_compute_unit_cpu_user_seconds_total").get("11111111-aaaa"), 2);
     assertEquals(byUuid(s, "ceems_compute_unit_memory_used_bytes").get("instance-00000002"), 77);
     const errors = s.logs.filter((l) => l.includes("level=error"));
     assertEquals(errors.length, 1);
     assert(errors[0].includes("instance-00000002.xml"), errors[0]);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("libvirt: a VM whose domain XML exists only as runtime <domstatus> (OpenStack) gets its UUID", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "ceems-libvirt-test-" });
+  try {
+    put(`${root}/proc/meminfo`, "MemTotal: 100 kB\n");
+    const scope = `${root}/cg/machine.slice/machine-qemu\\x2d4\\x2dinstance\\x2d0000004f.scope`;
+    put(`${scope}/cpu.stat`, "usage_usec 3\nuser_usec 3000000\nsystem_usec 1\n");
+    put(`${scope}/cgroup.procs`, "");
+    put(`${scope}/libvirt/vcpu0/cgroup.procs`, "99\n");
+    put(`${scope}/libvirt/vcpu1/cgroup.procs`, "98\n");
+    Deno.mkdirSync(`${root}/etc`); // /etc/libvirt/qemu exists but holds no file for this instance
+    put(`${root}/run/instance-0000004f.xml`, domstatusXml("9d7a3b51-6f2e-4c1a-b0a4-0e4f5d6c7b8a", "instance-0000004f"));
+    const s = await scrapeInProcess(synthVmFlags(root, "etc"));
+    assertEquals(s.success("libvirt"), 1, s.logs.join("\n"));
+    const uuid = "9d7a3b51-6f2e-4c1a-b0a4-0e4f5d6c7b8a";
+    assertEquals(byUuid(s, "ceems_compute_unit_cpu_user_seconds_total").get(uuid), 3);
+    assertEquals(byUuid(s, "ceems_compute_unit_cpus").get(uuid), 2);
   } finally {
     Deno.removeSync(root, { recursive: true });
   }

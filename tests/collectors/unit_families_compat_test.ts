@@ -4,7 +4,15 @@
 import { join } from "node:path";
 import { assertEquals } from "../helpers/assert.ts";
 import { parseTypes } from "../helpers/process.ts";
-import { ceemsE2eDir, ours, ourSeries, prepareFixtures, scenarioFlags, scrapeFixture } from "./ceems_fixtures.ts";
+import {
+  ceemsE2eDir,
+  ours,
+  ourSeries,
+  prepareFixtures,
+  scenarioFlags,
+  scrapeFixture,
+  withCeems010Values,
+} from "./ceems_fixtures.ts";
 
 const e2e = ceemsE2eDir();
 if (!e2e) {
@@ -30,7 +38,12 @@ Deno.test({
     try {
       for (const file of scenarios) {
         await t.step(file, async () => {
-          const expectedText = await Deno.readTextFile(join(e2e!, "expected", file));
+          const expectedText = withCeems010Values(
+            file,
+            await Deno.readTextFile(join(e2e!, "expected", file)),
+            `${dir}/sys/fs/cgroup`,
+            join(e2e!, "qemu"),
+          );
           const { body } = await scrapeFixture(dir, scenarioFlags(file, bin, e2e!));
           if (file === "cgroupsv1-output.txt") v1Body = body;
           const got = ourSeries(body);

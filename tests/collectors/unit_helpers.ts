@@ -1,7 +1,7 @@
 // Test helpers for the compute-unit collectors: in-process scrapes with captured log lines, small
 // synthetic cgroup v2 SLURM trees, and fake SMI tools written as shell scripts.
 
-import { createCollectors, exporterFlags } from "../../collectors/exporter.ts";
+import { createCollectors, exporterFlags, startCollectors } from "../../collectors/exporter.ts";
 import { scrapeCollectors } from "../../collectors/scrape.ts";
 import type { FamilySink } from "../../collectors/metric_sink.ts";
 import { Logger } from "../../common/log.ts";
@@ -28,25 +28,52 @@ export function seriesOf(sink: FamilySink): Map<string, number> {
   return out;
 }
 
-/** Builds the collectors from exporter flags and scrapes `times` times (the last scrape is returned). */
-export async function scrapeInProcess(
+/** Collectors built in-process from exporter flags, scraped on demand. */
+export interface InProcessExporter {
+  scrape(): Promise<Scrape>;
+  /** Log lines so far. */
+  logs: string[];
+  stop(): Promise<void>;
+}
+
+/** Builds and starts the collectors from exporter flags (with the extra defaults the in-process tests use). */
+export async function startInProcess(
   args: string[],
-  opts: { security?: SecurityManager; times?: number } = {},
-): Promise<Scrape> {
+  opts: { security?: SecurityManager } = {},
+): Promise<InProcessExporter> {
   const fs = exporterFlags();
   fs.parse(["--collector.disable-defaults", "--collector.empty-hostname-label", ...args]);
   const logs: string[] = [];
   const logger = new Logger("debug", "logfmt", {}, (l) => logs.push(l));
   const cols = await createCollectors(fs, logger, opts.security ?? new InlineSecurityManager());
-  let sink!: FamilySink;
-  for (let i = 0; i < (opts.times ?? 1); i++) sink = await scrapeCollectors(cols, logger);
-  const series = seriesOf(sink);
+  await startCollectors(cols, logger);
   return {
-    sink,
     logs,
-    series,
-    success: (c) => series.get(`ceems_scrape_collector_success{collector="${c}"}`),
+    async scrape() {
+      const sink = await scrapeCollectors(cols, logger);
+      const series = seriesOf(sink);
+      return {
+        sink,
+        logs,
+        series,
+        success: (c) => series.get(`ceems_scrape_collector_success{collector="${c}"}`),
+      };
+    },
+    async stop() {
+      for (const c of cols.values()) await c.stop?.();
+    },
   };
+}
+
+/** Builds the collectors from exporter flags and scrapes `times` times (the last scrape is returned). */
+export async function scrapeInProcess(
+  args: string[],
+  opts: { security?: SecurityManager; times?: number } = {},
+): Promise<Scrape> {
+  const e = await startInProcess(args, opts);
+  let s!: Scrape;
+  for (let i = 0; i < (opts.times ?? 1); i++) s = await e.scrape();
+  return s;
 }
 
 /** Values of one family keyed by uuid (first sample per uuid). */
@@ -64,14 +91,15 @@ export function put(path: string, text: string): void {
   Deno.writeTextFileSync(path, text);
 }
 
-/** Creates a cgroup v2 SLURM job cgroup with the usual files under `root` (a cgroupfs). */
+/** Creates a cgroup v2 SLURM job cgroup with the usual files under `root` (a cgroupfs); `sluid` names it by SLUID. */
 export function makeV2Job(
   root: string,
   job: string,
-  opts: { pids?: string; host?: string; user?: number } = {},
+  opts: { pids?: string; host?: string; user?: number; sluid?: string } = {},
 ): string {
   const scope = opts.host ? `${opts.host}_slurmstepd.scope` : "slurmstepd.scope";
-  const dir = `${root}/system.slice/${scope}/job_${job}`;
+  // Slurm ≥ 26.05 names the job directory by the job's SLUID unless CgroupJobIdPaths=yes.
+  const dir = `${root}/system.slice/${scope}/${opts.sluid ?? `job_${job}`}`;
   const user = opts.user ?? 1_000_000;
   put(`${dir}/cpu.stat`, `usage_usec ${user + 500}\nuser_usec ${user}\nsystem_usec 500\n`);
   put(`${dir}/cpuset.cpus.effective`, "0-3\n");

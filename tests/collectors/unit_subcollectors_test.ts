@@ -203,8 +203,11 @@ Deno.test({
       const started = p;
       assertDropped(threadCredentials(started.pid), started.pid, expected);
       assertMatch(started.stderr(), /dropped privileges.*uid=65534/);
+      // The BPF programs attach at start-up, after the drop and before the first scrape.
+      const attachedAt = started.stderr().search(/eBPF programs attached.*object=io/);
+      assert(attachedAt > started.stderr().search(/dropped privileges/), started.stderr());
       const scrape = async () => parseExposition(await (await fetch(`${started.base}/metrics`)).text());
-      // The first scrape attaches the BPF programs and opens the perf counters in privileged Workers.
+      // The first scrape opens the perf counters in a privileged Worker.
       const rounds = [await scrape()];
       for (let i = 0; i < 2; i++) {
         await w.send("go");

@@ -21,6 +21,15 @@ Deno.test("unit regexes as CEEMS", () => {
     "node0",
   ]);
   assertEquals(matchUnit("slurm", "v2", "/system.slice/slurmstepd.scope/system"), undefined);
+  // Slurm 26.05: the job directory is the job's SLUID unless CgroupJobIdPaths=yes.
+  assertEquals(matchUnit("slurm", "v2", "/system.slice/slurmstepd.scope/sEKNKTV3WPV500"), ["sEKNKTV3WPV500", ""]);
+  assertEquals(matchUnit("slurm", "v2", "/system.slice/node1_slurmstepd.scope/s5K1KKYAYG5D00/step_0/user/task_0"), [
+    "s5K1KKYAYG5D00",
+    "node1",
+  ]);
+  assertEquals(matchUnit("slurm", "v2", "/system.slice/slurmstepd.scope/sEKNKTV3WPV500x"), undefined);
+  assertEquals(matchUnit("slurm", "v2", "/system.slice/slurmstepd.scope/sEKNKTV3WPVI00"), undefined); // no I in base32
+  assertEquals(matchUnit("slurm", "v1", "/slurm/uid_1000/sEKNKTV3WPV500"), undefined);
   assertEquals(
     matchUnit("libvirt", "v1", "/machine.slice/machine-qemu\\x2d2\\x2dinstance\\x2d00000001.scope"),
     ["instance-00000001", ""],
