@@ -200,6 +200,91 @@ async function waitPort(port: number, ms: number): Promise<void> {
   throw new Error(`ipmi_sim did not listen on ${port}`);
 }
 
+/** What one boot of the guest gave. */
+interface Boot {
+  result?: Record<string, unknown>;
+  /** Whether the guest printed any of its own lines (it booted, whatever happened next). */
+  guestSpoke: boolean;
+  transcript: string[];
+  stderr: string;
+  bootStart: number;
+}
+
+/** Boots the guest with accelerator `accel` ("kvm" or "tcg") and reads its console until it powers off. */
+async function bootGuest(
+  accel: string,
+  vmlinuz: string,
+  initrd: string,
+  serialPort: number,
+  powerFile: string,
+  started: (p: Deno.ChildProcess) => void,
+): Promise<Boot> {
+  const vm = new Deno.Command("qemu-system-x86_64", {
+    args: [
+      ...(accel === "kvm" ? ["-accel", "kvm", "-cpu", "host"] : ["-accel", accel, "-cpu", "max"]),
+      "-m",
+      "1536",
+      "-smp",
+      "1",
+      "-nographic",
+      "-no-reboot",
+      "-net",
+      "none",
+      "-kernel",
+      vmlinuz,
+      "-initrd",
+      initrd,
+      "-append",
+      "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init",
+      "-chardev",
+      `socket,id=ipmi0,host=127.0.0.1,port=${serialPort},reconnect=1`,
+      "-device",
+      "ipmi-bmc-extern,id=bmc0,chardev=ipmi0",
+      "-device",
+      "isa-ipmi-kcs,bmc=bmc0",
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  started(vm);
+  const bootStart = Date.now();
+  let stderr = "";
+  const stderrDone = (async () => {
+    for await (const c of vm.stderr) stderr += new TextDecoder().decode(c);
+  })();
+  const timer = setTimeout(() => {
+    log(`timed out after ${timeoutS} s`);
+    try {
+      vm.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, timeoutS * 1000);
+  let result: Record<string, unknown> | undefined;
+  let guestSpoke = false;
+  let buf = "";
+  const transcript: string[] = [];
+  const dec = new TextDecoder();
+  for await (const chunk of vm.stdout) {
+    buf += dec.decode(chunk, { stream: true });
+    let nl;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, nl).replace(/\r$/, "");
+      buf = buf.slice(nl + 1);
+      transcript.push(line);
+      if (!line.includes("CEEMS-GUEST")) continue;
+      guestSpoke = true;
+      log(`guest: ${line.slice(0, 300)}`);
+      if (line.includes("CEEMS-GUEST-READ1")) Deno.writeTextFileSync(powerFile, "405\n");
+      const m = /CEEMS-GUEST-RESULT (.*)$/.exec(line);
+      if (m) result = JSON.parse(m[1]);
+    }
+  }
+  clearTimeout(timer);
+  await vm.status;
+  await stderrDone;
+  return { result, guestSpoke, transcript, stderr, bootStart };
+}
+
 async function main(): Promise<number> {
   ensureHostTools();
   const pkgs = ensureGuestPackages(`${repo}.cache/qemu-ipmi`);
@@ -215,69 +300,22 @@ async function main(): Promise<number> {
     const s = startIpmiSim(dir, powerFile);
     sim = s.child;
     await waitPort(s.serialPort, 5000);
-    const kvm = existsSync("/dev/kvm");
-    log(`booting ${pkgs.vmlinuz.split("/").pop()} (${kvm ? "KVM" : "TCG emulation, no /dev/kvm"})`);
-    vm = new Deno.Command("qemu-system-x86_64", {
-      args: [
-        ...(kvm ? ["-accel", "kvm", "-cpu", "host"] : ["-accel", "tcg", "-cpu", "max"]),
-        "-m",
-        "1536",
-        "-smp",
-        "1",
-        "-nographic",
-        "-no-reboot",
-        "-net",
-        "none",
-        "-kernel",
-        pkgs.vmlinuz,
-        "-initrd",
-        initrd,
-        "-append",
-        "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init",
-        "-chardev",
-        `socket,id=ipmi0,host=127.0.0.1,port=${s.serialPort},reconnect=1`,
-        "-device",
-        "ipmi-bmc-extern,id=bmc0,chardev=ipmi0",
-        "-device",
-        "isa-ipmi-kcs,bmc=bmc0",
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const bootStart = Date.now();
-    let stderr = "";
-    const stderrDone = (async () => {
-      for await (const c of vm!.stderr) stderr += new TextDecoder().decode(c);
-    })();
-    const timer = setTimeout(() => {
-      log(`timed out after ${timeoutS} s`);
-      try {
-        vm?.kill("SIGKILL");
-      } catch { /* gone */ }
-    }, timeoutS * 1000);
-    let result: Record<string, unknown> | undefined;
-    let buf = "";
-    const transcript: string[] = [];
-    const dec = new TextDecoder();
-    for await (const chunk of vm.stdout) {
-      buf += dec.decode(chunk, { stream: true });
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl).replace(/\r$/, "");
-        buf = buf.slice(nl + 1);
-        transcript.push(line);
-        if (!line.includes("CEEMS-GUEST")) continue;
-        log(`guest: ${line.slice(0, 300)}`);
-        if (line.includes("CEEMS-GUEST-READ1")) Deno.writeTextFileSync(powerFile, "405\n");
-        const m = /CEEMS-GUEST-RESULT (.*)$/.exec(line);
-        if (m) result = JSON.parse(m[1]);
-      }
+    // KVM when /dev/kvm exists, TCG otherwise; a KVM start that fails before the guest prints anything (e.g.
+    // "failed to set MSR 0x10a" where /dev/kvm exists but cannot run this guest) falls back to TCG.
+    const accels = (Deno.env.get("CEEMS_QEMU_ACCELS") ?? (existsSync("/dev/kvm") ? "kvm,tcg" : "tcg")).split(",");
+    let boot: Boot | undefined;
+    for (const [i, accel] of accels.entries()) {
+      log(`booting ${pkgs.vmlinuz.split("/").pop()} with ${accel}`);
+      boot = await bootGuest(accel, pkgs.vmlinuz, initrd, s.serialPort, powerFile, (p) => vm = p);
+      vm = undefined;
+      if (boot.result || boot.guestSpoke || i === accels.length - 1) break;
+      log(
+        `${accel} did not start the guest (${boot.stderr.trim().split("\n")[0] || "no output"}); trying ${
+          accels[i + 1]
+        }`,
+      );
     }
-    clearTimeout(timer);
-    await vm.status;
-    await stderrDone;
-    vm = undefined;
+    const { result, transcript, stderr, bootStart } = boot!;
     const seconds = ((Date.now() - bootStart) / 1000).toFixed(1);
     if (!result || result.error) {
       log(`FAIL after ${seconds} s: ${result ? result.error : "no result"}; last console lines:`);
