@@ -1,7 +1,8 @@
 // Tests of the TSDB frontend's routing rules: the cluster header, the `ceems_id` matcher overriding
 // it (ownership is then checked in that cluster), /health, and admin pass-through of other paths.
 
-import { assertEquals, assertMatch } from "../helpers/assert.ts";
+import { DatabaseSync } from "node:sqlite";
+import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { nullLogger } from "../../common/log.ts";
 import { serve } from "../../common/web/server.ts";
 import { emptyWebConfig } from "../../common/web/web_config.ts";
@@ -88,4 +89,65 @@ Deno.test("frontend: cluster header, ceems_id override, /health and admin pass-t
     await prom.stop();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "frontend on a locked database: /health and cached users are served at once, the others get 503",
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const path = await createUnitsDb(dir);
+    // A rollback-journal database (as a restored or hand-made copy may be): a writer's exclusive lock makes
+    // readers wait even when their connection is already open (in WAL mode it would not).
+    const setup = new DatabaseSync(path);
+    setup.exec("PRAGMA journal_mode = DELETE");
+    setup.close();
+    const pool = new ServerPool("round-robin", nullLogger);
+    const backend = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      () => Response.json({ status: "success", data: { resultType: "vector", result: [] } }),
+    );
+    pool.add("slurm-0", { url: `http://127.0.0.1:${backend.addr.port}`, client: {}, filterLabels: [] });
+    const ownership = new CachedOwnership(new DbOwnership(path, 1_000));
+    const server = await serve({
+      addresses: ["127.0.0.1:0"],
+      webConfig: emptyWebConfig,
+      logger: nullLogger,
+      handler: tsdbHandler({ pool, ownership, logger: nullLogger }),
+    });
+    const timed = async (path: string, user?: string) => {
+      const t0 = performance.now();
+      const headers: Record<string, string> = { "X-Ceems-Cluster-Id": "slurm-0" };
+      if (user) headers["X-Grafana-User"] = user;
+      const r = await fetch(`http://${server.addresses[0]}${path}`, { headers });
+      await r.body?.cancel();
+      return { status: r.status, ms: performance.now() - t0 };
+    };
+    const q = `/api/v1/query?query=${encodeURIComponent('ceems_cpu_usage{uuid="1001"}')}`;
+    let locker: DatabaseSync | undefined;
+    try {
+      assertEquals((await timed(q, "alice")).status, 200); // alice's grant is cached now
+      // Another process takes an exclusive lock (and keeps it): the LB's next reads wait, on its worker thread.
+      const db = new DatabaseSync(path);
+      locker = db;
+      db.exec("BEGIN EXCLUSIVE; UPDATE units SET name = 'x'");
+      const bob = timed(q.replace("1001", "2001"), "bob");
+      await new Promise((r) => setTimeout(r, 100));
+      const during = [await timed("/health"), await timed(q, "alice"), await timed("/health")];
+      for (const d of during) {
+        assertEquals(d.status, 200);
+        assert(d.ms < 250, `served in ${d.ms.toFixed(0)} ms while the database was locked`);
+      }
+      const b = await bob;
+      assertEquals(b.status, 503, "an ownership question that cannot be answered fails closed");
+      assert(b.ms < 3_000, `answered in ${b.ms.toFixed(0)} ms`);
+    } finally {
+      locker?.close();
+      await server.close();
+      pool.stop();
+      ownership.close();
+      await backend.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
