@@ -5,6 +5,7 @@
 
 import { DatabaseSync } from "node:sqlite";
 import { clusterIdsInDb, isAdminInDb, ownsAllUnits } from "../common/ceems_db.ts";
+import { pathExists } from "../common/fs.ts";
 
 /** A question for the worker. */
 export type OwnershipQuestion =
@@ -50,7 +51,10 @@ function current(): DatabaseSync {
   closeDb();
   // Read access is checked on the file itself so a permission problem is told apart from a busy database.
   Deno.openSync(dbPath, { read: true }).close();
-  const fresh = new DatabaseSync(dbPath, { readOnly: true });
+  // Read-only down to the WAL index: mode=ro for the database, readonly_shm=1 so the -shm file is opened
+  // read-only too, even when this user could write it.
+  const uri = `file:${dbPath.split("/").map(encodeURIComponent).join("/")}?mode=ro&readonly_shm=1`;
+  const fresh = new DatabaseSync(uri, { readOnly: true });
   fresh.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
   db = fresh;
   openedIno = st.ino;
@@ -81,6 +85,10 @@ self.onmessage = (e: MessageEvent<OwnershipWorkerInit | OwnershipRequest>) => {
     // A failed statement may leave a connection that keeps failing (a deleted file, a broken WAL): start over.
     closeDb();
     const kind: OwnershipFailure = err instanceof Deno.errors.PermissionDenied ? "permission" : "unavailable";
-    self.postMessage({ id: req.id, ok: false, kind, error: (err as Error).message } satisfies OwnershipReply);
+    let error = (err as Error).message;
+    if (kind === "unavailable" && !pathExists(`${init.dbPath}-shm`)) {
+      error += " (no WAL index: the read-only LB reads the database while `ceems api` runs and keeps its -shm file)";
+    }
+    self.postMessage({ id: req.id, ok: false, kind, error } satisfies OwnershipReply);
   }
 };

@@ -6,16 +6,16 @@ import { nullLogger } from "../../common/log.ts";
 import { serve } from "../../common/web/server.ts";
 import { emptyWebConfig } from "../../common/web/web_config.ts";
 import { tsdbHandler } from "../../lb/frontend.ts";
-import { CachedOwnership, DbOwnership } from "../../lb/ownership.ts";
+import { CachedOwnership } from "../../lb/ownership.ts";
 import { ServerPool } from "../../lb/pool.ts";
 import { startPrometheus, toOpenMetrics } from "../helpers/prometheus_server.ts";
-import { ADMIN, createUnitsDb, unitSeries } from "./fixtures.ts";
+import { ADMIN, ownershipOnRunningApi, unitSeries } from "./fixtures.ts";
 
 Deno.test("filter_labels removes labels from query, series, labels and label values answers", async () => {
   const dir = await Deno.makeTempDir();
   const now = Date.now();
   const prom = await startPrometheus({ openMetrics: toOpenMetrics(unitSeries(), now - 600e3, now + 1200e3, 30e3) });
-  const ownership = new CachedOwnership(new DbOwnership(await createUnitsDb(dir)));
+  const ownership = new CachedOwnership(await ownershipOnRunningApi(dir));
   const pool = new ServerPool("round-robin", nullLogger);
   pool.add("slurm-0", { url: prom.url, client: {}, filterLabels: ["hostname", "gpuuuid"] });
   // Same Prometheus, no filtering, under another id (the DB has units for slurm-1 too).

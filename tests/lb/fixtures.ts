@@ -127,12 +127,12 @@ export interface LbStack {
 /** Starts Prometheus (backfilled from an hour ago to half an hour ahead) and the LB in this process. */
 export async function startLbStack(strategy: Strategy = "round-robin"): Promise<LbStack> {
   const dir = await Deno.makeTempDir({ prefix: "ceems-lb-" });
-  const dbPath = await createUnitsDb(dir);
+  const ownershipDb = await ownershipOnRunningApi(dir);
   const now = Date.now();
   const prom = await startPrometheus({ openMetrics: toOpenMetrics(unitSeries(), now - 3600e3, now + 1800e3, 30e3) });
   const pool = new ServerPool(strategy, nullLogger);
   pool.add(CLUSTER, { url: prom.url, client: {}, filterLabels: [] });
-  const ownership = new CachedOwnership(new DbOwnership(dbPath), 30_000);
+  const ownership = new CachedOwnership(ownershipDb, 30_000);
   let server: WebServer | undefined;
   try {
     server = await serve({
@@ -204,4 +204,25 @@ export async function runningApiDb(dir: string): Promise<{ path: string; storage
   // SQLite creates -wal and -shm with the database's mode and owner: the LB can read them too.
   storage.ping();
   return { path, storage };
+}
+
+/** A DbOwnership on the database of an API server that runs until the checker is closed. */
+class OwnershipOnRunningApi extends DbOwnership {
+  constructor(path: string, readonly storage: SqliteStorage, timeoutMs?: number) {
+    super(path, timeoutMs);
+  }
+
+  override close(): void {
+    super.close();
+    this.storage.close();
+  }
+}
+
+/**
+ * Ownership from the fixture database in `dir` while an API server holds it open, as in production (the
+ * LB reads the WAL index read-only, so it needs the -shm file a running API server keeps).
+ */
+export async function ownershipOnRunningApi(dir: string, timeoutMs?: number): Promise<DbOwnership> {
+  const { path, storage } = await runningApiDb(dir);
+  return new OwnershipOnRunningApi(path, storage, timeoutMs);
 }

@@ -11,7 +11,7 @@ import { CachedOwnership, DbOwnership } from "../../lb/ownership.ts";
 import { ServerPool } from "../../lb/pool.ts";
 import { analyseQuery } from "../../lb/promql_access.ts";
 import { startPrometheus, toOpenMetrics } from "../helpers/prometheus_server.ts";
-import { ADMIN, createUnitsDb, unitSeries } from "./fixtures.ts";
+import { ADMIN, createUnitsDb, ownershipOnRunningApi, unitSeries } from "./fixtures.ts";
 
 Deno.test("analyseQuery reports ceems_id equality matchers", () => {
   assertEquals(analyseQuery('a{uuid="1", ceems_id="slurm-1"}'), {
@@ -31,7 +31,7 @@ Deno.test("frontend: cluster header, ceems_id override, /health and admin pass-t
   const dir = await Deno.makeTempDir();
   const now = Date.now();
   const prom = await startPrometheus({ openMetrics: toOpenMetrics(unitSeries(), now - 600e3, now + 1200e3, 30e3) });
-  const ownership = new CachedOwnership(new DbOwnership(await createUnitsDb(dir)));
+  const ownership = new CachedOwnership(await ownershipOnRunningApi(dir));
   const pool = new ServerPool("round-robin", nullLogger);
   pool.add("slurm-0", { url: prom.url, client: {}, filterLabels: [] });
   pool.add("slurm-1", { url: prom.url, client: {}, filterLabels: [] });

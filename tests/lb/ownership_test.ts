@@ -17,7 +17,7 @@ import {
   type OwnershipChecker,
   OwnershipError,
 } from "../../lb/ownership.ts";
-import { ADMIN, CLUSTER, createUnitsDb, OTHER_CLUSTER_UNIT } from "./fixtures.ts";
+import { ADMIN, CLUSTER, createUnitsDb, OTHER_CLUSTER_UNIT, ownershipOnRunningApi } from "./fixtures.ts";
 
 async function checkContract(o: OwnershipChecker, serviceIsAdmin = false) {
   assert(await o.owns("alice", CLUSTER, ["1001"]));
@@ -37,7 +37,7 @@ async function checkContract(o: OwnershipChecker, serviceIsAdmin = false) {
 
 Deno.test("DbOwnership answers from a database the API server's storage wrote", async () => {
   const dir = await Deno.makeTempDir();
-  const o = new DbOwnership(await createUnitsDb(dir));
+  const o = await ownershipOnRunningApi(dir);
   try {
     await checkContract(o);
     assertEquals(await o.clusterIds(), ["slurm-0", "slurm-1"]);
@@ -160,7 +160,8 @@ Deno.test("CachedOwnership spares repeated calls and caches no failure", async (
 Deno.test("DbOwnership sees units the API server adds while the LB runs, and a database restored under it", async () => {
   const dir = await Deno.makeTempDir();
   const path = await createUnitsDb(dir);
-  const api = new DatabaseSync(path);
+  const api = new DatabaseSync(path); // the API server runs: its WAL index exists
+  api.prepare("SELECT COUNT(*) FROM units").get();
   const o = new DbOwnership(path);
   try {
     assert(!(await o.owns("alice", CLUSTER, ["5001"])));
@@ -228,7 +229,12 @@ Deno.test("DbOwnership on a locked database: questions fail within the timeout, 
     console.log(`locked database: failed in ${took.toFixed(0)} ms, longest event-loop gap ${maxGap.toFixed(1)} ms`);
     locker.exec("COMMIT; PRAGMA locking_mode = NORMAL");
     locker.close();
-    assert(await o.owns("alice", CLUSTER, ["1002"]), "answers again once the lock is gone");
+    const api = new SqliteStorage(dir); // the API server (re)starts: its WAL index is there to read again
+    try {
+      assert(await o.owns("alice", CLUSTER, ["1002"]), "answers again once the lock is gone");
+    } finally {
+      api.close();
+    }
   } finally {
     o.close();
     if (locker.isOpen) locker.close();

@@ -7,17 +7,17 @@ import { nullLogger } from "../../common/log.ts";
 import { serve } from "../../common/web/server.ts";
 import { emptyWebConfig } from "../../common/web/web_config.ts";
 import { tsdbHandler } from "../../lb/frontend.ts";
-import { CachedOwnership, DbOwnership } from "../../lb/ownership.ts";
+import { CachedOwnership } from "../../lb/ownership.ts";
 import { ServerPool } from "../../lb/pool.ts";
 import { makeTestCerts } from "../helpers/certs.ts";
 import { freePort } from "../helpers/process.ts";
 import { startPrometheus, toOpenMetrics } from "../helpers/prometheus_server.ts";
-import { ADMIN, CLUSTER, createUnitsDb, unitSeries } from "./fixtures.ts";
+import { ADMIN, CLUSTER, ownershipOnRunningApi, unitSeries } from "./fixtures.ts";
 
 /** Starts the TSDB frontend in-process on a free port for `pool`, with ownership from a fixture database. */
 async function startFrontend(pool: ServerPool) {
   const dbDir = await Deno.makeTempDir();
-  const ownership = new CachedOwnership(new DbOwnership(await createUnitsDb(dbDir)));
+  const ownership = new CachedOwnership(await ownershipOnRunningApi(dbDir));
   const server = await serve({
     addresses: ["127.0.0.1:0"],
     webConfig: emptyWebConfig,

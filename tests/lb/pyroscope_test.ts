@@ -6,10 +6,10 @@ import { nullLogger } from "../../common/log.ts";
 import { serve } from "../../common/web/server.ts";
 import { emptyWebConfig } from "../../common/web/web_config.ts";
 import { pyroscopeHandler } from "../../lb/frontend.ts";
-import { CachedOwnership, DbOwnership } from "../../lb/ownership.ts";
+import { CachedOwnership } from "../../lb/ownership.ts";
 import { ServerPool } from "../../lb/pool.ts";
 import { protoStrings, pyroscopeSelectors } from "../../lb/pyroscope.ts";
-import { ADMIN, CLUSTER, createUnitsDb } from "./fixtures.ts";
+import { ADMIN, CLUSTER, ownershipOnRunningApi } from "./fixtures.ts";
 
 /** Minimal protobuf writer for the tests: varint and length-delimited fields. */
 function varint(n: number): number[] {
@@ -116,7 +116,7 @@ Deno.test("Pyroscope frontend: own service_name is forwarded as printed, anythin
     return new Response(new Uint8Array([1, 2, 3]), { headers: { "content-type": "application/proto" } });
   });
   const dir = await Deno.makeTempDir();
-  const ownership = new CachedOwnership(new DbOwnership(await createUnitsDb(dir)));
+  const ownership = new CachedOwnership(await ownershipOnRunningApi(dir));
   const pool = new ServerPool("round-robin", nullLogger);
   pool.add(CLUSTER, { url: `http://127.0.0.1:${backend.addr.port}`, client: {}, filterLabels: [] });
   const server = await serve({
