@@ -31,6 +31,7 @@ import {
   OwnershipError,
 } from "./ownership.ts";
 import { ServerPool } from "./pool.ts";
+import { QueryAnalyser } from "./query_analyser.ts";
 
 /** Declares every `ceems lb` flag. */
 export function lbFlags(): FlagSet {
@@ -194,9 +195,13 @@ export async function lbMain(argv: string[]): Promise<void> {
     flags: fs,
     logger,
     required: new Map(),
-    readPaths: source.kind === "db"
-      ? [cfg.api.dataPath, source.dbPath, ...moduleGraphFiles(new URL("./ownership_worker.ts", import.meta.url))]
-      : [],
+    // Worker modules load after the drop: the query analyser's always, the database reader's with data.path.
+    readPaths: [
+      ...moduleGraphFiles(QueryAnalyser.workerUrl),
+      ...(source.kind === "db"
+        ? [cfg.api.dataPath, source.dbPath, ...moduleGraphFiles(new URL("./ownership_worker.ts", import.meta.url))]
+        : []),
+    ],
     pathKeys: source.kind === "db"
       ? { [cfg.api.dataPath]: "ceems_api_server.data.path", [source.dbPath]: "ceems_api_server.data.path" }
       : {},
@@ -206,13 +211,14 @@ export async function lbMain(argv: string[]): Promise<void> {
     ? new DbOwnership(source.dbPath, timeoutMs)
     : new HttpOwnership(source.url, httpClient!, timeoutMs);
   const ownership = new CachedOwnership(inner, ttlMs);
+  const analyser = new QueryAnalyser();
   const servers: WebServer[] = [];
   try {
     await checkClusterIds(cfg, ownership, source, logger);
     for (const [i, kind] of kinds.entries()) {
       const pool = pools[i];
       await pool.startHealthChecks(fs.number("lb.health-check-interval"));
-      const opts = { pool, ownership, logger: logger.with({ backend_type: kind }) };
+      const opts = { pool, ownership, analyser, logger: logger.with({ backend_type: kind }) };
       const handler = kind === "tsdb" ? tsdbHandler(opts) : pyroscopeHandler(opts);
       servers.push(
         await serve({ addresses: [addrs[i]], webConfig, logger, handler: limited(handler, limiter) }).catch((e) => {
@@ -232,6 +238,7 @@ export async function lbMain(argv: string[]): Promise<void> {
     await Promise.all(servers.map((s) => s.close()));
     for (const p of pools) p.stop();
     ownership.close();
+    analyser.close();
     await security.close();
   }
   logger.info("stopped");

@@ -3,6 +3,15 @@
 
 const LABEL_VALUES = /^\/api\/v1\/label\/([^/]+)\/values$/;
 
+/** The percent-decoded path segment, or the segment itself when it is not valid percent-encoding. */
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 /** Rewrites a successful JSON answer of `path` without `labels`; other answers pass unchanged. */
 export async function filterLabels(path: string, resp: Response, labels: string[]): Promise<Response> {
   if (!labels.length || resp.status !== 200 || !(resp.headers.get("content-type") ?? "").includes("json")) return resp;
@@ -28,7 +37,7 @@ export async function filterLabels(path: string, resp: Response, labels: string[
     if (Array.isArray(data)) { for (const s of data) drop(s); }
   } else if (path === "/api/v1/labels") {
     if (Array.isArray(data)) body.data = data.filter((l) => !labels.includes(l));
-  } else if (values && labels.includes(decodeURIComponent(values[1]))) {
+  } else if (values && labels.includes(safeDecode(values[1]))) {
     body.data = [];
   }
   const headers = new Headers(resp.headers);

@@ -5,7 +5,8 @@ import { SERVICE_ACCOUNT } from "../common/ceems_db.ts";
 import type { Logger } from "../common/log.ts";
 import type { OwnershipChecker } from "./ownership.ts";
 import type { ServerPool } from "./pool.ts";
-import { analyseAll, type QueryAnalysis } from "./promql_access.ts";
+import type { QueryAnalysis } from "./promql_access.ts";
+import { QueryAnalyser } from "./query_analyser.ts";
 import type { Backend } from "./backend.ts";
 import { filterLabels } from "./filter_labels.ts";
 import { forward, promError } from "./proxy.ts";
@@ -17,12 +18,16 @@ export const CLUSTER_HEADER = "x-ceems-cluster-id";
 export const USER_HEADER = "x-grafana-user";
 
 const MAX_FORM_BYTES = 4 << 20;
+/** Longest user name taken from the user header (Grafana logins are far shorter; names key caches). */
+const MAX_USER_CHARS = 256;
 
 /** Everything a frontend needs. */
 export interface FrontendOptions {
   pool: ServerPool;
   /** Who owns what; required: there is no configuration without an ownership check. */
   ownership: OwnershipChecker;
+  /** Where queries are analysed (default: one shared analyser for the process). */
+  analyser?: QueryAnalyser;
   logger: Logger;
 }
 
@@ -46,10 +51,39 @@ const SINGLE_PARAMS = new Set(["query", "time", "start", "end", "step", "timeout
 /** What a forwarded time, duration, limit or stats value may look like (RFC 3339, floats, durations, words). */
 const PARAM_VALUE = /^[0-9A-Za-z.:+_-]{1,64}$/;
 
+/** A request body over {@link MAX_FORM_BYTES}: answered 413 before more of it is read. */
+class BodyTooLarge extends BodyError {}
+
+/** Reads a request body, stopping (without buffering the rest) once it passes {@link MAX_FORM_BYTES}. */
 async function readLimited(req: Request): Promise<Uint8Array> {
-  const buf = new Uint8Array(await req.arrayBuffer());
-  if (buf.length > MAX_FORM_BYTES) throw new BodyError("request body too large");
-  return buf;
+  const declared = Number(req.headers.get("content-length") ?? NaN);
+  if (declared > MAX_FORM_BYTES) throw new BodyTooLarge(`request body over ${MAX_FORM_BYTES} bytes`);
+  if (!req.body) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = req.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > MAX_FORM_BYTES) {
+      await reader.cancel().catch(() => {});
+      throw new BodyTooLarge(`request body over ${MAX_FORM_BYTES} bytes`);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/** The 400 (or 413) answer to a malformed or oversized body. */
+function bodyError(e: BodyError): Response {
+  return promError(e instanceof BodyTooLarge ? 413 : 400, "bad_data", e.message);
 }
 
 /** Time (ms) a Prometheus time parameter names, when it parses. */
@@ -60,6 +94,9 @@ function paramTimeMs(v: string | null): number | undefined {
   const d = Date.parse(v);
   return Number.isNaN(d) ? undefined : d;
 }
+
+let sharedAnalyser: QueryAnalyser | undefined;
+const analyserOf = (opts: FrontendOptions) => opts.analyser ?? (sharedAnalyser ??= new QueryAnalyser());
 
 /** Common first steps: cluster id, /health, user and admin. Returns a response to send, or the state. */
 async function identify(
@@ -73,6 +110,9 @@ async function identify(
   if (url.pathname === "/health") return new Response(healthText, { headers: { "content-type": "text/plain" } });
   const user = req.headers.get(USER_HEADER)?.trim() ?? "";
   if (!user) return promError(401, "unauthorized", NO_USER);
+  if (user.length > MAX_USER_CHARS) {
+    return promError(400, "bad_data", `user name longer than ${MAX_USER_CHARS} characters`);
+  }
   // Only the API server's own authenticated clients may act as its service account; a login of that name may not.
   if (user === SERVICE_ACCOUNT) return promError(403, "forbidden", `${SERVICE_ACCOUNT} is reserved for the API server`);
   let admin: boolean;
@@ -98,7 +138,13 @@ async function passThrough(
   rewrite?: (b: Backend, r: Response) => Promise<Response>,
 ): Promise<Response> {
   const url = new URL(req.url);
-  const body = req.method === "GET" || req.method === "HEAD" ? undefined : await readLimited(req);
+  let body: Uint8Array | undefined;
+  try {
+    body = req.method === "GET" || req.method === "HEAD" ? undefined : await readLimited(req);
+  } catch (e) {
+    if (e instanceof BodyError) return bodyError(e);
+    throw e;
+  }
   return forward(opts.pool, clusterId, {
     method: req.method,
     pathAndQuery: url.pathname + url.search,
@@ -164,7 +210,8 @@ export function tsdbHandler(opts: FrontendOptions): (req: Request) => Promise<Re
       try {
         body = await readLimited(req);
       } catch (e) {
-        return promError(400, "bad_data", (e as Error).message);
+        if (e instanceof BodyError) return bodyError(e);
+        throw e;
       }
       if (body.length && ct !== "application/x-www-form-urlencoded") {
         return promError(400, "bad_data", "POST bodies must be application/x-www-form-urlencoded");
@@ -180,11 +227,11 @@ export function tsdbHandler(opts: FrontendOptions): (req: Request) => Promise<Re
     if (isQuery) {
       const q = params.get("query");
       if (q === null) return promError(400, "bad_data", "missing query parameter");
-      analysis = analyseAll([q], "uuid");
+      analysis = await analyserOf(opts).analyse([q], "uuid");
     } else {
       const exprs = params.getAll("match[]");
       if (exprs.length === 0) return promError(403, "forbidden", `${FORBIDDEN_UNITS}: match[] is required`);
-      analysis = analyseAll(exprs, "uuid", "selector");
+      analysis = await analyserOf(opts).analyse(exprs, "uuid", "selector");
     }
     const cluster = await checkUnits(opts, who.user!, who.clusterId, analysis);
     if (cluster instanceof Response) return cluster;
@@ -228,13 +275,13 @@ export function pyroscopeHandler(opts: FrontendOptions): (req: Request) => Promi
     try {
       parsed = pyroscopeSelectors(who.path, req.headers.get("content-type") ?? "", await readLimited(req));
     } catch (e) {
-      if (e instanceof BodyError) return promError(400, "bad_data", e.message);
+      if (e instanceof BodyError) return bodyError(e);
       throw e;
     }
     if (parsed.selectors.length === 0) {
       return promError(403, "forbidden", `${FORBIDDEN_UNITS}: a service_name label selector is required`);
     }
-    const analysis = analyseAll(parsed.selectors, "service_name", "selector");
+    const analysis = await analyserOf(opts).analyse(parsed.selectors, "service_name", "selector");
     const cluster = await checkUnits(opts, who.user!, who.clusterId, analysis);
     if (cluster instanceof Response) return cluster;
     return forward(opts.pool, cluster, {

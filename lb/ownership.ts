@@ -184,11 +184,23 @@ export class HttpOwnership implements OwnershipChecker {
   }
 }
 
-/** Caches answers of another checker for `ttlMs` (grants per unit, refusals per unit set); errors are not cached. */
+/** Entries each cache map keeps at most (oldest dropped first). */
+const MAX_CACHE_ENTRIES = 50_000;
+/** Refusals of larger unit sets are not cached (their keys would be as large as the set). */
+const MAX_CACHED_REFUSAL_UNITS = 64;
+/** Expired entries are swept after this many insertions. */
+const SWEEP_EVERY = 1_024;
+
+/**
+ * Caches answers of another checker for `ttlMs`: grants per unit, refusals per (small) unit set, admin
+ * answers per user. Errors are not cached; expired entries are swept regularly and each map is bounded.
+ */
 export class CachedOwnership implements OwnershipChecker {
   #granted = new Map<string, number>();
   #refused = new Map<string, number>();
-  #admins = new Map<string, { admin: boolean; until: number }>();
+  #admins = new Map<string, number>();
+  #notAdmins = new Map<string, number>();
+  #inserts = 0;
   constructor(readonly inner: OwnershipChecker, readonly ttlMs = 30_000, readonly now = () => Date.now()) {}
 
   async owns(user: string, clusterId: string, uuids: string[]): Promise<boolean> {
@@ -197,22 +209,20 @@ export class CachedOwnership implements OwnershipChecker {
     const key = (u: string) => `${user}\u0000${clusterId}\u0000${u}`;
     const missing = [...new Set(uuids)].filter((u) => (this.#granted.get(key(u)) ?? 0) <= t);
     if (missing.length === 0) return true;
-    const setKey = key(missing.sort().join("\u0001"));
-    if ((this.#refused.get(setKey) ?? 0) > t) return false;
+    const setKey = missing.length <= MAX_CACHED_REFUSAL_UNITS ? key(missing.sort().join("\u0001")) : undefined;
+    if (setKey !== undefined && (this.#refused.get(setKey) ?? 0) > t) return false;
     const ok = await this.inner.owns(user, clusterId, missing);
-    this.#prune(t);
-    if (ok) { for (const u of missing) this.#granted.set(key(u), t + this.ttlMs); }
-    else this.#refused.set(setKey, t + this.ttlMs);
+    if (ok) { for (const u of missing) this.#put(this.#granted, key(u), t); }
+    else if (setKey !== undefined) this.#put(this.#refused, setKey, t);
     return ok;
   }
 
   async isAdmin(user: string): Promise<boolean> {
     const t = this.now();
-    const hit = this.#admins.get(user);
-    if (hit && hit.until > t) return hit.admin;
+    if ((this.#admins.get(user) ?? 0) > t) return true;
+    if ((this.#notAdmins.get(user) ?? 0) > t) return false;
     const admin = await this.inner.isAdmin(user);
-    this.#prune(t);
-    this.#admins.set(user, { admin, until: t + this.ttlMs });
+    this.#put(admin ? this.#admins : this.#notAdmins, user, t);
     return admin;
   }
 
@@ -220,10 +230,26 @@ export class CachedOwnership implements OwnershipChecker {
     return this.inner.clusterIds();
   }
 
-  #prune(t: number): void {
-    if (this.#granted.size + this.#refused.size + this.#admins.size < 100_000) return;
-    for (const m of [this.#granted, this.#refused]) for (const [k, until] of m) if (until <= t) m.delete(k);
-    for (const [k, v] of this.#admins) if (v.until <= t) this.#admins.delete(k);
+  /** Entries held (for tests and metrics). */
+  get size(): number {
+    return this.#granted.size + this.#refused.size + this.#admins.size + this.#notAdmins.size;
+  }
+
+  #put(m: Map<string, number>, key: string, t: number): void {
+    m.delete(key); // re-inserted at the end: insertion order is age order
+    m.set(key, t + this.ttlMs);
+    if (++this.#inserts % SWEEP_EVERY === 0) this.#sweep(t);
+    while (m.size > MAX_CACHE_ENTRIES) m.delete(m.keys().next().value!);
+  }
+
+  /** Drops expired entries: insertion order is expiry order (one TTL), so each map is swept from its front. */
+  #sweep(t: number): void {
+    for (const m of [this.#granted, this.#refused, this.#admins, this.#notAdmins]) {
+      for (const [k, until] of m) {
+        if (until > t) break;
+        m.delete(k);
+      }
+    }
   }
 
   close(): void {

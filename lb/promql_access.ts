@@ -14,8 +14,15 @@ export type QueryAnalysis =
 /** Label that names the cluster of a query, overriding the X-Ceems-Cluster-Id header (as CEEMS). */
 export const CLUSTER_LABEL = "ceems_id";
 
-/** Characters allowed in one branch of a `=~` alternation: no regular-expression metacharacter. */
-const LITERAL_BRANCH = /^[A-Za-z0-9_-]+$/;
+/**
+ * What a unit id may look like (SLURM job ids, OpenStack and Kubernetes UUIDs; CEEMS's own LB allows the
+ * same alphabet): in `=` values and in each branch of a `=~` alternation (no regular-expression metacharacter,
+ * no separator an ownership API might split on).
+ */
+const UNIT_ID = /^[A-Za-z0-9_-]+$/;
+
+/** Most unit ids one request may name (each must be checked for ownership). */
+export const MAX_UNITS_PER_REQUEST = 10_000;
 
 /** Functions and aggregations whose string argument names a label they write, with its position. */
 const LABEL_WRITERS: Record<string, number> = { label_replace: 1, label_join: 1, count_values: 0 };
@@ -30,11 +37,12 @@ function matcherValues(m: LabelMatcher): string[] {
   const shown = `${m.name}${m.op}${JSON.stringify(m.value)}`;
   if (m.op === "=") {
     if (m.value === "") throw new Refusal(`${shown} matches series without a ${m.name} label`);
+    if (!UNIT_ID.test(m.value)) throw new Refusal(`${shown} is not a ${m.name} value (letters, digits, _ and -)`);
     return [m.value];
   }
   if (m.op === "=~") {
     const branches = m.value.split("|");
-    if (!branches.every((b) => LITERAL_BRANCH.test(b))) {
+    if (!branches.every((b) => UNIT_ID.test(b))) {
       throw new Refusal(`${shown} is not a plain alternation of literal ${m.name} values`);
     }
     return branches;
@@ -52,7 +60,7 @@ function selectorUnits(matchers: LabelMatcher[], label: string, clusters: Set<st
       continue;
     }
     if (m.name !== label) continue;
-    units.push(...matcherValues(m));
+    for (const v of matcherValues(m)) units.push(v);
     pinned = true;
   }
   if (!pinned) throw new Refusal(`selector ${printSelector(matchers)} has no ${label} matcher`);
@@ -100,6 +108,9 @@ export function analyseAll(queries: string[], label = "uuid", shape: QueryShape 
       const a = checkAccess(tree, label);
       for (const u of a.units) units.add(u);
       for (const c of a.clusterIds) clusters.add(c);
+      if (units.size > MAX_UNITS_PER_REQUEST) {
+        throw new PromQLSyntaxError(`more than ${MAX_UNITS_PER_REQUEST} ${label} values in one request`);
+      }
       printed.push(printExpr(tree));
     } catch (e) {
       if (e instanceof Refusal) return { ok: false, status: 403, reason: e.message };

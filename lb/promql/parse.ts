@@ -15,8 +15,33 @@ interface SyntaxNode {
   nextSibling: SyntaxNode | null;
 }
 
-/** Nesting deeper than this is refused (it bounds the recursion of the parser, checker and printer). */
+/** A tree deeper than this is refused (it bounds the recursion of the converter, checker and printer). */
 export const MAX_DEPTH = 500;
+
+/** Longest query text analysed (Grafana's queries are far shorter; the grammar's cost grows with the text). */
+export const MAX_QUERY_CHARS = 128 * 1024;
+
+/** Deepest nesting of brackets before parsing: deep nesting costs the grammar's parser most. */
+export const MAX_NESTING = 64;
+
+/**
+ * Cheap checks before the grammar's parser runs: the text's length and its bracket nesting (strings
+ * skipped), so an adversarial query is refused in linear time instead of keeping the parser busy.
+ */
+function checkSize(text: string): void {
+  if (text.length > MAX_QUERY_CHARS) fail(`query longer than ${MAX_QUERY_CHARS} characters`);
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"' || c === "'" || c === "`") {
+      for (i++; i < text.length && text[i] !== c; i++) if (text[i] === "\\" && c !== "`") i++;
+    } else if (c === "#") {
+      while (i < text.length && text[i] !== "\n") i++;
+    } else if (c === "(" || c === "[" || c === "{") {
+      if (++depth > MAX_NESTING) fail(`brackets nested deeper than ${MAX_NESTING} levels`);
+    } else if (c === ")" || c === "]" || c === "}") depth--;
+  }
+}
 
 const EXPR_NODES = new Set([
   "AggregateExpr",
@@ -340,6 +365,7 @@ function firstError(top: SyntaxNode): SyntaxNode | undefined {
 export function parsePromQL(text: string): Expr {
   if (text.trim() === "") fail("empty query");
   if (!text.isWellFormed()) fail("query holds a lone surrogate");
+  checkSize(text);
   const top = parser.parse(text).topNode as unknown as SyntaxNode;
   const err = firstError(top);
   if (err) fail(`parse error at position ${err.from}: unexpected input in query`);

@@ -8,7 +8,7 @@ import { emptyWebConfig } from "../../common/web/web_config.ts";
 import { pyroscopeHandler } from "../../lb/frontend.ts";
 import { CachedOwnership } from "../../lb/ownership.ts";
 import { ServerPool } from "../../lb/pool.ts";
-import { protoStrings, pyroscopeSelectors } from "../../lb/pyroscope.ts";
+import { PYROSCOPE_METHODS, pyroscopeSelectors, splitProto } from "../../lb/pyroscope.ts";
 import { ADMIN, CLUSTER, ownershipOnRunningApi } from "./fixtures.ts";
 
 /** Minimal protobuf writer for the tests: varint and length-delimited fields. */
@@ -34,19 +34,41 @@ const SMS = "/querier.v1.QuerierService/SelectMergeStacktraces";
 const NAMES = "/querier.v1.QuerierService/LabelNames";
 const VALUES = "/querier.v1.QuerierService/LabelValues";
 
-Deno.test("protoStrings reads every value of a string field and skips the others", () => {
+Deno.test("splitProto reads the selector field and refuses any field the request does not define", () => {
+  const spec = PYROSCOPE_METHODS[SMS];
   const body = msg(
     strField(1, "process_cpu:cpu:nanoseconds:cpu:nanoseconds"),
     strField(2, '{service_name="1001"}'),
     intField(3, 1_700_000_000_000),
     intField(4, 1_700_000_360_000),
-    strField(2, '{service_name="2001"}'),
   );
-  assertEquals(protoStrings(body, 2), ['{service_name="1001"}', '{service_name="2001"}']);
-  assertEquals(protoStrings(body, 1).length, 1);
-  assertThrows(() => protoStrings(new Uint8Array([0x12, 0x05, 0x41]), 2), /truncated/);
-  assertThrows(() => protoStrings(msg(intField(2, 5)), 2), /wrong wire type/);
-  assertThrows(() => protoStrings(new Uint8Array([0x0b]), 2), /unsupported wire type/);
+  assertEquals(splitProto(body, spec).values, ['{service_name="1001"}']);
+  assertEquals(splitProto(body, spec).rest.length, 3);
+  assertThrows(() => splitProto(new Uint8Array([0x12, 0x05, 0x41]), spec), /truncated/);
+  assertThrows(() => splitProto(msg(intField(2, 5)), spec), /wrong wire type/);
+  assertThrows(() => splitProto(new Uint8Array([0x0b]), spec), /wrong wire type/);
+  assertThrows(() => splitProto(msg(strField(9, "x")), spec), /field 9 is not accepted/);
+  // Field 2^32+1: Go's generated decoder truncates the number to 32 bits and reads field 1, a matcher of
+  // LabelNames. The LB must not take it for an unknown field and copy it along.
+  const smuggled = [
+    0x8a,
+    0x80,
+    0x80,
+    0x80,
+    0x80,
+    0x01,
+    ...varint(20),
+    ...new TextEncoder().encode('{service_name=~".+"}'),
+  ];
+  const names = PYROSCOPE_METHODS[NAMES];
+  assertThrows(() => splitProto(msg(strField(1, '{service_name="1001"}'), smuggled), names), /invalid field key/);
+  // A non-minimal key of 6 bytes for field 1, a 35-bit key, the largest field number: refused too.
+  assertThrows(
+    () => splitProto(new Uint8Array([0x8a, 0x80, 0x80, 0x80, 0x80, 0x00, 0x00]), names),
+    /invalid field key/,
+  );
+  assertThrows(() => splitProto(new Uint8Array([0xfa, 0xff, 0xff, 0xff, 0x1f, 0x00]), names), /invalid field key/);
+  assertThrows(() => splitProto(new Uint8Array([0xfa, 0xff, 0xff, 0xff, 0x0f, 0x00]), names), /not accepted/);
 });
 
 Deno.test("pyroscopeSelectors reads proto and JSON bodies of the three methods", () => {
@@ -169,6 +191,30 @@ Deno.test("Pyroscope frontend: own service_name is forwarded as printed, anythin
         [SMS, "{bad json", "application/json", 400],
         [SMS, "x", "text/plain", 400],
         [NAMES, msg(strField(1, 'sum({service_name="1001"})')), "application/proto", 400],
+        // an unchecked matcher under a field number Go's decoder truncates to 1: refused, not copied along
+        [
+          NAMES,
+          msg(strField(1, '{service_name="1001"}'), [
+            0x8a,
+            0x80,
+            0x80,
+            0x80,
+            0x80,
+            0x01,
+            ...varint(20),
+            ...new TextEncoder().encode('{service_name=~".+"}'),
+          ]),
+          "application/proto",
+          400,
+        ],
+        [VALUES, msg(strField(2, '{service_name="1001"}'), strField(7, "x")), "application/proto", 400],
+        [NAMES, JSON.stringify({ matchers: ['{service_name="1001"}'], extra: 1 }), "application/json", 400],
+        [
+          NAMES,
+          `{"matchers":["{service_name=\\"1001\\"}"],"start":${"[".repeat(5000)}${"]".repeat(5000)}}`,
+          "application/json",
+          400,
+        ],
         [SMS, msg(strField(2, '{service_name="1001"}'), strField(2, '{service_name=~".+"}')), "application/proto", 400],
         [
           SMS,
