@@ -30,6 +30,16 @@ function intField(field: number, n: number): number[] {
 }
 const msg = (...parts: number[][]) => new Uint8Array(parts.flat());
 
+/**
+ * A string field numbered 2^32+1 holding an unconstrained matcher: Go's generated decoder truncates the number
+ * to 32 bits and reads field 1, a matcher of LabelNames. The LB must refuse it, not copy an "unknown" field along.
+ */
+const SMUGGLED_MATCHER = [
+  ...[0x8a, 0x80, 0x80, 0x80, 0x80, 0x01],
+  ...varint(20),
+  ...new TextEncoder().encode('{service_name=~".+"}'),
+];
+
 const SMS = "/querier.v1.QuerierService/SelectMergeStacktraces";
 const NAMES = "/querier.v1.QuerierService/LabelNames";
 const VALUES = "/querier.v1.QuerierService/LabelValues";
@@ -48,18 +58,7 @@ Deno.test("splitProto reads the selector field and refuses any field the request
   assertThrows(() => splitProto(msg(intField(2, 5)), spec), /wrong wire type/);
   assertThrows(() => splitProto(new Uint8Array([0x0b]), spec), /wrong wire type/);
   assertThrows(() => splitProto(msg(strField(9, "x")), spec), /field 9 is not accepted/);
-  // Field 2^32+1: Go's generated decoder truncates the number to 32 bits and reads field 1, a matcher of
-  // LabelNames. The LB must not take it for an unknown field and copy it along.
-  const smuggled = [
-    0x8a,
-    0x80,
-    0x80,
-    0x80,
-    0x80,
-    0x01,
-    ...varint(20),
-    ...new TextEncoder().encode('{service_name=~".+"}'),
-  ];
+  const smuggled = SMUGGLED_MATCHER;
   const names = PYROSCOPE_METHODS[NAMES];
   assertThrows(() => splitProto(msg(strField(1, '{service_name="1001"}'), smuggled), names), /invalid field key/);
   // A non-minimal key of 6 bytes for field 1, a 35-bit key, the largest field number: refused too.
@@ -194,16 +193,7 @@ Deno.test("Pyroscope frontend: own service_name is forwarded as printed, anythin
         // an unchecked matcher under a field number Go's decoder truncates to 1: refused, not copied along
         [
           NAMES,
-          msg(strField(1, '{service_name="1001"}'), [
-            0x8a,
-            0x80,
-            0x80,
-            0x80,
-            0x80,
-            0x01,
-            ...varint(20),
-            ...new TextEncoder().encode('{service_name=~".+"}'),
-          ]),
+          msg(strField(1, '{service_name="1001"}'), SMUGGLED_MATCHER),
           "application/proto",
           400,
         ],
