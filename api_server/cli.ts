@@ -18,6 +18,7 @@ import type { Capability, SecurityManager } from "../privilege/security.ts";
 import { addSecurityFlags, setupSecurity } from "../privilege/setup.ts";
 import { type ApiConfig, ConfigError, loadApiConfig } from "./config.ts";
 import { apiHandler } from "./http/api.ts";
+import { ReadPool, readWorkerFiles } from "./http/read_pool.ts";
 import type { ResourceManager } from "./managers/manager.ts";
 import { OpenStackManager } from "./managers/openstack.ts";
 import { canSwitchUser, SlurmManager } from "./managers/slurm.ts";
@@ -71,7 +72,7 @@ export function apiFlags(): FlagSet {
   fs.add({
     name: "query.max-period",
     kind: "string",
-    default: "0s",
+    default: "1y",
     help: "Maximum time window of a query (0s = unlimited).",
     validate: (v) => {
       try {
@@ -173,7 +174,8 @@ export async function apiMain(argv: string[]): Promise<void> {
     flags: fs,
     logger,
     required,
-    readPaths: [configPath, fs.string("web.config.file")].filter((p) => p),
+    // Reader threads load their modules after the drop.
+    readPaths: [configPath, fs.string("web.config.file"), ...readWorkerFiles()].filter((p) => p),
     readWritePaths: rw,
   });
 
@@ -195,8 +197,9 @@ export async function apiMain(argv: string[]): Promise<void> {
     chunkPauseMs: 1000,
   });
 
+  const reader = new ReadPool({ dbPath: storage.path, logger });
   const handler = apiHandler({
-    storage,
+    reader,
     logger,
     routePrefix: fs.string("web.route-prefix"),
     userHeaders: fs.strings("web.user-header-name"),
@@ -214,7 +217,7 @@ export async function apiMain(argv: string[]): Promise<void> {
     logger,
     handler: (req, info) => {
       const r = handler(req, info);
-      if (r) return compress ? gzipResponse(req, r) : r;
+      if (r) return compress ? r.then((resp) => gzipResponse(req, resp)) : r;
       const path = new URL(req.url).pathname;
       if (path === "/" || path === `${prefix}/`) {
         return landingPage("CEEMS API Server", "Compute units, usage, energy and emissions", VERSION, [
@@ -253,6 +256,7 @@ export async function apiMain(argv: string[]): Promise<void> {
   if (backupTimer !== undefined) clearInterval(backupTimer);
   await server.close();
   await cycle.idle();
+  reader.close();
   storage.close();
   await security.close();
   logger.info("stopped");

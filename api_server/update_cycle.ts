@@ -74,7 +74,7 @@ export class UpdateCycle {
     await this.#refreshGrafanaAdmins();
     if (!this.managers.length) {
       // No cluster: still record the admin users.
-      const start = this.storage.lastUpdateMs("") ?? this.cfg.data.updateFromMs;
+      const start = (await this.storage.lastUpdateMs("")) ?? this.cfg.data.updateFromMs;
       await this.storage.applyUpdate({
         clusterId: "",
         windowStartMs: start,
@@ -95,7 +95,7 @@ export class UpdateCycle {
   }
 
   async #catchUp(m: ResourceManager, now: number): Promise<void> {
-    let start = this.storage.lastUpdateMs(m.clusterId) ?? this.cfg.data.updateFromMs;
+    let start = (await this.storage.lastUpdateMs(m.clusterId)) ?? this.cfg.data.updateFromMs;
     while (start < now) {
       const end = Math.min(start + this.cfg.data.maxUpdateIntervalMs, now);
       try {

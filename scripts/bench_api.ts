@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { DatabaseSync } from "node:sqlite";
 import { SqliteStorage } from "../api_server/storage/sqlite.ts";
 import { parseSacct } from "../api_server/managers/sacct_parse.ts";
-import { METRIC_COLUMNS } from "../api_server/models.ts";
+import { generateApiDb } from "../tests/helpers/api_db.ts";
 
 const UNITS = Number(Deno.env.get("BENCH_API_UNITS") ?? 1_000_000);
 const USERS = 1000;
@@ -24,101 +24,6 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
 const ms = (x: number) => `${x.toFixed(2)} ms`;
-
-function generate(dir: string, now: number): { genMs: number; user: string; uuids: string[] } {
-  const st = new SqliteStorage(dir);
-  const db = st.db;
-  const t0 = performance.now();
-  const cols = [
-    "resource_manager",
-    "cluster_id",
-    "uuid",
-    "name",
-    "project",
-    "groupname",
-    "username",
-    "created_at",
-    "started_at",
-    "ended_at",
-    "created_at_ts",
-    "started_at_ts",
-    "ended_at_ts",
-    "elapsed",
-    "state",
-    "allocation",
-    "tags",
-    ...METRIC_COLUMNS,
-    "ignore",
-    "num_updates",
-    "last_updated_at",
-  ];
-  // Bulk load without the units indexes, then build them once (as a restore would).
-  const idx = db.prepare(
-    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'units' AND sql IS NOT NULL",
-  )
-    .all() as { name: string; sql: string }[];
-  for (const i of idx) db.exec(`DROP INDEX ${i.name}`);
-  const ins = db.prepare(`INSERT INTO units (${cols.join(",")}) VALUES (${cols.map(() => "?").join(",")})`);
-  db.exec("BEGIN");
-  for (let i = 0; i < UNITS; i++) {
-    const user = `usr${i % USERS}`;
-    const end = now - Math.floor((i / UNITS) * SPAN_DAYS * DAY) - 1000;
-    const start = end - 3_600_000;
-    const iso = new Date(end).toISOString().slice(0, 19);
-    const wall = 3600;
-    ins.run(
-      "slurm",
-      `slurm-${i % 2}`,
-      String(10_000_000 + i),
-      `job${i}`,
-      `acc${i % 200}`,
-      "grp",
-      user,
-      iso,
-      iso,
-      iso,
-      start - 60_000,
-      start,
-      end,
-      "01:00:00",
-      "COMPLETED",
-      '{"billing":4,"cpus":4,"gpus":0,"mem":4294967296,"nodes":1}',
-      `{"exit_code":"0:0","gid":1000,"nodelist":"n${i % 64}","partition":"cpu","qos":"normal","uid":${
-        1000 + (i % USERS)
-      },"workdir":"/home/${user}"}`,
-      `{"alloc_cpumemtime":${4096 * wall},"alloc_cputime":${
-        4 * wall
-      },"alloc_gpumemtime":0,"alloc_gputime":0,"walltime":${wall}}`,
-      `{"global":${((i % 100) + 0.5).toFixed(8)}}`,
-      `{"global":${((i % 50) + 0.25).toFixed(8)}}`,
-      `{"total":${((i % 7) * 0.01 + 0.001).toFixed(8)}}`,
-      `{"emaps_total":${i % 13},"rte_total":${i % 11}}`,
-      "{}",
-      "{}",
-      "{}",
-      "{}",
-      "{}",
-      "{}",
-      "{}",
-      "{}",
-      0,
-      1,
-      iso,
-    );
-  }
-  db.prepare("INSERT INTO update_state (cluster_id, last_update_ms) VALUES ('', ?)").run(now);
-  db.exec("COMMIT");
-  for (const i of idx) db.exec(i.sql);
-  db.exec("ANALYZE");
-  const genMs = performance.now() - t0;
-  const user = "usr42";
-  const uuids = (db.prepare("SELECT uuid FROM units WHERE username = ? AND ended_at_ts > ? LIMIT 50").all(
-    user,
-    now - 30 * DAY,
-  ) as { uuid: string }[]).map((r) => r.uuid);
-  st.close();
-  return { genMs, user, uuids };
-}
 
 function sacctText(n: number): string {
   const out: string[] = [];
@@ -155,7 +60,12 @@ async function main() {
       `load average (1 min) at the start: ${loadavg()[0].toFixed(1)} on ${navigator.hardwareConcurrency} CPUs`,
     );
     console.log(`generating ${UNITS.toLocaleString()} units for ${USERS} users over ${SPAN_DAYS} days...`);
-    const { genMs, user, uuids } = generate(join(dir, "data"), now);
+    const { genMs, user, uuids } = generateApiDb(join(dir, "data"), {
+      units: UNITS,
+      users: USERS,
+      spanDays: SPAN_DAYS,
+      now,
+    });
     const size = Deno.statSync(join(dir, "data/ceems.db")).size;
     console.log(
       `generated in ${(genMs / 1000).toFixed(1)} s (${

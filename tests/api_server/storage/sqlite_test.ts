@@ -90,7 +90,10 @@ Deno.test("storage: migrations, window merges, usage counted once, backups, rete
     assert(/ceems-\d{14}\.db$/.test(file), file);
     const copy = new DatabaseSync(file, { readOnly: true });
     assertEquals((copy.prepare("SELECT COUNT(*) AS n FROM units").get() as { n: number }).n, 1);
-    assertEquals((copy.prepare("SELECT version FROM schema_migrations").get() as { version: number }).version, 7);
+    assertEquals(
+      (copy.prepare("SELECT version FROM schema_migrations").get() as { version: number }).version,
+      MIGRATIONS.length,
+    );
     copy.close();
 
     // Retention: units that ended more than retention ago are purged in the next window.
