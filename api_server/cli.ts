@@ -19,6 +19,7 @@ import { addSecurityFlags, setupSecurity } from "../privilege/setup.ts";
 import { type ApiConfig, ConfigError, loadApiConfig } from "./config.ts";
 import { apiHandler } from "./http/api.ts";
 import { ReadPool, readWorkerFiles } from "./http/read_pool.ts";
+import { type DbLock, DbLockedError, lockDatabase } from "./storage/db_lock.ts";
 import type { ResourceManager } from "./managers/manager.ts";
 import { OpenStackManager } from "./managers/openstack.ts";
 import { canSwitchUser, SlurmManager } from "./managers/slurm.ts";
@@ -167,6 +168,14 @@ export async function apiMain(argv: string[]): Promise<void> {
   }
   const rw = [cfg.data.path, ...(cfg.data.backupPath ? [cfg.data.backupPath] : [])];
   for (const p of rw) Deno.mkdirSync(p, { recursive: true });
+  // One writer per database, for the life of the process: a second server on this data directory stops here.
+  let lock: DbLock;
+  try {
+    lock = lockDatabase(cfg.data.path);
+  } catch (e) {
+    if (e instanceof DbLockedError) throw new StartupError(e.message, 1);
+    throw new StartupError(`cannot lock the database under ${cfg.data.path}: ${(e as Error).message}`, 1);
+  }
   // An existing DB (and its WAL files), e.g. created or restored by root, must stay writable after the drop.
   rw.push(...["", "-wal", "-shm"].map((x) => join(cfg.data.path, DB_FILE + x)));
   const security = await setupSecurity({
@@ -258,6 +267,7 @@ export async function apiMain(argv: string[]): Promise<void> {
   await cycle.idle();
   reader.close();
   storage.close();
+  lock.release();
   await security.close();
   logger.info("stopped");
 }

@@ -38,3 +38,27 @@ Deno.test("api started as root opens a DB that root created (restored) after dro
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("a second api on the same data directory refuses to start with one line; the first keeps serving", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-api-lock-" });
+  try {
+    Deno.writeTextFileSync(join(dir, "c.yml"), `ceems_api_server:\n  data:\n    path: ${dir}/data\n`);
+    const first = await startCeems(["api", `--config.file=${dir}/c.yml`]);
+    try {
+      const second = await runCeems(["api", `--config.file=${dir}/c.yml`, "--web.listen-address=127.0.0.1:0"]);
+      assertEquals(second.code, 1, second.stderr);
+      const lines = second.stderr.trim().split("\n");
+      assertEquals(lines.length, 1, second.stderr);
+      assert(/^ceems api: error: .*ceems\.db is in use by another ceems api \(pid \d+\)/.test(lines[0]), lines[0]);
+      const r = await fetch(`${first.base}/api/v1/units`, { headers: { "X-Grafana-User": "u" } });
+      assertEquals(r.status, 200, await r.text());
+    } finally {
+      assertEquals((await first.stop()).code, 0);
+    }
+    // The lock goes with the process: the next server starts.
+    const third = await startCeems(["api", `--config.file=${dir}/c.yml`]);
+    assertEquals((await third.stop()).code, 0);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
