@@ -6,7 +6,7 @@ import type { Logger } from "../../common/log.ts";
 import type { SecurityManager } from "../../privilege/security.ts";
 import type { ClusterConfig } from "../config.ts";
 import type { Project, Unit, User } from "../models.ts";
-import type { Membership, ResourceManager } from "./manager.ts";
+import { type Membership, type ResourceManager, SourceError } from "./manager.ts";
 import { parseAssociations, parseSacct, SACCT_FIELDS, SACCT_STATES } from "./sacct_parse.ts";
 
 /** How SLURM commands are executed. */
@@ -58,7 +58,7 @@ export class SlurmManager implements ResourceManager {
   }
 
   /** Runs a SLURM command and returns its stdout; throws with stderr on failure. */
-  async #run(cmd: string[]): Promise<string> {
+  async #run(cmd: string[], signal?: AbortSignal): Promise<string> {
     if (this.mode === "privileged") {
       const [r] = await this.security.run({ name: "slurm", caps: ["cap_setuid", "cap_setgid"] }, [
         { kind: "exec", cmd, uid: 0, gid: 0, env: this.#env, timeoutMs: this.timeoutMs },
@@ -75,14 +75,16 @@ export class SlurmManager implements ResourceManager {
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      signal: AbortSignal.timeout(this.timeoutMs),
+      signal: signal
+        ? AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)])
+        : AbortSignal.timeout(this.timeoutMs),
     }).output();
     const dec = new TextDecoder();
     if (out.code !== 0) throw new Error(`${cmd[0]} exited with ${out.code}: ${dec.decode(out.stderr).trim()}`);
     return dec.decode(out.stdout);
   }
 
-  async fetchUnits(startMs: number, endMs: number): Promise<Unit[]> {
+  async fetchUnits(startMs: number, endMs: number, signal?: AbortSignal): Promise<Unit[]> {
     const out = await this.#run([
       this.#sacct,
       "-D",
@@ -98,12 +100,32 @@ export class SlurmManager implements ResourceManager {
       sacctTime(startMs),
       "--endtime",
       sacctTime(endMs),
-    ]);
+    ], signal);
     const { units, skipped } = parseSacct(out, this.clusterId, startMs, endMs);
-    for (const s of skipped) {
-      this.logger.warn("skipping malformed sacct line", { cluster_id: this.clusterId, reason: s.reason, line: s.line });
+    if (skipped.length) {
+      const first = `${skipped[0].reason}: "${skipped[0].line.slice(0, 200)}"`;
+      // Output that is not job records (a wrapper's banner, a changed format): the window is not applied.
+      if (!units.length) {
+        throw new SourceError(`sacct printed ${skipped.length} record(s), none parses (first: ${first})`);
+      }
+      this.logger.warn("skipping malformed sacct records", {
+        cluster_id: this.clusterId,
+        count: skipped.length,
+        first,
+      });
     }
     return units;
+  }
+
+  async knowsUnits(uuids: string[], signal?: AbortSignal): Promise<boolean> {
+    if (!uuids.length) return true;
+    // With --jobs and no --starttime, sacct searches all of its history.
+    const out = await this.#run(
+      [this.#sacct, "-X", "--noheader", "--allusers", "--parsable2", "--format", "jobidraw", "--jobs", uuids.join(",")],
+      signal,
+    );
+    const wanted = new Set(uuids);
+    return out.split("\n").some((l) => wanted.has(l.trim()));
   }
 
   async fetchMembership(_endMs: number): Promise<Membership> {

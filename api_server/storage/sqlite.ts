@@ -118,9 +118,11 @@ export class SqliteStorage implements Storage {
     return r?.last_update_ms;
   }
 
-  runningUnits(clusterId: string): number {
-    return (this.#stmt("SELECT COUNT(*) AS n FROM units WHERE cluster_id = ? AND ended_at_ts = 0 AND ignore = 0")
-      .get(clusterId) as { n: number }).n;
+  runningUnits(clusterId: string, limit: number): string[] {
+    const rows = this.#stmt(
+      "SELECT uuid FROM units WHERE cluster_id = ? AND ended_at_ts = 0 ORDER BY last_updated_at DESC LIMIT ?",
+    ).all(clusterId, limit) as { uuid: string }[];
+    return rows.map((r) => r.uuid);
   }
 
   /** Opens a window's transaction; units follow with {@link addUnits}, then {@link commitWindow}. */

@@ -68,8 +68,8 @@ export type MaybePromise<T> = T | Promise<T>;
 export interface Storage {
   /** End of the cluster's last applied update window, or undefined when none was applied. */
   lastUpdateMs(clusterId: string): MaybePromise<number | undefined>;
-  /** Number of the cluster's units stored as still running (a window after them cannot be empty). */
-  runningUnits(clusterId: string): MaybePromise<number>;
+  /** Up to `limit` uuids of the cluster's units stored as still running (the next window must list them). */
+  runningUnits(clusterId: string, limit: number): MaybePromise<string[]>;
   /** Applies one window's units, users, projects and admins (and the retention purge) atomically. */
   applyUpdate(batch: UpdateBatch): Promise<void>;
   /** Writes a consistent copy of the DB into `dir`, prunes old copies; resolves to the new file's path. */

@@ -4,20 +4,10 @@
 import { join } from "node:path";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { repoRoot, runCeems, startCeems } from "../helpers/process.ts";
+import { fakeSlurmTools } from "../helpers/fake_slurm.ts";
 
 const fixtures = join(repoRoot, "tests/api_server/fixtures");
 const expected = (name: string) => Deno.readTextFileSync(join(fixtures, "expected", `e2e-test-api-${name}.txt`));
-
-/** Writes executable fake sacct/sacctmgr that print the fixtures, into a new temp dir. */
-export function fakeSlurmTools(dir: string, sacctFile = join(fixtures, "tools/sacct.txt")): string {
-  const bin = join(dir, "bin");
-  Deno.mkdirSync(bin, { recursive: true });
-  Deno.writeTextFileSync(join(bin, "sacct"), `#!/bin/sh\ncat '${sacctFile}'\n`, { mode: 0o755 });
-  Deno.writeTextFileSync(join(bin, "sacctmgr"), `#!/bin/sh\ncat '${join(fixtures, "tools/sacctmgr.txt")}'\n`, {
-    mode: 0o755,
-  });
-  return bin;
-}
 
 Deno.test("ceems api serves CEEMS-compatible responses from sacct fixtures", async (t) => {
   const dir = Deno.makeTempDirSync({ prefix: "ceems-api-e2e-" });
