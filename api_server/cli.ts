@@ -11,7 +11,7 @@ import {
   webConfigFromFlags,
 } from "../common/cli.ts";
 import { FlagSet, parseDuration } from "../common/flags.ts";
-import type { Logger } from "../common/log.ts";
+import type { Level, LogFormat, Logger } from "../common/log.ts";
 import { VERSION } from "../common/version.ts";
 import { landingPage, serve } from "../common/web/server.ts";
 import type { Capability, SecurityManager } from "../privilege/security.ts";
@@ -23,7 +23,8 @@ import { type DbLock, DbLockedError, lockDatabase } from "./storage/db_lock.ts";
 import type { ResourceManager } from "./managers/manager.ts";
 import { OpenStackManager } from "./managers/openstack.ts";
 import { canSwitchUser, SlurmManager } from "./managers/slurm.ts";
-import { DB_FILE, SqliteStorage } from "./storage/sqlite.ts";
+import { DB_FILE } from "./storage/sqlite.ts";
+import { WorkerStorage, writerWorkerFiles } from "./storage/writer_client.ts";
 import { UpdateCycle } from "./update_cycle.ts";
 import { TsdbUpdater } from "./updater/tsdb.ts";
 
@@ -183,14 +184,20 @@ export async function apiMain(argv: string[]): Promise<void> {
     flags: fs,
     logger,
     required,
-    // Reader threads load their modules after the drop.
-    readPaths: [configPath, fs.string("web.config.file"), ...readWorkerFiles()].filter((p) => p),
+    // Reader and writer threads load their modules after the drop.
+    readPaths: [configPath, fs.string("web.config.file"), ...readWorkerFiles(), ...writerWorkerFiles()].filter((p) =>
+      p
+    ),
     readWritePaths: rw,
   });
 
-  let storage: SqliteStorage;
+  // Every write (migrations, windows, integrity check, backups) runs on the writer thread.
+  let storage: WorkerStorage;
   try {
-    storage = new SqliteStorage(cfg.data.path);
+    storage = await WorkerStorage.open(cfg.data.path, {
+      updaters: cfg.updaters,
+      log: { level: fs.string("log.level") as Level, format: fs.string("log.format") as LogFormat },
+    });
   } catch (e) {
     throw new StartupError(`cannot open database under ${cfg.data.path}: ${(e as Error).message}`, 1);
   }
@@ -259,7 +266,7 @@ export async function apiMain(argv: string[]): Promise<void> {
   // written commits or rolls back) while in-flight requests finish.
   await Promise.all([server.close(4000), cycle.stop(4000)]);
   reader.close();
-  storage.close();
+  await storage.close();
   lock.release();
   await security.close();
   logger.info("stopped");

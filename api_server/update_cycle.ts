@@ -4,7 +4,8 @@
 
 import type { Logger } from "../common/log.ts";
 import type { ApiConfig } from "./config.ts";
-import { type ResourceManager, SourceError } from "./managers/manager.ts";
+import { type Membership, type ResourceManager, SourceError } from "./managers/manager.ts";
+import { judgeParse } from "./managers/sacct_parse.ts";
 import type { Storage } from "./storage/storage.ts";
 import type { TsdbUpdater } from "./updater/tsdb.ts";
 import { clientHeaders } from "./http_client.ts";
@@ -233,42 +234,67 @@ export class UpdateCycle {
     this.opts.health?.update(clusterId, e);
   }
 
-  /** Fetches, enriches and stores one window [startMs, endMs] of one cluster. */
+  /**
+   * Fetches, enriches and stores one window [startMs, endMs] of one cluster. Where the manager gives its raw
+   * output and the store can stage it, parsing and updaters run on the store's thread, not the event loop.
+   */
   async updateWindow(m: ResourceManager, startMs: number, endMs: number): Promise<void> {
     const signal = this.#stop.signal;
-    const [units, mem] = await Promise.all([m.fetchUnits(startMs, endMs, signal), m.fetchMembership(endMs)]);
-    if (!units.length && m.knowsUnits) {
-      // Units running at the window's start are in it (still running or ended during it): an empty answer is
-      // genuine only if the source still lists them by id.
-      const running = await this.storage.runningUnits(m.clusterId, RUNNING_PROBE);
-      if (running.length && !(await m.knowsUnits(running, signal))) {
-        throw new SourceError(
-          `no units for a window in which ${running.length} unit(s) were running, and the source does not list them by id either`,
-        );
-      }
-    }
-    const clusterCfg = this.cfg.clusters.find((c) => c.id === m.clusterId);
-    for (const id of clusterCfg?.updaters ?? []) {
-      const up = this.updaters.get(id);
-      if (up) await up.update(units, startMs, endMs);
-    }
-    // Stopped while fetching: the window is dropped whole and fetched again at the next start.
-    if (signal.aborted) throw new Stopped("stopping");
-    await this.storage.applyUpdate({
+    const updaterIds = this.cfg.clusters.find((c) => c.id === m.clusterId)?.updaters ?? [];
+    const meta = (mem: Membership) => ({
       clusterId: m.clusterId,
       windowStartMs: startMs,
       windowEndMs: endMs,
-      units,
       users: mem.users,
       projects: mem.projects,
       adminUsers: this.#adminUsers,
       retentionMs: this.opts.skipDeleteOldUnits ? 0 : this.cfg.data.retentionPeriodMs,
     });
+    let count: number;
+    if (m.fetchRaw && this.storage.stage && this.storage.applyStaged && this.storage.discardStaged) {
+      const [raw, mem] = await Promise.all([m.fetchRaw(startMs, endMs, signal), m.fetchMembership(endMs)]);
+      const st = await this.storage.stage(raw, { clusterId: m.clusterId, startMs, endMs, updaters: updaterIds });
+      let applied = false;
+      try {
+        const verdict = judgeParse(st.units, st.skipped, st.firstSkipped);
+        if (verdict.error) throw new SourceError(verdict.error);
+        if (verdict.warning) this.logger.warn(verdict.warning, { cluster_id: m.clusterId });
+        if (!st.units) await this.#checkEmpty(m, signal);
+        if (signal.aborted) throw new Stopped("stopping");
+        await this.storage.applyStaged(st.id, meta(mem));
+        applied = true;
+      } finally {
+        if (!applied) await this.storage.discardStaged(st.id).catch(() => {});
+      }
+      count = st.units;
+    } else {
+      const [units, mem] = await Promise.all([m.fetchUnits(startMs, endMs, signal), m.fetchMembership(endMs)]);
+      if (!units.length) await this.#checkEmpty(m, signal);
+      for (const id of updaterIds) await this.updaters.get(id)?.update(units, startMs, endMs);
+      // Stopped while fetching: the window is dropped whole and fetched again at the next start.
+      if (signal.aborted) throw new Stopped("stopping");
+      await this.storage.applyUpdate({ ...meta(mem), units });
+      count = units.length;
+    }
     this.logger.info("units updated", {
       cluster_id: m.clusterId,
       from: new Date(startMs).toISOString(),
       to: new Date(endMs).toISOString(),
-      units: units.length,
+      units: count,
     });
+  }
+
+  /**
+   * Units running at the window's start are in it (still running or ended during it): an empty window is
+   * genuine only if the source still lists them by id.
+   */
+  async #checkEmpty(m: ResourceManager, signal: AbortSignal): Promise<void> {
+    if (!m.knowsUnits) return;
+    const running = await this.storage.runningUnits(m.clusterId, RUNNING_PROBE);
+    if (running.length && !(await m.knowsUnits(running, signal))) {
+      throw new SourceError(
+        `no units for a window in which ${running.length} unit(s) were running, and the source does not list them by id either`,
+      );
+    }
   }
 }

@@ -27,6 +27,9 @@ export interface ReadPoolOptions {
   pingTimeoutMs?: number;
 }
 
+/** Nice value of the readers that take admin requests: with CPUs short, users' reader goes first. */
+const ADMIN_READER_NICE = 5;
+
 /** Chunks a streamed answer may hold queued here before the reader thread is asked for more. */
 const QUEUED_CHUNKS = 2;
 
@@ -50,7 +53,11 @@ class Reader {
   spawn(): void {
     const w = new Worker(WORKER_URL.href, { type: "module", name: `api-reader-${this.index}` });
     w.postMessage(
-      { dbPath: this.pool.opts.dbPath, busyTimeoutMs: this.pool.opts.busyTimeoutMs ?? 5000 } satisfies ReadWorkerInit,
+      {
+        dbPath: this.pool.opts.dbPath,
+        busyTimeoutMs: this.pool.opts.busyTimeoutMs ?? 5000,
+        nice: this.index === 0 ? 0 : ADMIN_READER_NICE,
+      } satisfies ReadWorkerInit,
     );
     w.onmessage = (e: MessageEvent<FromReader>) => this.onMessage(e.data);
     w.onerror = (e) => {

@@ -5,6 +5,7 @@
 
 import { DatabaseSync } from "node:sqlite";
 import { ReadQueries } from "../storage/read_queries.ts";
+import { niceThread } from "../../ffi/libc.ts";
 import { INTERNAL_ERROR_BODY } from "./reader.ts";
 import { answer, type ReadRequest } from "./routes.ts";
 
@@ -12,6 +13,8 @@ import { answer, type ReadRequest } from "./routes.ts";
 export interface ReadWorkerInit {
   dbPath: string;
   busyTimeoutMs: number;
+  /** Nice value of this thread (admin readers give way to users' reader when they compete for a CPU). */
+  nice: number;
 }
 
 /** Messages to a reader thread. */
@@ -121,6 +124,9 @@ async function serve(id: number, req: ReadRequest): Promise<void> {
 self.onmessage = (e: MessageEvent<ReadWorkerInit | ToReader>) => {
   if (!init) {
     init = e.data as ReadWorkerInit;
+    try {
+      if (init.nice) niceThread(init.nice);
+    } catch { /* no per-thread priority here */ }
     return;
   }
   const m = e.data as ToReader;

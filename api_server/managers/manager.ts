@@ -23,8 +23,19 @@ export interface ResourceManager {
    * empty window, true means the window really was empty, false that the source is not answering correctly.
    */
   knowsUnits?(uuids: string[], signal?: AbortSignal): Promise<boolean>;
+  /**
+   * The window's units as the source printed them, unparsed: parsing (and the updaters) can then run where the
+   * window is written, off the event loop. {@link parseRaw} turns it into what fetchUnits returns.
+   */
+  fetchRaw?(startMs: number, endMs: number, signal?: AbortSignal): Promise<RawUnits>;
   /** Users and projects known to the cluster at `endMs`. */
   fetchMembership(endMs: number): Promise<Membership>;
+}
+
+/** A window's units as the source printed them. */
+export interface RawUnits {
+  format: "sacct";
+  text: string;
 }
 
 /** A source that answered (exit 0, HTTP 200) with something that is not the units of the window. */

@@ -6,8 +6,8 @@ import type { Logger } from "../../common/log.ts";
 import type { SecurityManager } from "../../privilege/security.ts";
 import type { ClusterConfig } from "../config.ts";
 import type { Project, Unit, User } from "../models.ts";
-import { type Membership, type ResourceManager, SourceError } from "./manager.ts";
-import { parseAssociations, parseSacct, SACCT_FIELDS, SACCT_STATES } from "./sacct_parse.ts";
+import { type Membership, type RawUnits, type ResourceManager, SourceError } from "./manager.ts";
+import { judgeParse, parseAssociations, parseSacctSliced, SACCT_FIELDS, SACCT_STATES } from "./sacct_parse.ts";
 
 /** How SLURM commands are executed. */
 export type ExecMode = "privileged" | "plain";
@@ -84,8 +84,8 @@ export class SlurmManager implements ResourceManager {
     return dec.decode(out.stdout);
   }
 
-  async fetchUnits(startMs: number, endMs: number, signal?: AbortSignal): Promise<Unit[]> {
-    const out = await this.#run([
+  async fetchRaw(startMs: number, endMs: number, signal?: AbortSignal): Promise<RawUnits> {
+    const text = await this.#run([
       this.#sacct,
       "-D",
       "-X",
@@ -101,19 +101,15 @@ export class SlurmManager implements ResourceManager {
       "--endtime",
       sacctTime(endMs),
     ], signal);
-    const { units, skipped } = parseSacct(out, this.clusterId, startMs, endMs);
-    if (skipped.length) {
-      const first = `${skipped[0].reason}: "${skipped[0].line.slice(0, 200)}"`;
-      // Output that is not job records (a wrapper's banner, a changed format): the window is not applied.
-      if (!units.length) {
-        throw new SourceError(`sacct printed ${skipped.length} record(s), none parses (first: ${first})`);
-      }
-      this.logger.warn("skipping malformed sacct records", {
-        cluster_id: this.clusterId,
-        count: skipped.length,
-        first,
-      });
-    }
+    return { format: "sacct", text };
+  }
+
+  async fetchUnits(startMs: number, endMs: number, signal?: AbortSignal): Promise<Unit[]> {
+    const raw = await this.fetchRaw(startMs, endMs, signal);
+    const { units, skipped } = await parseSacctSliced(raw.text, this.clusterId, startMs, endMs);
+    const verdict = judgeParse(units.length, skipped.length, skipped[0]);
+    if (verdict.error) throw new SourceError(verdict.error);
+    if (verdict.warning) this.logger.warn(verdict.warning, { cluster_id: this.clusterId });
     return units;
   }
 

@@ -2,6 +2,7 @@
 // queries, so a deployment that outgrows one SQLite file can plug in a server database behind the same calls.
 
 import type { Project, Unit, User } from "../models.ts";
+import type { RawUnits } from "../managers/manager.ts";
 
 /** Everything one update window writes, applied atomically. */
 export interface UpdateBatch {
@@ -74,4 +75,29 @@ export interface Storage {
   applyUpdate(batch: UpdateBatch): Promise<void>;
   /** Writes a consistent copy of the DB into `dir`, prunes old copies; resolves to the new file's path. */
   backup(dir: string, retention?: { keep: number; maxAgeMs: number }): Promise<string>;
+  /**
+   * Parses a window as its source printed it and runs the cluster's updaters on it where the store writes (off
+   * the event loop); the window then waits for {@link applyStaged} or {@link discardStaged}. Optional.
+   */
+  stage?(raw: RawUnits, w: StageWindow): Promise<Staged>;
+  /** Applies a staged window (its units with the rest of `meta`) atomically. */
+  applyStaged?(id: number, meta: Omit<UpdateBatch, "units">): Promise<void>;
+  /** Drops a staged window. */
+  discardStaged?(id: number): Promise<void>;
+}
+
+/** The window a raw source output belongs to, and the updaters to run on its units. */
+export interface StageWindow {
+  clusterId: string;
+  startMs: number;
+  endMs: number;
+  updaters: string[];
+}
+
+/** A staged window: how many units parsed, and the records that did not (count and first). */
+export interface Staged {
+  id: number;
+  units: number;
+  skipped: number;
+  firstSkipped?: { line: string; reason: string };
 }

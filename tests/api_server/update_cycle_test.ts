@@ -9,6 +9,8 @@ import { InlineSecurityManager } from "../../privilege/security.ts";
 import { parseApiConfig } from "../../api_server/config.ts";
 import { SlurmManager } from "../../api_server/managers/slurm.ts";
 import { SqliteStorage } from "../../api_server/storage/sqlite.ts";
+import { WorkerStorage } from "../../api_server/storage/writer_client.ts";
+import { DatabaseSync } from "node:sqlite";
 import { UpdateCycle } from "../../api_server/update_cycle.ts";
 
 const fixtures = join(repoRoot, "tests/api_server/fixtures/tools");
@@ -107,7 +109,11 @@ Deno.test("Grafana team members become admins; a Grafana outage keeps the last l
 });
 
 /** A cluster `c0` whose sacct runs `script` (sh) and whose sacctmgr prints the fixture; clock under test control. */
-function scriptedCluster(dir: string, script: string, opts: { retryBaseMs?: number } = {}) {
+async function scriptedCluster(
+  dir: string,
+  script: string,
+  opts: { retryBaseMs?: number; writerThread?: boolean } = {},
+) {
   Deno.writeTextFileSync(join(dir, "sacct"), `#!/bin/sh\necho "$@" >> '${dir}/calls'\n${script}`, { mode: 0o755 });
   Deno.writeTextFileSync(join(dir, "sacctmgr"), `#!/bin/sh\ncat '${fixtures}/sacctmgr.txt'\n`, { mode: 0o755 });
   const cfg = parseApiConfig(`ceems_api_server:
@@ -117,7 +123,8 @@ clusters:
 `);
   const lines: string[] = [];
   const logger = new Logger("debug", "logfmt", {}, (l) => lines.push(l));
-  const storage = new SqliteStorage(cfg.data.path);
+  // In this thread, or on the writer thread as the server runs it (sacct parsed there).
+  const storage = opts.writerThread ? await WorkerStorage.open(cfg.data.path) : new SqliteStorage(cfg.data.path);
   const clock = { now: Date.parse("2026-06-01T12:00:00Z") };
   const managers = cfg.clusters.map((c) => new SlurmManager(c, new InlineSecurityManager(), "plain", logger));
   const cycle = new UpdateCycle(cfg, storage, managers, new Map(), logger, {
@@ -132,83 +139,114 @@ clusters:
       return 0;
     }
   };
-  return { cycle, storage, clock, lines, calls };
+  const minUpdates = () => {
+    const db = new DatabaseSync(join(cfg.data.path, "ceems.db"), { readOnly: true });
+    try {
+      return (db.prepare("SELECT MIN(num_updates) AS n FROM units").get() as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  };
+  return { cycle, storage, clock, lines, calls, minUpdates };
 }
 
-Deno.test("sacct printing non-records with exit 0 keeps the window; one log line, retried with backoff", async () => {
-  const dir = Deno.makeTempDirSync({ prefix: "ceems-cycle-bad-" });
-  try {
-    const good = join(dir, "good");
-    const c = scriptedCluster(
-      dir,
-      `[ -e '${good}' ] && exec cat '${fixtures}/sacct.txt'\necho 'sacct: note: the accounting daemon is being upgraded'\necho 'done'\n`,
-    );
-    const errors = () => c.lines.filter((l) => l.includes("level=error")).length;
-    await c.cycle.run().catch(() => {});
-    assertEquals(c.storage.lastUpdateMs("c0"), undefined, "the window is not applied");
-    assertEquals(errors(), 1);
-    assert(c.lines.some((l) => /update failed.*none parses/.test(l)), c.lines.join("\n"));
-    // Within the backoff, ticks leave the cluster alone; after it, the retry fails quietly (same error).
-    await c.cycle.run().catch(() => {});
-    assertEquals(c.calls(), 1, "no attempt before the backoff ends");
-    c.clock.now += 60_000;
-    await c.cycle.run().catch(() => {});
-    assertEquals(c.calls(), 2);
-    c.clock.now += 60_000;
-    await c.cycle.run().catch(() => {});
-    assertEquals(c.calls(), 2, "the second backoff is twice as long");
-    c.clock.now += 60_000;
-    await c.cycle.run().catch(() => {});
-    assertEquals([c.calls(), errors()], [3, 1], "retried, not logged again");
-    // Fixed: every window since update_from arrives.
-    Deno.writeTextFileSync(good, "");
-    c.clock.now += 4 * 60_000;
-    await c.cycle.run();
-    assertEquals(c.storage.lastUpdateMs("c0"), c.clock.now);
-    // 09:00-12:07 in 1 h windows: every fixture job is applied once per window, none lost.
-    assertEquals((c.storage.db.prepare("SELECT MIN(num_updates) AS n FROM units").get() as { n: number }).n, 4);
-    assert(c.lines.some((l) => l.includes("update recovered")));
-    c.storage.close();
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
+for (const writerThread of [false, true]) {
+  Deno.test(
+    `sacct printing non-records with exit 0 keeps the window; one log line, retried with backoff${
+      writerThread ? " (parsed on the writer thread)" : ""
+    }`,
+    async () => {
+      const dir = Deno.makeTempDirSync({ prefix: "ceems-cycle-bad-" });
+      try {
+        const good = join(dir, "good");
+        const c = await scriptedCluster(
+          dir,
+          `[ -e '${good}' ] && exec cat '${fixtures}/sacct.txt'\necho 'sacct: note: the accounting daemon is being upgraded'\necho 'done'\n`,
+          { writerThread },
+        );
+        const errors = () => c.lines.filter((l) => l.includes("level=error")).length;
+        await c.cycle.run().catch(() => {});
+        assertEquals(await c.storage.lastUpdateMs("c0"), undefined, "the window is not applied");
+        assertEquals(errors(), 1);
+        assert(c.lines.some((l) => /update failed.*none parses/.test(l)), c.lines.join("\n"));
+        // Within the backoff, ticks leave the cluster alone; after it, the retry fails quietly (same error).
+        await c.cycle.run().catch(() => {});
+        assertEquals(c.calls(), 1, "no attempt before the backoff ends");
+        c.clock.now += 60_000;
+        await c.cycle.run().catch(() => {});
+        assertEquals(c.calls(), 2);
+        c.clock.now += 60_000;
+        await c.cycle.run().catch(() => {});
+        assertEquals(c.calls(), 2, "the second backoff is twice as long");
+        c.clock.now += 60_000;
+        await c.cycle.run().catch(() => {});
+        assertEquals([c.calls(), errors()], [3, 1], "retried, not logged again");
+        // Fixed: every window since update_from arrives.
+        Deno.writeTextFileSync(good, "");
+        c.clock.now += 4 * 60_000;
+        await c.cycle.run();
+        assertEquals(await c.storage.lastUpdateMs("c0"), c.clock.now);
+        // 09:00-12:07 in 1 h windows: every fixture job is applied once per window, none lost.
+        assertEquals(c.minUpdates(), 4);
+        assert(c.lines.some((l) => l.includes("update recovered")));
+        await c.storage.close();
+      } finally {
+        Deno.removeSync(dir, { recursive: true });
+      }
+    },
+  );
+}
 
-Deno.test("an empty window after running units counts only when sacct still lists them by id", async () => {
-  const dir = Deno.makeTempDirSync({ prefix: "ceems-cycle-empty-" });
-  try {
-    const mode = join(dir, "mode");
-    // First the fixture (with running jobs); then nothing for windows, and --jobs answered per `mode`.
-    const c = scriptedCluster(
-      dir,
-      `case "$*" in *--jobs*) [ "$(cat '${mode}')" = knows ] && echo "$*" | tr ' ,' '\\n\\n' | grep -x '[0-9]*'; exit 0;; esac
+for (const writerThread of [false, true]) {
+  Deno.test(
+    `an empty window after running units counts only when sacct still lists them by id${
+      writerThread ? " (parsed on the writer thread)" : ""
+    }`,
+    async () => {
+      const dir = Deno.makeTempDirSync({ prefix: "ceems-cycle-empty-" });
+      try {
+        const mode = join(dir, "mode");
+        // First the fixture (with running jobs); then nothing for windows, and --jobs answered per `mode`.
+        const c = await scriptedCluster(
+          dir,
+          `case "$*" in *--jobs*) [ "$(cat '${mode}')" = knows ] && echo "$*" | tr ' ,' '\\n\\n' | grep -x '[0-9]*'; exit 0;; esac
 [ "$(cat '${mode}')" = fixture ] && cat '${fixtures}/sacct.txt'
 exit 0
 `,
-      { retryBaseMs: 0 },
-    );
-    Deno.writeTextFileSync(mode, "fixture");
-    c.clock.now = Date.parse("2026-06-01T10:00:00Z");
-    await c.cycle.run();
-    const running = c.storage.runningUnits("c0", 50);
-    assert(running.length > 0, "the fixture has running jobs");
-    Deno.writeTextFileSync(mode, "silent");
-    c.clock.now += 3_600_000;
-    await assertRejects(() => c.cycle.run(), /cluster/);
-    assertEquals(c.storage.lastUpdateMs("c0"), Date.parse("2026-06-01T10:00:00Z"), "the silent window is kept");
-    Deno.writeTextFileSync(mode, "knows");
-    await c.cycle.run();
-    assertEquals(c.storage.lastUpdateMs("c0"), c.clock.now, "sacct knows the jobs: the window really was empty");
-    c.storage.close();
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
+          { retryBaseMs: 0, writerThread },
+        );
+        Deno.writeTextFileSync(mode, "fixture");
+        c.clock.now = Date.parse("2026-06-01T10:00:00Z");
+        await c.cycle.run();
+        const running = await c.storage.runningUnits("c0", 50);
+        assert(running.length > 0, "the fixture has running jobs");
+        Deno.writeTextFileSync(mode, "silent");
+        c.clock.now += 3_600_000;
+        await assertRejects(() => c.cycle.run(), /cluster/);
+        assertEquals(
+          await c.storage.lastUpdateMs("c0"),
+          Date.parse("2026-06-01T10:00:00Z"),
+          "the silent window is kept",
+        );
+        Deno.writeTextFileSync(mode, "knows");
+        await c.cycle.run();
+        assertEquals(
+          await c.storage.lastUpdateMs("c0"),
+          c.clock.now,
+          "sacct knows the jobs: the window really was empty",
+        );
+        await c.storage.close();
+      } finally {
+        Deno.removeSync(dir, { recursive: true });
+      }
+    },
+  );
+}
 
 Deno.test("started, a failing cluster is retried before the next tick, at growing intervals; stop ends the loop", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "ceems-cycle-loop-" });
   try {
-    const c = scriptedCluster(dir, "echo down >&2\nexit 1\n", { retryBaseMs: 100 });
+    const c = await scriptedCluster(dir, "echo down >&2\nexit 1\n", { retryBaseMs: 100 });
     c.clock.now = Date.now();
     const cfgClock = setInterval(() => (c.clock.now = Date.now()), 5);
     c.cycle.start(60_000);
