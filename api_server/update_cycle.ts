@@ -270,7 +270,7 @@ export class UpdateCycle {
     } else {
       const [units, mem] = await Promise.all([m.fetchUnits(startMs, endMs, signal), m.fetchMembership(endMs)]);
       if (!units.length) await this.#checkEmpty(m, signal);
-      for (const id of updaterIds) await this.updaters.get(id)?.update(units, startMs, endMs);
+      for (const id of updaterIds) await this.updaters.get(id)?.update(units, startMs, endMs, signal);
       // Stopped while fetching: the window is dropped whole and fetched again at the next start.
       if (signal.aborted) throw new Stopped("stopping");
       await this.storage.applyUpdate({ ...meta(mem), units });
