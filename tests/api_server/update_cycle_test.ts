@@ -11,6 +11,8 @@ import { SlurmManager } from "../../api_server/managers/slurm.ts";
 import { SqliteStorage } from "../../api_server/storage/sqlite.ts";
 import { WorkerStorage } from "../../api_server/storage/writer_client.ts";
 import { DatabaseSync } from "node:sqlite";
+import { HealthState } from "../../api_server/health.ts";
+import { apiHandler } from "../../api_server/http/api.ts";
 import { UpdateCycle } from "../../api_server/update_cycle.ts";
 
 const fixtures = join(repoRoot, "tests/api_server/fixtures/tools");
@@ -112,7 +114,7 @@ Deno.test("Grafana team members become admins; a Grafana outage keeps the last l
 async function scriptedCluster(
   dir: string,
   script: string,
-  opts: { retryBaseMs?: number; writerThread?: boolean } = {},
+  opts: { retryBaseMs?: number; writerThread?: boolean; health?: HealthState } = {},
 ) {
   Deno.writeTextFileSync(join(dir, "sacct"), `#!/bin/sh\necho "$@" >> '${dir}/calls'\n${script}`, { mode: 0o755 });
   Deno.writeTextFileSync(join(dir, "sacctmgr"), `#!/bin/sh\ncat '${fixtures}/sacctmgr.txt'\n`, { mode: 0o755 });
@@ -131,6 +133,7 @@ clusters:
     skipDeleteOldUnits: true,
     now: () => clock.now,
     retryBaseMs: opts.retryBaseMs ?? 60_000,
+    health: opts.health,
   });
   const calls = () => {
     try {
@@ -257,6 +260,53 @@ Deno.test("started, a failing cluster is retried before the next tick, at growin
     // Attempts at 0, 0.1, 0.3, 0.7 s (then 1.5 s): four, give or take scheduling.
     assert(calls >= 3 && calls <= 5, `${calls} attempts in 1 s`);
     assertEquals(c.lines.filter((l) => l.includes("level=error")).length, 1, c.lines.join("\n"));
+    c.storage.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("/health turns 503 after three failed attempts of a cluster, naming it, and recovers with it", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-cycle-health-" });
+  try {
+    const health = new HealthState();
+    const ok = join(dir, "ok");
+    const c = await scriptedCluster(
+      dir,
+      `[ -e '${ok}' ] && exec cat '${fixtures}/sacct.txt'\necho 'slurmdbd down' >&2\nexit 1\n`,
+      {
+        retryBaseMs: 0,
+        health,
+      },
+    );
+    const handler = apiHandler({
+      storage: c.storage as SqliteStorage,
+      health: () => health.reason(),
+      logger: nullLogger,
+      routePrefix: "/",
+      userHeaders: ["X-Grafana-User"],
+      corsOrigin: ".*",
+      maxRequestsPerMinute: 0,
+      maxQueryPeriodMs: 0,
+      adminUsers: [],
+      serviceClients: [],
+    });
+    const check = async () => {
+      const r = await handler(new Request("http://x/health"), { remoteAddr: "127.0.0.1" })!;
+      return [r.status, await r.text()];
+    };
+    for (let i = 0; i < 2; i++) await c.cycle.run().catch(() => {});
+    assertEquals(await check(), [200, "CEEMS API Server is healthy"], "two failures: not yet");
+    await c.cycle.run().catch(() => {});
+    const [status, body] = await check();
+    assertEquals(status, 503);
+    assert(
+      /^KO: cluster c0: 3 consecutive update failures: \S*sacct exited with 1: slurmdbd down$/.test(body as string),
+      body as string,
+    );
+    Deno.writeTextFileSync(ok, "");
+    await c.cycle.run();
+    assertEquals(await check(), [200, "CEEMS API Server is healthy"]);
     c.storage.close();
   } finally {
     Deno.removeSync(dir, { recursive: true });
