@@ -14,11 +14,17 @@ const MAX_TIME_MS = 8.64e15;
 
 /** Distinct non-empty values of a repeatable, comma-separated parameter; BadRequest beyond MAX_LIST_VALUES. */
 export function list(q: URLSearchParams, name: string): string[] {
-  const out = new Set<string>();
+  const raw = q.getAll(name);
+  // Counted before anything is split, so an overlong list costs no more than reading it once.
   let n = 0;
-  for (const v of q.getAll(name)) {
+  for (const v of raw) {
+    for (let i = v.indexOf(","); i >= 0; i = v.indexOf(",", i + 1)) n++;
+    n++;
+  }
+  if (n > MAX_LIST_VALUES) throw new BadRequest(`too many values of ${name} (at most ${MAX_LIST_VALUES})`);
+  const out = new Set<string>();
+  for (const v of raw) {
     for (const part of v.split(",")) {
-      if (++n > MAX_LIST_VALUES) throw new BadRequest(`too many values of ${name} (at most ${MAX_LIST_VALUES})`);
       const t = part.trim();
       if (t !== "") out.add(t);
     }

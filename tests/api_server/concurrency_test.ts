@@ -6,22 +6,7 @@ import { DatabaseSync } from "node:sqlite";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { startCeems } from "../helpers/process.ts";
 import { generateApiDb } from "../helpers/api_db.ts";
-
-/** `n` completed one-hour jobs of 50 users as sacct prints them. */
-export function sacctRecords(n: number, firstId = 50_000_000): string {
-  const lines: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const user = `usr${i % 50}`;
-    lines.push(
-      `${firstId + i}|p|normal|acc${i % 10}|g|100|${user}|${
-        1000 + (i % 50)
-      }|2026-01-01T00:00:00+0000|2026-01-01T00:00:10+0000|2026-01-01T01:00:10+0000|01:00:00|3600|0:0|COMPLETED|billing=1,cpu=1,mem=1G,node=1|n${
-        i % 8
-      }|job${i}|/home/${user}`,
-    );
-  }
-  return lines.join("\n") + "\n";
-}
+import { gatedSlurmTools, sacctRecords } from "../helpers/fake_slurm.ts";
 
 const count = (dbPath: string) => {
   const db = new DatabaseSync(dbPath, { readOnly: true });
@@ -37,16 +22,8 @@ Deno.test("users' requests are answered in milliseconds while a 20,000-unit wind
   const N = 20_000;
   try {
     const g = generateApiDb(join(dir, "data"), { units: 50_000 });
-    const bin = join(dir, "bin");
-    Deno.mkdirSync(bin);
-    Deno.writeTextFileSync(join(dir, "sacct.txt"), sacctRecords(N));
     // sacct answers once the test says go, so that the ingest starts while users are being measured.
-    Deno.writeTextFileSync(
-      join(bin, "sacct"),
-      `#!/bin/sh\nwhile [ ! -e '${dir}/go' ]; do sleep 0.05; done\ncat '${dir}/sacct.txt'\n`,
-      { mode: 0o755 },
-    );
-    Deno.writeTextFileSync(join(bin, "sacctmgr"), "#!/bin/sh\necho 'acc0|usr0'\n", { mode: 0o755 });
+    const { bin, go } = gatedSlurmTools(dir, sacctRecords(N));
     const from = new Date(Date.now() - 30 * 60_000).toISOString().slice(0, 16);
     Deno.writeTextFileSync(
       join(dir, "c.yml"),
@@ -64,7 +41,7 @@ Deno.test("users' requests are answered in milliseconds while a 20,000-unit wind
         return performance.now() - t0;
       };
       for (let i = 0; i < 20; i++) await ask(); // warm-up
-      Deno.writeTextFileSync(join(dir, "go"), "");
+      go();
       const t0 = performance.now();
       const lat: number[] = [];
       while (count(g.dbPath) < N && performance.now() - t0 < 60_000) lat.push(await ask());
