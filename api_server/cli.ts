@@ -308,8 +308,8 @@ export async function apiMain(argv: string[]): Promise<void> {
   if (backupTimer !== undefined) clearInterval(backupTimer);
   // Within CEEMS's 5 s: the catch-up stops between windows (a window being fetched is dropped, one being
   // written commits or rolls back) while in-flight requests finish.
-  await Promise.all([server.close(4000), cycle.stop(4000)]);
-  reader.close();
+  await Promise.all([server.close(3000), cycle.stop(3000)]);
+  await reader.close();
   await storage.close();
   lock.release();
   await security.close();

@@ -38,6 +38,9 @@ type Pending =
   | { kind: "stream"; lane: Lane; ctl: ReadableStreamDefaultController<Uint8Array>; owed: number }
   | { kind: "ping"; resolve(ok: boolean): void };
 
+/** How long closing waits for a reader thread to close its connection. */
+const CLOSE_WAIT_MS = 1000;
+
 /** One reader thread and what it is doing. */
 class Reader {
   worker!: Worker;
@@ -100,7 +103,8 @@ class Reader {
     if (!p) return;
     switch (m.type) {
       case "pong":
-        if (p.kind === "ping") p.resolve(m.ok);
+      case "closed":
+        if (p.kind === "ping") p.resolve(m.type === "closed" || m.ok);
         this.#done(m.id, p);
         return;
       case "whole":
@@ -192,9 +196,12 @@ export class ReadPool implements ApiReader {
 
   ping(): Promise<boolean> {
     if (this.closed) return Promise.resolve(false);
-    const r = this.#readers[0];
+    return this.#ask(this.#readers[0], "ping", this.opts.pingTimeoutMs ?? 2000);
+  }
+
+  /** Sends `type` to reader `r`; resolves true when it answers within `timeout` ms. */
+  #ask(r: Reader, type: "ping" | "close", timeout: number): Promise<boolean> {
     const id = this.#next++;
-    const timeout = this.opts.pingTimeoutMs ?? 2000;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         if (r.pending.delete(id)) resolve(false);
@@ -206,13 +213,17 @@ export class ReadPool implements ApiReader {
           resolve(ok);
         },
       });
-      r.send({ type: "ping", id });
+      r.send({ type, id });
     });
   }
 
-  /** Stops the reader threads; answers in progress are cut short. */
-  close(): void {
+  /**
+   * Stops the reader threads; answers in progress are cut short. Each first closes its connection, so that no
+   * read lock keeps the writer from emptying the WAL when it closes.
+   */
+  async close(): Promise<void> {
     this.closed = true;
+    await Promise.all(this.#readers.map((r) => this.#ask(r, "close", CLOSE_WAIT_MS)));
     for (const r of this.#readers) r.restart("API server stopping");
   }
 }

@@ -22,7 +22,8 @@ export type ToReader =
   | { type: "req"; id: number; req: ReadRequest }
   | { type: "ack"; id: number }
   | { type: "cancel"; id: number }
-  | { type: "ping"; id: number };
+  | { type: "ping"; id: number }
+  | { type: "close"; id: number };
 
 /** Messages from a reader thread: an answer whole, or head, chunks and end (or fail mid-way). */
 export type FromReader =
@@ -31,7 +32,8 @@ export type FromReader =
   | { type: "chunk"; id: number; chunk: Uint8Array }
   | { type: "end"; id: number }
   | { type: "fail"; id: number; error: string }
-  | { type: "pong"; id: number; ok: boolean; error?: string };
+  | { type: "pong"; id: number; ok: boolean; error?: string }
+  | { type: "closed"; id: number };
 
 /** A slice of a body is sent once it reaches this size... */
 const SLICE_BYTES = 64 * 1024;
@@ -150,5 +152,22 @@ self.onmessage = (e: MessageEvent<ReadWorkerInit | ToReader>) => {
       } catch (err) {
         post({ type: "pong", id: m.id, ok: false, error: (err as Error).message });
       }
+      return;
+    case "close":
+      void close().then(() => post({ type: "closed", id: m.id }));
   }
 };
+
+/** Ends every answer in progress and closes the connection, releasing its read lock (the writer then empties the WAL). */
+async function close(): Promise<void> {
+  for (const t of tasks.values()) {
+    t.cancelled = true;
+    t.wake?.();
+  }
+  while (tasks.size) await yieldNow();
+  queries?.clear();
+  try {
+    queries?.db.close();
+  } catch { /* already closed */ }
+  queries = undefined;
+}

@@ -24,7 +24,7 @@ export interface ApiReader {
   read(r: ReadRequest, lane: Lane): Promise<ReadReply>;
   /** True when the database answers. */
   ping(): Promise<boolean>;
-  close(): void;
+  close(): void | Promise<void>;
 }
 
 /** Answers on the calling thread (a large answer blocks it: for tests and small embeddings). */

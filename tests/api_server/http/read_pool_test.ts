@@ -99,7 +99,7 @@ Deno.test("reader threads: same answers as the in-thread reader; a user is not h
       assert(performance.now() - t0 < 1000, "the admin reader is free again");
     });
   } finally {
-    pool.close();
+    await pool.close();
     conn.close();
     Deno.removeSync(dir, { recursive: true });
   }
