@@ -224,6 +224,33 @@ function adminLoad(base: string, q: string) {
   return s;
 }
 
+/** Requests of each admin query timed. */
+const ADMIN_REQS = 5;
+
+/**
+ * The audit's expensive admin queries, one at a time: /usage/current/admin over 24 h (each a different quarter of
+ * an hour, so the usage cache never answers), /stats/global/admin and /units/admin over 30 days.
+ */
+async function adminQueries(srv: Server, now: number) {
+  const h = { "X-Grafana-User": ADMIN };
+  const usage: number[] = [];
+  for (let i = 0; i < ADMIN_REQS; i++) {
+    const to = Math.floor(now / 1000) - i * 900;
+    usage.push(...await timeGets(`${srv.base}/api/v1/usage/current/admin?from=${to - 86_400}&to=${to}`, h, 1));
+  }
+  const stats = await timeGets(`${srv.base}/api/v1/stats/global/admin`, h, ADMIN_REQS);
+  const q = `from=${Math.floor((now - 30 * DAY) / 1000)}&to=${Math.floor(now / 1000)}`;
+  const units: number[] = [];
+  let unitsBytes = 0;
+  for (let i = 0; i < ADMIN_REQS; i++) {
+    const t = performance.now();
+    const r = await fetch(`${srv.base}/api/v1/units/admin?${q}`, { headers: h });
+    unitsBytes = (await r.arrayBuffer()).byteLength;
+    units.push(performance.now() - t);
+  }
+  return { usage, stats, units, unitsBytes };
+}
+
 /** Users' latencies alone, beside an admin's 30-day /units/admin, and during a WINDOW_UNITS window's ingest. */
 async function competition(dir: string, srv: Server, q: string) {
   await usersLoad(srv.base, q, ((n) => () => n++ >= 200)(0)); // warm-up
@@ -318,7 +345,9 @@ async function main() {
     const vq = gen.uuids.map((u) => `uuid=${u}`).join("&");
     await timeGets(`${srv.base}/api/v1/units/verify?${vq}`, h, 20);
     const verify = await timeGets(`${srv.base}/api/v1/units/verify?${vq}`, h, REQS);
+    // sacct (called at start) gives up after 60 s: the window's phase comes first.
     const comp = await competition(dir, srv, q);
+    const admin = await adminQueries(srv, now);
     const attack = await listAttack(srv);
 
     const p50u = pct(units, 50);
@@ -335,6 +364,12 @@ async function main() {
     console.log(
       `  floor: raw SQLite count p50 ${ms(pct(fl.rawVerify, 50))} -> ${(p50v / pct(fl.rawVerify, 50)).toFixed(1)}x;` +
         ` HTTP /health p50 ${ms(pct(health, 50))} -> ${(p50v / pct(health, 50)).toFixed(1)}x`,
+    );
+    console.log(`admin queries (the issue's audit at 1M units: 2,715 / 861 / 6,033 ms), ${ADMIN_REQS} each, p50:`);
+    console.log(
+      `  /usage/current/admin 24 h ${ms(pct(admin.usage, 50))}; /stats/global/admin ${
+        ms(pct(admin.stats, 50))
+      }; /units/admin 30 days, all fields ${ms(pct(admin.units, 50))} (${(admin.unitsBytes / 1e6).toFixed(0)} MB)`,
     );
     const rate = INGEST / (ing.wall / 1000);
     console.log(
