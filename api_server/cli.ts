@@ -11,19 +11,33 @@ import {
   webConfigFromFlags,
 } from "../common/cli.ts";
 import { FlagSet, parseDuration } from "../common/flags.ts";
-import type { Logger } from "../common/log.ts";
+import type { Level, LogFormat, Logger } from "../common/log.ts";
 import { VERSION } from "../common/version.ts";
 import { landingPage, serve } from "../common/web/server.ts";
 import type { Capability, SecurityManager } from "../privilege/security.ts";
 import { addSecurityFlags, setupSecurity } from "../privilege/setup.ts";
 import { type ApiConfig, ConfigError, loadApiConfig } from "./config.ts";
 import { apiHandler } from "./http/api.ts";
+import { ReadPool, readWorkerFiles } from "./http/read_pool.ts";
+import { type DbLock, DbLockedError, lockDatabase } from "./storage/db_lock.ts";
 import type { ResourceManager } from "./managers/manager.ts";
 import { OpenStackManager } from "./managers/openstack.ts";
 import { canSwitchUser, SlurmManager } from "./managers/slurm.ts";
-import { DB_FILE, SqliteStorage } from "./storage/sqlite.ts";
+import { DB_FILE, EmptyDatabaseError, refuseEmptyDatabase } from "./storage/sqlite.ts";
+import { WorkerStorage, writerWorkerFiles } from "./storage/writer_client.ts";
+import { HealthState } from "./health.ts";
 import { UpdateCycle } from "./update_cycle.ts";
 import { TsdbUpdater } from "./updater/tsdb.ts";
+
+/** Flag validation: undefined for a Prometheus duration, else the problem. */
+function validDuration(v: unknown): string | undefined {
+  try {
+    parseDuration(v as string);
+    return undefined;
+  } catch {
+    return `invalid duration "${v}"`;
+  }
+}
 
 /** Declares every `ceems api` flag. */
 export function apiFlags(): FlagSet {
@@ -71,16 +85,9 @@ export function apiFlags(): FlagSet {
   fs.add({
     name: "query.max-period",
     kind: "string",
-    default: "0s",
+    default: "1y",
     help: "Maximum time window of a query (0s = unlimited).",
-    validate: (v) => {
-      try {
-        parseDuration(v as string);
-        return undefined;
-      } catch {
-        return `invalid duration "${v}"`;
-      }
-    },
+    validate: validDuration,
   });
   fs.add({ name: "web.external-url", kind: "string", default: "", hidden: true, help: "External URL." });
   fs.add({
@@ -95,6 +102,20 @@ export function apiFlags(): FlagSet {
     kind: "bool",
     hidden: true,
     help: "Do not purge units older than the retention period.",
+  });
+  fs.add({
+    name: "storage.data.backup.keep",
+    kind: "int",
+    default: 7,
+    help: "Number of backups kept in ceems_api_server.data.backup_path; older ones are deleted (0 = keep all).",
+    validate: (v) => ((v as number) < 0 ? "must not be negative" : undefined),
+  });
+  fs.add({
+    name: "storage.data.backup.max-age",
+    kind: "string",
+    default: "0s",
+    help: "Backups older than this are deleted (0s = no age limit).",
+    validate: validDuration,
   });
   fs.add({ name: "test.disable.checks", kind: "bool", hidden: true, help: "Disable start-up checks (tests)." });
   fs.add({ name: "security.drop-privileges", kind: "bool", default: true, hidden: true, help: "Drop privileges." });
@@ -166,6 +187,21 @@ export async function apiMain(argv: string[]): Promise<void> {
   }
   const rw = [cfg.data.path, ...(cfg.data.backupPath ? [cfg.data.backupPath] : [])];
   for (const p of rw) Deno.mkdirSync(p, { recursive: true });
+  // One writer per database, for the life of the process: a second server on this data directory stops here.
+  let lock: DbLock;
+  try {
+    lock = lockDatabase(cfg.data.path);
+  } catch (e) {
+    if (e instanceof DbLockedError) throw new StartupError(e.message, 1);
+    throw new StartupError(`cannot lock the database under ${cfg.data.path}: ${(e as Error).message}`, 1);
+  }
+  // A zero-length file (a failed restore) is refused rather than silently becoming a new, empty database.
+  try {
+    refuseEmptyDatabase(join(cfg.data.path, DB_FILE));
+  } catch (e) {
+    if (e instanceof EmptyDatabaseError) throw new StartupError(e.message, 1);
+    throw e;
+  }
   // An existing DB (and its WAL files), e.g. created or restored by root, must stay writable after the drop.
   rw.push(...["", "-wal", "-shm"].map((x) => join(cfg.data.path, DB_FILE + x)));
   const security = await setupSecurity({
@@ -173,15 +209,34 @@ export async function apiMain(argv: string[]): Promise<void> {
     flags: fs,
     logger,
     required,
-    readPaths: [configPath, fs.string("web.config.file")].filter((p) => p),
+    // Reader and writer threads load their modules after the drop.
+    readPaths: [configPath, fs.string("web.config.file"), ...readWorkerFiles(), ...writerWorkerFiles()].filter((p) =>
+      p
+    ),
     readWritePaths: rw,
   });
 
-  let storage: SqliteStorage;
+  // Every write (migrations, windows, integrity check, backups) runs on the writer thread.
+  let storage: WorkerStorage;
   try {
-    storage = new SqliteStorage(cfg.data.path);
+    storage = await WorkerStorage.open(cfg.data.path, {
+      updaters: cfg.updaters,
+      log: { level: fs.string("log.level") as Level, format: fs.string("log.format") as LogFormat },
+    });
   } catch (e) {
     throw new StartupError(`cannot open database under ${cfg.data.path}: ${(e as Error).message}`, 1);
+  }
+  const health = new HealthState();
+  const problems = await storage.quickCheck().catch((e) => [(e as Error).message]);
+  health.integrity(problems);
+  if (problems.length) {
+    logger.error("database integrity check failed: serving what it holds, no updates", {
+      path: storage.path,
+      problems: problems.join("; "),
+    });
+  } else {
+    // Admins are the configuration's from now on, not from the next applied window.
+    await storage.replaceConfigAdmins(cfg.adminUsers);
   }
   const managers = createManagers(cfg, security.manager, privileged, logger);
   let updaters: Map<string, TsdbUpdater>;
@@ -192,11 +247,14 @@ export async function apiMain(argv: string[]): Promise<void> {
   }
   const cycle = new UpdateCycle(cfg, storage, managers, updaters, logger, {
     skipDeleteOldUnits: fs.bool("storage.data.skip.delete.old.units"),
+    health,
     chunkPauseMs: 1000,
   });
 
+  const reader = new ReadPool({ dbPath: storage.path, logger });
   const handler = apiHandler({
-    storage,
+    reader,
+    health: () => health.reason(),
     logger,
     routePrefix: fs.string("web.route-prefix"),
     userHeaders: fs.strings("web.user-header-name"),
@@ -214,7 +272,7 @@ export async function apiMain(argv: string[]): Promise<void> {
     logger,
     handler: (req, info) => {
       const r = handler(req, info);
-      if (r) return compress ? gzipResponse(req, r) : r;
+      if (r) return compress ? r.then((resp) => gzipResponse(req, resp)) : r;
       const path = new URL(req.url).pathname;
       if (path === "/" || path === `${prefix}/`) {
         return landingPage("CEEMS API Server", "Compute units, usage, energy and emissions", VERSION, [
@@ -229,17 +287,16 @@ export async function apiMain(argv: string[]): Promise<void> {
   });
   logger.info("ceems api started", { version: VERSION, clusters: cfg.clusters.map((c) => c.id).join(",") });
 
-  let stopping = false;
-  const runCycle = () =>
-    cycle.run().catch((e) => {
-      if (!stopping) logger.warn("update cycle incomplete, failed clusters retry next time", { err: e });
-    });
-  void runCycle();
-  const updateTimer = setInterval(runCycle, cfg.data.updateIntervalMs);
+  // A database that failed its integrity check is not written to: it is served as it is and /health says why.
+  if (!problems.length) cycle.start(cfg.data.updateIntervalMs);
   let backupTimer: ReturnType<typeof setInterval> | undefined;
   if (cfg.data.backupPath) {
     backupTimer = setInterval(() => {
-      storage.backup(cfg.data.backupPath).then(
+      const retention = {
+        keep: fs.number("storage.data.backup.keep"),
+        maxAgeMs: parseDuration(fs.string("storage.data.backup.max-age")),
+      };
+      storage.backup(cfg.data.backupPath, retention).then(
         (p) => logger.info("database backed up", { path: p }),
         (e) => logger.error("backup failed", { err: e }),
       );
@@ -247,13 +304,16 @@ export async function apiMain(argv: string[]): Promise<void> {
   }
 
   const sig = await waitForShutdownSignal();
-  stopping = true;
   logger.info("shutting down", { signal: sig });
-  clearInterval(updateTimer);
   if (backupTimer !== undefined) clearInterval(backupTimer);
-  await server.close();
-  await cycle.idle();
-  storage.close();
+  // Within CEEMS's 5 s: the catch-up stops between windows (a window being fetched is dropped, one being
+  // written commits or rolls back) while in-flight requests finish.
+  await Promise.all([server.close(3000), cycle.stop(3000)]);
+  await reader.close();
+  await storage.close();
+  lock.release();
   await security.close();
   logger.info("stopped");
+  // Nothing left to wait for: a sacct still running in a privileged thread must not hold the exit.
+  Deno.exit(0);
 }

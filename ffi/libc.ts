@@ -1,5 +1,5 @@
 // Synchronous glibc bindings the privilege layer needs: prctl, the credential wrappers, raw syscalls
-// (capget/capset/gettid), and open/read/close/poll for raw descriptors. No symbol here is nonblocking.
+// (capget/capset/gettid), open/read/close/poll for raw descriptors, per-thread nice. No symbol here is nonblocking.
 
 /** Linux x86_64 / aarch64 syscall numbers used through `syscall(2)`. */
 const SYSCALLS: Record<string, { capget: bigint; capset: bigint; gettid: bigint }> = {
@@ -24,6 +24,7 @@ const symbols = {
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   getxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
   setxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
+  setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -79,6 +80,14 @@ export function check(call: string, rc: number | bigint): number {
 /** The calling thread's kernel task id. */
 export function gettid(): number {
   return Number(libc().syscall0(syscallNumbers().gettid));
+}
+
+/**
+ * Sets the calling thread's nice value (Linux keeps one per thread): a positive value makes it yield the CPU to
+ * the process's other threads when they compete; lowering it back needs CAP_SYS_NICE.
+ */
+export function niceThread(n: number): void {
+  check("setpriority", libc().setpriority(0, /* PRIO_PROCESS: a task, here this thread */ gettid(), n));
 }
 
 /** prctl(2) with numeric arguments. */

@@ -1,19 +1,24 @@
-// HTTP API of the API server under <prefix>/api/v1: user identification from the configured headers,
-// admin checks, CORS, rate limiting, and the units/users/projects/usage/stats/verify endpoints in CEEMS's JSON.
+// HTTP API of the API server under <prefix>/api/v1, on the event loop: user identification from the configured
+// headers, CORS, rate limiting, the /usage/current cache and /health; every read runs on an ApiReader.
 
 import { SERVICE_ACCOUNT } from "../../common/ceems_db.ts";
 import type { Logger } from "../../common/log.ts";
 import type { RequestInfo } from "../../common/web/server.ts";
-import { formatTime, UNIT_FIELDS, USAGE_FIELDS, zoneOffset } from "../models.ts";
-import type { ScopeQuery, Storage } from "../storage/storage.ts";
+import { formatTime } from "../models.ts";
+import type { ReadQueries } from "../storage/read_queries.ts";
 import { clientIp, corsHeaders, RateLimiter } from "./cors.ts";
 import { encodeError, encodeSuccess } from "./json.ts";
-import { BadRequest, fields, flag, groupBy, list, timeWindow } from "./params.ts";
-import { USAGE_CACHE_TTL_MS, UsageCache, usageCacheKey } from "./usage_cache.ts";
+import { BadRequest } from "./params.ts";
+import { type ApiReader, InlineReader, type ReadReply } from "./reader.ts";
+import { type ReadRequest, usageScopeUsers, usageWindow } from "./routes.ts";
+import { UsageCache, usageCacheKey } from "./usage_cache.ts";
 
 /** Options of the API handler. */
 export interface ApiOptions {
-  storage: Storage;
+  /** Where reads run (a pool of reader threads in the server). */
+  reader?: ApiReader;
+  /** Without `reader`: reads run on this thread from this store's read connection. */
+  storage?: { reads: ReadQueries };
   logger: Logger;
   routePrefix: string;
   userHeaders: string[];
@@ -24,28 +29,17 @@ export interface ApiOptions {
   adminUsers: string[];
   /** Basic-auth users whose requests may name the internal service account (see {@link SERVICE_ACCOUNT}). */
   serviceClients: string[];
+  /** Why the server is unhealthy besides an unanswering database (integrity, failing updates), if it is. */
+  health?: () => string | undefined;
 }
 
 const JSON_HEADERS = { "Content-Type": "application/json", "X-Content-Type-Options": "nosniff" };
-const STATUS: Record<string, number> = {
-  bad_data: 400,
-  unauthorized: 401,
-  forbidden: 403,
-  not_found: 404,
-  not_acceptable: 406,
-  execution: 422,
-  internal: 500,
-  unavailable: 503,
-};
+/** Usage answers larger than this are not cached. */
+const MAX_CACHED_BODY = 1 << 20;
+const EMPTY_SUCCESS = encodeSuccess([]);
 
-function ok(data: Record<string, unknown>[] | null, extraHeaders?: Record<string, string>): Response {
-  return new Response(encodeSuccess(data), {
-    headers: extraHeaders ? { ...JSON_HEADERS, ...extraHeaders } : JSON_HEADERS,
-  });
-}
-
-function err(type: string, msg: string): Response {
-  return new Response(encodeError(type, msg), { status: STATUS[type] ?? 500, headers: JSON_HEADERS });
+function err(status: number, type: string, msg: string): Response {
+  return new Response(encodeError(type, msg), { status, headers: JSON_HEADERS });
 }
 
 /** Builds the API handler. Returns undefined for paths it does not serve. */
@@ -55,114 +49,55 @@ export function apiHandler(o: ApiOptions) {
   const limiter = new RateLimiter(o.maxRequestsPerMinute);
   const configAdmins = new Set(o.adminUsers.filter((u) => u !== SERVICE_ACCOUNT));
   const serviceClients = new Set(o.serviceClients);
-  const usageCache = new UsageCache();
+  const usageCache = new UsageCache<string>();
+  const reader = o.reader ?? new InlineReader(o.storage!.reads);
 
-  const isAdmin = (u: string) => configAdmins.has(u) || o.storage.isAdmin(u);
   /** The service account is a name anyone can put in a header: it counts only for authenticated service clients. */
   const isServiceClient = (authUser: string | undefined) => authUser !== undefined && serviceClients.has(authUser);
 
-  function route(path: string, q: URLSearchParams, user: string, admin: boolean): Response {
-    const scope = (allowAll: boolean): ScopeQuery => {
-      const asked = list(q, "user");
-      return {
-        users: allowAll ? (asked.length ? asked : undefined) : [user],
-        clusterIds: list(q, "cluster_id"),
-        projects: list(q, "project"),
-      };
-    };
-    switch (path) {
-      case "/units":
-      case "/units/admin": {
-        const adminPath = path.endsWith("admin");
-        const f = fields(q, UNIT_FIELDS) ?? [];
-        const tz = q.get("timezone");
-        // Re-rendering times in another zone needs their timestamps even when they were not asked for.
-        const extra = tz && f.length
-          ? ["created_at_ts", "started_at_ts", "ended_at_ts"].filter((c) => !f.includes(c))
-          : [];
-        const win = timeWindow(q, o.maxQueryPeriodMs);
-        const asked = list(q, "user");
-        const projects = list(q, "project");
-        const users = adminPath ? (asked.length ? asked : undefined) : [user, ...projects.map((p) => `${p}:unknown`)];
-        const rows = o.storage.units({
-          users,
-          clusterIds: list(q, "cluster_id"),
-          uuids: list(q, "uuid"),
-          projects,
-          running: flag(q, "running"),
-          fields: [...f, ...extra],
-          ...win,
-        });
-        if (tz) retimeRows(rows, tz);
-        for (const r of rows) for (const c of extra) delete r[c];
-        return ok(rows);
-      }
-      case "/units/verify": {
-        const uuids = list(q, "uuid");
-        if (!uuids.length) return err("bad_data", "uuids missing in the request");
-        if (!o.storage.verifyOwnership(user, uuids, list(q, "cluster_id"))) {
-          return err("forbidden", "user do not have permissions on uuids");
-        }
-        return ok(null);
-      }
-      case "/users":
-        return ok(o.storage.users(scope(false)));
-      case "/users/admin":
-        if (q.get("role") === "admin") return ok(o.storage.adminUsers());
-        return ok(o.storage.users(scope(true)));
-      case "/projects":
-        return ok(o.storage.projects(scope(false)));
-      case "/projects/admin":
-        return ok(o.storage.projects(scope(true)));
-      case "/clusters/admin":
-        return ok(o.storage.clusters() as unknown as Record<string, unknown>[]);
-      case "/usage/current":
-      case "/usage/current/admin": {
-        const f = fields(q, USAGE_FIELDS) ?? [];
-        const extraGroups = groupBy(q);
-        // As CEEMS: bounds rounded down to 15 minutes and results cached 15 minutes per (rounded) request.
-        const win = timeWindow(q, o.maxQueryPeriodMs, Date.now(), USAGE_CACHE_TTL_MS);
-        const sc = scope(path.endsWith("admin"));
-        const key = usageCacheKey(path, q, win, sc.users);
-        const hit = usageCache.get(key);
-        if (hit) return ok(hit.rows, { Expires: new Date(hit.expiresAt).toUTCString() });
-        const rows = o.storage.usageCurrent({
-          ...sc,
-          ...win,
-          terminated: flag(q, "__terminated"),
-          experimental: flag(q, "experimental"),
-          groupBy: extraGroups,
-        }, f);
-        if (rows.length) usageCache.set(key, rows);
-        return ok(rows);
-      }
-      case "/usage/global":
-      case "/usage/global/admin":
-        return ok(o.storage.usageGlobal(scope(path.endsWith("admin")), fields(q, USAGE_FIELDS) ?? []));
-      case "/stats/current/admin":
-        return ok(
-          o.storage.stats(list(q, "cluster_id"), timeWindow(q, o.maxQueryPeriodMs)) as unknown as Record<
-            string,
-            unknown
-          >[],
-        );
-      case "/stats/global/admin":
-        return ok(o.storage.stats(list(q, "cluster_id")) as unknown as Record<string, unknown>[]);
-    }
-    void admin;
-    return err("not_found", `unknown endpoint ${path}`);
+  const toResponse = (r: ReadReply, path: string): Response => {
+    if (r.error) o.logger.error("API request failed", { path, err: r.error });
+    return new Response(r.body, { status: r.status, headers: JSON_HEADERS });
+  };
+
+  async function health(): Promise<Response> {
+    const reason = o.health?.() ?? (await reader.ping() ? undefined : "database does not answer");
+    return new Response(reason ? `KO: ${reason}` : "CEEMS API Server is healthy", {
+      status: reason ? 503 : 200,
+      headers: { "X-Content-Type-Options": "nosniff" },
+    });
   }
 
-  return (req: Request, info: RequestInfo): Response | undefined => {
+  /** Answers a read, from the usage cache when it holds the answer. */
+  async function read(r: ReadRequest, q: URLSearchParams): Promise<Response> {
+    const lane = r.path.endsWith("admin") ? "admin" : "user";
+    if (r.path !== "/usage/current" && r.path !== "/usage/current/admin") {
+      return toResponse(await reader.read(r, lane), r.path);
+    }
+    // As CEEMS: bounds rounded down to 15 minutes and results cached 15 minutes per (rounded) request. A cached
+    // admin answer is served here only to those known as admins without asking the database.
+    const key = usageCacheKey(
+      r.path,
+      q,
+      usageWindow(q, r.maxQueryPeriodMs, r.nowMs),
+      usageScopeUsers(r.path, q, r.user),
+    );
+    const hit = lane === "user" || r.configAdmin ? usageCache.get(key) : undefined;
+    if (hit) {
+      return new Response(hit.rows, { headers: { ...JSON_HEADERS, Expires: new Date(hit.expiresAt).toUTCString() } });
+    }
+    const reply = await reader.read(r, lane);
+    if (
+      reply.status === 200 && typeof reply.body === "string" && reply.body !== EMPTY_SUCCESS &&
+      reply.body.length <= MAX_CACHED_BODY
+    ) usageCache.set(key, reply.body);
+    return toResponse(reply, r.path);
+  }
+
+  return (req: Request, info: RequestInfo): Promise<Response> | undefined => {
     const url = new URL(req.url);
     const path = url.pathname;
-    if (path === "/health" || path === `${prefix}/health`) {
-      const healthy = o.storage.ping();
-      return new Response(healthy ? "CEEMS API Server is healthy" : "KO", {
-        status: healthy ? 200 : 503,
-        headers: { "X-Content-Type-Options": "nosniff" },
-      });
-    }
+    if (path === "/health" || path === `${prefix}/health`) return health();
     if (!path.startsWith(apiBase + "/")) return undefined;
     const cors = corsHeaders(req.headers.get("Origin"), o.corsOrigin, o.userHeaders);
     const finish = (r: Response) => {
@@ -170,14 +105,14 @@ export function apiHandler(o: ApiOptions) {
       return r;
     };
     if (req.method === "OPTIONS") {
-      return finish(new Response(null, { status: 200, headers: { "Content-Length": "0" } }));
+      return Promise.resolve(finish(new Response(null, { status: 200, headers: { "Content-Length": "0" } })));
     }
-    if (req.method !== "GET") return finish(new Response("Method Not Allowed\n", { status: 405 }));
+    if (req.method !== "GET") return Promise.resolve(finish(new Response("Method Not Allowed\n", { status: 405 })));
     if (!limiter.allow(clientIp(req, info.remoteAddr))) {
-      return finish(new Response("Too Many Requests\n", { status: 429 }));
+      return Promise.resolve(finish(new Response("Too Many Requests\n", { status: 429 })));
     }
     const sub = path.slice(apiBase.length);
-    if (sub.startsWith("/demo/")) return finish(demo(sub));
+    if (sub.startsWith("/demo/")) return Promise.resolve(finish(demo(sub)));
     let user = "";
     for (const h of o.userHeaders) {
       const v = req.headers.get(h)?.trim();
@@ -186,45 +121,35 @@ export function apiHandler(o: ApiOptions) {
         break;
       }
     }
-    if (!user) return finish(err("unauthorized", "no user identified"));
+    if (!user) return Promise.resolve(finish(err(401, "unauthorized", "no user identified")));
     if (user === SERVICE_ACCOUNT && !isServiceClient(info.authUser)) {
-      return finish(err("forbidden", `${SERVICE_ACCOUNT} is reserved for authenticated service clients`));
+      return Promise.resolve(
+        finish(err(403, "forbidden", `${SERVICE_ACCOUNT} is reserved for authenticated service clients`)),
+      );
     }
-    const admin = user === SERVICE_ACCOUNT || isAdmin(user);
-    if (sub.endsWith("admin") && !admin) {
-      return finish(err("forbidden", "current user does not have admin privileges"));
-    }
-    try {
-      return finish(route(sub, url.searchParams, user, admin));
-    } catch (e) {
-      if (e instanceof BadRequest) return finish(err("bad_data", e.message));
+    const r: ReadRequest = {
+      path: sub,
+      search: url.search,
+      user,
+      configAdmin: user === SERVICE_ACCOUNT || configAdmins.has(user),
+      maxQueryPeriodMs: o.maxQueryPeriodMs,
+      nowMs: Date.now(),
+    };
+    return read(r, url.searchParams).then(finish, (e) => {
+      if (e instanceof BadRequest) return finish(err(400, "bad_data", e.message));
       o.logger.error("API request failed", { path, err: e });
-      return finish(err("internal", "internal server error"));
-    }
+      return finish(err(500, "internal", "internal server error"));
+    });
   };
-}
-
-/** Re-renders a row's time strings in `tz` from their timestamps. */
-function retimeRows(rows: Record<string, unknown>[], tz: string): void {
-  try {
-    new Intl.DateTimeFormat("en-US", { timeZone: tz });
-  } catch {
-    throw new BadRequest(`invalid timezone ${tz}`);
-  }
-  for (const r of rows) {
-    for (const k of ["created_at", "started_at", "ended_at"]) {
-      const ts = r[`${k}_ts`];
-      if (typeof r[k] === "string" && typeof ts === "number" && ts > 0) r[k] = formatTime(ts, zoneOffset(tz, ts));
-    }
-  }
 }
 
 /** Random mock data for /demo/{units,usage}, as CEEMS serves for dashboards. */
 function demo(sub: string): Response {
   const rnd = (n: number) => Math.floor(Math.random() * n);
   const now = Date.now();
+  const ok = (rows: Record<string, unknown>[]) => new Response(encodeSuccess(rows), { headers: JSON_HEADERS });
   if (sub === "/demo/units") {
-    const rows = Array.from({ length: 10 }, (_, i) => {
+    return ok(Array.from({ length: 10 }, (_, i) => {
       const start = now - rnd(86_400_000);
       return {
         cluster_id: "demo",
@@ -239,11 +164,10 @@ function demo(sub: string): Response {
         total_time_seconds: { walltime: rnd(3600) },
         avg_cpu_usage: { global: Math.random() * 100 },
       };
-    });
-    return ok(rows);
+    }));
   }
   if (sub === "/demo/usage") {
-    const rows = Array.from({ length: 5 }, (_, i) => ({
+    return ok(Array.from({ length: 5 }, (_, i) => ({
       cluster_id: "demo",
       resource_manager: "slurm",
       num_units: 1 + rnd(50),
@@ -252,8 +176,7 @@ function demo(sub: string): Response {
       username: `demo-user-${i}`,
       avg_cpu_usage: { global: Math.random() * 100 },
       total_cpu_energy_usage_kwh: { total: Math.random() * 10 },
-    }));
-    return ok(rows);
+    })));
   }
-  return err("not_found", `unknown endpoint ${sub}`);
+  return err(404, "not_found", `unknown endpoint ${sub}`);
 }

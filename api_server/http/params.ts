@@ -6,9 +6,30 @@ export class BadRequest extends Error {}
 
 const DAY_MS = 86_400_000;
 
-/** Non-empty values of a repeatable parameter. */
+/** Most values one list parameter may carry (a request naming more is a 400, not a huge query). */
+export const MAX_LIST_VALUES = 10_000;
+
+/** Latest instant a JavaScript Date (and so an ISO time string) can hold, in ms. */
+const MAX_TIME_MS = 8.64e15;
+
+/** Distinct non-empty values of a repeatable, comma-separated parameter; BadRequest beyond MAX_LIST_VALUES. */
 export function list(q: URLSearchParams, name: string): string[] {
-  return q.getAll(name).flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
+  const raw = q.getAll(name);
+  // Counted before anything is split, so an overlong list costs no more than reading it once.
+  let n = 0;
+  for (const v of raw) {
+    for (let i = v.indexOf(","); i >= 0; i = v.indexOf(",", i + 1)) n++;
+    n++;
+  }
+  if (n > MAX_LIST_VALUES) throw new BadRequest(`too many values of ${name} (at most ${MAX_LIST_VALUES})`);
+  const out = new Set<string>();
+  for (const v of raw) {
+    for (const part of v.split(",")) {
+      const t = part.trim();
+      if (t !== "") out.add(t);
+    }
+  }
+  return [...out];
 }
 
 /** True when a boolean-ish parameter is present and not false. */
@@ -20,7 +41,9 @@ export function flag(q: URLSearchParams, name: string): boolean {
 
 function seconds(v: string): number {
   if (!/^-?\d+(\.\d+)?$/.test(v)) throw new BadRequest("malformed timestamp");
-  return Math.round(parseFloat(v) * 1000);
+  const ms = Math.round(parseFloat(v) * 1000);
+  if (!(Math.abs(ms) <= MAX_TIME_MS)) throw new BadRequest("timestamp out of range");
+  return ms;
 }
 
 /**
@@ -54,6 +77,9 @@ export function timeWindow(
   if (roundMs > 0) {
     fromMs = Math.floor(fromMs / roundMs) * roundMs;
     toMs = Math.floor(toMs / roundMs) * roundMs;
+  }
+  if (!(Math.abs(fromMs) <= MAX_TIME_MS && Math.abs(toMs) <= MAX_TIME_MS)) {
+    throw new BadRequest("timestamp out of range");
   }
   if (toMs < fromMs) throw new BadRequest("from must not be after to");
   if (maxPeriodMs > 0 && toMs - fromMs > maxPeriodMs) throw new BadRequest("maximum query window exceeded");

@@ -4,15 +4,15 @@
 /** CEEMS's cache TTL of /usage/current and the step its from/to are rounded down to. */
 export const USAGE_CACHE_TTL_MS = 15 * 60_000;
 
-/** A bounded TTL cache of usage rows. */
-export class UsageCache {
-  readonly #entries = new Map<string, { rows: Record<string, unknown>[]; expiresAt: number }>();
+/** A bounded TTL cache of usage answers. */
+export class UsageCache<T = unknown> {
+  readonly #entries = new Map<string, { rows: T; expiresAt: number }>();
 
   /** @param maxEntries oldest entries are dropped beyond this many. */
   constructor(readonly ttlMs = USAGE_CACHE_TTL_MS, readonly maxEntries = 1000) {}
 
-  /** The cached rows and their expiry (epoch ms) for `key`, unless absent or expired. */
-  get(key: string, now = Date.now()): { rows: Record<string, unknown>[]; expiresAt: number } | undefined {
+  /** The cached answer and its expiry (epoch ms) for `key`, unless absent or expired. */
+  get(key: string, now = Date.now()): { rows: T; expiresAt: number } | undefined {
     const e = this.#entries.get(key);
     if (!e) return undefined;
     if (e.expiresAt <= now) {
@@ -22,8 +22,8 @@ export class UsageCache {
     return e;
   }
 
-  /** Caches `rows` under `key` for the TTL. */
-  set(key: string, rows: Record<string, unknown>[], now = Date.now()): void {
+  /** Caches `rows` (an answer) under `key` for the TTL. */
+  set(key: string, rows: T, now = Date.now()): void {
     if (this.#entries.size >= this.maxEntries) {
       for (const [k, e] of this.#entries) if (e.expiresAt <= now) this.#entries.delete(k);
       // Still full: drop the oldest (Map iteration is insertion order).

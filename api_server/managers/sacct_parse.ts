@@ -140,131 +140,158 @@ const nodeCache = new Map<string, string>();
 
 /** Parses sacct output for cluster `clusterId` and window [winStart, winEnd] (ms). */
 export function parseSacct(out: string, clusterId: string, winStart: number, winEnd: number): SacctParse {
-  const units: Unit[] = [];
-  const skipped: SacctParse["skipped"] = [];
-  const n = SACCT_FIELDS.length;
+  const p: SacctParse = { units: [], skipped: [] };
+  for (const rec of records(out)) addRecord(p, rec, clusterId, winStart, winEnd);
+  return p;
+}
+
+/**
+ * {@link parseSacct} in slices of about `sliceMs`, yielding to the event loop between them: a 20,000-job
+ * window does not hold up the requests being served meanwhile.
+ */
+export async function parseSacctSliced(
+  out: string,
+  clusterId: string,
+  winStart: number,
+  winEnd: number,
+  sliceMs = 4,
+): Promise<SacctParse> {
+  const p: SacctParse = { units: [], skipped: [] };
+  let t0 = performance.now();
+  let i = 0;
   for (const rec of records(out)) {
-    let f = rec.split("|");
-    if (f.length < n) {
-      skipped.push({ line: rec, reason: `expected ${n} fields, got ${f.length}` });
-      continue;
+    addRecord(p, rec, clusterId, winStart, winEnd);
+    if ((++i & 63) === 0 && performance.now() - t0 >= sliceMs) {
+      await new Promise((r) => setTimeout(r, 0));
+      t0 = performance.now();
     }
-    if (f.length > n) {
-      // Extra separators: they belong to jobname (field 17) and/or workdir; keep the fixed fields around them.
-      const head = f.slice(0, 17);
-      const tail = f.slice(17);
-      // workdir is an absolute path: the last field starting with "/" begins the workdir.
-      let w = tail.length - 1;
-      for (let i = tail.length - 1; i >= 1; i--) {
-        if (tail[i].startsWith("/")) {
-          w = i;
-          break;
-        }
+  }
+  return p;
+}
+
+/**
+ * What a parse says of its source: a SourceError message when records came and none parses (a wrapper's
+ * banner, a changed format: the window must not be applied), else the warning to log once, if any.
+ */
+export function judgeParse(
+  units: number,
+  skipped: number,
+  firstSkipped?: { line: string; reason: string },
+): { error?: string; warning?: string } {
+  if (!skipped) return {};
+  const first = firstSkipped ? `${firstSkipped.reason}: "${firstSkipped.line.slice(0, 200)}"` : "";
+  if (!units) return { error: `sacct printed ${skipped} record(s), none parses (first: ${first})` };
+  return { warning: `skipping ${skipped} malformed sacct record(s) (first: ${first})` };
+}
+
+/** Parses one record into `p`: a unit, a skipped line with its reason, or nothing (a job step). */
+function addRecord(p: SacctParse, rec: string, clusterId: string, winStart: number, winEnd: number): void {
+  const skip = (reason: string) => void p.skipped.push({ line: rec, reason });
+  const n = SACCT_FIELDS.length;
+  let f = rec.split("|");
+  if (f.length < n) return skip(`expected ${n} fields, got ${f.length}`);
+  if (f.length > n) {
+    // Extra separators: they belong to jobname (field 17) and/or workdir; keep the fixed fields around them.
+    const head = f.slice(0, 17);
+    const tail = f.slice(17);
+    // workdir is an absolute path: the last field starting with "/" begins the workdir.
+    let w = tail.length - 1;
+    for (let i = tail.length - 1; i >= 1; i--) {
+      if (tail[i].startsWith("/")) {
+        w = i;
+        break;
       }
-      f = [...head, tail.slice(0, w).join("|"), tail.slice(w).join("|")];
     }
-    const [
-      jobid,
+    f = [...head, tail.slice(0, w).join("|"), tail.slice(w).join("|")];
+  }
+  const [
+    jobid,
+    partition,
+    qos,
+    account,
+    group,
+    gid,
+    user,
+    uid,
+    submit,
+    start,
+    end,
+    elapsed,
+    ,
+    exitcode,
+    state,
+    tres,
+  ] = f;
+  const nodelist = f[16];
+  const jobname = f[17];
+  const workdir = f[18];
+  if (jobid.includes(".")) return; // job steps
+  if (!/^\d+$/.test(jobid)) return skip(`invalid job id "${jobid}"`);
+  const sub = parseSlurmTime(submit);
+  if (!sub) return skip(`invalid submit time "${submit}"`);
+  const st = start === "Unknown" || start === "None" ? undefined : parseSlurmTime(start);
+  if (!st && start !== "Unknown" && start !== "None") return skip(`invalid start time "${start}"`);
+  const en = end === "Unknown" || end === "None" ? undefined : parseSlurmTime(end);
+  if (!en && end !== "Unknown" && end !== "None") return skip(`invalid end time "${end}"`);
+  // CEEMS renders every time in the zone of the end time (the zone sacct printed); a time sacct printed
+  // in that zone already has CEEMS's layout and is kept as is.
+  const zone = (en ?? st ?? sub).offsetMin;
+  const render = (t: { ms: number; offsetMin: number }, raw: string) =>
+    t.offsetMin === zone && raw.length === 24 ? raw : formatTime(t.ms, zone);
+  let alloc = tresCache.get(tres);
+  if (!alloc) {
+    alloc = parseAllocTres(tres);
+    if (tresCache.size > 10_000) tresCache.clear();
+    tresCache.set(tres, alloc);
+  }
+  let nodesExp = nodeCache.get(nodelist);
+  if (nodesExp === undefined) {
+    nodesExp = nodelist === "None assigned" ? "" : expandHostlist(nodelist).join("|");
+    if (nodeCache.size > 10_000) nodeCache.clear();
+    nodeCache.set(nodelist, nodesExp);
+  }
+  const startMs = st?.ms ?? 0;
+  const endMs = en?.ms ?? 0;
+  const wall = windowWalltime(startMs, endMs, winStart, winEnd);
+  const memMiB = alloc.mem > 0 ? alloc.mem / (1024 * 1024) : 1;
+  const gidN = parseInt(gid, 10);
+  const uidN = parseInt(uid, 10);
+  p.units.push({
+    cluster_id: clusterId,
+    resource_manager: "slurm",
+    uuid: jobid,
+    name: jobname,
+    project: account,
+    groupname: group,
+    username: user,
+    created_at: render(sub, submit),
+    started_at: st ? render(st, start) : "Unknown",
+    ended_at: en ? render(en, end) : "Unknown",
+    created_at_ts: sub.ms,
+    started_at_ts: startMs,
+    ended_at_ts: endMs,
+    elapsed,
+    state,
+    allocation: { ...alloc },
+    // Maps built in sorted key order (the order they are stored and served in): no sorting when encoded.
+    tags: {
+      exit_code: exitcode,
+      gid: Number.isNaN(gidN) ? gid : gidN,
+      nodelist: nodelist === "None assigned" ? "" : nodelist,
+      nodelistexp: nodesExp,
       partition,
       qos,
-      account,
-      group,
-      gid,
-      user,
-      uid,
-      submit,
-      start,
-      end,
-      elapsed,
-      ,
-      exitcode,
-      state,
-      tres,
-    ] = f;
-    const nodelist = f[16];
-    const jobname = f[17];
-    const workdir = f[18];
-    if (jobid.includes(".")) continue; // job steps
-    if (!/^\d+$/.test(jobid)) {
-      skipped.push({ line: rec, reason: `invalid job id "${jobid}"` });
-      continue;
-    }
-    const sub = parseSlurmTime(submit);
-    if (!sub) {
-      skipped.push({ line: rec, reason: `invalid submit time "${submit}"` });
-      continue;
-    }
-    const st = start === "Unknown" || start === "None" ? undefined : parseSlurmTime(start);
-    if (!st && start !== "Unknown" && start !== "None") {
-      skipped.push({ line: rec, reason: `invalid start time "${start}"` });
-      continue;
-    }
-    const en = end === "Unknown" || end === "None" ? undefined : parseSlurmTime(end);
-    if (!en && end !== "Unknown" && end !== "None") {
-      skipped.push({ line: rec, reason: `invalid end time "${end}"` });
-      continue;
-    }
-    // CEEMS renders every time in the zone of the end time (the zone sacct printed); a time sacct printed
-    // in that zone already has CEEMS's layout and is kept as is.
-    const zone = (en ?? st ?? sub).offsetMin;
-    const render = (t: { ms: number; offsetMin: number }, raw: string) =>
-      t.offsetMin === zone && raw.length === 24 ? raw : formatTime(t.ms, zone);
-    let alloc = tresCache.get(tres);
-    if (!alloc) {
-      alloc = parseAllocTres(tres);
-      if (tresCache.size > 10_000) tresCache.clear();
-      tresCache.set(tres, alloc);
-    }
-    let nodesExp = nodeCache.get(nodelist);
-    if (nodesExp === undefined) {
-      nodesExp = nodelist === "None assigned" ? "" : expandHostlist(nodelist).join("|");
-      if (nodeCache.size > 10_000) nodeCache.clear();
-      nodeCache.set(nodelist, nodesExp);
-    }
-    const startMs = st?.ms ?? 0;
-    const endMs = en?.ms ?? 0;
-    const wall = windowWalltime(startMs, endMs, winStart, winEnd);
-    const memMiB = alloc.mem > 0 ? alloc.mem / (1024 * 1024) : 1;
-    const gidN = parseInt(gid, 10);
-    const uidN = parseInt(uid, 10);
-    units.push({
-      cluster_id: clusterId,
-      resource_manager: "slurm",
-      uuid: jobid,
-      name: jobname,
-      project: account,
-      groupname: group,
-      username: user,
-      created_at: render(sub, submit),
-      started_at: st ? render(st, start) : "Unknown",
-      ended_at: en ? render(en, end) : "Unknown",
-      created_at_ts: sub.ms,
-      started_at_ts: startMs,
-      ended_at_ts: endMs,
-      elapsed,
-      state,
-      allocation: { ...alloc },
-      // Maps built in sorted key order (the order they are stored and served in): no sorting when encoded.
-      tags: {
-        exit_code: exitcode,
-        gid: Number.isNaN(gidN) ? gid : gidN,
-        nodelist: nodelist === "None assigned" ? "" : nodelist,
-        nodelistexp: nodesExp,
-        partition,
-        qos,
-        uid: Number.isNaN(uidN) ? uid : uidN,
-        workdir,
-      },
-      total_time_seconds: {
-        alloc_cpumemtime: Math.round(alloc.mem > 0 ? memMiB * wall : wall),
-        alloc_cputime: alloc.cpus * wall,
-        alloc_gpumemtime: alloc.gpus > 0 ? wall : 0,
-        alloc_gputime: alloc.gpus * wall,
-        walltime: wall,
-      },
-    });
-  }
-  return { units, skipped };
+      uid: Number.isNaN(uidN) ? uid : uidN,
+      workdir,
+    },
+    total_time_seconds: {
+      alloc_cpumemtime: Math.round(alloc.mem > 0 ? memMiB * wall : wall),
+      alloc_cputime: alloc.cpus * wall,
+      alloc_gpumemtime: alloc.gpus > 0 ? wall : 0,
+      alloc_gputime: alloc.gpus * wall,
+      walltime: wall,
+    },
+  });
 }
 
 /** Parses `sacctmgr --parsable2 --noheader list associations format=Account,User` into memberships. */

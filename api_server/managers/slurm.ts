@@ -6,8 +6,8 @@ import type { Logger } from "../../common/log.ts";
 import type { SecurityManager } from "../../privilege/security.ts";
 import type { ClusterConfig } from "../config.ts";
 import type { Project, Unit, User } from "../models.ts";
-import type { Membership, ResourceManager } from "./manager.ts";
-import { parseAssociations, parseSacct, SACCT_FIELDS, SACCT_STATES } from "./sacct_parse.ts";
+import { type Membership, type RawUnits, type ResourceManager, SourceError } from "./manager.ts";
+import { judgeParse, parseAssociations, parseSacctSliced, SACCT_FIELDS, SACCT_STATES } from "./sacct_parse.ts";
 
 /** How SLURM commands are executed. */
 export type ExecMode = "privileged" | "plain";
@@ -58,7 +58,7 @@ export class SlurmManager implements ResourceManager {
   }
 
   /** Runs a SLURM command and returns its stdout; throws with stderr on failure. */
-  async #run(cmd: string[]): Promise<string> {
+  async #run(cmd: string[], signal?: AbortSignal): Promise<string> {
     if (this.mode === "privileged") {
       const [r] = await this.security.run({ name: "slurm", caps: ["cap_setuid", "cap_setgid"] }, [
         { kind: "exec", cmd, uid: 0, gid: 0, env: this.#env, timeoutMs: this.timeoutMs },
@@ -75,15 +75,17 @@ export class SlurmManager implements ResourceManager {
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      signal: AbortSignal.timeout(this.timeoutMs),
+      signal: signal
+        ? AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)])
+        : AbortSignal.timeout(this.timeoutMs),
     }).output();
     const dec = new TextDecoder();
     if (out.code !== 0) throw new Error(`${cmd[0]} exited with ${out.code}: ${dec.decode(out.stderr).trim()}`);
     return dec.decode(out.stdout);
   }
 
-  async fetchUnits(startMs: number, endMs: number): Promise<Unit[]> {
-    const out = await this.#run([
+  async fetchRaw(startMs: number, endMs: number, signal?: AbortSignal): Promise<RawUnits> {
+    const text = await this.#run([
       this.#sacct,
       "-D",
       "-X",
@@ -98,12 +100,28 @@ export class SlurmManager implements ResourceManager {
       sacctTime(startMs),
       "--endtime",
       sacctTime(endMs),
-    ]);
-    const { units, skipped } = parseSacct(out, this.clusterId, startMs, endMs);
-    for (const s of skipped) {
-      this.logger.warn("skipping malformed sacct line", { cluster_id: this.clusterId, reason: s.reason, line: s.line });
-    }
+    ], signal);
+    return { format: "sacct", text };
+  }
+
+  async fetchUnits(startMs: number, endMs: number, signal?: AbortSignal): Promise<Unit[]> {
+    const raw = await this.fetchRaw(startMs, endMs, signal);
+    const { units, skipped } = await parseSacctSliced(raw.text, this.clusterId, startMs, endMs);
+    const verdict = judgeParse(units.length, skipped.length, skipped[0]);
+    if (verdict.error) throw new SourceError(verdict.error);
+    if (verdict.warning) this.logger.warn(verdict.warning, { cluster_id: this.clusterId });
     return units;
+  }
+
+  async knowsUnits(uuids: string[], signal?: AbortSignal): Promise<boolean> {
+    if (!uuids.length) return true;
+    // With --jobs and no --starttime, sacct searches all of its history.
+    const out = await this.#run(
+      [this.#sacct, "-X", "--noheader", "--allusers", "--parsable2", "--format", "jobidraw", "--jobs", uuids.join(",")],
+      signal,
+    );
+    const wanted = new Set(uuids);
+    return out.split("\n").some((l) => wanted.has(l.trim()));
   }
 
   async fetchMembership(_endMs: number): Promise<Membership> {

@@ -90,4 +90,10 @@ export const MIGRATIONS: string[][] = [
     // Per cluster, the end of the last applied update window, written in the same transaction as its rows.
     "CREATE TABLE IF NOT EXISTS update_state (cluster_id TEXT PRIMARY KEY, last_update_ms INTEGER NOT NULL)",
   ],
+  [
+    // Admin windows (/units/admin, /stats/current/admin) read the units that ended in the window, not the table.
+    "CREATE INDEX IF NOT EXISTS idx_units_ended_ts ON units (ended_at_ts)",
+    // /usage/current reads the units updated in the window, not the table.
+    "CREATE INDEX IF NOT EXISTS idx_units_last_updated_at ON units (last_updated_at)",
+  ],
 ];

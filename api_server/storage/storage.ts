@@ -1,7 +1,8 @@
-// The storage interface of the API server: everything the update cycle writes and the HTTP API reads,
-// so a deployment that outgrows one SQLite file can plug in a server database behind the same calls.
+// The storage interface of the API server: what the update cycle writes and the shapes of the HTTP API's
+// queries, so a deployment that outgrows one SQLite file can plug in a server database behind the same calls.
 
 import type { Project, Unit, User } from "../models.ts";
+import type { RawUnits } from "../managers/manager.ts";
 
 /** Everything one update window writes, applied atomically. */
 export interface UpdateBatch {
@@ -61,33 +62,42 @@ export type UsageCurrentQuery = ScopeQuery & {
   groupBy?: string[];
 };
 
-/** The storage the update cycle and the HTTP API share. */
+/** A value or a promise of it (in-process stores answer at once, worker-backed ones asynchronously). */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** What the update cycle needs of the store; the HTTP API reads through its own read-only connections. */
 export interface Storage {
   /** End of the cluster's last applied update window, or undefined when none was applied. */
-  lastUpdateMs(clusterId: string): number | undefined;
+  lastUpdateMs(clusterId: string): MaybePromise<number | undefined>;
+  /** Up to `limit` uuids of the cluster's units stored as still running (the next window must list them). */
+  runningUnits(clusterId: string, limit: number): MaybePromise<string[]>;
   /** Applies one window's units, users, projects and admins (and the retention purge) atomically. */
   applyUpdate(batch: UpdateBatch): Promise<void>;
-  /** Writes a consistent copy of the DB into `dir`; resolves to the file's path. */
-  backup(dir: string): Promise<string>;
-  /** True when the DB answers. */
-  ping(): boolean;
-  isAdmin(user: string): boolean;
-  units(q: UnitQuery): Record<string, unknown>[];
-  /** True when every uuid is a unit of `user` or of one of their projects. */
-  verifyOwnership(user: string, uuids: string[], clusterIds: string[]): boolean;
-  users(q: ScopeQuery & { names?: string[] }): Record<string, unknown>[];
-  adminUsers(): Record<string, unknown>[];
-  projects(q: ScopeQuery): Record<string, unknown>[];
-  clusters(): { id: string; manager: string }[];
-  usageGlobal(q: ScopeQuery, fields: string[]): Record<string, unknown>[];
-  /** Usage aggregated from units updated in [fromMs, toMs]. */
-  usageCurrent(
-    q: UsageCurrentQuery,
-    fields: string[],
-  ): Record<
-    string,
-    unknown
-  >[];
-  stats(clusterIds: string[], window?: { fromMs: number; toMs: number }): ClusterStats[];
-  close(): void;
+  /** Writes a consistent copy of the DB into `dir`, prunes old copies; resolves to the new file's path. */
+  backup(dir: string, retention?: { keep: number; maxAgeMs: number }): Promise<string>;
+  /**
+   * Parses a window as its source printed it and runs the cluster's updaters on it where the store writes (off
+   * the event loop); the window then waits for {@link applyStaged} or {@link discardStaged}. Optional.
+   */
+  stage?(raw: RawUnits, w: StageWindow): Promise<Staged>;
+  /** Applies a staged window (its units with the rest of `meta`) atomically. */
+  applyStaged?(id: number, meta: Omit<UpdateBatch, "units">): Promise<void>;
+  /** Drops a staged window. */
+  discardStaged?(id: number): Promise<void>;
+}
+
+/** The window a raw source output belongs to, and the updaters to run on its units. */
+export interface StageWindow {
+  clusterId: string;
+  startMs: number;
+  endMs: number;
+  updaters: string[];
+}
+
+/** A staged window: how many units parsed, and the records that did not (count and first). */
+export interface Staged {
+  id: number;
+  units: number;
+  skipped: number;
+  firstSkipped?: { line: string; reason: string };
 }

@@ -44,19 +44,29 @@ export class TsdbUpdater {
   #base: string;
   #headers: Record<string, string>;
 
-  constructor(private cfg: UpdaterConfig, private logger: Logger, private fetchTimeoutMs = 30_000) {
+  /**
+   * @param fetchTimeoutMs bound of one request to Prometheus
+   * @param deadlineMs bound of one window's whole update: queries still running then are abandoned
+   */
+  constructor(
+    private cfg: UpdaterConfig,
+    private logger: Logger,
+    private fetchTimeoutMs = 30_000,
+    private deadlineMs = 2 * fetchTimeoutMs,
+  ) {
     this.id = cfg.id;
     this.#base = cfg.url.replace(/\/$/, "");
     this.#headers = clientHeaders(cfg.web, `updaters ${cfg.id}: web`);
   }
 
-  async #api(path: string, params?: URLSearchParams): Promise<unknown> {
+  async #api(path: string, params?: URLSearchParams, signal?: AbortSignal): Promise<unknown> {
     const url = `${this.#base}${path}`;
+    const timeout = AbortSignal.timeout(this.#settings?.timeoutMs ?? this.fetchTimeoutMs);
     const r = await fetch(url, {
       method: params ? "POST" : "GET",
       headers: params ? { ...this.#headers, "Content-Type": "application/x-www-form-urlencoded" } : this.#headers,
       body: params?.toString(),
-      signal: AbortSignal.timeout(this.#settings?.timeoutMs ?? this.fetchTimeoutMs),
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });
     const text = await r.text();
     let body: { status?: string; data?: unknown; error?: string };
@@ -70,15 +80,15 @@ export class TsdbUpdater {
   }
 
   /** Reads scrape/evaluation interval and query limits from Prometheus (cached after success). */
-  async settings(): Promise<TsdbSettings> {
+  async settings(signal?: AbortSignal): Promise<TsdbSettings> {
     if (this.#settings) return this.#settings;
     const s: TsdbSettings = { scrapeIntervalMs: 60_000, evaluationIntervalMs: 60_000, maxSamples: 50e6, timeoutMs: 0 };
-    const cfg = await this.#api("/api/v1/status/config") as { yaml: string };
+    const cfg = await this.#api("/api/v1/status/config", undefined, signal) as { yaml: string };
     const g = (YAML.parse(cfg.yaml)?.global ?? {}) as Record<string, string>;
     if (g.scrape_interval) s.scrapeIntervalMs = parseDuration(g.scrape_interval);
     if (g.evaluation_interval) s.evaluationIntervalMs = parseDuration(g.evaluation_interval);
     try {
-      const flags = await this.#api("/api/v1/status/flags") as Record<string, string>;
+      const flags = await this.#api("/api/v1/status/flags", undefined, signal) as Record<string, string>;
       const ms = Number(flags["query.max-samples"]);
       if (ms > 0) s.maxSamples = ms;
       if (flags["query.timeout"]) s.timeoutMs = parseDuration(flags["query.timeout"]);
@@ -91,10 +101,11 @@ export class TsdbUpdater {
   }
 
   /** Runs an instant query at `timeMs`; returns value per `uuid` label. */
-  async query(q: string, timeMs: number): Promise<Map<string, number>> {
+  async query(q: string, timeMs: number, signal?: AbortSignal): Promise<Map<string, number>> {
     const data = await this.#api(
       "/api/v1/query",
       new URLSearchParams({ query: q, time: String(timeMs / 1000) }),
+      signal,
     ) as { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] };
     const out = new Map<string, number>();
     if (data.resultType !== "vector") return out;
@@ -128,9 +139,10 @@ export class TsdbUpdater {
 
   /**
    * Marks units shorter than the cutoff as ignored and fills the others' aggregates for [startMs, endMs].
-   * A failing Prometheus leaves aggregates empty (logged); the units are still stored.
+   * A failing Prometheus leaves aggregates empty (logged); the units are still stored. A batch's queries run
+   * concurrently (as CEEMS's); the whole update ends by the deadline (or `signal`), what is filled then is kept.
    */
-  async update(units: Unit[], startMs: number, endMs: number): Promise<void> {
+  async update(units: Unit[], startMs: number, endMs: number, signal?: AbortSignal): Promise<void> {
     const ex = this.cfg.extraConfig;
     const active: Unit[] = [];
     const ignored: Unit[] = [];
@@ -144,9 +156,11 @@ export class TsdbUpdater {
     }
     if (ex.deleteIgnored && ignored.length) await this.#deleteSeries(ignored, startMs - ex.cutoffMs, endMs);
     if (!active.length || !Object.keys(ex.queries).length) return;
+    const deadline = AbortSignal.timeout(this.deadlineMs);
+    const stop = signal ? AbortSignal.any([signal, deadline]) : deadline;
     let s: TsdbSettings;
     try {
-      s = await this.settings();
+      s = await this.settings(stop);
     } catch (e) {
       this.logger.error("TSDB unreachable, units stored without aggregates", { updater: this.id, err: e });
       return;
@@ -170,26 +184,33 @@ export class TsdbUpdater {
       // samples from being counted twice by consecutive updates (and matches 3.x's left-open ranges).
       Range: `${Math.max(1, windowMs - 1)}ms`,
     };
-    for (let i = 0; i < active.length; i += size) {
+    const jobs = Object.entries(ex.queries).flatMap(([metric, subs]) =>
+      Object.entries(subs).map(([sub, tpl]) => ({ metric, sub, tpl }))
+    );
+    for (let i = 0; i < active.length && !stop.aborted; i += size) {
       const batch = active.slice(i, i + size);
       const byUuid = new Map(batch.map((u) => [u.uuid, u]));
       const uuids = batch.map((u) => u.uuid.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
-      for (const [metric, subs] of Object.entries(ex.queries)) {
-        for (const [sub, tpl] of Object.entries(subs)) {
-          let res: Map<string, number>;
-          try {
-            res = await this.query(renderQuery(tpl, { ...vars, UUIDs: uuids }), endMs);
-          } catch (e) {
-            this.logger.error("TSDB query failed", { updater: this.id, metric, sub, err: e });
-            continue;
-          }
-          for (const [uuid, v] of res) {
-            const u = byUuid.get(uuid) as unknown as Record<string, MetricMap | undefined>;
-            if (!u) continue;
-            u[metric] = { ...u[metric], [sub]: v };
-          }
+      await Promise.all(jobs.map(async ({ metric, sub, tpl }) => {
+        let res: Map<string, number>;
+        try {
+          res = await this.query(renderQuery(tpl, { ...vars, UUIDs: uuids }), endMs, stop);
+        } catch (e) {
+          if (!stop.aborted) this.logger.error("TSDB query failed", { updater: this.id, metric, sub, err: e });
+          return;
         }
-      }
+        for (const [uuid, v] of res) {
+          const u = byUuid.get(uuid) as unknown as Record<string, MetricMap | undefined>;
+          if (!u) continue;
+          u[metric] = { ...u[metric], [sub]: v };
+        }
+      }));
+    }
+    if (deadline.aborted) {
+      this.logger.error("TSDB update deadline reached: the rest of the window's units stored without aggregates", {
+        updater: this.id,
+        deadline: `${Math.round(this.deadlineMs / 1000)}s`,
+      });
     }
   }
 }

@@ -4,20 +4,10 @@
 import { join } from "node:path";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { repoRoot, runCeems, startCeems } from "../helpers/process.ts";
+import { fakeSlurmTools } from "../helpers/fake_slurm.ts";
 
 const fixtures = join(repoRoot, "tests/api_server/fixtures");
 const expected = (name: string) => Deno.readTextFileSync(join(fixtures, "expected", `e2e-test-api-${name}.txt`));
-
-/** Writes executable fake sacct/sacctmgr that print the fixtures, into a new temp dir. */
-export function fakeSlurmTools(dir: string, sacctFile = join(fixtures, "tools/sacct.txt")): string {
-  const bin = join(dir, "bin");
-  Deno.mkdirSync(bin, { recursive: true });
-  Deno.writeTextFileSync(join(bin, "sacct"), `#!/bin/sh\ncat '${sacctFile}'\n`, { mode: 0o755 });
-  Deno.writeTextFileSync(join(bin, "sacctmgr"), `#!/bin/sh\ncat '${join(fixtures, "tools/sacctmgr.txt")}'\n`, {
-    mode: 0o755,
-  });
-  return bin;
-}
 
 Deno.test("ceems api serves CEEMS-compatible responses from sacct fixtures", async (t) => {
   const dir = Deno.makeTempDirSync({ prefix: "ceems-api-e2e-" });
@@ -271,6 +261,32 @@ Deno.test("ceems api without clusters serves an empty API, gzipped with --web.co
     assertEquals(r.headers.get("content-encoding"), "gzip");
     assertEquals(await r.text(), '{"status":"success","data":[]}\n', "fetch decodes the gzip body");
     client.close();
+  } finally {
+    assertEquals((await api.stop()).code, 0);
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("ceems api limits: one-year default --query.max-period, times out of range and overlong lists are 400", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-api-limits-" });
+  Deno.writeTextFileSync(join(dir, "c.yml"), `ceems_api_server:\n  data:\n    path: ${dir}/data\n`);
+  const api = await startCeems(["api", `--config.file=${dir}/c.yml`]);
+  const get = async (q: string) => {
+    const r = await fetch(`${api.base}/api/v1/units?${q}`, { headers: { "X-Grafana-User": "u" } });
+    return { status: r.status, error: (await r.json()).error as string | undefined };
+  };
+  try {
+    const now = Math.floor(Date.now() / 1000);
+    assertEquals(await get(`from=${now - 360 * 86400}&to=${now}`), { status: 200, error: undefined });
+    assertEquals(await get(`from=0&to=${now}`), { status: 400, error: "maximum query window exceeded" });
+    for (const q of ["from=1e20", "from=99999999999999999&to=99999999999999999", "to=-99999999999999999"]) {
+      const r = await get(q);
+      assertEquals(r.status, 400, q);
+    }
+    assertEquals((await get("from=99999999999999999")).error, "timestamp out of range");
+    const many = await get(`uuid=${Array(10_001).fill("a").join(",")}`);
+    assertEquals(many, { status: 400, error: "too many values of uuid (at most 10000)" });
+    assertEquals((await get(`uuid=${Array(10_000).fill("a").join(",")}`)).status, 200);
   } finally {
     assertEquals((await api.stop()).code, 0);
     Deno.removeSync(dir, { recursive: true });

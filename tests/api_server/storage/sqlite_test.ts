@@ -2,6 +2,7 @@
 // time, num_units counted once), online backups that open and hold the data, retention purge, ownership.
 
 import { DatabaseSync } from "node:sqlite";
+import { join } from "node:path";
 import { assert, assertEquals } from "../../helpers/assert.ts";
 import { SqliteStorage } from "../../../api_server/storage/sqlite.ts";
 import { MIGRATIONS } from "../../../api_server/storage/migrations.ts";
@@ -90,7 +91,10 @@ Deno.test("storage: migrations, window merges, usage counted once, backups, rete
     assert(/ceems-\d{14}\.db$/.test(file), file);
     const copy = new DatabaseSync(file, { readOnly: true });
     assertEquals((copy.prepare("SELECT COUNT(*) AS n FROM units").get() as { n: number }).n, 1);
-    assertEquals((copy.prepare("SELECT version FROM schema_migrations").get() as { version: number }).version, 7);
+    assertEquals(
+      (copy.prepare("SELECT version FROM schema_migrations").get() as { version: number }).version,
+      MIGRATIONS.length,
+    );
     copy.close();
 
     // Retention: units that ended more than retention ago are purged in the next window.
@@ -200,6 +204,55 @@ Deno.test("storage: current usage groups by username and project; groupby adds c
     assertEquals((split[0].avg_cpu_usage as Record<string, number>).global, 3, "weighted by alloc_cputime");
     const done = s.usageCurrent({ ...q, groupBy: ["cluster_id"], terminated: true }, []);
     assertEquals(done.map((r) => [r.cluster_id, r.num_units]), [["c0", 1], ["c1", 1]]);
+    s.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("storage: a full disk is reported as such, not as a failed rollback; nothing of the window stays", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-store-full-" });
+  try {
+    const s = new SqliteStorage(dir);
+    const t0 = Date.parse("2026-01-10T00:00:00Z");
+    await s.applyUpdate(batch(t0, [unit("1", "alice", "p1", t0 - 1000, 10, 1)]));
+    // The database may not grow by more than a few pages: SQLite answers SQLITE_FULL, as on a full disk.
+    const pages = (s.db.prepare("PRAGMA page_count").get() as { page_count: number }).page_count;
+    s.db.exec(`PRAGMA max_page_count = ${pages + 2}`);
+    const many = Array.from({ length: 5_000 }, (_, i) => unit(String(100 + i), "alice", "p1", t0 + 1000, 10, 1));
+    const err = await s.applyUpdate(batch(t0 + H, many)).then(() => undefined, (e) => e as Error);
+    assert(err && /database or disk is full/.test(err.message), String(err));
+    assert(!/rollback/.test(err.message), err.message);
+    assertEquals(s.lastUpdateMs("c0"), t0, "the failed window left no trace");
+    assertEquals((s.db.prepare("SELECT COUNT(*) AS n FROM units").get() as { n: number }).n, 1);
+    // Space again: the same window applies.
+    s.db.exec("PRAGMA max_page_count = 1073741823");
+    await s.applyUpdate(batch(t0 + H, many));
+    assertEquals(s.lastUpdateMs("c0"), t0 + H);
+    s.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("storage: backups get the live database's mode; old ones are pruned by count and by age", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-store-bk-" });
+  try {
+    const s = new SqliteStorage(join(dir, "data"));
+    const backups = join(dir, "backups");
+    Deno.mkdirSync(backups, { mode: 0o755 });
+    // Older backups (CEEMS's and ours), one of them two days old, and a file that is no backup.
+    const old = ["ceems-202601010000.db", "ceems-20260102000000.db", "ceems-20260103000000.db", "notes.txt"];
+    for (const f of old) Deno.writeTextFileSync(join(backups, f), "x");
+    Deno.utimeSync(join(backups, "ceems-20260103000000.db"), new Date(), new Date(Date.now() - 2 * 86_400_000));
+    const file = await s.backup(backups, { keep: 3, maxAgeMs: 0 });
+    assertEquals(Deno.statSync(file).mode! & 0o777, 0o640, "as the live database, not the umask's 0644");
+    assertEquals(Deno.statSync(s.path).mode! & 0o777, 0o640);
+    const left = () => [...Deno.readDirSync(backups)].map((e) => e.name).sort();
+    assertEquals(left(), ["ceems-20260102000000.db", "ceems-20260103000000.db", file.split("/").pop(), "notes.txt"]);
+    await new Promise((r) => setTimeout(r, 1100)); // a new name (seconds)
+    const second = await s.backup(backups, { keep: 0, maxAgeMs: 86_400_000 });
+    assertEquals(left(), ["ceems-20260102000000.db", file.split("/").pop(), second.split("/").pop(), "notes.txt"]);
     s.close();
   } finally {
     Deno.removeSync(dir, { recursive: true });

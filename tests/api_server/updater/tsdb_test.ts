@@ -232,3 +232,42 @@ Deno.test("tsdb updater deletes the series of ignored units when delete_ignored 
     await prom.stop();
   }
 });
+
+Deno.test("tsdb updater: a batch's queries run concurrently; hung queries end at the update's deadline", async () => {
+  const arrived: number[] = [];
+  const prom = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/api/v1/status/config") {
+      return Response.json({ status: "success", data: { yaml: "global:\n  scrape_interval: 15s\n" } });
+    }
+    if (path === "/api/v1/status/flags") return Response.json({ status: "success", data: {} });
+    // Every query hangs until its client gives up.
+    arrived.push(performance.now());
+    await new Promise((r) => req.signal.addEventListener("abort", r));
+    return new Response(null, { status: 503 });
+  });
+  try {
+    const url = `http://127.0.0.1:${prom.addr.port}`;
+    // Per-request bound 700 ms: four hung queries take 0.7 s together, not 2.8 s one after the other.
+    const u = unit("a", 0, 3_600_000);
+    let t0 = performance.now();
+    await new TsdbUpdater(updaterConfig(url), nullLogger, 700, 10_000).update([u], 0, 3_600_000);
+    let took = performance.now() - t0;
+    assertEquals(arrived.length, 4);
+    assert(arrived[3] - arrived[0] < 300, `queries sent together (${arrived.map((t) => Math.round(t - arrived[0]))})`);
+    assert(took < 2_000, `took ${Math.round(took)} ms`);
+    assertEquals(u.avg_cpu_usage, undefined);
+    // Many batches of hung queries: the whole update stops at its deadline.
+    arrived.length = 0;
+    const cfg = updaterConfig(url);
+    cfg.extraConfig.queryBatchSize = 1;
+    const many = Array.from({ length: 20 }, (_, i) => unit(`u${i}`, 0, 3_600_000));
+    t0 = performance.now();
+    await new TsdbUpdater(cfg, nullLogger, 500, 1_200).update(many, 0, 3_600_000);
+    took = performance.now() - t0;
+    assert(took < 2_500, `took ${Math.round(took)} ms for 20 batches of hung queries`);
+    assert(arrived.length <= 12, `${arrived.length} queries sent before the deadline`);
+  } finally {
+    await prom.shutdown();
+  }
+});
