@@ -1,6 +1,8 @@
 // Synchronous small-file and directory reads through libc open/read/getdents64/close into reusable buffers:
 // a few FFI calls per file instead of Deno's per-call op, resource and buffer overhead (cgroup scrapes).
 
+import { errnoName } from "./libc.ts";
+
 /**
  * The libc symbols FastFs uses. read and getdents64 return ssize_t; they are declared i32 (the low half of the
  * return register on LP64 x86_64/aarch64, exact for our ≤ 64 KiB requests and -1) so that no BigInt is
@@ -24,12 +26,10 @@ const ENOTDIR = 20;
 const DT_UNKNOWN = 0;
 const DT_DIR = 4;
 
-const errnoNames: Record<number, string> = { 5: "EIO", 13: "EACCES", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE" };
-
 /** Error of a fast read, shaped like Deno's: NotFound for ENOENT/ENOTDIR, else a plain Error with errno. */
 function errnoError(what: string, path: string, errno: number): Error {
   if (errno === ENOENT || errno === ENOTDIR) return new Deno.errors.NotFound(`${what} '${path}': errno ${errno}`);
-  const e = new Error(`${what} '${path}': ${errnoNames[errno] ?? `errno ${errno}`}`);
+  const e = new Error(`${what} '${path}': ${errnoName(errno)}`);
   (e as Error & { errno: number }).errno = errno;
   return e;
 }

@@ -2,7 +2,8 @@
 // inside a cap_dac_override security context and then used from the main thread through its raw fd.
 
 import { pathExists } from "../../common/fs.ts";
-import { type DcmiPowerReading, IpmiDevice, SyscallError } from "../../ffi/ipmi.ts";
+import { type DcmiPowerReading, IpmiDevice } from "../../ffi/ipmi.ts";
+import { ErrnoError } from "../../ffi/libc.ts";
 import type { SecurityContext, SecurityManager } from "../../privilege/security.ts";
 
 export type { DcmiPowerReading } from "../../ffi/ipmi.ts";
@@ -53,7 +54,7 @@ export class NativeDcmiReader {
       try {
         return await dev.dcmiPowerReading(timeoutMs);
       } catch (e) {
-        if (e instanceof SyscallError && reopenErrnos.has(e.errno)) this.close();
+        if (e instanceof ErrnoError && reopenErrnos.has(e.errno)) this.close();
         throw e;
       }
     };

@@ -12,8 +12,8 @@ import {
   IpmiDevice,
   layout,
   openIpmiDeviceFd,
-  SyscallError,
 } from "../../ffi/ipmi.ts";
+import { ErrnoError } from "../../ffi/libc.ts";
 import { fakeIpmi, hex, recorded } from "../fakes/ipmi.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../helpers/assert.ts";
 
@@ -158,7 +158,7 @@ Deno.test("IpmiDevice waits no longer than its timeout and names a non-IPMI desc
     } catch (e) {
       err = e;
     }
-    assert(err instanceof SyscallError && err.errno === 25, String(err));
+    assert(err instanceof ErrnoError && err.errno === 25, String(err));
     assertEquals((err as Error).message, "ioctl IPMICTL_SEND_COMMAND: ENOTTY (25)");
   } finally {
     dev.close();
