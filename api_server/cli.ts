@@ -14,7 +14,8 @@ import { FlagSet, parseDuration } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
 import { VERSION } from "../common/version.ts";
 import { landingPage, serve } from "../common/web/server.ts";
-import type { Capability, SecurityManager } from "../privilege/security.ts";
+import { requiredCapabilities } from "../privilege/capabilities.ts";
+import { type Capability, DeferredSecurityManager, type SecurityManager } from "../privilege/security.ts";
 import { addSecurityFlags, setupSecurity } from "../privilege/setup.ts";
 import { type ApiConfig, ConfigError, loadApiConfig } from "./config.ts";
 import { apiHandler } from "./http/api.ts";
@@ -113,7 +114,11 @@ export function createManagers(
     const l = logger.with({ cluster_id: c.id, manager: c.manager });
     switch (c.manager) {
       case "slurm":
-        return new SlurmManager(c, security, privileged ? "privileged" : "plain", l);
+        try {
+          return new SlurmManager(c, security, privileged ? "privileged" : "plain", l);
+        } catch (e) {
+          throw new StartupError(`--config.file: clusters ${c.id}: ${(e as Error).message}`);
+        }
       case "openstack":
         try {
           return new OpenStackManager(c, cfg.data.timeZone, l);
@@ -161,13 +166,15 @@ export async function apiMain(argv: string[]): Promise<void> {
   }
   const required = new Map<Capability, string>();
   if (privileged) {
-    required.set("cap_setuid", "clusters[].manager=slurm");
-    required.set("cap_setgid", "clusters[].manager=slurm");
+    for (const cap of requiredCapabilities("api", ["slurm"], fs).keys()) required.set(cap, "clusters[].manager=slurm");
   }
   const rw = [cfg.data.path, ...(cfg.data.backupPath ? [cfg.data.backupPath] : [])];
   for (const p of rw) Deno.mkdirSync(p, { recursive: true });
   // An existing DB (and its WAL files), e.g. created or restored by root, must stay writable after the drop.
   rw.push(...["", "-wal", "-shm"].map((x) => join(cfg.data.path, DB_FILE + x)));
+  // SLURM commands are resolved (and checked when run as root) before the drop, as root.
+  const deferred = new DeferredSecurityManager();
+  const managers = createManagers(cfg, deferred, privileged, logger);
   const security = await setupSecurity({
     component: "api",
     flags: fs,
@@ -183,7 +190,7 @@ export async function apiMain(argv: string[]): Promise<void> {
   } catch (e) {
     throw new StartupError(`cannot open database under ${cfg.data.path}: ${(e as Error).message}`, 1);
   }
-  const managers = createManagers(cfg, security.manager, privileged, logger);
+  deferred.use(security.manager);
   let updaters: Map<string, TsdbUpdater>;
   try {
     updaters = new Map(cfg.updaters.map((u) => [u.id, new TsdbUpdater(u, logger.with({ updater: u.id }))]));

@@ -67,6 +67,11 @@ export interface CollectorDef {
   subFeatures?(flags: FlagSet): string[];
   /** Files or directories the collector reads that the run-as user must reach (ACL entries when root). */
   readPaths?(flags: FlagSet): string[];
+  /**
+   * Files or directories the collector loads code from after the privilege drop (BPF objects, a shared
+   * library): a root start refuses to run when the run-as user could replace one.
+   */
+  loadPaths?(flags: FlagSet): string[];
   /** Builds the collector; throwing stops start-up with the message. */
   create(ctx: CollectorContext): Collector | Promise<Collector>;
 }

@@ -107,6 +107,12 @@ export function collectorReadPaths(fs: FlagSet): string[] {
   return enabledCollectorNames(fs).flatMap((n) => byName.get(n)?.readPaths?.(fs) ?? []).filter((p) => p);
 }
 
+/** Paths the enabled collectors load code from after the drop (`loadPaths`: BPF objects, libraries). */
+export function collectorLoadPaths(fs: FlagSet): string[] {
+  const byName = new Map(registeredCollectors().map((d) => [d.name, d]));
+  return enabledCollectorNames(fs).flatMap((n) => byName.get(n)?.loadPaths?.(fs) ?? []).filter((p) => p);
+}
+
 /** Builds the enabled collectors; a constructor failure stops start-up naming the collector. */
 export async function createCollectors(
   fs: FlagSet,
@@ -231,6 +237,7 @@ export async function exporterMain(argv: string[]): Promise<void> {
       ...collectorReadPaths(fs),
     ],
     readWritePaths: [],
+    loadPaths: collectorLoadPaths(fs),
   });
   deferred.use(security.manager);
   await startCollectors(collectors, logger);

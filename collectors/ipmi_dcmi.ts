@@ -1,10 +1,10 @@
 // The `ipmi_dcmi` collector: node power from a DCMI tool (FreeIPMI ipmi-dcmi, ipmitool, ipmiutil or Cray
 // capmc) run as root, or natively over /dev/ipmiN, as ceems_ipmi_dcmi_{current,min,max,avg}_watts.
 
-import { isAbsolute, join } from "../common/path.ts";
 import type { FlagSet } from "../common/flags.ts";
+import { commandOutput } from "../privilege/command.ts";
 import type { SecurityContext, SecurityManager } from "../privilege/security.ts";
-import type { PrivilegedOp } from "../privilege/ops.ts";
+import { checkRootTool, findTool, SYSTEM_DIRS } from "../privilege/tools.ts";
 import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
 import { findIpmiDevice, ipmiDevicePaths, NativeDcmiReader } from "./ipmi/native.ts";
 import { registerCollector } from "./registry.ts";
@@ -17,8 +17,10 @@ export const dcmiCommands: string[][] = [
   ["capmc", "get_system_power", "-w", "600"],
 ];
 
-/** Directories searched after $PATH, as CEEMS does. */
-const sbinDirs = ["/sbin", "/usr/sbin", "/usr/local/sbin"];
+/** The security context the tool runs in as root: a root child holds at most these capabilities. */
+export const IPMI_TOOL_CONTEXT: SecurityContext = { name: "ipmi_dcmi", caps: ["cap_setuid", "cap_setgid"] };
+/** Test mode: the tool runs as the exporter's user, without any capability. */
+const IPMI_TEST_CONTEXT: SecurityContext = { name: "ipmi_dcmi", caps: [] };
 
 /** Power readings in watts by kind. */
 export type PowerReadings = Partial<Record<"current" | "min" | "max" | "avg", number>>;
@@ -83,33 +85,19 @@ export function parseCapmcJson(text: string): PowerReadings {
   return out;
 }
 
-/** Finds `name` in the directories of `path`, then in the sbin directories; undefined if absent. */
-export function lookPath(name: string, path: string, extraDirs: string[] = []): string | undefined {
-  const dirs = path.split(":").filter((d) => d);
-  for (const dir of [...dirs, ...extraDirs]) {
-    const full = join(dir, name);
-    try {
-      const st = Deno.statSync(full);
-      if (st.isFile && ((st.mode ?? 0o111) & 0o111) !== 0) return full;
-    } catch {
-      // not there
-    }
-  }
-  return undefined;
-}
-
-/** Picks the DCMI command: the flag's value split on spaces, or the first tool found on PATH, then sbin. */
-export function resolveDcmiCommand(flagValue: string, path: string, extraDirs = sbinDirs): string[] | undefined {
+/**
+ * Picks the DCMI command: the flag's value split on spaces (its program found in `dirs` unless absolute),
+ * or the first of CEEMS's tools found in `dirs` (the system directories).
+ */
+export function resolveDcmiCommand(flagValue: string, dirs: readonly string[] = SYSTEM_DIRS): string[] | undefined {
   if (flagValue.trim()) {
     const parts = flagValue.trim().split(/ +/);
-    if (!isAbsolute(parts[0])) parts[0] = lookPath(parts[0], path, extraDirs) ?? parts[0];
+    parts[0] = findTool(parts[0], dirs) ?? parts[0];
     return parts;
   }
-  for (const dirs of [[], extraDirs]) {
-    for (const cmd of dcmiCommands) {
-      const found = lookPath(cmd[0], dirs.length ? "" : path, dirs);
-      if (found) return [found, ...cmd.slice(1)];
-    }
+  for (const cmd of dcmiCommands) {
+    const found = findTool(cmd[0], dirs);
+    if (found) return [found, ...cmd.slice(1)];
   }
   return undefined;
 }
@@ -123,22 +111,11 @@ export interface DcmiRunner {
 }
 
 /** Runs the DCMI tool once and returns its stdout; throws on failure, a non-zero status or a timeout. */
-export async function runDcmiTool(r: DcmiRunner): Promise<string> {
-  const context: SecurityContext = r.testMode
-    ? { name: "ipmi_dcmi", caps: [] }
-    : { name: "ipmi_dcmi", caps: ["cap_setuid", "cap_setgid"] };
-  const op: PrivilegedOp = r.testMode
-    ? { kind: "exec", cmd: r.cmd, timeoutMs: r.timeoutMs }
-    : { kind: "exec", cmd: r.cmd, uid: 0, gid: 0, timeoutMs: r.timeoutMs };
-  const [res] = await r.security.run(context, [op]);
-  if (!res.ok) throw new Error(`running ${r.cmd.join(" ")}: ${res.error}`);
-  const out = res.value as { code: number; stdout: string; stderr: string; timedOut: boolean };
-  if (out.timedOut) throw new Error(`${r.cmd[0]} timed out after ${r.timeoutMs} ms`);
-  if (out.code !== 0) {
-    const why = out.stderr.trim().split("\n")[0]?.slice(0, 200) ?? "";
-    throw new Error(`${r.cmd.join(" ")} exited with status ${out.code}${why ? `: ${why}` : ""}`);
-  }
-  return out.stdout;
+export function runDcmiTool(r: DcmiRunner): Promise<string> {
+  return commandOutput(r.security, r.testMode ? IPMI_TEST_CONTEXT : IPMI_TOOL_CONTEXT, {
+    cmd: r.cmd,
+    timeoutMs: r.timeoutMs,
+  }, { asRoot: !r.testMode });
 }
 
 /** Where the collector gets its readings: a tool, or the native device. */
@@ -238,7 +215,7 @@ export function registerIpmiDcmiFlags(fs: FlagSet): void {
 export interface IpmiDcmiTestHooks {
   exists?: (path: string) => boolean;
   libc?: string;
-  /** Replaces $PATH and the sbin directories searched for tools. */
+  /** Replaces the system directories searched for tools. */
   toolDirs?: string[];
 }
 
@@ -263,15 +240,20 @@ export function createIpmiDcmiCollector(ctx: CollectorContext, hooks: IpmiDcmiTe
     return new IpmiDcmiCollector({ kind: "native", reader, timeoutMs }, ctx.hostname);
   };
   if (f.bool("collector.ipmi_dcmi.force-native-mode")) return native("--collector.ipmi_dcmi.force-native-mode is set");
-  const cmd = hooks.toolDirs
-    ? resolveDcmiCommand(f.string("collector.ipmi_dcmi.cmd"), hooks.toolDirs.join(":"), [])
-    : resolveDcmiCommand(f.string("collector.ipmi_dcmi.cmd"), Deno.env.get("PATH") ?? "");
+  const dirs = hooks.toolDirs ?? SYSTEM_DIRS;
+  const cmd = resolveDcmiCommand(f.string("collector.ipmi_dcmi.cmd"), dirs);
   if (!cmd) {
-    return native(
-      `no IPMI DCMI tool (${dcmiCommands.map((c) => c[0]).join(", ")}) found on PATH or in ${sbinDirs.join(",")}`,
-    );
+    return native(`no IPMI DCMI tool (${dcmiCommands.map((c) => c[0]).join(", ")}) found in ${dirs.join(":")}`);
   }
+  if (!cmd[0].startsWith("/")) throw new Error(`--collector.ipmi_dcmi.cmd: ${cmd[0]} not found in ${dirs.join(":")}`);
   const testMode = f.bool("collector.ipmi_dcmi.test-mode");
+  if (!testMode) {
+    try {
+      checkRootTool(cmd[0]);
+    } catch (e) {
+      throw new Error(`--collector.ipmi_dcmi.cmd: ${(e as Error).message}`);
+    }
+  }
   ctx.logger.debug("using IPMI command", { cmd: cmd.join(" "), test_mode: testMode });
   return new IpmiDcmiCollector(
     { kind: "tool", runner: { cmd, testMode, timeoutMs, security: ctx.security } },

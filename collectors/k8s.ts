@@ -41,6 +41,7 @@ registerCollector({
   },
   subFeatures: unitSubCollectorFeatures,
   readPaths: unitSubCollectorReadPaths,
+  loadPaths: unitSubCollectorReadPaths,
   async create(ctx: CollectorContext): Promise<Collector> {
     const uc = new UnitCollector(ctx, "k8s", {
       swap: true,

@@ -48,6 +48,7 @@ registerCollector({
   },
   subFeatures: unitSubCollectorFeatures,
   readPaths: unitSubCollectorReadPaths,
+  loadPaths: unitSubCollectorReadPaths,
   async create(ctx: CollectorContext): Promise<Collector> {
     const f = ctx.flags;
     const gpuType = resolveGpuType(f.string("collector.gpu.type"), ctx.paths.sysfs, {

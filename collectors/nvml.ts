@@ -195,6 +195,7 @@ registerCollector({
   registerFlags,
   // The library is loaded at the first scrape, after the privilege drop: the run-as user must reach it.
   readPaths: (flags) => [flags.string("collector.nvml.library-path")],
+  loadPaths: (flags) => [flags.string("collector.nvml.library-path")],
   create: (ctx: CollectorContext): Collector => {
     const type = declaredGpuType(ctx.flags);
     if (type && type !== "nvidia") {

@@ -247,5 +247,6 @@ registerCollector({
   registerFlags: registerSlurmFlags,
   subFeatures: slurmSubFeatures,
   readPaths: unitSubCollectorReadPaths,
+  loadPaths: unitSubCollectorReadPaths,
   create: createSlurmCollector,
 });

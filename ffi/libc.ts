@@ -3,8 +3,8 @@
 
 /** Linux syscall numbers used through `syscall(2)` (x86_64 and aarch64). */
 const SYSCALLS: Record<string, SyscallNumbers> = {
-  x86_64: { capget: 125n, capset: 126n, gettid: 186n, closeRange: 436n, perfEventOpen: 298n },
-  aarch64: { capget: 90n, capset: 91n, gettid: 178n, closeRange: 436n, perfEventOpen: 241n },
+  x86_64: { capget: 125n, capset: 126n, gettid: 186n, closeRange: 436n, perfEventOpen: 298n, seccomp: 317n },
+  aarch64: { capget: 90n, capset: 91n, gettid: 178n, closeRange: 436n, perfEventOpen: 241n, seccomp: 277n },
 };
 
 /** The syscall numbers the product calls directly. */
@@ -14,6 +14,7 @@ export interface SyscallNumbers {
   gettid: bigint;
   closeRange: bigint;
   perfEventOpen: bigint;
+  seccomp: bigint;
 }
 
 const symbols = {
@@ -27,6 +28,7 @@ const symbols = {
   syscall0: { name: "syscall", parameters: ["i64"], result: "i64" },
   syscall2: { name: "syscall", parameters: ["i64", "buffer", "buffer"], result: "i64" },
   syscall3: { name: "syscall", parameters: ["i64", "u64", "u64", "u64"], result: "i64" },
+  syscall3p: { name: "syscall", parameters: ["i64", "u64", "u64", "buffer"], result: "i64" },
   syscall5: { name: "syscall", parameters: ["i64", "buffer", "i64", "i64", "i64", "u64"], result: "i64" },
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
@@ -36,6 +38,7 @@ const symbols = {
   access: { parameters: ["buffer", "i32"], result: "i32" },
   kill: { parameters: ["i32", "i32"], result: "i32" },
   waitid: { parameters: ["i32", "u32", "buffer", "i32"], result: "i32" },
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
   getxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
   setxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
@@ -197,6 +200,18 @@ export function setXattr(path: string, name: string, value: Uint8Array): void {
   check(`setxattr ${path} ${name}`, libc().setxattr(cString(path), cString(name), value, BigInt(value.length), 0));
 }
 
+/**
+ * A path's status-change time in nanoseconds (statx(2): Deno's FileInfo.ctime keeps whole seconds only),
+ * as a decimal string.
+ */
+export function ctimeNs(path: string): string {
+  const AT_FDCWD = -100, STATX_CTIME = 0x80;
+  const buf = new Uint8Array(256);
+  check(`statx ${path}`, libc().statx(AT_FDCWD, cString(path), 0, STATX_CTIME, buf));
+  const dv = new DataView(buf.buffer);
+  return (dv.getBigInt64(96, true) * 1_000_000_000n + BigInt(dv.getUint32(104, true))).toString();
+}
+
 const W_OK = 2;
 
 /** access(path, W_OK) with the real uid and gid (what the run-as user may do once the process runs as it). */
@@ -211,6 +226,27 @@ export function writableByRealUser(path: string): boolean {
 export function cloexecFrom3(): void {
   const CLOSE_RANGE_CLOEXEC = 4n;
   check("close_range", libc().syscall3(syscallNumbers().closeRange, 3n, 0xffffffffn, CLOSE_RANGE_CLOEXEC));
+}
+
+/**
+ * Sets no_new_privs on every thread of the process: PR_SET_NO_NEW_PRIVS on this one, then an allow-all
+ * seccomp filter installed with SECCOMP_FILTER_FLAG_TSYNC, which gives all other threads the same
+ * no_new_privs (prctl alone reaches only the calling thread and those it creates later).
+ */
+export function noNewPrivsAllThreads(): void {
+  prctl(38, /* PR_SET_NO_NEW_PRIVS */ 1n);
+  const filter = new Uint8Array(8); // struct sock_filter { BPF_RET|BPF_K, 0, 0, SECCOMP_RET_ALLOW }
+  const fv = new DataView(filter.buffer);
+  fv.setUint16(0, 0x06, true);
+  fv.setUint32(4, 0x7fff0000, true);
+  const prog = new Uint8Array(16); // struct sock_fprog { u16 len; struct sock_filter *filter; }
+  const pv = new DataView(prog.buffer);
+  pv.setUint16(0, 1, true);
+  pv.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(filter))), true);
+  const SECCOMP_SET_MODE_FILTER = 1n, SECCOMP_FILTER_FLAG_TSYNC = 1n;
+  const rc = libc().syscall3p(syscallNumbers().seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, prog);
+  if (rc > 0) throw new Error(`seccomp TSYNC: thread ${rc} could not be synchronized`);
+  check("seccomp(SECCOMP_SET_MODE_FILTER, TSYNC)", rc);
 }
 
 /** kill(2); false when the process is already gone (ESRCH), throws on any other failure. */

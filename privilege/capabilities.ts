@@ -2,6 +2,7 @@
 // them) and the pure computation of the set a component needs for a given flag combination.
 
 import type { Capability } from "./ops.ts";
+import { findTool } from "./tools.ts";
 
 /** The three long-running subcommands. */
 export type Component = "exporter" | "api" | "lb";
@@ -16,7 +17,7 @@ export interface FlagView {
 export interface HostFacts {
   /** Kernel release, e.g. "6.1.0-18-amd64". */
   kernelRelease: string;
-  /** Whether an executable of that name is on $PATH or in the sbin directories. */
+  /** Whether an executable of that name is in the system directories (tools.ts). */
   toolExists(name: string): boolean;
   /** Reads a small text file, or undefined when unreadable. */
   readText(path: string): string | undefined;
@@ -82,7 +83,15 @@ export const CAPABILITY_TABLE: readonly CapabilityRule[] = [
     feature: "ipmi_dcmi",
     flag: "collector.ipmi_dcmi",
     caps: ["cap_setuid", "cap_setgid"],
-    reason: "runs the IPMI tool (--collector.ipmi_dcmi.cmd or one found on PATH) as root",
+    reason: "runs the IPMI tool (--collector.ipmi_dcmi.cmd or one found in the system directories) as root",
+    when: (f, h) => ipmiToolMode(f, h) === true,
+  },
+  {
+    component: "exporter",
+    feature: "ipmi_dcmi",
+    flag: "collector.ipmi_dcmi",
+    caps: ["cap_kill"],
+    reason: "kills the root IPMI tool and everything it started at its deadline",
     when: (f, h) => ipmiToolMode(f, h) === true,
   },
   {
@@ -152,8 +161,16 @@ export const CAPABILITY_TABLE: readonly CapabilityRule[] = [
     component: "exporter",
     feature: "rdma",
     flag: "collector.rdma.stats",
-    caps: ["cap_setuid", "cap_setgid"],
-    reason: "runs `rdma statistic qp set` as root: per-PID QP counters of Mellanox links on, and back off at exit",
+    caps: ["cap_setuid", "cap_setgid", "cap_net_admin"],
+    reason: "runs `rdma statistic qp set` as root (the kernel wants cap_net_admin for it): per-PID QP counters " +
+      "of Mellanox links on, and back off at exit",
+  },
+  {
+    component: "exporter",
+    feature: "rdma",
+    flag: "collector.rdma.stats",
+    caps: ["cap_kill"],
+    reason: "kills the root `rdma` command and everything it started at its deadline",
   },
   {
     component: "exporter",
@@ -167,7 +184,14 @@ export const CAPABILITY_TABLE: readonly CapabilityRule[] = [
     feature: "slurm",
     flag: "config.file",
     caps: ["cap_setuid", "cap_setgid"],
-    reason: "runs sacct/sacctmgr as the slurm user or root for a SLURM cluster",
+    reason: "runs sacct/sacctmgr as root for a SLURM cluster",
+  },
+  {
+    component: "api",
+    feature: "slurm",
+    flag: "config.file",
+    caps: ["cap_kill"],
+    reason: "kills sacct/sacctmgr and everything they started at their deadline",
   },
   // lb: no row; the load balancer needs no capability.
 ];
@@ -184,18 +208,9 @@ export const ACCESS_POLICY: Record<Component, "acl" | "check"> = { exporter: "ac
 
 /** Host facts of the running machine. */
 export function liveHostFacts(): HostFacts {
-  const dirs = [...(Deno.env.get("PATH") ?? "").split(":"), "/sbin", "/usr/sbin", "/usr/local/sbin"].filter((d) => d);
   return {
     kernelRelease: Deno.osRelease(),
-    toolExists: (name) =>
-      dirs.some((d) => {
-        try {
-          const st = Deno.statSync(`${d}/${name}`);
-          return st.isFile && ((st.mode ?? 0) & 0o111) !== 0;
-        } catch {
-          return false;
-        }
-      }),
+    toolExists: (name) => findTool(name) !== undefined,
     readText: (path) => {
       try {
         return Deno.readTextFileSync(path);

@@ -2,9 +2,10 @@
 // per-unit QP/CQ/MR counts from `rdma resource show`, and per-unit QP hardware counters of Mellanox links.
 
 import type { Logger } from "../../common/log.ts";
-import type { OpResult, PrivilegedOp, SecurityContext, SecurityManager } from "../../privilege/security.ts";
+import { commandOutput } from "../../privilege/command.ts";
+import type { SecurityContext, SecurityManager } from "../../privilege/security.ts";
+import { checkRootTool, findTool } from "../../privilege/tools.ts";
 import type { Labels, MetricSink } from "../collector.ts";
-import { findOnPath } from "../gpu/devices.ts";
 import type { ComputeUnit } from "../subcollector.ts";
 import { readOptional } from "./fsread.ts";
 
@@ -162,18 +163,16 @@ interface LinkState {
 /** How long one rdma command may run. */
 const toolTimeoutMs = 10_000;
 
-/** Context of the commands run as root (CEEMS's rdma_exec_cmd). */
-const execAsRoot: SecurityContext = { name: "rdma_exec_cmd", caps: ["cap_setuid", "cap_setgid"] };
-
-/** The stdout of an exec op's result; throws on an op error, a timeout or a non-zero status. */
-function execOutput(res: OpResult, cmd: string[]): string {
-  const what = cmd.join(" ");
-  if (!res.ok) throw new Error(`${what}: ${res.error}`);
-  const v = res.value as { code: number; stdout: string; stderr: string; timedOut: boolean };
-  if (v.timedOut) throw new Error(`${what}: timed out after ${toolTimeoutMs} ms`);
-  if (v.code !== 0) throw new Error(`${what}: exit status ${v.code}: ${v.stderr.trim().slice(0, 200)}`);
-  return v.stdout;
-}
+/**
+ * Context of the commands run as root (CEEMS's rdma_exec_cmd): cap_setuid+cap_setgid for the switch, and
+ * cap_net_admin, which the kernel asks of `rdma statistic qp set`; a root child holds at most these.
+ */
+export const RDMA_ROOT_CONTEXT: SecurityContext = {
+  name: "rdma_exec_cmd",
+  caps: ["cap_setuid", "cap_setgid", "cap_net_admin"],
+};
+/** Context of the commands run as the exporter's user. */
+const RDMA_USER_CONTEXT: SecurityContext = { name: "rdma", caps: [] };
 
 /**
  * The rdma sub-collector of one manager. `init()` reads the per-PID QP counter mode of the Mellanox links
@@ -190,8 +189,15 @@ export class RdmaSubCollector {
     private logger: Logger,
     cmd: string,
   ) {
-    this.#cmd = cmd || findOnPath("rdma");
-    if (!this.#cmd) logger.warn("rdma command not found; per-unit RDMA resource metrics disabled");
+    this.#cmd = findTool(cmd || "rdma") ?? "";
+    if (!this.#cmd) logger.warn("rdma command not found; per-unit RDMA resource metrics disabled", { cmd });
+    else {
+      try {
+        checkRootTool(this.#cmd);
+      } catch (e) {
+        throw new Error(`--collector.rdma.cmd: ${(e as Error).message}`);
+      }
+    }
   }
 
   /** Links with per-PID QP counters known, and whether they are on (tests and diagnostics). */
@@ -217,29 +223,17 @@ export class RdmaSubCollector {
   }
 
   /**
-   * Runs commands in one security-manager call (one privileged Worker at most), as root in CEEMS's
-   * rdma_exec_cmd context or as the exporter's user; one stdout or Error per command, never throws.
+   * Runs commands, as root in CEEMS's rdma_exec_cmd context (one after the other, each on its own Worker)
+   * or as the exporter's user (concurrently); one stdout or Error per command, never throws.
    */
   async #exec(cmds: string[][], asRoot: boolean): Promise<(string | Error)[]> {
-    if (cmds.length === 0) return [];
-    const ops: PrivilegedOp[] = cmds.map((cmd) =>
-      asRoot
-        ? { kind: "exec", cmd, uid: 0, gid: 0, timeoutMs: toolTimeoutMs }
-        : { kind: "exec", cmd, timeoutMs: toolTimeoutMs }
-    );
-    let results: OpResult[];
-    try {
-      results = await this.security.run(asRoot ? execAsRoot : { name: "rdma", caps: [] }, ops);
-    } catch (e) {
-      results = ops.map(() => ({ ok: false, error: (e as Error).message }));
-    }
-    return cmds.map((cmd, i) => {
-      try {
-        return execOutput(results[i], cmd);
-      } catch (e) {
-        return e as Error;
-      }
-    });
+    const context = asRoot ? RDMA_ROOT_CONTEXT : RDMA_USER_CONTEXT;
+    const run = (cmd: string[]) =>
+      commandOutput(this.security, context, { cmd, timeoutMs: toolTimeoutMs }, { asRoot }).catch((e) => e as Error);
+    if (!asRoot) return await Promise.all(cmds.map(run));
+    const out: (string | Error)[] = [];
+    for (const cmd of cmds) out.push(await run(cmd));
+    return out;
   }
 
   /** Sets `auto type,pid on` (enable) or `auto off` on each link as root; the error of each that failed. */

@@ -1,7 +1,9 @@
 // GPU inventory for compute-unit mapping: NVIDIA through `nvidia-smi --query --xml-format` (MIG
 // instances, vGPU through `nvidia-smi vgpu --query`), AMD through amd-smi or rocm-smi, run via the security manager.
 
-import type { SecurityManager } from "../../privilege/security.ts";
+import { commandOutput } from "../../privilege/command.ts";
+import type { SecurityContext, SecurityManager } from "../../privilege/security.ts";
+import { findTool } from "../../privilege/tools.ts";
 import { child, childrenNamed, parseXml, textAt } from "./xml.ts";
 import { smCountForModel } from "./sm_table.ts";
 
@@ -163,33 +165,17 @@ export function applyOrderMap(devices: GpuDevice[], orderMap: string): GpuDevice
   return out;
 }
 
-/** Runs an SMI command through the security manager and returns stdout; non-zero exit or timeout throws. */
-export async function runTool(
-  security: SecurityManager,
-  cmd: string[],
-  timeoutMs = defaultToolTimeoutMs,
-): Promise<string> {
-  const [res] = await security.run({ name: "gpu", caps: [] }, [{ kind: "exec", cmd, timeoutMs }]);
-  if (!res.ok) throw new Error(`${cmd.join(" ")}: ${res.error}`);
-  const v = res.value as { code: number; stdout: string; stderr: string; timedOut: boolean };
-  if (v.timedOut) throw new Error(`${cmd.join(" ")}: timed out after ${timeoutMs} ms`);
-  if (v.code !== 0) throw new Error(`${cmd.join(" ")}: exit status ${v.code}: ${v.stderr.trim().slice(0, 200)}`);
-  return v.stdout;
+/** The SMI tools run without any capability, as the exporter's user. */
+export const GPU_TOOL_CONTEXT: SecurityContext = { name: "gpu", caps: [] };
+
+/** Runs an SMI command (asynchronously, capability-free) and returns stdout; non-zero exit or timeout throws. */
+export function runTool(security: SecurityManager, cmd: string[], timeoutMs = defaultToolTimeoutMs): Promise<string> {
+  return commandOutput(security, GPU_TOOL_CONTEXT, { cmd, timeoutMs }, { asRoot: false });
 }
 
-/** Finds an executable on PATH and the sbin directories, or "". */
+/** Finds an executable in the system directories, or "". */
 export function findOnPath(name: string): string {
-  const dirs = [...(Deno.env.get("PATH") ?? "").split(":"), "/usr/bin", "/usr/sbin", "/usr/local/bin", "/sbin"];
-  for (const d of dirs) {
-    if (!d) continue;
-    try {
-      const st = Deno.statSync(`${d}/${name}`);
-      if (st.isFile && (st.mode ?? 0) & 0o111) return `${d}/${name}`;
-    } catch {
-      // not here
-    }
-  }
-  return "";
+  return findTool(name) ?? "";
 }
 
 /** Autodetects the GPU vendor from PCI display/accelerator devices in sysfs. */

@@ -7,12 +7,17 @@ import { createIpmiDcmiCollector, registerIpmiDcmiFlags } from "../../collectors
 import { FlagSet } from "../../common/flags.ts";
 import { Logger } from "../../common/log.ts";
 import { openIpmiDeviceFd } from "../../ffi/ipmi.ts";
-import type { OpResult, PrivilegedOp, SecurityContext, SecurityManager } from "../../privilege/security.ts";
+import {
+  InlineSecurityManager,
+  type OpResult,
+  type PrivilegedOp,
+  type SecurityContext,
+} from "../../privilege/security.ts";
 
 /** The guest runs as root: "raising" a context is a no-op, openFd opens with libc. */
-class GuestSecurity implements SecurityManager {
+class GuestSecurity extends InlineSecurityManager {
   contexts: string[] = [];
-  run(context: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
+  override run(context: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
     this.contexts.push(`${context.name}:${context.caps.join("+")}`);
     return Promise.resolve(ops.map((op): OpResult => {
       if (op.kind !== "openFd") return { ok: false, error: `unsupported op ${op.kind}` };

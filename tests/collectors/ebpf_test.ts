@@ -16,6 +16,7 @@ import { InlineSecurityManager } from "../../privilege/security.ts";
 import { assert, assertEquals, assertMatch, assertThrows } from "../helpers/assert.ts";
 import { makeCgroup, moveInto, removeCgroup } from "../helpers/cgroup.ts";
 import { Workload } from "../helpers/workload.ts";
+import { CEEMS_ENV } from "../helpers/process.ts";
 
 const paths = { procfs: "/proc", sysfs: "/sys", cgroupfs: "/sys/fs/cgroup" };
 
@@ -475,7 +476,7 @@ Deno.test("ebpf under a real drop to nobody: the per-syscall tracepoints attach 
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: CEEMS_ENV,
   }).spawn();
   const stderr = new Response(probe.stderr).text();
   const out = new Lines(probe.stdout);

@@ -8,19 +8,21 @@ import { exporterFlags } from "../../collectors/exporter.ts";
 import { findIpmiDevice } from "../../collectors/ipmi/native.ts";
 import {
   createIpmiDcmiCollector,
-  lookPath,
   parseCapmcJson,
   parseDcmiText,
   resolveDcmiCommand,
 } from "../../collectors/ipmi_dcmi.ts";
 import { Logger } from "../../common/log.ts";
 import { featureCapabilities } from "../../privilege/capabilities.ts";
+import { findTool } from "../../privilege/tools.ts";
 import {
+  type ExecOptions,
+  type ExecOutcome,
+  type ExecRequest,
   InlineSecurityManager,
   type OpResult,
   type PrivilegedOp,
   type SecurityContext,
-  type SecurityManager,
 } from "../../privilege/security.ts";
 import { fakeIpmi, recorded } from "../fakes/ipmi.ts";
 import { assert, assertEquals, assertMatch, assertThrows } from "../helpers/assert.ts";
@@ -85,17 +87,17 @@ Deno.test("ipmi_dcmi: capmc JSON uses avg as current and reports its error field
   assertThrows(() => parseCapmcJson("Error: connection refused"), /not JSON/);
 });
 
-Deno.test("ipmi_dcmi: tool discovery follows CEEMS's preference order on PATH; the flag wins", () => {
+Deno.test("ipmi_dcmi: tool discovery follows CEEMS's preference order in the tool directories; the flag wins", () => {
   const a = Deno.makeTempDirSync();
   const b = Deno.makeTempDirSync();
   try {
     writeScript(a, "capmc", "exit 0");
     writeScript(b, "ipmiutil", "exit 0");
     writeScript(b, "ipmitool", "exit 0");
-    assertEquals(resolveDcmiCommand("", `${a}:${b}`), [join(b, "ipmitool"), "dcmi", "power", "reading"]);
-    assertEquals(resolveDcmiCommand("", a), [join(a, "capmc"), "get_system_power", "-w", "600"]);
-    assertEquals(resolveDcmiCommand("ipmiutil dcmi power", b), [join(b, "ipmiutil"), "dcmi", "power"]);
-    assertEquals(resolveDcmiCommand("/opt/x/ipmitool -H bmc dcmi power reading", b)![0], "/opt/x/ipmitool");
+    assertEquals(resolveDcmiCommand("", [a, b]), [join(b, "ipmitool"), "dcmi", "power", "reading"]);
+    assertEquals(resolveDcmiCommand("", [a]), [join(a, "capmc"), "get_system_power", "-w", "600"]);
+    assertEquals(resolveDcmiCommand("ipmiutil dcmi power", [b]), [join(b, "ipmiutil"), "dcmi", "power"]);
+    assertEquals(resolveDcmiCommand("/opt/x/ipmitool -H bmc dcmi power reading", [b])![0], "/opt/x/ipmitool");
   } finally {
     Deno.removeSync(a, { recursive: true });
     Deno.removeSync(b, { recursive: true });
@@ -118,10 +120,8 @@ Deno.test("ipmi_dcmi: runs the tool as uid/gid 0 in a cap_setuid+cap_setgid cont
     const { sink, success } = await scrape({ ipmi_dcmi: c });
     assertEquals(success.ipmi_dcmi, 1);
     assertEquals(samples(sink, "ceems_ipmi_dcmi_current_watts"), new Map([['{hostname="host1"}', 100]]));
-    assertEquals(sec.calls[0].context, { name: "ipmi_dcmi", caps: ["cap_setuid", "cap_setgid"] });
-    const op = sec.calls[0].ops[0];
-    assert(op.kind === "exec");
-    assertEquals([op.uid, op.gid, op.cmd], [0, 0, [tool, "dcmi", "power", "reading"]]);
+    assertEquals(sec.execs[0].context, { name: "ipmi_dcmi", caps: ["cap_setuid", "cap_setgid"] });
+    assertEquals([sec.execs[0].opts.asRoot, sec.execs[0].req.cmd], [true, [tool, "dcmi", "power", "reading"]]);
 
     const sec2 = new RecordingSecurityManager();
     const t = await makeCollector(
@@ -132,10 +132,8 @@ Deno.test("ipmi_dcmi: runs the tool as uid/gid 0 in a cap_setuid+cap_setgid cont
       },
     );
     await scrape({ ipmi_dcmi: t });
-    assertEquals(sec2.calls[0].context.caps, []);
-    const op2 = sec2.calls[0].ops[0];
-    assert(op2.kind === "exec");
-    assertEquals([op2.uid, op2.gid], [undefined, undefined]);
+    assertEquals(sec2.execs[0].context.caps, []);
+    assertEquals(sec2.execs[0].opts.asRoot, false);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -233,14 +231,19 @@ async function nativeCtx(argv: string[]): Promise<CollectorContext> {
   });
 }
 
-/** Answers openFd with a made-up descriptor (the fake driver library accepts any), runs other ops inline. */
-class FdSecurity implements SecurityManager {
+/** Answers openFd with a made-up descriptor (the fake driver library accepts any), runs the rest inline. */
+class FdSecurity extends InlineSecurityManager {
   calls: { context: SecurityContext; ops: PrivilegedOp[] }[] = [];
+  execs: ExecRequest[] = [];
   #inline = new InlineSecurityManager();
-  run(context: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
+  override run(context: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
     this.calls.push({ context, ops });
     if (ops.some((o) => o.kind !== "openFd")) return this.#inline.run(context, ops);
     return Promise.resolve(ops.map(() => ({ ok: true, value: 21 })));
+  }
+  override exec(context: SecurityContext, req: ExecRequest, opts: ExecOptions): Promise<ExecOutcome> {
+    this.execs.push(req);
+    return super.exec(context, req, opts);
   }
 }
 
@@ -302,7 +305,7 @@ Deno.test("ipmi_dcmi: with no tool found, /dev/ipmiN is used natively (as CEEMS)
   fs.parse([]);
   const host = (tool: boolean) => ({ kernelRelease: "6.1.0", toolExists: () => tool, readText: () => undefined });
   assertEquals(featureCapabilities("exporter", "ipmi_dcmi", fs, host(false)), ["cap_dac_override"]);
-  assertEquals(featureCapabilities("exporter", "ipmi_dcmi", fs, host(true)), ["cap_setgid", "cap_setuid"]);
+  assertEquals(featureCapabilities("exporter", "ipmi_dcmi", fs, host(true)), ["cap_kill", "cap_setgid", "cap_setuid"]);
   writeScript(dir, "ipmitool", `cat <<'OUT'\n${ipmitoolOut}OUT`);
   const t = createIpmiDcmiCollector({ ...ctx, flags: (await nativeCtx(["--collector.ipmi_dcmi.test-mode"])).flags }, {
     exists: () => true,
@@ -311,8 +314,8 @@ Deno.test("ipmi_dcmi: with no tool found, /dev/ipmiN is used natively (as CEEMS)
   });
   const { sink } = await scrape({ ipmi_dcmi: t });
   assertEquals(samples(sink, "ceems_ipmi_dcmi_current_watts").get('{hostname="host1"}'), 212);
-  assertEquals(security.calls.length, 2, "the tool ran as an exec op, no device was opened");
-  assertEquals(security.calls[1].ops[0].kind, "exec");
+  assertEquals(security.calls.length, 1, "no device was opened for the tool");
+  assertEquals(security.execs.map((r) => r.cmd[0]), [join(dir, "ipmitool")]);
   Deno.removeSync(dir, { recursive: true });
 });
 
@@ -327,7 +330,7 @@ async function freeUdpPort(): Promise<number> {
 
 /** Absolute path of a system tool, failing the test when it is not installed. */
 function tool(name: string): string {
-  const p = lookPath(name, Deno.env.get("PATH") ?? "", ["/sbin", "/usr/sbin", "/usr/local/sbin"]);
+  const p = findTool(name);
   if (!p) throw new Error(`${name} is not installed (scripts/ensure-test-deps.sh installs it)`);
   return p;
 }

@@ -162,7 +162,10 @@ Deno.test("a failing security context fails the perf scrape without throwing, wi
   flags.parse(["--collector.perf.software-events"]);
   const lines: string[] = [];
   const logger = new Logger("info", "logfmt", {}, (l) => lines.push(l));
-  const security = { run: () => Promise.reject(new Error("capability raise refused")) };
+  const security = {
+    run: () => Promise.reject(new Error("capability raise refused")),
+    exec: () => Promise.reject(new Error("no commands here")),
+  };
   const c = createPerfCollector({ flags, logger, paths, security })!;
   const sink = new FamilySink();
   assertEquals(await c.update([{ uuid: "x", cgroupPath: "/nonexistent", pids: [Deno.pid] }], sink, {}), false);

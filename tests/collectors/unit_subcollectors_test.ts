@@ -47,6 +47,8 @@ Deno.test("sub-collector capabilities join the exporter's set only with a unit c
   ]);
   assertEquals(required([...base, "--collector.rdma.stats"]), [
     "cap_dac_read_search",
+    "cap_kill",
+    "cap_net_admin",
     "cap_setgid",
     "cap_setuid",
     "cap_sys_ptrace",
@@ -80,7 +82,7 @@ Deno.test("--print-capabilities names perf and ebpf with their capabilities", as
   assertMatch(r.stdout, /^capabilities: cap_bpf cap_perfmon$/m);
   assertMatch(r.stdout, /^\s+cap_bpf\s+needed by --collector\.ebpf\.\*-metrics$/m);
   assertMatch(r.stdout, /^\s+cap_perfmon\s+needed by --collector\.perf\.\*-events,--collector\.ebpf\.\*-metrics$/m);
-  assertMatch(r.stdout, /^AmbientCapabilities=CAP_BPF CAP_PERFMON$/m);
+  assertMatch(r.stdout, /^CapabilityBoundingSet=CAP_BPF CAP_FOWNER CAP_PERFMON CAP_SETGID CAP_SETPCAP CAP_SETUID$/m);
 });
 
 /** Each "go": touches 32 MiB of fresh memory, sleeps 1 ms 100 times, writes and reads back N bytes of a file,

@@ -7,16 +7,30 @@ import type { FamilySink } from "../../collectors/metric_sink.ts";
 import { registeredCollectors } from "../../collectors/registry.ts";
 import { scrapeCollectors } from "../../collectors/scrape.ts";
 import { Logger } from "../../common/log.ts";
-import type { OpResult, PrivilegedOp, SecurityContext, SecurityManager } from "../../privilege/security.ts";
+import type {
+  ExecOptions,
+  ExecOutcome,
+  ExecRequest,
+  OpResult,
+  PrivilegedOp,
+  SecurityContext,
+  SecurityManager,
+} from "../../privilege/security.ts";
 import { InlineSecurityManager } from "../../privilege/security.ts";
 
-/** A SecurityManager that runs operations inline and records every call. */
+/** A SecurityManager that runs operations and commands inline and records every call. */
 export class RecordingSecurityManager implements SecurityManager {
   readonly calls: { context: SecurityContext; ops: PrivilegedOp[] }[] = [];
+  /** Commands run, with how: as root or as the process. */
+  readonly execs: { context: SecurityContext; req: ExecRequest; opts: ExecOptions }[] = [];
   readonly #inner = new InlineSecurityManager();
   run(context: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
     this.calls.push({ context, ops });
     return this.#inner.run(context, ops);
+  }
+  exec(context: SecurityContext, req: ExecRequest, opts: ExecOptions): Promise<ExecOutcome> {
+    this.execs.push({ context, req, opts });
+    return this.#inner.exec(context, req, opts);
   }
 }
 

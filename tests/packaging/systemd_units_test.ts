@@ -3,6 +3,8 @@
 
 import { join } from "node:path";
 import { type FlagView, requiredCapabilities } from "../../privilege/capabilities.ts";
+import type { Capability } from "../../privilege/ops.ts";
+import { rootStartBoundingSet } from "../../privilege/print.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { repoRoot } from "../helpers/process.ts";
 
@@ -83,8 +85,14 @@ Deno.test("each unit's capability lines match requiredCapabilities for its ExecS
       }).keys(),
     ].map((c) => c.toUpperCase());
     const rootStart = !/^(User|DynamicUser)=/m.test(text);
-    // A root start needs CAP_SETUID and CAP_SETGID for the switch to --security.run-as-user.
-    const expected = new Set(rootStart ? [...req, "CAP_SETUID", "CAP_SETGID"] : req);
+    // A root start keeps what the switch uses (--print-capabilities prints the same line).
+    const expected = new Set(
+      rootStart ? rootStartBoundingSet(component, req.map((c) => c.toLowerCase() as Capability)) : req,
+    );
+    if (rootStart) {
+      assertEquals(directive(text, "Environment"), ["DENO_DIR=/dev/null"], u);
+      assertEquals(directive(text, "NoNewPrivileges"), ["yes"], u);
+    }
     assertEquals(new Set(directive(text, "CapabilityBoundingSet")), expected, u);
     assertEquals(directive(text, "AmbientCapabilities"), [], u);
     for (const k of ["ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "ProtectKernelModules=yes"]) {

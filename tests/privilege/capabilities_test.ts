@@ -9,6 +9,7 @@ import {
   requiredCapabilities,
 } from "../../privilege/capabilities.ts";
 import { capsOf, maskOf } from "../../privilege/capset.ts";
+import type { Capability } from "../../privilege/ops.ts";
 import { formatCapabilities } from "../../privilege/print.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 
@@ -39,25 +40,23 @@ const caps = (
   h = host(),
 ) => [...requiredCapabilities(component, features, flags(argv), h).keys()];
 
-Deno.test("the issue's combination slurm+rapl+ipmi_dcmi (tool mode) needs ptrace, dac_read_search, setuid, setgid", () => {
+Deno.test("the issue's combination slurm+rapl+ipmi_dcmi (tool mode) needs ptrace, dac_read_search, setuid, setgid, kill", () => {
   const req = requiredCapabilities(
     "exporter",
     ["slurm", "rapl", "ipmi_dcmi", "cpu"],
     flags(["--collector.ipmi_dcmi.cmd=/usr/sbin/ipmi-dcmi"]),
     host(),
   );
-  assertEquals([...req.keys()], ["cap_dac_read_search", "cap_setgid", "cap_setuid", "cap_sys_ptrace"]);
+  assertEquals([...req.keys()], ["cap_dac_read_search", "cap_kill", "cap_setgid", "cap_setuid", "cap_sys_ptrace"]);
   assertEquals(req.get("cap_dac_read_search"), "--collector.slurm,--collector.rapl");
   assertEquals(req.get("cap_setuid"), "--collector.ipmi_dcmi");
 });
 
-Deno.test("ipmi_dcmi: tool mode from the cmd flag or a tool on PATH, native /dev/ipmi0 otherwise", () => {
-  assertEquals(caps("exporter", ["ipmi_dcmi"], ["--collector.ipmi_dcmi.cmd=ipmitool"]), ["cap_setgid", "cap_setuid"]);
+Deno.test("ipmi_dcmi: tool mode from the cmd flag or a tool in the system directories, native /dev/ipmi0 otherwise", () => {
+  const tool = ["cap_kill", "cap_setgid", "cap_setuid"];
+  assertEquals(caps("exporter", ["ipmi_dcmi"], ["--collector.ipmi_dcmi.cmd=ipmitool"]), tool);
   assertEquals(caps("exporter", ["ipmi_dcmi"]), ["cap_dac_override"]);
-  assertEquals(caps("exporter", ["ipmi_dcmi"], [], host({ toolExists: (t) => t === "ipmitool" })), [
-    "cap_setgid",
-    "cap_setuid",
-  ]);
+  assertEquals(caps("exporter", ["ipmi_dcmi"], [], host({ toolExists: (t) => t === "ipmitool" })), tool);
   assertEquals(
     caps("exporter", ["ipmi_dcmi"], ["--collector.ipmi_dcmi.cmd=ipmitool", "--collector.ipmi_dcmi.force-native-mode"]),
     ["cap_dac_override"],
@@ -104,13 +103,13 @@ Deno.test("redfish needs cap_dac_override only when its config names no BMC host
 
 Deno.test("libvirt, rdma and rapl rows; collectors without a row need nothing", () => {
   assertEquals(caps("exporter", ["libvirt"]), ["cap_dac_read_search"]);
-  assertEquals(caps("exporter", ["rdma"]), ["cap_setgid", "cap_setuid"]);
+  assertEquals(caps("exporter", ["rdma"]), ["cap_kill", "cap_net_admin", "cap_setgid", "cap_setuid"]);
   assertEquals(caps("exporter", ["rapl"]), ["cap_dac_read_search"]);
   assertEquals(caps("exporter", ["cpu", "meminfo", "hwmon", "netdev"]), []);
 });
 
-Deno.test("api with a SLURM cluster needs setuid+setgid; lb needs nothing whatever is enabled", () => {
-  assertEquals(caps("api", ["slurm"]), ["cap_setgid", "cap_setuid"]);
+Deno.test("api with a SLURM cluster needs setuid+setgid (+kill); lb needs nothing whatever is enabled", () => {
+  assertEquals(caps("api", ["slurm"]), ["cap_kill", "cap_setgid", "cap_setuid"]);
   assertEquals(caps("api", []), []);
   assertEquals(caps("lb", ["slurm", "rapl", "ipmi_dcmi"]), []);
   // Rows never leak across components.
@@ -148,14 +147,34 @@ Deno.test("capability masks use the kernel numbers", () => {
   assertEquals(capsOf(0x800c4n).sort(), ["cap_dac_read_search", "cap_setgid", "cap_setuid", "cap_sys_ptrace"]);
 });
 
-Deno.test("formatCapabilities prints the set, the setcap +p command and the systemd lines", () => {
-  const out = formatCapabilities("exporter", new Map([["cap_setuid", "--collector.ipmi_dcmi"], ["cap_setgid", "--x"]]));
+Deno.test("--print-capabilities under deno run: root-start lines, and file capabilities never for the interpreter", () => {
+  const req = new Map<Capability, string>([["cap_setuid", "--collector.ipmi_dcmi"], ["cap_setgid", "--x"]]);
+  const deno = { standalone: false, path: "/usr/local/bin/deno", mode: 0o100755 };
+  const out = formatCapabilities("exporter", req, deno);
   assertMatch(out, /^capabilities: cap_setgid cap_setuid$/m);
-  assertMatch(out, /^setcap cap_setgid,cap_setuid\+p \S+$/m);
-  assertMatch(out, /^AmbientCapabilities=CAP_SETGID CAP_SETUID$/m);
-  assertMatch(out, /^CapabilityBoundingSet=CAP_SETGID CAP_SETUID$/m);
-  const none = formatCapabilities("lb", new Map());
-  assertMatch(none, /^capabilities: none$/m);
-  assertMatch(none, /^AmbientCapabilities=$/m);
-  assertMatch(none, /^setcap -r /m);
+  assertMatch(out, /^CapabilityBoundingSet=CAP_FOWNER CAP_SETGID CAP_SETPCAP CAP_SETUID$/m);
+  assertMatch(out, /^AmbientCapabilities=$/m);
+  assertMatch(out, /^NoNewPrivileges=yes$/m);
+  assertMatch(out, /^Environment=DENO_DIR=\/dev\/null$/m);
+  // No setcap command line at all, and none naming the interpreter even in a comment's example.
+  assertEquals(out.split("\n").filter((l) => /^setcap /.test(l)), []);
+  assertEquals(out.split("\n").filter((l) => /setcap \S+ \/usr\/local\/bin\/deno/.test(l)), []);
+  assertMatch(out, /belong only on the compiled binary/);
+  assertMatch(out, /chmod 0750 dist\/ceems/);
+  const lb = formatCapabilities("lb", new Map(), deno);
+  assertMatch(lb, /^capabilities: none$/m);
+  assertMatch(lb, /^CapabilityBoundingSet=CAP_SETGID CAP_SETPCAP CAP_SETUID$/m);
+});
+
+Deno.test("--print-capabilities of a compiled binary: setcap on that binary, and a warning if others may run it", () => {
+  const req = new Map<Capability, string>([["cap_dac_read_search", "--collector.rapl"]]);
+  const bin = (mode: number) => ({ standalone: true, path: "/usr/local/bin/ceems", mode });
+  const safe = formatCapabilities("exporter", req, bin(0o100750));
+  assertMatch(safe, /^setcap cap_dac_read_search\+p \/usr\/local\/bin\/ceems$/m);
+  assertMatch(safe, /^chown root:ceems \/usr\/local\/bin\/ceems && chmod 0750 \/usr\/local\/bin\/ceems$/m);
+  assertEquals(safe.includes("WARNING"), false);
+  assertMatch(
+    formatCapabilities("exporter", req, bin(0o100755)),
+    /WARNING: \/usr\/local\/bin\/ceems is executable by others/,
+  );
 });

@@ -8,15 +8,22 @@ import {
   NativeDcmiReader,
   nativeIpmiContext,
 } from "../../../collectors/ipmi/native.ts";
-import type { OpResult, PrivilegedOp, SecurityContext, SecurityManager } from "../../../privilege/security.ts";
+import {
+  InlineSecurityManager,
+  type OpResult,
+  type PrivilegedOp,
+  type SecurityContext,
+} from "../../../privilege/security.ts";
 import { fakeIpmi, recorded } from "../../fakes/ipmi.ts";
 import { assertEquals, assertRejects } from "../../helpers/assert.ts";
 
 /** A security manager that records what it is asked and answers openFd with the given results. */
-class RecordingSecurity implements SecurityManager {
+class RecordingSecurity extends InlineSecurityManager {
   calls: { context: SecurityContext; ops: PrivilegedOp[] }[] = [];
-  constructor(private readonly answers: OpResult[]) {}
-  run(context: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
+  constructor(private readonly answers: OpResult[]) {
+    super();
+  }
+  override run(context: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
     this.calls.push({ context, ops });
     return Promise.resolve([this.answers.shift() ?? { ok: false, error: "no more answers" }]);
   }

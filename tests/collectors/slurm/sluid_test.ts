@@ -28,10 +28,10 @@ Deno.test("jobIdFromEnvironments takes SLURM_JOB_ID of the environment with that
 });
 
 /** Records environment reads. */
-class CountingSecurity implements SecurityManager {
+class CountingSecurity extends InlineSecurityManager {
   reads = 0;
   #inner = new InlineSecurityManager();
-  run(...a: Parameters<SecurityManager["run"]>) {
+  override run(...a: Parameters<SecurityManager["run"]>) {
     this.reads++;
     return this.#inner.run(...a);
   }
