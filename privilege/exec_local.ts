@@ -42,9 +42,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /**
  * Kills what finished runs left among this process's own-uid children (orphans carrying one of our
  * markers, and their descendants), then reaps: the killed ones, and, once `adoptOrphans` was called, every
- * other exited child that is not a live run's (children of root runs only while none is going).
+ * other exited child that is not a live run's (children of root runs only while none is going, or when
+ * `rootRunDone`: the caller is the root run that just ended, and waits for its killed leftovers too).
  */
-export async function sweepLeftovers(extraKilled: number[] = []): Promise<void> {
+export async function sweepLeftovers(extraKilled: number[] = [], rootRunDone = false): Promise<void> {
   const me = Deno.uid();
   const mine = `${Deno.pid}.`;
   const targets: number[] = [];
@@ -57,12 +58,15 @@ export async function sweepLeftovers(extraKilled: number[] = []): Promise<void> 
     targets.push(pid, ...descendantsOf(pid));
   }
   const killed = new Set([...killPids(targets), ...extraKilled]);
+  const foreignOk = rootRunDone ? foreignRuns <= 1 : foreignRuns === 0;
   const pick = (p: { pid: number; uid: number }) =>
-    killed.has(p.pid) || (owning && !live.has(p.pid) && (p.uid === me || foreignRuns === 0));
+    killed.has(p.pid) || (owning && !live.has(p.pid) && (p.uid === me || foreignOk));
+  // Leftovers of a root run die from the sweep's SIGKILL: wait (bounded) until they are reaped too.
+  const foreignLeft = () => rootRunDone && foreignOk && descendantsOf(Deno.pid).some((p) => procInfo(p)?.uid !== me);
   for (let i = 0; i < 100; i++) {
     for (const pid of reapZombieChildren(pick)) killed.delete(pid);
     const pending = [...killed].filter((p) => procInfo(p) !== undefined);
-    if (pending.length === 0) return;
+    if (pending.length === 0 && !foreignLeft()) return;
     await sleep(10);
   }
 }

@@ -203,7 +203,7 @@ export class WorkerSecurityManager implements SecurityManager {
       const [r] = await this.run(EXEC_SWEEP_CONTEXT, [{ kind: "killForeignDescendants" }]);
       swept = r.ok;
     }
-    await sweepLeftovers();
+    await sweepLeftovers([], true);
     return swept;
   }
 

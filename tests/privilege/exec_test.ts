@@ -2,10 +2,13 @@
 // their context's capabilities (no_new_privs, trimmed bounding set), output capped, killed with every
 // descendant at the deadline, and no capability left on any thread afterwards.
 
+import { join } from "node:path";
 import { capsOf, maskOf } from "../../privilege/capset.ts";
+import { threadCredentials } from "../../privilege/inspect.ts";
+import { descendantsOf } from "../../privilege/janitor.ts";
 import type { Capability } from "../../privilege/ops.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { type ReportedThread, runProbe } from "../helpers/privilege.ts";
+import { type ReportedThread, runProbe, sampleEffective, startAs } from "../helpers/privilege.ts";
 
 /** The root-exec contexts the product declares, as collectors and the API server use them. */
 const CONTEXTS: Record<string, Capability[]> = {
@@ -108,4 +111,50 @@ Deno.test("at its deadline a root command and the setsid orphan holding its stdo
   // Nothing they started is left: neither the commands nor their setsid orphans.
   assertEquals(processesWith(`/bin/sleep ${sleep}`), []);
   assertEquals(processesWith("/usr/bin/yes y"), []);
+});
+
+Deno.test("exporter: a root tool whose setsid orphan holds stdout, five scrapes: no raised thread, nothing left", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-orphan-" });
+  Deno.chmodSync(dir, 0o755);
+  const sleep = `600.${Math.floor(Math.random() * 1e6)}`;
+  const tool = join(dir, "ipmi-dcmi");
+  Deno.writeTextFileSync(
+    tool,
+    `#!/bin/sh\necho "Current Power : 332 Watts"\necho "Power Measurement : Active"\n(setsid /bin/sleep ${sleep} &)\n`,
+  );
+  Deno.chmodSync(tool, 0o755);
+  const p = await startAs([
+    "exporter",
+    "--collector.disable-defaults",
+    "--collector.ipmi_dcmi",
+    `--collector.ipmi_dcmi.cmd=${tool}`,
+    "--collector.ipmi_dcmi.timeout=1s",
+  ]);
+  try {
+    const allowed = maskOf(["cap_setuid", "cap_setgid", "cap_kill"]);
+    const scrapes = (async () => {
+      const out: string[] = [];
+      for (let i = 0; i < 5; i++) out.push(await (await fetch(`${p.base}/metrics`)).text());
+      return out;
+    })();
+    const s = await sampleEffective(p.pid, allowed, scrapes);
+    assertEquals(s.violations, []);
+    for (const text of await scrapes) {
+      // Each scrape waits for the deadline (the orphan holds stdout), then fails this collector only.
+      assertMatch(text, /ceems_scrape_collector_success\{collector="ipmi_dcmi"\} 0/);
+    }
+    const threads = threadCredentials(p.pid);
+    for (const t of threads) assertEquals(t.capEff, 0n, `thread ${t.tid} (${t.name})`);
+    const left = processesWith(`/bin/sleep ${sleep}`);
+    const descendants = descendantsOf(p.pid);
+    console.log(
+      `after 5 scrapes: ${threads.length} threads, all CapEff 0; ${descendants.length} processes below the ` +
+        `exporter, ${left.length} orphans left; ${s.raisedSeen} raised threads seen, all gone`,
+    );
+    assertEquals(left, []);
+    assertEquals(descendants, []);
+  } finally {
+    await p.stop();
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

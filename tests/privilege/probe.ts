@@ -26,8 +26,9 @@ const setup = await setupSecurity({
   flags: fs,
   logger,
   required,
-  readPaths: kv.read ? [kv.read] : [],
+  readPaths: kv.read ? kv.read.split(",") : [],
   readWritePaths: [],
+  loadPaths: kv.loadPath ? [kv.loadPath] : [],
 });
 
 const fmt = (t: ReturnType<typeof threadCredentials>) =>
