@@ -4,6 +4,7 @@
 import type { FlagSet } from "../common/flags.ts";
 import { parseDuration } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
+import { isTimeout, TimeoutError } from "../common/timeout.ts";
 import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
 import { sanitizeMetricName } from "./rapl.ts";
 import { registerCollector } from "./registry.ts";
@@ -144,7 +145,7 @@ export class RedfishClient {
       });
     } catch (e) {
       const err = e as Error;
-      if (err.name === "TimeoutError") throw new Error(`${method} ${url}: no answer within ${this.cfg.timeoutMs} ms`);
+      if (isTimeout(err)) throw new TimeoutError(`${method} ${url}: no answer`, this.cfg.timeoutMs);
       throw new Error(`${method} ${url}: ${err.message}`);
     }
     let text: string;

@@ -2,6 +2,7 @@
 // overruns its budget reports ceems_scrape_collector_success 0 and never breaks the scrape.
 
 import type { Logger } from "../common/log.ts";
+import { TimeoutError, withTimeout } from "../common/timeout.ts";
 import { type Collector, NoDataError } from "./collector.ts";
 import { FamilySink } from "./metric_sink.ts";
 
@@ -19,13 +20,9 @@ export async function scrapeCollectors(
     [...collectors].map(async ([name, collector]) => {
       const sink = new FamilySink();
       const start = performance.now();
-      let timer: ReturnType<typeof setTimeout> | undefined;
       let success = 1;
       try {
-        const timeout = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
-        });
-        await Promise.race([Promise.resolve().then(() => collector.update(sink)), timeout]);
+        await withTimeout(Promise.resolve().then(() => collector.update(sink)), timeoutMs, name);
       } catch (e) {
         success = 0;
         if (e instanceof NoDataError) {
@@ -33,9 +30,7 @@ export async function scrapeCollectors(
         } else {
           logger.error("collector failed", { name, err: e });
         }
-        if ((e as Error).message?.startsWith("timed out")) sink.families.clear();
-      } finally {
-        clearTimeout(timer);
+        if (e instanceof TimeoutError && e.what === name) sink.families.clear();
       }
       return { name, sink, success, seconds: (performance.now() - start) / 1000 };
     }),

@@ -1,6 +1,7 @@
 // OpenIPMI character-device (/dev/ipmiN) transport through libc via Deno.dlopen: the x86_64 layouts of
 // linux/ipmi.h's structs, IPMICTL_SEND_COMMAND / IPMICTL_RECEIVE_MSG_TRUNC, poll with a bounded wait, and DCMI.
 
+import { TimeoutError } from "../common/timeout.ts";
 import { ErrnoError } from "./libc.ts";
 
 /** ioctl numbers of linux/ipmi.h on x86_64 (_IOR/_IOWR with the struct sizes below). */
@@ -252,7 +253,7 @@ export class IpmiDevice {
     for (;;) {
       const left = deadline - performance.now();
       if (left <= 0 || !(await this.waitReadable(left))) {
-        throw new Error(`no response from the BMC within ${timeoutMs} ms`);
+        throw new TimeoutError("no response from the BMC", timeoutMs);
       }
       let r;
       try {

@@ -3,6 +3,8 @@
 
 import { dirname, join } from "../../common/path.ts";
 import { fileURLToPath } from "node:url";
+import { runLocal } from "../../privilege/exec_local.ts";
+import { findTool, SYSTEM_DIRS, SYSTEM_PATH } from "../../privilege/tools.ts";
 
 /** Names of the BPF objects (sources are `<name>.bpf.c` next to this file). */
 export const bpfObjectNames = ["io", "net"] as const;
@@ -28,18 +30,27 @@ function mtime(path: string): number {
   }
 }
 
+/** How long one toolchain command may run. */
+const toolTimeoutMs = 120_000;
+
+/** Where clang and bpftool are looked up (the system directories; tests empty it to mimic a host without them). */
+export const bpfToolchain: { dirs: readonly string[] } = { dirs: SYSTEM_DIRS };
+
 async function run(cmd: string, args: string[]): Promise<Uint8Array> {
-  let out: Deno.CommandOutput;
+  const path = findTool(cmd, bpfToolchain.dirs);
+  if (!path) throw new Error(`${cmd}: not found in ${SYSTEM_PATH}`);
+  let out;
   try {
-    out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", stdin: "null" }).output();
+    out = await runLocal({ cmd: [path, ...args], timeoutMs: toolTimeoutMs });
   } catch (e) {
     throw new Error(`${cmd}: ${(e as Error).message}`);
   }
-  if (!out.success) {
-    const err = new TextDecoder().decode(out.stderr).trim().split("\n").slice(-5).join(" | ");
+  if (out.status !== "exited") throw new Error(`${cmd} ${args.join(" ")}: ${out.status}`);
+  if (out.code !== 0) {
+    const err = out.stderr.trim().split("\n").slice(-5).join(" | ");
     throw new Error(`${cmd} ${args.join(" ")} failed (exit ${out.code}): ${err}`);
   }
-  return out.stdout;
+  return new TextEncoder().encode(out.stdout);
 }
 
 async function writeAtomic(path: string, data: Uint8Array): Promise<void> {

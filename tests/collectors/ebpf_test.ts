@@ -11,7 +11,7 @@ import { type ComputeUnit, readMountInfo } from "../../collectors/subcollector.t
 import { FlagSet } from "../../common/flags.ts";
 import { Logger } from "../../common/log.ts";
 import { bpfDetach, bpfLoadSync, bpfPercpuMapDump, bpfReattach, bpfUnload } from "../../ffi/libbpf.ts";
-import { buildBpfObjects } from "../../collectors/ebpf/build.ts";
+import { bpfToolchain, buildBpfObjects } from "../../collectors/ebpf/build.ts";
 import { InlineSecurityManager } from "../../privilege/security.ts";
 import { assert, assertEquals, assertMatch, assertThrows } from "../helpers/assert.ts";
 import { makeCgroup, moveInto, removeCgroup } from "../helpers/cgroup.ts";
@@ -593,16 +593,16 @@ Deno.test("ebpf: units in a cgroup v1 hierarchy are keyed by that controller's c
 Deno.test("ebpf: without clang/bpftool, prebuilt (CO-RE) objects in the objects dir are used", async () => {
   const objs = await buildBpfObjects();
   const dir = Deno.makeTempDirSync();
-  const path = Deno.env.get("PATH") ?? "";
+  const dirs = bpfToolchain.dirs;
   const lines: string[] = [];
   let c: EbpfCollector | undefined;
   try {
     for (const name of ["io", "net"] as const) Deno.copyFileSync(objs[name], `${dir}/${name}.bpf.o`);
-    Deno.env.set("PATH", "/nonexistent");
+    bpfToolchain.dirs = ["/nonexistent"];
     try {
       c = await make(["--collector.ebpf.network-metrics", `--collector.ebpf.objects-dir=${dir}`], lines);
     } finally {
-      Deno.env.set("PATH", path);
+      bpfToolchain.dirs = dirs;
     }
     assert(c);
     assert(lines.some((l) => l.includes("using prebuilt BPF objects")), lines.join("\n"));

@@ -148,7 +148,7 @@ Deno.test("IpmiDevice waits no longer than its timeout and names a non-IPMI desc
   const dev = new IpmiDevice(3, lib);
   try {
     const t0 = performance.now();
-    await assertRejects(() => dev.dcmiPowerReading(150), /no response from the BMC within 150 ms/);
+    await assertRejects(() => dev.dcmiPowerReading(150), /no response from the BMC: timed out after 150 ms/);
     const ms = performance.now() - t0;
     assert(ms >= 140 && ms < 3000, `waited ${ms} ms`);
     fakeIpmi(dir, "enotty");
