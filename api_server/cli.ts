@@ -14,14 +14,14 @@ import { FlagSet, parseDuration } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
 import { VERSION } from "../common/version.ts";
 import { landingPage, serve } from "../common/web/server.ts";
-import { requiredCapabilities } from "../privilege/capabilities.ts";
-import { type Capability, DeferredSecurityManager, type SecurityManager } from "../privilege/security.ts";
+import { gatherSecurity } from "../privilege/declare.ts";
+import { DeferredSecurityManager, type SecurityManager } from "../privilege/security.ts";
 import { addSecurityFlags, setupSecurity } from "../privilege/setup.ts";
 import { type ApiConfig, ConfigError, loadApiConfig } from "./config.ts";
 import { apiHandler } from "./http/api.ts";
 import type { ResourceManager } from "./managers/manager.ts";
 import { OpenStackManager } from "./managers/openstack.ts";
-import { canSwitchUser, SlurmManager } from "./managers/slurm.ts";
+import { canSwitchUser, SLURM_TOOL_CONTEXT, SlurmManager } from "./managers/slurm.ts";
 import { DB_FILE, SqliteStorage } from "./storage/sqlite.ts";
 import { UpdateCycle } from "./update_cycle.ts";
 import { TsdbUpdater } from "./updater/tsdb.ts";
@@ -164,10 +164,7 @@ export async function apiMain(argv: string[]): Promise<void> {
   if (slurm && !privileged) {
     logger.warn("no cap_setuid/cap_setgid: sacct runs as the current user and may only see its own jobs");
   }
-  const required = new Map<Capability, string>();
-  if (privileged) {
-    for (const cap of requiredCapabilities("api", ["slurm"], fs).keys()) required.set(cap, "clusters[].manager=slurm");
-  }
+  const declared = gatherSecurity(privileged ? [{ contexts: [SLURM_TOOL_CONTEXT] }] : []);
   const rw = [cfg.data.path, ...(cfg.data.backupPath ? [cfg.data.backupPath] : [])];
   for (const p of rw) Deno.mkdirSync(p, { recursive: true });
   // An existing DB (and its WAL files), e.g. created or restored by root, must stay writable after the drop.
@@ -179,7 +176,8 @@ export async function apiMain(argv: string[]): Promise<void> {
     component: "api",
     flags: fs,
     logger,
-    required,
+    required: declared.required,
+    contexts: declared.contexts,
     readPaths: [configPath, fs.string("web.config.file")].filter((p) => p),
     readWritePaths: rw,
   });

@@ -1,9 +1,10 @@
-// The collector contract: a named unit of metric collection with its own flags, a default on/off
-// state, the Linux capabilities it needs, and an update() that writes samples into a MetricSink.
+// The collector contract: a named unit of metric collection with its own flags read once into typed
+// options, a default on/off state, its privilege declarations, and an update() writing into a MetricSink.
 
 import type { FlagSet } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
-import type { Capability, SecurityManager } from "../privilege/security.ts";
+import type { SecurityNeeds } from "../privilege/declare.ts";
+import type { SecurityManager } from "../privilege/security.ts";
 
 /** Label names to values of one sample. */
 export type Labels = Record<string, string>;
@@ -23,9 +24,8 @@ export interface Paths {
   cgroupfs: string;
 }
 
-/** What a collector gets at construction. */
+/** What a collector gets at construction (its options come separately, typed). */
 export interface CollectorContext {
-  flags: FlagSet;
   logger: Logger;
   paths: Paths;
   /** Value of the `hostname` label ("" with --collector.empty-hostname-label). */
@@ -47,8 +47,8 @@ export interface Collector {
   stop?(): void | Promise<void>;
 }
 
-/** Registration entry of a collector. */
-export interface CollectorDef {
+/** Registration entry of a collector with options of type O. */
+export interface CollectorDef<O = unknown> {
   name: string;
   /** Whether `--collector.<name>` is on without being given. */
   defaultEnabled: boolean;
@@ -56,24 +56,17 @@ export interface CollectorDef {
   /** Declares the collector's own flags. */
   registerFlags?(flags: FlagSet): void;
   /**
-   * Capabilities the collector needs with these flags (look them up in privilege/capabilities.ts's
-   * table with `featureCapabilities("exporter", name, flags)`); absent means none.
+   * Reads the collector's flags, once, into its typed options (the only place they are read; commands are
+   * resolved to absolute paths here, at start-up). Throwing stops start-up with the message.
    */
-  capabilities?(flags: FlagSet): Capability[];
+  options?(flags: FlagSet): O;
   /**
-   * Sub-collectors (perf, ebpf, rdma) these flags turn on inside this collector: capability-table
-   * features whose rows join the exporter's required set while this collector is enabled.
+   * What the collector declares with these options: its security contexts, the paths it reads or loads code
+   * from after the drop, its commands (privilege/declare.ts). privilege/ gathers these, nothing else.
    */
-  subFeatures?(flags: FlagSet): string[];
-  /** Files or directories the collector reads that the run-as user must reach (ACL entries when root). */
-  readPaths?(flags: FlagSet): string[];
-  /**
-   * Files or directories the collector loads code from after the privilege drop (BPF objects, a shared
-   * library): a root start refuses to run when the run-as user could replace one.
-   */
-  loadPaths?(flags: FlagSet): string[];
+  security?(opts: O): SecurityNeeds;
   /** Builds the collector; throwing stops start-up with the message. */
-  create(ctx: CollectorContext): Collector | Promise<Collector>;
+  create(ctx: CollectorContext, opts: O): Collector | Promise<Collector>;
 }
 
 /** Thrown by a collector that has nothing to report this scrape (success 0, logged at debug). */

@@ -18,7 +18,8 @@ import {
   sumPercpu,
   toHex,
 } from "../ffi/libbpf.ts";
-import type { Capability, SecurityManager } from "../privilege/security.ts";
+import type { DeclaredContext, SecurityNeeds } from "../privilege/declare.ts";
+import type { SecurityManager } from "../privilege/security.ts";
 import type { Labels, MetricSink, Paths } from "./collector.ts";
 import { type BpfObjectName, bpfObjectNames, buildBpfObjects, defaultBpfOutDir } from "./ebpf/build.ts";
 import { cgroupHierarchyOf, type ComputeUnit, type MountInfo, readMountInfo } from "./subcollector.ts";
@@ -53,11 +54,55 @@ export function registerEbpfFlags(fs: FlagSet): void {
   });
 }
 
-/** Capabilities the ebpf flags need (empty when ebpf is off). */
-export function ebpfCapabilities(flags: FlagSet): Capability[] {
-  return flags.bool("collector.ebpf.io-metrics") || flags.bool("collector.ebpf.network-metrics")
-    ? ["cap_bpf", "cap_perfmon"]
-    : [];
+/** The ebpf flags, read once. */
+export interface EbpfFlags {
+  io: boolean;
+  net: boolean;
+  /** Keep mount points containing one of these strings (empty: all). */
+  mountPoints: string[];
+  /** Where the BPF objects are built and loaded from. */
+  objectsDir: string;
+}
+
+/** Reads the ebpf flags (declared by registerEbpfFlags). */
+export function ebpfFlags(f: FlagSet): EbpfFlags {
+  return {
+    io: f.bool("collector.ebpf.io-metrics"),
+    net: f.bool("collector.ebpf.network-metrics"),
+    mountPoints: f.strings("collector.ebpf.fs-mount-point"),
+    objectsDir: f.string("collector.ebpf.objects-dir") || defaultBpfOutDir,
+  };
+}
+
+/** Kernel older than major.minor. */
+function kernelOlderThan(release: string, major: number, minor: number): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) return false;
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  return a < major || (a === major && b < minor);
+}
+
+/**
+ * The context BPF programs are loaded and (on kernels that want CAP_BPF for it) their maps read in. Before
+ * 5.11 BPF memory counts against RLIMIT_MEMLOCK, which libbpf raises: cap_sys_resource joins then.
+ */
+export function ebpfContext(kernelRelease = Deno.osRelease()): DeclaredContext {
+  const old = kernelOlderThan(kernelRelease, 5, 11);
+  return {
+    name: "ebpf",
+    caps: old ? ["cap_bpf", "cap_perfmon", "cap_sys_resource"] : ["cap_bpf", "cap_perfmon"],
+    // ebpf has no --collector.ebpf flag: --collector.ebpf.io-metrics or .network-metrics enables it.
+    flag: "collector.ebpf.*-metrics",
+    reason: "loads and attaches BPF tracing programs and reads their maps" +
+      (old ? " (and raises RLIMIT_MEMLOCK on kernels older than 5.11)" : ""),
+    uses: ["bpfLoad", "bpfMapRead", "bpfMapDelete"],
+  };
+}
+
+/** What ebpf declares: its context, and the objects it loads after the drop (which nobody may replace). */
+export function ebpfSecurity(o: EbpfFlags, kernelRelease = Deno.osRelease()): SecurityNeeds {
+  if (!o.io && !o.net) return {};
+  return { contexts: [ebpfContext(kernelRelease)], readPaths: [o.objectsDir], loadPaths: [o.objectsDir] };
 }
 
 /** Syscalls with a `syscalls:sys_exit_<name>` program `io_tp_<name>` in io.bpf.c. */
@@ -153,7 +198,7 @@ interface Loaded {
 
 /** Options of the ebpf sub-collector. */
 export interface EbpfOptions {
-  flags: FlagSet;
+  flags: EbpfFlags;
   logger: Logger;
   paths: Paths;
   security: SecurityManager;
@@ -210,19 +255,20 @@ export class EbpfCollector {
   #notUnits = new Map<number, Set<string>>();
 
   #skipModes: string[];
+  readonly #context = ebpfContext();
   /** Per-syscall tracepoint ids read at prepare() (undefined: that group is skipped). */
   #tracepointIds?: Record<string, number>;
 
   constructor(opts: EbpfOptions) {
     this.#want = [];
-    if (opts.flags.bool("collector.ebpf.io-metrics")) this.#want.push("io");
-    if (opts.flags.bool("collector.ebpf.network-metrics")) this.#want.push("net");
-    this.#mountFilter = opts.flags.strings("collector.ebpf.fs-mount-point");
+    if (opts.flags.io) this.#want.push("io");
+    if (opts.flags.net) this.#want.push("net");
+    this.#mountFilter = opts.flags.mountPoints;
     this.#logger = opts.logger.with({ sub_collector: "ebpf" });
     this.#paths = opts.paths;
     this.#security = opts.security;
     this.#skipModes = opts.skipModes ?? [];
-    this.#outDir = opts.flags.string("collector.ebpf.objects-dir") || defaultBpfOutDir;
+    this.#outDir = opts.flags.objectsDir;
   }
 
   /** Whether programs are attached (after start() or the first update), and in which mode per object. */
@@ -284,7 +330,7 @@ export class EbpfCollector {
     if (this.#state === "off") return;
     const names = this.#want;
     const results = await this.#security.run(
-      { name: "ebpf", caps: ["cap_bpf", "cap_perfmon"] },
+      this.#context,
       names.map((name) => ({
         kind: "bpfLoad" as const,
         objectPath: this.#objects![name],
@@ -385,10 +431,7 @@ export class EbpfCollector {
         this.#logger.info("BPF map reads need CAP_BPF on this kernel; reading through the security context");
       }
     }
-    const [r] = await this.#security.run(
-      { name: "ebpf", caps: ["cap_bpf", "cap_perfmon"] },
-      [{ kind: "bpfMapRead", fd, keySize, valueSize }],
-    );
+    const [r] = await this.#security.run(this.#context, [{ kind: "bpfMapRead", fd, keySize, valueSize }]);
     if (!r.ok) throw new Error(`reading BPF map: ${r.error}`);
     return (r.value as [string, string][]).map(([k, v]) => [fromHex(k), fromHex(v)]);
   }
@@ -398,10 +441,7 @@ export class EbpfCollector {
       for (const k of keys) bpfMapDelete(fd, fromHex(k));
       return;
     }
-    const [r] = await this.#security.run(
-      { name: "ebpf", caps: ["cap_bpf", "cap_perfmon"] },
-      [{ kind: "bpfMapDelete", fd, keys }],
-    );
+    const [r] = await this.#security.run(this.#context, [{ kind: "bpfMapDelete", fd, keys }]);
     if (!r.ok) throw new Error(`ageing BPF map: ${r.error}`);
   }
 
@@ -517,7 +557,7 @@ export class EbpfCollector {
 
 /** Builds the ebpf sub-collector when an ebpf flag is on (objects built now), else undefined. */
 export async function createEbpfCollector(opts: EbpfOptions): Promise<EbpfCollector | undefined> {
-  if (ebpfCapabilities(opts.flags).length === 0) return undefined;
+  if (!opts.flags.io && !opts.flags.net) return undefined;
   const c = new EbpfCollector(opts);
   await c.prepare();
   return c;

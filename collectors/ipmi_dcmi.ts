@@ -3,10 +3,11 @@
 
 import type { FlagSet } from "../common/flags.ts";
 import { commandOutput } from "../privilege/command.ts";
+import type { DeclaredContext, SecurityNeeds } from "../privilege/declare.ts";
 import type { SecurityContext, SecurityManager } from "../privilege/security.ts";
 import { checkRootTool, findTool, SYSTEM_DIRS } from "../privilege/tools.ts";
 import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
-import { findIpmiDevice, ipmiDevicePaths, NativeDcmiReader } from "./ipmi/native.ts";
+import { findIpmiDevice, ipmiDevicePaths, NativeDcmiReader, nativeIpmiContext } from "./ipmi/native.ts";
 import { registerCollector } from "./registry.ts";
 
 /** The DCMI commands CEEMS looks for, in order of preference. */
@@ -18,9 +19,15 @@ export const dcmiCommands: string[][] = [
 ];
 
 /** The security context the tool runs in as root: a root child holds at most these capabilities. */
-export const IPMI_TOOL_CONTEXT: SecurityContext = { name: "ipmi_dcmi", caps: ["cap_setuid", "cap_setgid"] };
+export const IPMI_TOOL_CONTEXT: DeclaredContext = {
+  name: "ipmi_dcmi",
+  caps: ["cap_setuid", "cap_setgid"],
+  flag: "collector.ipmi_dcmi",
+  reason: "runs the IPMI tool (--collector.ipmi_dcmi.cmd or one found in the system directories) as root",
+  uses: ["exec-root"],
+};
 /** Test mode: the tool runs as the exporter's user, without any capability. */
-const IPMI_TEST_CONTEXT: SecurityContext = { name: "ipmi_dcmi", caps: [] };
+const IPMI_TEST_CONTEXT: SecurityContext = { name: "ipmi_dcmi_test", caps: [] };
 
 /** Power readings in watts by kind. */
 export type PowerReadings = Partial<Record<"current" | "min" | "max" | "avg", number>>;
@@ -211,52 +218,79 @@ export function registerIpmiDcmiFlags(fs: FlagSet): void {
   });
 }
 
-/** Test hooks: device probing, the library serving ioctl/poll (a fake driver in tests), tool search dirs. */
-export interface IpmiDcmiTestHooks {
-  exists?: (path: string) => boolean;
-  libc?: string;
-  /** Replaces the system directories searched for tools. */
-  toolDirs?: string[];
+/** How readings are taken, decided once at start-up: a tool (as root, or as the user in test mode), or /dev/ipmiN. */
+export type IpmiSource = { kind: "tool"; cmd: string[]; asRoot: boolean } | { kind: "native"; why: string };
+
+/** The ipmi_dcmi flags, read once. */
+export interface IpmiDcmiOptions {
+  source: IpmiSource;
+  devNum: number;
+  timeoutMs: number;
 }
 
 /**
- * Builds the collector as CEEMS chooses its mode: --collector.ipmi_dcmi.force-native-mode → native; else the
- * tool named by --collector.ipmi_dcmi.cmd or the first one found; no tool → native when /dev/ipmiN exists.
+ * Reads the flags and decides the mode as CEEMS does: --collector.ipmi_dcmi.force-native-mode → native; else
+ * the tool named by --collector.ipmi_dcmi.cmd or the first one found in `dirs`; no tool → native. A tool run
+ * as root that someone else could replace is refused (one line naming the flag).
  */
-export function createIpmiDcmiCollector(ctx: CollectorContext, hooks: IpmiDcmiTestHooks = {}): IpmiDcmiCollector {
-  const f = ctx.flags;
-  const timeoutMs = f.number("collector.ipmi_dcmi.timeout");
-  const devNum = f.number("collector.ipmi_dcmi.dev-num");
-  const native = (why: string): IpmiDcmiCollector => {
-    const path = findIpmiDevice(devNum, hooks.exists);
-    if (!path) {
-      throw new Error(
-        `${why}, and no IPMI device (${ipmiDevicePaths(devNum).join(", ")}) exists; ` +
-          "load ipmi_si and ipmi_devintf, or set --collector.ipmi_dcmi.cmd",
-      );
-    }
-    ctx.logger.info("using native IPMI", { device: path });
-    const reader = new NativeDcmiReader(path, ctx.security, hooks.libc);
-    return new IpmiDcmiCollector({ kind: "native", reader, timeoutMs }, ctx.hostname);
-  };
-  if (f.bool("collector.ipmi_dcmi.force-native-mode")) return native("--collector.ipmi_dcmi.force-native-mode is set");
-  const dirs = hooks.toolDirs ?? SYSTEM_DIRS;
+export function ipmiDcmiOptions(f: FlagSet, dirs: readonly string[] = SYSTEM_DIRS): IpmiDcmiOptions {
+  const base = { devNum: f.number("collector.ipmi_dcmi.dev-num"), timeoutMs: f.number("collector.ipmi_dcmi.timeout") };
+  if (f.bool("collector.ipmi_dcmi.force-native-mode")) {
+    return { ...base, source: { kind: "native", why: "--collector.ipmi_dcmi.force-native-mode is set" } };
+  }
   const cmd = resolveDcmiCommand(f.string("collector.ipmi_dcmi.cmd"), dirs);
   if (!cmd) {
-    return native(`no IPMI DCMI tool (${dcmiCommands.map((c) => c[0]).join(", ")}) found in ${dirs.join(":")}`);
+    const why = `no IPMI DCMI tool (${dcmiCommands.map((c) => c[0]).join(", ")}) found in ${dirs.join(":")}`;
+    return { ...base, source: { kind: "native", why } };
   }
   if (!cmd[0].startsWith("/")) throw new Error(`--collector.ipmi_dcmi.cmd: ${cmd[0]} not found in ${dirs.join(":")}`);
-  const testMode = f.bool("collector.ipmi_dcmi.test-mode");
-  if (!testMode) {
+  const asRoot = !f.bool("collector.ipmi_dcmi.test-mode");
+  if (asRoot) {
     try {
       checkRootTool(cmd[0]);
     } catch (e) {
       throw new Error(`--collector.ipmi_dcmi.cmd: ${(e as Error).message}`);
     }
   }
-  ctx.logger.debug("using IPMI command", { cmd: cmd.join(" "), test_mode: testMode });
+  return { ...base, source: { kind: "tool", cmd, asRoot } };
+}
+
+/** What ipmi_dcmi declares: the root tool's context and command, or the device context in native mode. */
+export function ipmiDcmiSecurity(o: IpmiDcmiOptions): SecurityNeeds {
+  const s = o.source;
+  if (s.kind === "native") return { contexts: [nativeIpmiContext] };
+  const commands = [{ flag: "collector.ipmi_dcmi.cmd", path: s.cmd[0], asRoot: s.asRoot }];
+  return s.asRoot ? { contexts: [IPMI_TOOL_CONTEXT], commands } : { commands };
+}
+
+/** Test hooks: device probing and the library serving ioctl/poll (a fake driver in tests). */
+export interface IpmiDcmiTestHooks {
+  exists?: (path: string) => boolean;
+  libc?: string;
+}
+
+/** Builds the collector over the source the options chose (native: the first /dev/ipmiN path that exists). */
+export function createIpmiDcmiCollector(
+  ctx: CollectorContext,
+  o: IpmiDcmiOptions,
+  hooks: IpmiDcmiTestHooks = {},
+): IpmiDcmiCollector {
+  const s = o.source;
+  if (s.kind === "native") {
+    const path = findIpmiDevice(o.devNum, hooks.exists);
+    if (!path) {
+      throw new Error(
+        `${s.why}, and no IPMI device (${ipmiDevicePaths(o.devNum).join(", ")}) exists; ` +
+          "load ipmi_si and ipmi_devintf, or set --collector.ipmi_dcmi.cmd",
+      );
+    }
+    ctx.logger.info("using native IPMI", { device: path });
+    const reader = new NativeDcmiReader(path, ctx.security, hooks.libc);
+    return new IpmiDcmiCollector({ kind: "native", reader, timeoutMs: o.timeoutMs }, ctx.hostname);
+  }
+  ctx.logger.debug("using IPMI command", { cmd: s.cmd.join(" "), test_mode: !s.asRoot });
   return new IpmiDcmiCollector(
-    { kind: "tool", runner: { cmd, testMode, timeoutMs, security: ctx.security } },
+    { kind: "tool", runner: { cmd: s.cmd, testMode: !s.asRoot, timeoutMs: o.timeoutMs, security: ctx.security } },
     ctx.hostname,
   );
 }
@@ -266,5 +300,7 @@ registerCollector({
   defaultEnabled: false,
   help: "Node power from IPMI DCMI",
   registerFlags: registerIpmiDcmiFlags,
-  create: (ctx) => createIpmiDcmiCollector(ctx),
+  options: (f) => ipmiDcmiOptions(f),
+  security: ipmiDcmiSecurity,
+  create: (ctx, o) => createIpmiDcmiCollector(ctx, o),
 });

@@ -79,9 +79,13 @@ function registerFlags(fs: FlagSet): void {
   });
 }
 
-function create(ctx: CollectorContext): Collector {
-  const inc = ctx.flags.string("collector.netdev.device-include");
-  const exc = ctx.flags.string("collector.netdev.device-exclude");
+/** The netdev flags. */
+interface NetdevOptions {
+  include: string;
+  exclude: string;
+}
+
+function create(ctx: CollectorContext, { include: inc, exclude: exc }: NetdevOptions): Collector {
   if (inc && exc) {
     throw new Error("--collector.netdev.device-include and --collector.netdev.device-exclude are mutually exclusive");
   }
@@ -98,5 +102,9 @@ registerCollector({
   defaultEnabled: false,
   help: "Network interface counters",
   registerFlags,
+  options: (f): NetdevOptions => ({
+    include: f.string("collector.netdev.device-include"),
+    exclude: f.string("collector.netdev.device-exclude"),
+  }),
   create,
 });

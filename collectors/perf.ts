@@ -4,7 +4,8 @@
 import type { FlagSet } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
 import { parseCpuList, perfClose, perfRead, type PerfTarget, PerfType, scaledCount } from "../ffi/perf.ts";
-import type { Capability, OpResult, PrivilegedOp, SecurityManager } from "../privilege/security.ts";
+import type { DeclaredContext, SecurityNeeds } from "../privilege/declare.ts";
+import type { OpResult, PrivilegedOp, SecurityManager } from "../privilege/security.ts";
 import type { Labels, MetricSink, Paths } from "./collector.ts";
 import { cgroupHierarchyOf, type ComputeUnit, readMountInfo } from "./subcollector.ts";
 
@@ -110,21 +111,50 @@ export function registerPerfFlags(fs: FlagSet): void {
   });
 }
 
-/** The event groups the flags enable (empty: the sub-collector is off). */
-export function enabledPerfGroups(flags: FlagSet): PerfEventDef["group"][] {
-  const out: PerfEventDef["group"][] = [];
-  if (flags.bool("collector.perf.hardware-events")) out.push("hardware");
-  if (flags.bool("collector.perf.software-events")) out.push("software");
-  if (flags.bool("collector.perf.hardware-cache-events")) out.push("cache");
-  return out;
+/** The perf flags, read once. */
+export interface PerfFlags {
+  /** Event groups enabled (empty: the sub-collector is off). */
+  groups: PerfEventDef["group"][];
+  /** Profilers chosen per group (empty: all). */
+  profilers: Record<PerfEventDef["group"], string[]>;
+  /** Count only processes having one of these environment variables (empty: all). */
+  envVars: string[];
 }
 
-/** Capabilities the perf flags need (empty when perf is off). */
-export function perfCapabilities(flags: FlagSet): Capability[] {
-  if (enabledPerfGroups(flags).length === 0) return [];
-  const caps: Capability[] = ["cap_perfmon"];
-  if (flags.strings("collector.perf.env-var").length > 0) caps.push("cap_sys_ptrace", "cap_dac_read_search");
-  return caps;
+/** Reads the perf flags (declared by registerPerfFlags). */
+export function perfFlags(f: FlagSet): PerfFlags {
+  const groups = (Object.keys(groupFlags) as PerfEventDef["group"][]).filter((g) =>
+    f.bool(`collector.perf.${groupFlags[g].enable}`)
+  );
+  const profilers = Object.fromEntries(
+    Object.entries(groupFlags).map(([g, v]) => [g, f.strings(`collector.perf.${v.select}`)]),
+  ) as Record<PerfEventDef["group"], string[]>;
+  return { groups, profilers, envVars: f.strings("collector.perf.env-var") };
+}
+
+/** The context perf events are opened in. */
+export const PERF_CONTEXT: DeclaredContext = {
+  name: "perf",
+  caps: ["cap_perfmon"],
+  // perf has no --collector.perf flag: any of its event flags (under slurm, libvirt or k8s) enables it.
+  flag: "collector.perf.*-events",
+  reason: "opens perf events of other users' processes",
+  uses: ["perfOpen"],
+};
+
+/** The context process environments are read in, for --collector.perf.env-var. */
+export const PERF_ENVIRON_CONTEXT: DeclaredContext = {
+  name: "perf_environ",
+  caps: ["cap_sys_ptrace", "cap_dac_read_search"],
+  flag: "collector.perf.env-var",
+  reason: "filters processes by their environment (/proc/<pid>/environ)",
+  uses: ["readEnviron"],
+};
+
+/** What perf declares with its flags. */
+export function perfSecurity(o: PerfFlags): SecurityNeeds {
+  if (o.groups.length === 0) return {};
+  return { contexts: o.envVars.length ? [PERF_CONTEXT, PERF_ENVIRON_CONTEXT] : [PERF_CONTEXT] };
 }
 
 /** Errors meaning "this host cannot count this event at all". */
@@ -142,7 +172,7 @@ interface UnitState {
 
 /** Options of the perf sub-collector. */
 export interface PerfOptions {
-  flags: FlagSet;
+  flags: PerfFlags;
   logger: Logger;
   paths: Paths;
   security: SecurityManager;
@@ -160,12 +190,11 @@ export class PerfCollector {
   #security: SecurityManager;
 
   constructor(opts: PerfOptions) {
-    const groups = enabledPerfGroups(opts.flags);
-    const selected = (g: PerfEventDef["group"]) => opts.flags.strings(`collector.perf.${groupFlags[g].select}`);
+    const { groups, profilers } = opts.flags;
     this.#events = perfEvents.filter((e) =>
-      groups.includes(e.group) && (selected(e.group).length === 0 || selected(e.group).includes(e.profiler))
+      groups.includes(e.group) && (profilers[e.group].length === 0 || profilers[e.group].includes(e.profiler))
     );
-    this.#envVars = opts.flags.strings("collector.perf.env-var");
+    this.#envVars = opts.flags.envVars;
     this.#logger = opts.logger.with({ sub_collector: "perf" });
     this.#paths = opts.paths;
     this.#security = opts.security;
@@ -242,10 +271,9 @@ export class PerfCollector {
 
   async #selectPids(pids: number[]): Promise<number[]> {
     if (this.#envVars.length === 0 || pids.length === 0) return pids;
-    const [res] = await this.#security.run(
-      { name: "perf", caps: ["cap_sys_ptrace", "cap_dac_read_search"] },
-      [{ kind: "readEnviron", procfs: this.#paths.procfs, pids }],
-    );
+    const [res] = await this.#security.run(PERF_ENVIRON_CONTEXT, [
+      { kind: "readEnviron", procfs: this.#paths.procfs, pids },
+    ]);
     if (!res.ok) throw new Error(`reading process environments: ${res.error}`);
     const envs = res.value as Record<string, string[]>;
     const wanted = this.#envVars.map((v) => `${v}=`);
@@ -298,7 +326,7 @@ export class PerfCollector {
       for (const p of top) st.pids.add(p);
     }
     if (plan.length === 0) return;
-    const results = await this.#security.run({ name: "perf", caps: ["cap_perfmon"] }, plan.map((p) => p.op));
+    const results = await this.#security.run(PERF_CONTEXT, plan.map((p) => p.op));
     this.#collectResults(plan, results, units);
   }
 
@@ -362,6 +390,6 @@ function perfOp(ev: PerfEventDef, target: PerfTarget): PrivilegedOp {
 
 /** Builds the perf sub-collector when a perf flag is on, else undefined. */
 export function createPerfCollector(opts: PerfOptions): PerfCollector | undefined {
-  if (enabledPerfGroups(opts.flags).length === 0) return undefined;
+  if (opts.flags.groups.length === 0) return undefined;
   return new PerfCollector(opts);
 }

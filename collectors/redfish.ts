@@ -307,8 +307,14 @@ function registerFlags(fs: FlagSet): void {
   });
 }
 
-async function create(ctx: CollectorContext): Promise<Collector> {
-  let file = ctx.flags.string("collector.redfish.config.file");
+/** The redfish flags. */
+interface RedfishOptions {
+  file: string;
+  expandEnv: boolean;
+}
+
+async function create(ctx: CollectorContext, o: RedfishOptions): Promise<Collector> {
+  let file = o.file;
   const legacyEnv = Deno.env.get("CEEMS_EXPORTER_REDFISH_COLL_WEB_CONFIG_FILE");
   if (!file && legacyEnv) {
     ctx.logger.warn(
@@ -324,7 +330,7 @@ async function create(ctx: CollectorContext): Promise<Collector> {
     throw new Error(`--collector.redfish.config.file: ${(e as Error).message}`);
   }
   const env = Deno.env.toObject();
-  if (ctx.flags.bool("collector.redfish.config.file.expand-env-vars")) text = expandEnv(text, env);
+  if (o.expandEnv) text = expandEnv(text, env);
   let cfg: RedfishConfig;
   try {
     cfg = await parseRedfishConfig(text, env);
@@ -360,5 +366,11 @@ registerCollector({
   defaultEnabled: false,
   help: "Chassis power from a Redfish BMC",
   registerFlags,
+  options: (f): RedfishOptions => ({
+    file: f.string("collector.redfish.config.file"),
+    expandEnv: f.bool("collector.redfish.config.file.expand-env-vars"),
+  }),
+  // The configuration is read at start-up, before the drop; no capability: BMC discovery through IPMI (what
+  // CEEMS needs cap_dac_override for) is not implemented, a config without a hostname stops start-up.
   create,
 });

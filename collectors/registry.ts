@@ -6,9 +6,9 @@ import type { CollectorDef } from "./collector.ts";
 const defs = new Map<string, CollectorDef>();
 
 /** Registers a collector; a name used twice is a programming error. */
-export function registerCollector(def: CollectorDef): void {
+export function registerCollector<O>(def: CollectorDef<O>): void {
   if (defs.has(def.name)) throw new Error(`collector ${def.name} registered twice`);
-  defs.set(def.name, def);
+  defs.set(def.name, def as CollectorDef);
 }
 
 /** Every registered collector, sorted by name. */

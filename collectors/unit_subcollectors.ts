@@ -1,12 +1,12 @@
 // The per-unit sub-collectors (perf, ebpf; rdma for slurm) as the unit collectors run them: their flags
-// (declared once), the capability-table features they enable, and their construction from a collector context.
+// (declared once, read once into options), their declarations, and their construction.
 
 import type { FlagSet } from "../common/flags.ts";
-import { RdmaSubCollector } from "./cgroup/rdma.ts";
+import type { SecurityNeeds } from "../privilege/declare.ts";
+import { type RdmaOptions, rdmaOptions, rdmaSecurity, RdmaSubCollector } from "./cgroup/rdma.ts";
 import type { CollectorContext, Labels, MetricSink } from "./collector.ts";
-import { createEbpfCollector, ebpfCapabilities, registerEbpfFlags } from "./ebpf.ts";
-import { defaultBpfOutDir } from "./ebpf/build.ts";
-import { createPerfCollector, enabledPerfGroups, registerPerfFlags } from "./perf.ts";
+import { createEbpfCollector, type EbpfFlags, ebpfFlags, ebpfSecurity, registerEbpfFlags } from "./ebpf.ts";
+import { createPerfCollector, type PerfFlags, perfFlags, perfSecurity, registerPerfFlags } from "./perf.ts";
 import type { ComputeUnit } from "./subcollector.ts";
 
 /** A sub-collector run by a unit collector each scrape, timed as subcollector=<name>. */
@@ -29,34 +29,38 @@ export function registerUnitSubCollectorFlags(fs: FlagSet): void {
   registerEbpfFlags(fs);
 }
 
-/** Capability-table features the sub-collector flags turn on ("perf", "ebpf"). */
-export function unitSubCollectorFeatures(flags: FlagSet): string[] {
-  const out: string[] = [];
-  if (flags.has("collector.perf.hardware-events") && enabledPerfGroups(flags).length > 0) out.push("perf");
-  if (flags.has("collector.ebpf.io-metrics") && ebpfCapabilities(flags).length > 0) out.push("ebpf");
-  return out;
+/** The sub-collectors' options: perf and ebpf for every unit collector, rdma for slurm only (as CEEMS). */
+export interface UnitSubOptions {
+  perf: PerfFlags;
+  ebpf: EbpfFlags;
+  rdma?: RdmaOptions;
 }
 
-/** Paths the run-as user must read for the sub-collectors: the BPF objects loaded after the drop. */
-export function unitSubCollectorReadPaths(flags: FlagSet): string[] {
-  if (!flags.has("collector.ebpf.io-metrics") || ebpfCapabilities(flags).length === 0) return [];
-  return [flags.string("collector.ebpf.objects-dir") || defaultBpfOutDir];
+/** Reads the sub-collectors' flags; `rdma` adds --collector.rdma.* (slurm). */
+export function unitSubOptions(f: FlagSet, opts: { rdma?: boolean } = {}): UnitSubOptions {
+  return { perf: perfFlags(f), ebpf: ebpfFlags(f), rdma: opts.rdma ? rdmaOptions(f) : undefined };
+}
+
+/** What the enabled sub-collectors declare (perf only where it runs: see libvirt.ts). */
+export function unitSubSecurity(o: UnitSubOptions, runs: { perf: boolean } = { perf: true }): SecurityNeeds[] {
+  return [runs.perf ? perfSecurity(o.perf) : {}, ebpfSecurity(o.ebpf), o.rdma ? rdmaSecurity(o.rdma) : {}];
 }
 
 /**
  * Builds the enabled sub-collectors for a unit collector (BPF objects are built and per-PID QP counters
- * turned on now, before the drop). `perf: false` leaves perf out (see libvirt.ts for why it does not);
- * `rdma: true` adds the rdma sub-collector when --collector.rdma.stats is set (slurm only, as in CEEMS).
+ * turned on now, before the drop). `perf: false` leaves perf out; the rdma sub-collector runs when its
+ * options are there and on (slurm only, as in CEEMS).
  */
 export async function createUnitSubCollectors(
   ctx: CollectorContext,
-  opts: { perf: boolean; rdma?: boolean } = { perf: true },
+  o: UnitSubOptions,
+  opts: { perf: boolean } = { perf: true },
 ): Promise<UnitSubCollector[]> {
-  const base = { flags: ctx.flags, logger: ctx.logger, paths: ctx.paths, security: ctx.security };
+  const base = { logger: ctx.logger, paths: ctx.paths, security: ctx.security };
   const out: UnitSubCollector[] = [];
-  const perf = opts.perf ? createPerfCollector(base) : undefined;
+  const perf = opts.perf ? createPerfCollector({ ...base, flags: o.perf }) : undefined;
   if (perf) out.push({ name: "perf", update: (u, s, l) => perf.update(u, s, l), stop: () => perf.stop() });
-  const ebpf = await createEbpfCollector(base);
+  const ebpf = await createEbpfCollector({ ...base, flags: o.ebpf });
   if (ebpf) {
     out.push({
       name: "ebpf",
@@ -65,9 +69,9 @@ export async function createUnitSubCollectors(
       stop: () => ebpf.stop(),
     });
   }
-  if (opts.rdma && ctx.flags.bool("collector.rdma.stats")) {
+  if (o.rdma?.stats) {
     const logger = ctx.logger.with({ sub_collector: "rdma" });
-    const rdma = new RdmaSubCollector(ctx.paths.sysfs, ctx.security, logger, ctx.flags.string("collector.rdma.cmd"));
+    const rdma = new RdmaSubCollector(ctx.paths.sysfs, ctx.security, logger, o.rdma.cmd);
     await rdma.init();
     out.push({ name: "rdma", update: (u, s, l) => rdma.update(u, s, l), stop: () => rdma.stop() });
   }

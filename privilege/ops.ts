@@ -64,6 +64,21 @@ export type PrivilegedOp =
    */
   | { kind: "killForeignDescendants" };
 
+const OP_KINDS: Record<PrivilegedOp["kind"], true> = {
+  readFile: true,
+  readEnviron: true,
+  openFd: true,
+  perfOpen: true,
+  bpfLoad: true,
+  bpfMapRead: true,
+  bpfMapDelete: true,
+  removeAddedAcls: true,
+  killForeignDescendants: true,
+};
+
+/** Every operation kind (a context declares the ones it runs). */
+export const ALL_OP_KINDS = Object.keys(OP_KINDS) as PrivilegedOp["kind"][];
+
 /** Result of one operation: its value, or the error message. */
 export type OpResult =
   | { ok: true; value: OpValue }

@@ -8,8 +8,9 @@ import { foreignRun, newMarker, runLocal, sweepLeftovers } from "./exec_local.ts
 import type { RootExecRequest } from "./exec_spawn.ts";
 import type { RootExecReply } from "./exec_worker.ts";
 import { descendantsOf, procInfo } from "./janitor.ts";
+import type { ContextUse, DeclaredContext } from "./declare.ts";
 import type { Capability, OpResult, PrivilegedOp } from "./ops.ts";
-import { runOpSync } from "./ops.ts";
+import { ALL_OP_KINDS, runOpSync } from "./ops.ts";
 import type { WorkerReply, WorkerRequest } from "./worker.ts";
 import { EXEC_WORKER_URL, WORKER_URL } from "./worker_source.ts";
 
@@ -63,7 +64,7 @@ export interface RunDetails {
 
 const DEFAULT_CALL_TIMEOUT_MS = 5_000;
 
-/** The capabilities the root-exec machinery adds to a context running commands as root: cap_kill ends them. */
+/** The context that kills what a root command left running (declared with it: privilege/declare.ts). */
 export const EXEC_SWEEP_CONTEXT: SecurityContext = { name: "exec_sweep", caps: ["cap_kill"] };
 
 function taskGone(tid: number): boolean {
@@ -93,7 +94,31 @@ export class WorkerSecurityManager implements SecurityManager {
     readonly workerUrl: string = WORKER_URL,
     /** Module the root-exec Workers start from. */
     readonly execWorkerUrl: string = EXEC_WORKER_URL,
+    /**
+     * The declared contexts (privilege/declare.ts): a call in a context not declared, with other
+     * capabilities, or running what the context does not declare, fails unrun. Absent: not checked (tests).
+     */
+    readonly declared?: ReadonlyMap<string, DeclaredContext>,
   ) {}
+
+  /** Why a call is refused by the declarations, or undefined. */
+  #undeclared(context: SecurityContext, uses: ContextUse[]): string | undefined {
+    if (!this.declared) return undefined;
+    const d = this.declared.get(context.name);
+    if (!d) return `${context.name}: security context not declared`;
+    const caps = (c: Capability[]) => [...c].sort().join(",");
+    if (caps(d.caps) !== caps(context.caps)) {
+      return `${context.name}: capabilities ${caps(context.caps)} differ from the declared ${caps(d.caps)}`;
+    }
+    const bad = uses.filter((u) => !d.uses.includes(u));
+    return bad.length ? `${context.name}: ${bad.join(",")} not declared for this context` : undefined;
+  }
+
+  /** The operation kinds a context may run (all when declarations are not checked). */
+  #allowed(context: SecurityContext): PrivilegedOp["kind"][] {
+    const uses = this.declared?.get(context.name)?.uses ?? ALL_OP_KINDS;
+    return uses.filter((u): u is PrivilegedOp["kind"] => u !== "exec-root");
+  }
 
   /** The capabilities of `caps` this manager cannot raise. */
   missing(caps: Capability[]): Capability[] {
@@ -111,6 +136,10 @@ export class WorkerSecurityManager implements SecurityManager {
    * each context in turn with exactly that context's capabilities raised.
    */
   runDetailed(context: SecurityContext, ops: PrivilegedOp[]): Promise<RunDetails> {
+    const refused = this.#undeclared(context, ops.map((o) => o.kind));
+    if (refused) {
+      return Promise.resolve({ results: ops.map(() => ({ ok: false, error: refused })), tid: 0, raisedEffective: "0" });
+    }
     const missing = this.missing(context.caps);
     if (missing.length) {
       const error = this.#missingText(context, missing);
@@ -139,6 +168,8 @@ export class WorkerSecurityManager implements SecurityManager {
    */
   exec(context: SecurityContext, req: ExecRequest, opts: ExecOptions): Promise<ExecOutcome> {
     if (!opts.asRoot) return runLocal(req);
+    const refused = this.#undeclared(context, ["exec-root"]);
+    if (refused) return Promise.reject(new Error(refused));
     const missing = this.missing(context.caps);
     if (missing.length) return Promise.reject(new Error(this.#missingText(context, missing)));
     const run = this.#rootExecs.then(() => foreignRun(this.#rootExec(context, req)));
@@ -228,7 +259,12 @@ export class WorkerSecurityManager implements SecurityManager {
         };
         timer = setTimeout(() => reject(new TimeoutError(`${names}: privileged call`, timeoutMs)), timeoutMs);
         const req: WorkerRequest = {
-          items: batch.map((c) => ({ context: c.context.name, caps: c.context.caps, ops: c.ops })),
+          items: batch.map((c) => ({
+            context: c.context.name,
+            caps: c.context.caps,
+            ops: c.ops,
+            allowed: this.#allowed(c.context),
+          })),
         };
         worker.postMessage(req);
       });

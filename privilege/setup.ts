@@ -6,6 +6,7 @@ import type { FlagSet, FlagSpec } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
 import { noNewPrivsAllThreads } from "../ffi/libc.ts";
 import { addAclEntry, type AddedAcl, planAclEntries, removeAddedAcl } from "./acl.ts";
+import type { DeclaredContext } from "./declare.ts";
 import { AclRecord, repairLeftoverAcls } from "./acl_record.ts";
 import { denoDir, firstReplaceable, writableFileDescriptors } from "./after_drop.ts";
 import { ACCESS_POLICY, ACL_REMOVAL_CAP, type Component } from "./capabilities.ts";
@@ -40,6 +41,27 @@ export interface SecuritySetupOptions {
   loadPaths?: string[];
   /** Where the ACL record lives (tests). */
   aclStateDir?: string;
+  /**
+   * The declared security contexts (privilege/declare.ts): calls in any other context, or running what its
+   * context does not declare, fail. Absent: not checked (tests running ad-hoc contexts).
+   */
+  contexts?: ReadonlyMap<string, DeclaredContext>;
+}
+
+/** The context ACL entries are removed in at shutdown (declared by the security layer itself). */
+const ACL_CLEANUP_CONTEXT: DeclaredContext = {
+  name: "delete_acl_entries",
+  caps: [ACL_REMOVAL_CAP],
+  flag: "security.run-as-user",
+  reason: "removes the ACL entries added at start-up, at shutdown",
+  uses: ["removeAddedAcls"],
+};
+
+/** The declared contexts plus the security layer's own. */
+function withOwnContexts(
+  declared: ReadonlyMap<string, DeclaredContext> | undefined,
+): ReadonlyMap<string, DeclaredContext> | undefined {
+  return declared && new Map([...declared, [ACL_CLEANUP_CONTEXT.name, ACL_CLEANUP_CONTEXT]]);
 }
 
 /** The installed security layer. */
@@ -190,7 +212,7 @@ export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup
     }
     logger.info("security set up", { mode, capabilities: [...permitted].join(",") || "none" });
     return Promise.resolve({
-      manager: new WorkerSecurityManager(permitted, required),
+      manager: new WorkerSecurityManager(permitted, required, undefined, undefined, withOwnContexts(opts.contexts)),
       mode,
       permitted: [...permitted],
       close: () => Promise.resolve(),
@@ -240,7 +262,7 @@ export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup
     }
   }
   const permitted = new Set(capsOf(capgetThread().permitted));
-  const manager = new WorkerSecurityManager(permitted, required);
+  const manager = new WorkerSecurityManager(permitted, required, undefined, undefined, withOwnContexts(opts.contexts));
   logger.info("dropped privileges", {
     user: user.name,
     uid: user.uid,
@@ -253,7 +275,7 @@ export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup
     permitted: [...permitted],
     close: async () => {
       if (!added.length) return;
-      const [r] = await manager.run({ name: "delete_acl_entries", caps: [ACL_REMOVAL_CAP] }, [
+      const [r] = await manager.run(ACL_CLEANUP_CONTEXT, [
         { kind: "removeAddedAcls", entries: added },
       ]);
       if (!r.ok) logger.warn("could not remove ACL entries", { err: r.error });

@@ -1,7 +1,7 @@
 // Benchmark: CPU overhead of the ebpf sub-collector's programs, as ratios of the workload's CPU time with the
 // programs attached to the time without, in alternating blocks, plus bpf_stats and empty programs' attach floor.
 
-import { createEbpfCollector, registerEbpfFlags } from "../collectors/ebpf.ts";
+import { createEbpfCollector, ebpfFlags, registerEbpfFlags } from "../collectors/ebpf.ts";
 import { benchBpfObjectNames, buildBpfObjects, defaultBpfOutDir } from "../collectors/ebpf/build.ts";
 import { FamilySink } from "../collectors/metric_sink.ts";
 import { FlagSet } from "../common/flags.ts";
@@ -277,7 +277,7 @@ async function measureConfig(name: string, args: string[], skip: string[], bench
   registerEbpfFlags(flags);
   flags.parse(args);
   const c = await createEbpfCollector({
-    flags,
+    flags: ebpfFlags(flags),
     logger: new Logger("warn"),
     paths,
     security: new InlineSecurityManager(),

@@ -4,7 +4,8 @@
 import { join } from "node:path";
 import type { Logger } from "../../common/log.ts";
 import { commandOutput } from "../../privilege/command.ts";
-import type { SecurityContext, SecurityManager } from "../../privilege/security.ts";
+import type { DeclaredContext } from "../../privilege/declare.ts";
+import type { SecurityManager } from "../../privilege/security.ts";
 import { checkRootTool, findTool, SYSTEM_PATH } from "../../privilege/tools.ts";
 import type { ClusterConfig } from "../config.ts";
 import type { Project, Unit, User } from "../models.ts";
@@ -15,7 +16,13 @@ import { parseAssociations, parseSacct, SACCT_FIELDS, SACCT_STATES } from "./sac
 export type ExecMode = "privileged" | "plain";
 
 /** The context sacct/sacctmgr run in as root: a root child holds at most these capabilities. */
-export const SLURM_TOOL_CONTEXT: SecurityContext = { name: "slurm", caps: ["cap_setuid", "cap_setgid"] };
+export const SLURM_TOOL_CONTEXT: DeclaredContext = {
+  name: "slurm",
+  caps: ["cap_setuid", "cap_setgid"],
+  flag: "config.file",
+  reason: "runs sacct/sacctmgr as root for a SLURM cluster",
+  uses: ["exec-root"],
+};
 
 const pad = (n: number) => String(n).padStart(2, "0");
 

@@ -1,7 +1,9 @@
 // The rdma sub-collector (--collector.rdma.stats): system-wide port counters from sysfs infiniband devices,
 // per-unit QP/CQ/MR counts from `rdma resource show`, and per-unit QP hardware counters of Mellanox links.
 
+import type { FlagSet } from "../../common/flags.ts";
 import type { Logger } from "../../common/log.ts";
+import type { DeclaredContext, SecurityNeeds } from "../../privilege/declare.ts";
 import { commandOutput } from "../../privilege/command.ts";
 import type { SecurityContext, SecurityManager } from "../../privilege/security.ts";
 import { checkRootTool, findTool } from "../../privilege/tools.ts";
@@ -167,10 +169,44 @@ const toolTimeoutMs = 10_000;
  * Context of the commands run as root (CEEMS's rdma_exec_cmd): cap_setuid+cap_setgid for the switch, and
  * cap_net_admin, which the kernel asks of `rdma statistic qp set`; a root child holds at most these.
  */
-export const RDMA_ROOT_CONTEXT: SecurityContext = {
+export const RDMA_ROOT_CONTEXT: DeclaredContext = {
   name: "rdma_exec_cmd",
   caps: ["cap_setuid", "cap_setgid", "cap_net_admin"],
+  flag: "collector.rdma.stats",
+  reason: "runs `rdma statistic qp set` as root (cap_net_admin for the kernel): per-PID QP counters of " +
+    "Mellanox links on, and back off at exit",
+  uses: ["exec-root"],
 };
+
+/** The --collector.rdma.* flags: on or off, and the rdma command resolved once ("" when there is none). */
+export interface RdmaOptions {
+  stats: boolean;
+  cmd: string;
+}
+
+/**
+ * Reads the --collector.rdma.* flags; with stats on, resolves the command (--collector.rdma.cmd, else `rdma`
+ * in the system directories) and refuses one that anyone but root could replace, since it runs as root.
+ */
+export function rdmaOptions(f: FlagSet): RdmaOptions {
+  const stats = f.has("collector.rdma.stats") && f.bool("collector.rdma.stats");
+  if (!stats) return { stats, cmd: "" };
+  const cmd = findTool(f.string("collector.rdma.cmd") || "rdma") ?? "";
+  if (cmd) {
+    try {
+      checkRootTool(cmd);
+    } catch (e) {
+      throw new Error(`--collector.rdma.cmd: ${(e as Error).message}`);
+    }
+  }
+  return { stats, cmd };
+}
+
+/** What rdma declares: its root context and command, when it is on and has a command. */
+export function rdmaSecurity(o: RdmaOptions): SecurityNeeds {
+  if (!o.stats || !o.cmd) return {};
+  return { contexts: [RDMA_ROOT_CONTEXT], commands: [{ flag: "collector.rdma.cmd", path: o.cmd, asRoot: true }] };
+}
 /** Context of the commands run as the exporter's user. */
 const RDMA_USER_CONTEXT: SecurityContext = { name: "rdma", caps: [] };
 
@@ -183,21 +219,15 @@ export class RdmaSubCollector {
   readonly #cmd: string;
   readonly #links = new Map<string, LinkState>();
 
+  /** `cmd` is the rdma command resolved at start-up (rdmaOptions), "" when there is none. */
   constructor(
     private sysfs: string,
     private security: SecurityManager,
     private logger: Logger,
     cmd: string,
   ) {
-    this.#cmd = findTool(cmd || "rdma") ?? "";
-    if (!this.#cmd) logger.warn("rdma command not found; per-unit RDMA resource metrics disabled", { cmd });
-    else {
-      try {
-        checkRootTool(this.#cmd);
-      } catch (e) {
-        throw new Error(`--collector.rdma.cmd: ${(e as Error).message}`);
-      }
-    }
+    this.#cmd = cmd;
+    if (!this.#cmd) logger.warn("rdma command not found; per-unit RDMA resource metrics disabled");
   }
 
   /** Links with per-PID QP counters known, and whether they are on (tests and diagnostics). */

@@ -5,6 +5,7 @@ import type { Logger } from "../../common/log.ts";
 import type { CollectorContext, Labels, MetricSink } from "../collector.ts";
 import type { ComputeUnit } from "../subcollector.ts";
 import type { UnitSubCollector } from "../unit_subcollectors.ts";
+import type { CgroupOptions } from "./flags.ts";
 import {
   type CgroupVersion,
   detectVersion,
@@ -53,6 +54,8 @@ export function unitKey(u: Unit): string {
 
 /** How a unit collector starts. */
 export interface UnitCollectorOptions {
+  /** The --collector.cgroups.* flags. */
+  cgroup: CgroupOptions;
   /**
    * Start without the manager's cgroup root (slurmd creates it when it starts): each scrape looks for it
    * again and fails with one line until it is there. Otherwise a missing root stops start-up.
@@ -74,13 +77,13 @@ export class UnitCollector {
     readonly manager: Manager,
     readonly opts: StatOptions,
     readonly hooks: UnitHooks = {},
-    options: UnitCollectorOptions = {},
+    options: UnitCollectorOptions,
   ) {
     this.#cgroupfs = ctx.paths.cgroupfs;
     this.#logger = ctx.logger;
     this.#rootMayAppearLater = options.rootMayAppearLater ?? false;
-    this.version = detectVersion(this.#cgroupfs, ctx.flags.string("collector.cgroups.force-version"));
-    const subsystem = ctx.flags.string("collector.cgroups.active-subsystem");
+    this.version = detectVersion(this.#cgroupfs, options.cgroup.forceVersion);
+    const subsystem = options.cgroup.activeSubsystem;
     if (this.#rootMayAppearLater) {
       const hierarchy = hierarchyOf(this.version, this.#cgroupfs, subsystem);
       this.#layout = { manager, version: this.version, hierarchy, roots: findRoots(manager, this.version, hierarchy) };

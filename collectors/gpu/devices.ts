@@ -3,7 +3,6 @@
 
 import { commandOutput } from "../../privilege/command.ts";
 import type { SecurityContext, SecurityManager } from "../../privilege/security.ts";
-import { findTool } from "../../privilege/tools.ts";
 import { child, childrenNamed, parseXml, textAt } from "./xml.ts";
 import { smCountForModel } from "./sm_table.ts";
 
@@ -173,11 +172,6 @@ export function runTool(security: SecurityManager, cmd: string[], timeoutMs = de
   return commandOutput(security, GPU_TOOL_CONTEXT, { cmd, timeoutMs }, { asRoot: false });
 }
 
-/** Finds an executable in the system directories, or "". */
-export function findOnPath(name: string): string {
-  return findTool(name) ?? "";
-}
-
 /** Autodetects the GPU vendor from PCI display/accelerator devices in sysfs. */
 export function detectGpuType(sysfs: string): "nvidia" | "amd" | "nogpu" {
   try {
@@ -213,21 +207,21 @@ export interface GpuConfig {
 export async function loadGpus(cfg: GpuConfig, withVgpu: boolean): Promise<{ devices: GpuDevice[]; vgpus: VGpu[] }> {
   const t = cfg.timeoutMs ?? defaultToolTimeoutMs;
   if (cfg.type === "nvidia") {
-    const smi = cfg.nvidiaSmi || findOnPath("nvidia-smi");
+    const smi = cfg.nvidiaSmi;
     if (!smi) throw new Error("nvidia-smi not found");
     const devices = parseNvidiaSmiXml(await runTool(cfg.security, [smi, "--query", "--xml-format"], t));
     const vgpus = withVgpu ? parseNvidiaVgpuQuery(await runTool(cfg.security, [smi, "vgpu", "--query"], t)) : [];
     return { devices, vgpus };
   }
   if (cfg.type === "amd") {
-    const amd = cfg.amdSmi || (cfg.rocmSmi ? "" : findOnPath("amd-smi"));
+    const amd = cfg.amdSmi;
     if (amd) {
       return {
         devices: parseAmdSmiJson(await runTool(cfg.security, [amd, "static", "-a", "-B", "-b", "-p", "--json"], t)),
         vgpus: [],
       };
     }
-    const rocm = cfg.rocmSmi || findOnPath("rocm-smi");
+    const rocm = cfg.rocmSmi;
     if (!rocm) throw new Error("neither amd-smi nor rocm-smi found");
     const out = await runTool(cfg.security, [rocm, "--showproductname", "--showserial", "--showbus", "--csv"], t);
     return { devices: parseRocmSmiCsv(out), vgpus: [] };
@@ -244,11 +238,11 @@ export function resolveGpuType(
 ): "nvidia" | "amd" | "nogpu" {
   if (flagType === "nvidia" || flagType === "amd" || flagType === "nogpu") return flagType;
   const t = detectGpuType(sysfs);
-  if (t === "nvidia" && !(tools.nvidiaSmi || findOnPath("nvidia-smi"))) {
+  if (t === "nvidia" && !tools.nvidiaSmi) {
     warn("NVIDIA GPU found but nvidia-smi is not; GPU mapping disabled");
     return "nogpu";
   }
-  if (t === "amd" && !(tools.amdSmi || tools.rocmSmi || findOnPath("amd-smi") || findOnPath("rocm-smi"))) {
+  if (t === "amd" && !(tools.amdSmi || tools.rocmSmi)) {
     warn("AMD GPU found but neither amd-smi nor rocm-smi; GPU mapping disabled");
     return "nogpu";
   }

@@ -3,7 +3,7 @@
 
 import type { Labels, MetricSink } from "../../collectors/collector.ts";
 import { findIpmiDevice } from "../../collectors/ipmi/native.ts";
-import { createIpmiDcmiCollector, registerIpmiDcmiFlags } from "../../collectors/ipmi_dcmi.ts";
+import { createIpmiDcmiCollector, ipmiDcmiOptions, registerIpmiDcmiFlags } from "../../collectors/ipmi_dcmi.ts";
 import { FlagSet } from "../../common/flags.ts";
 import { Logger } from "../../common/log.ts";
 import { openIpmiDeviceFd } from "../../ffi/ipmi.ts";
@@ -68,12 +68,11 @@ registerIpmiDcmiFlags(flags);
 flags.parse([]); // no tool on the guest's PATH: the collector chooses native mode by itself, as CEEMS does
 const logs: string[] = [];
 const collector = createIpmiDcmiCollector({
-  flags,
   logger: new Logger("info", "logfmt", {}, (l) => logs.push(l)),
   paths: { procfs: "/proc", sysfs: "/sys", cgroupfs: "/sys/fs/cgroup" },
   hostname: "guest",
   security,
-});
+}, ipmiDcmiOptions(flags));
 try {
   const t0 = performance.now();
   const first = await scrape();

@@ -40,14 +40,12 @@ Deno.test("cpu collector emits CEEMS names and never lets a counter go backwards
   Deno.writeTextFileSync(`${dir}/cpuinfo`, "processor : 0\nphysical id : 0\ncpu cores : 1\n");
   Deno.writeTextFileSync(`${dir}/stat`, "cpu  1000 0 500 100000 0 0 0 0\ncpu0 1 1 1 1\n");
   const def = registeredCollectors().find((d) => d.name === "cpu")!;
-  const flags = new FlagSet("t", "t");
   const c = await def.create({
-    flags,
     logger: nullLogger,
     paths: { procfs: dir, sysfs: "/sys", cgroupfs: "/sys/fs/cgroup" },
     hostname: "h1",
     security: new InlineSecurityManager(),
-  });
+  }, def.options?.(new FlagSet("t", "t")));
   const first = new FamilySink();
   await c.update(first);
   const user = () => first.families.get("ceems_cpu_seconds_total")!.samples.find((s) => s.labels.mode === "user")!;

@@ -2,7 +2,7 @@
 // (setupSecurity), attaches at start-up as the exporter does, then reports attach modes, credentials, counters.
 
 import { registerEbpfFlags } from "../../collectors/ebpf.ts";
-import { createEbpfCollector } from "../../collectors/ebpf.ts";
+import { createEbpfCollector, ebpfFlags } from "../../collectors/ebpf.ts";
 import { defaultBpfOutDir } from "../../collectors/ebpf/build.ts";
 import { FamilySink } from "../../collectors/metric_sink.ts";
 import { FlagSet } from "../../common/flags.ts";
@@ -21,7 +21,7 @@ fs.parse(ebpfArgs);
 const logger = new Logger("info", "logfmt", {}, (l) => console.error(l));
 const deferred = new DeferredSecurityManager();
 const paths = { procfs: "/proc", sysfs: "/sys", cgroupfs: "/sys/fs/cgroup" };
-const c = await createEbpfCollector({ flags: fs, logger, paths, security: deferred });
+const c = await createEbpfCollector({ flags: ebpfFlags(fs), logger, paths, security: deferred });
 if (!c) throw new Error("ebpf collector not created");
 const required = new Map<Capability, string>([["cap_bpf", "ebpf"], ["cap_perfmon", "ebpf"]]);
 const setup = await setupSecurity({

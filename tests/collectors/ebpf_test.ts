@@ -1,7 +1,13 @@
 // Tests of the ebpf sub-collector on the real kernel: BPF objects built with clang, loaded through the
 // privileged op, and a real cgroup2 unit's file IO and loopback TCP traffic reported within 5 %.
 
-import { createEbpfCollector, EbpfCollector, readIoTracepointIds, registerEbpfFlags } from "../../collectors/ebpf.ts";
+import {
+  createEbpfCollector,
+  EbpfCollector,
+  ebpfFlags,
+  readIoTracepointIds,
+  registerEbpfFlags,
+} from "../../collectors/ebpf.ts";
 import { parseCpuList } from "../../ffi/perf.ts";
 import { assertDropped, type ReportedThread } from "../helpers/privilege.ts";
 import { dirname } from "node:path";
@@ -95,7 +101,7 @@ async function make(args: string[], lines: string[]): Promise<EbpfCollector | un
   registerEbpfFlags(flags);
   flags.parse(args);
   const logger = new Logger("info", "logfmt", {}, (l) => lines.push(l));
-  return await createEbpfCollector({ flags, logger, paths, security: new InlineSecurityManager() });
+  return await createEbpfCollector({ flags: ebpfFlags(flags), logger, paths, security: new InlineSecurityManager() });
 }
 
 Deno.test("ebpf is off without flags", async () => {
@@ -411,7 +417,7 @@ Deno.test("ebpf: without tracefs, io falls back to tp_btf with one log line sayi
   flags.parse(["--collector.ebpf.io-metrics"]);
   const logger = new Logger("info", "logfmt", {}, (l) => lines.push(l));
   const c = await createEbpfCollector({
-    flags,
+    flags: ebpfFlags(flags),
     logger,
     paths: { ...paths, sysfs },
     security: new InlineSecurityManager(),

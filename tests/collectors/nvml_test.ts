@@ -25,12 +25,11 @@ function flags(args: string[], declareGpuType = false): FlagSet {
 
 async function create(fs: FlagSet, lines: string[] = []) {
   return await def.create({
-    flags: fs,
     logger: new Logger("debug", "logfmt", {}, (l) => lines.push(l)),
     paths: { procfs: "/proc", sysfs: "/sys", cgroupfs: "/sys/fs/cgroup" },
     hostname: "node1",
     security: new InlineSecurityManager(),
-  });
+  }, def.options!(fs));
 }
 
 async function noData(update: () => unknown): Promise<string> {

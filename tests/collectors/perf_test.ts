@@ -2,7 +2,7 @@
 // mode) and of processes (pid mode) match a known workload; absent hardware events log once.
 
 import { FamilySink } from "../../collectors/metric_sink.ts";
-import { createPerfCollector, PerfCollector, perfEvents, registerPerfFlags } from "../../collectors/perf.ts";
+import { createPerfCollector, PerfCollector, perfEvents, perfFlags, registerPerfFlags } from "../../collectors/perf.ts";
 import type { ComputeUnit } from "../../collectors/subcollector.ts";
 import { FlagSet } from "../../common/flags.ts";
 import { Logger } from "../../common/log.ts";
@@ -31,7 +31,7 @@ function collector(args: string[], lines: string[] = [], env = false): PerfColle
   registerPerfFlags(flags); // idempotent: several unit collectors call it
   flags.parse(args);
   const logger = new Logger("info", "logfmt", {}, (l) => lines.push(l));
-  const c = createPerfCollector({ flags, logger, paths, security: new InlineSecurityManager() });
+  const c = createPerfCollector({ flags: perfFlags(flags), logger, paths, security: new InlineSecurityManager() });
   assert(c, "perf flags given, collector expected");
   if (env) assertEquals(c.activeEvents.length > 0, true);
   return c;
@@ -53,7 +53,12 @@ Deno.test("perf is off without flags and registers CEEMS's flags", () => {
   registerPerfFlags(flags);
   flags.parse([]);
   assertEquals(
-    createPerfCollector({ flags, logger: new Logger(), paths, security: new InlineSecurityManager() }),
+    createPerfCollector({
+      flags: perfFlags(flags),
+      logger: new Logger(),
+      paths,
+      security: new InlineSecurityManager(),
+    }),
     undefined,
   );
   for (const f of ["hardware-events", "software-events", "hardware-cache-events", "env-var"]) {
@@ -166,7 +171,7 @@ Deno.test("a failing security context fails the perf scrape without throwing, wi
     run: () => Promise.reject(new Error("capability raise refused")),
     exec: () => Promise.reject(new Error("no commands here")),
   };
-  const c = createPerfCollector({ flags, logger, paths, security })!;
+  const c = createPerfCollector({ flags: perfFlags(flags), logger, paths, security })!;
   const sink = new FamilySink();
   assertEquals(await c.update([{ uuid: "x", cgroupPath: "/nonexistent", pids: [Deno.pid] }], sink, {}), false);
   assertEquals(sink.families.size, 0);

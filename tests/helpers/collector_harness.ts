@@ -50,12 +50,11 @@ export async function makeCollector(
   const def = registeredCollectors().find((d) => d.name === name);
   if (!def) throw new Error(`collector ${name} not registered`);
   return await def.create({
-    flags,
     logger: opts.logger ?? new Logger("error", "logfmt", {}, () => {}),
     paths: { procfs: "/proc", sysfs: "/sys", cgroupfs: "/sys/fs/cgroup", ...opts.paths },
     hostname: opts.hostname ?? "host1",
     security: opts.security ?? new InlineSecurityManager(),
-  });
+  }, def.options?.(flags));
 }
 
 /** Runs one scrape of the given collectors; returns the sink and the success value per collector. */

@@ -115,11 +115,11 @@ Deno.test("sampling every thread during 200 contexts never finds a raised set ou
   }
 });
 
-Deno.test("api and lb masks: setupSecurity keeps exactly requiredCapabilities' set on every thread", async () => {
-  const { requiredCapabilities } = await import("../../privilege/capabilities.ts");
-  const { FlagSet } = await import("../../common/flags.ts");
-  for (const [component, features] of [["api", ["slurm"]], ["lb", []]] as const) {
-    const req = [...requiredCapabilities(component, features, new FlagSet(component, "")).keys()];
+Deno.test("api and lb masks: setupSecurity keeps exactly the declared set on every thread", async () => {
+  const { gatherSecurity } = await import("../../privilege/declare.ts");
+  const { SLURM_TOOL_CONTEXT } = await import("../../api_server/managers/slurm.ts");
+  for (const [component, contexts] of [["api", [SLURM_TOOL_CONTEXT]], ["lb", []]] as const) {
+    const req = [...gatherSecurity([{ contexts: [...contexts] }]).required.keys()];
     const { report, code, stderr } = await runProbe([component, req.join(",") || "-"]);
     assertEquals(code, 0, stderr);
     assertDropped(report.threadsAfterSetup as ReportedThread[], report.pid as number, maskOf(req));

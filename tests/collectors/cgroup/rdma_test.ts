@@ -229,7 +229,7 @@ Deno.test("rdma: per-PID QP counters off → turned on as root at start-up, summ
     ]);
     // The mode is read as the exporter's user; the switch runs as uid/gid 0 in a cap_setuid+cap_setgid context.
     const root = { name: "rdma_exec_cmd", caps: ["cap_setuid", "cap_setgid", "cap_net_admin"] };
-    assertEquals(sec.execs.map((x) => [x.context, x.opts.asRoot]), [
+    assertEquals(sec.execs.map((x) => [{ name: x.context.name, caps: x.context.caps }, x.opts.asRoot]), [
       [{ name: "rdma", caps: [] }, false],
       [root, true],
       [root, true],
