@@ -56,11 +56,10 @@ registerCollector({
   options: k8sOptions,
   security: (o) => gatherNeeds(unitSubSecurity(o.sub)),
   async create(ctx: CollectorContext, o: K8sOptions): Promise<Collector> {
-    const uc = new UnitCollector(ctx, "k8s", { swap: true, psi: o.psi, blkio: true }, {
-      subCollectors: await createUnitSubCollectors(ctx, o.sub),
-    }, { cgroup: o.cgroup });
+    const subs = await createUnitSubCollectors(ctx, o.sub);
+    const uc = new UnitCollector(ctx, "k8s", { swap: true, psi: o.psi, blkio: true }, subs, { cgroup: o.cgroup });
     const both = uc.layout.roots.includes("/kubepods") && uc.layout.roots.includes("/kubepods.slice");
     if (both) ctx.logger.warn("both kubepods and kubepods.slice exist; pods of both drivers are reported");
-    return { start: () => uc.start(), update: (sink) => uc.update(sink), stop: () => uc.stop() };
+    return { start: () => uc.start(), update: (sink) => uc.scrape(sink, uc.discover()), stop: () => uc.stop() };
   },
 });

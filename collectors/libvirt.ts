@@ -92,14 +92,21 @@ registerCollector({
       security: ctx.security,
       gpu: o.gpu,
     });
-    const uc = new UnitCollector(ctx, "libvirt", { swap: o.swap, psi: o.psi, blkio: o.blkio }, {
-      resolveUnits: (units) => domains.resolve(units),
-      gpuShares: gpuType === "nogpu" ? undefined : (units) => domains.shares(units),
-      extra: () => domains.check(),
-      // CEEMS builds a perf collector for libvirt but never calls its Update (no perf metrics for VMs). We
-      // do run it: an operator who enables perf events gets them for VMs too, under the same cap_perfmon.
-      subCollectors: await createUnitSubCollectors(ctx, o.sub),
-    }, { cgroup: o.cgroup });
-    return { start: () => uc.start(), update: (sink) => uc.update(sink), stop: () => uc.stop() };
+    // CEEMS builds a perf collector for libvirt but never calls its Update (no perf metrics for VMs). We
+    // do run it: an operator who enables perf events gets them for VMs too, under the same cap_perfmon.
+    const subs = await createUnitSubCollectors(ctx, o.sub);
+    const uc = new UnitCollector(ctx, "libvirt", { swap: o.swap, psi: o.psi, blkio: o.blkio }, subs, {
+      cgroup: o.cgroup,
+    });
+    return {
+      start: () => uc.start(),
+      async update(sink) {
+        const units = await domains.resolve(uc.discover());
+        const gpuShares = gpuType === "nogpu" ? undefined : await domains.shares(units).catch((e) => e as Error);
+        const errors = await domains.check().then(() => [], (e) => [e as Error]);
+        await uc.scrape(sink, units, { gpuShares, errors });
+      },
+      stop: () => uc.stop(),
+    };
   },
 });

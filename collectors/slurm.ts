@@ -256,12 +256,21 @@ export async function createSlurmCollector(ctx: CollectorContext, o: SlurmOption
   const gpuType = resolveGpuType(o.gpu.type, ctx.paths.sysfs, o.gpu, (m) => ctx.logger.warn(m));
   const mapper = gpuType === "nogpu" ? undefined : new SlurmGpuMapper(ctx, o, gpuType);
   const sluids = new SluidResolver({ procfs: ctx.paths.procfs, logger: ctx.logger, security: ctx.security });
-  const uc = new UnitCollector(ctx, "slurm", { swap: o.swap, psi: o.psi, blkio: false }, {
-    resolveUnits: (units) => sluids.resolve(units),
-    gpuShares: mapper ? (units) => mapper.shares(units) : undefined,
-    subCollectors: await createUnitSubCollectors(ctx, o.sub),
-  }, { cgroup: o.cgroup, rootMayAppearLater: true }); // a unit ordered before slurmd starts before its root exists
-  return { start: () => uc.start(), update: (sink) => uc.update(sink), stop: () => uc.stop() };
+  const subs = await createUnitSubCollectors(ctx, o.sub);
+  // A unit ordered before slurmd starts before its cgroup root exists.
+  const uc = new UnitCollector(ctx, "slurm", { swap: o.swap, psi: o.psi, blkio: false }, subs, {
+    cgroup: o.cgroup,
+    rootMayAppearLater: true,
+  });
+  return {
+    start: () => uc.start(),
+    async update(sink) {
+      const units = await sluids.resolve(uc.discover());
+      const gpuShares = mapper ? await mapper.shares(units).catch((e) => e as Error) : undefined;
+      await uc.scrape(sink, units, { gpuShares });
+    },
+    stop: () => uc.stop(),
+  };
 }
 
 registerCollector({

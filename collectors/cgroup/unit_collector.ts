@@ -1,5 +1,5 @@
-// The shared engine of the slurm, libvirt and k8s collectors: discovers units each scrape, reads
-// their cgroup statistics and writes CEEMS's ceems_compute_unit* families; manager-specific parts plug in.
+// The shared engine of the slurm, libvirt and k8s collectors: discovers units, reads their cgroup
+// statistics and writes CEEMS's ceems_compute_unit* families; each manager's collector drives it.
 
 import type { Logger } from "../../common/log.ts";
 import type { CollectorContext, Labels, MetricSink } from "../collector.ts";
@@ -32,16 +32,15 @@ export interface GpuShare {
   smCount: number;
 }
 
-/** Manager-specific hooks. */
-export interface UnitHooks {
-  /** Replaces unit uuids (libvirt instance → domain UUID); may drop units by returning a subset. */
-  resolveUnits?(units: Unit[]): Promise<Unit[]>;
-  /** GPU shares per unit key (`cgroupHost\0uuid`). */
-  gpuShares?(units: Unit[]): Promise<Map<string, GpuShare[]>>;
-  /** Extra per-scrape work with the unit list (libvirt's domain check); throwing fails the scrape. */
-  extra?(units: Unit[], sink: MetricSink): Promise<void>;
-  /** Per-unit sub-collectors (perf, ebpf, rdma), run concurrently after the cgroup statistics. */
-  subCollectors?: UnitSubCollector[];
+/**
+ * What the manager's collector found for this scrape's units and hands down to `scrape`: GPU shares per
+ * unit key (`cgroupHost\0uuid`) or the error that stopped the GPU mapping, and other failures of its own
+ * (libvirt's domain check). The engine never calls back into the manager's collector.
+ */
+export interface UnitFindings {
+  gpuShares?: Map<string, GpuShare[]> | Error;
+  /** Failures of the manager's own per-scrape work: the scrape fails with the first, after emitting the rest. */
+  errors?: Error[];
 }
 
 /** Help of ceems_scrape_collector_duration_seconds (as collectors/scrape.ts writes it). */
@@ -76,7 +75,8 @@ export class UnitCollector {
     readonly ctx: CollectorContext,
     readonly manager: Manager,
     readonly opts: StatOptions,
-    readonly hooks: UnitHooks = {},
+    /** Per-unit sub-collectors (perf, ebpf, rdma), run concurrently after the cgroup statistics. */
+    readonly subCollectors: UnitSubCollector[],
     options: UnitCollectorOptions,
   ) {
     this.#cgroupfs = ctx.paths.cgroupfs;
@@ -134,10 +134,11 @@ export class UnitCollector {
     return readStatsV1(p, this.manager, this.opts, this.#host);
   }
 
-  /** One scrape; throws after emitting everything it could when some unit failed. */
-  async update(sink: MetricSink): Promise<void> {
-    let units = this.discover();
-    if (this.hooks.resolveUnits) units = await this.hooks.resolveUnits(units);
+  /**
+   * One scrape of `units` (from discover(), as the manager's collector resolved them): counts, statistics,
+   * the GPU shares found, the sub-collectors; throws after emitting everything it could when something failed.
+   */
+  async scrape(sink: MetricSink, units: Unit[], found: UnitFindings = {}): Promise<void> {
     const hostname = this.ctx.hostname;
     sink.gauge("ceems_compute_units", "Total number of jobs", { manager: this.manager, hostname }, units.length);
     const failures: string[] = [];
@@ -153,52 +154,40 @@ export class UnitCollector {
       }
       emitStats(sink, labels, s, this.opts);
     }
-    let gpuError: Error | undefined;
-    if (this.hooks.gpuShares) {
-      try {
-        const shares = await this.hooks.gpuShares(units);
-        for (const u of units) {
-          for (const g of shares.get(unitKey(u)) ?? []) {
-            const labels = {
-              manager: this.manager,
-              hostname,
-              cgrouphostname: u.cgroupHost,
-              uuid: u.uuid,
-              index: g.index,
-              hindex: `${hostname}/gpu-${g.index}`,
-              gpuuuid: g.uuid,
-              gpuiid: g.instanceId,
-            };
+    const shares = found.gpuShares;
+    const gpuError = shares instanceof Error ? shares : undefined;
+    if (shares && !(shares instanceof Error)) {
+      for (const u of units) {
+        for (const g of shares.get(unitKey(u)) ?? []) {
+          const labels = {
+            manager: this.manager,
+            hostname,
+            cgrouphostname: u.cgroupHost,
+            uuid: u.uuid,
+            index: g.index,
+            hindex: `${hostname}/gpu-${g.index}`,
+            gpuuuid: g.uuid,
+            gpuiid: g.instanceId,
+          };
+          sink.gauge(
+            "ceems_compute_unit_gpu_index_flag",
+            "A value > 0 indicates the job using current GPU",
+            labels,
+            g.value,
+          );
+          if (g.smCount > 0) {
             sink.gauge(
-              "ceems_compute_unit_gpu_index_flag",
-              "A value > 0 indicates the job using current GPU",
+              "ceems_compute_unit_gpu_sm_count",
+              "Number of streaming multiprocessors of the GPU or GPU instance used by the compute unit",
               labels,
-              g.value,
+              g.smCount,
             );
-            if (g.smCount > 0) {
-              sink.gauge(
-                "ceems_compute_unit_gpu_sm_count",
-                "Number of streaming multiprocessors of the GPU or GPU instance used by the compute unit",
-                labels,
-                g.smCount,
-              );
-            }
           }
         }
-      } catch (e) {
-        gpuError = e as Error;
-      }
-    }
-    let extraError: unknown;
-    if (this.hooks.extra) {
-      try {
-        await this.hooks.extra(units, sink);
-      } catch (e) {
-        extraError = e;
       }
     }
     await this.#runSubCollectors(units, sink);
-    if (extraError) throw extraError;
+    if (found.errors?.length) throw found.errors[0];
     if (gpuError) throw new Error(`GPU mapping failed: ${gpuError.message}`);
     if (failures.length) {
       throw new Error(`failed to read cgroups of ${failures.length} unit(s): ${failures.slice(0, 3).join("; ")}`);
@@ -207,7 +196,7 @@ export class UnitCollector {
 
   /** Runs the sub-collectors on this scrape's units; as in CEEMS a failing one is logged and the parent succeeds. */
   async #runSubCollectors(units: Unit[], sink: MetricSink): Promise<void> {
-    const subs = this.hooks.subCollectors ?? [];
+    const subs = this.subCollectors;
     if (subs.length === 0) return;
     const computeUnits: ComputeUnit[] = units.map((u) => ({
       uuid: u.uuid,
@@ -229,13 +218,13 @@ export class UnitCollector {
 
   /** Runs the sub-collectors' start-up work (eBPF programs attach) against this collector's hierarchy. */
   async start(): Promise<void> {
-    await Promise.all((this.hooks.subCollectors ?? []).map((s) => s.start?.(this.layout.hierarchy)));
+    await Promise.all(this.subCollectors.map((s) => s.start?.(this.layout.hierarchy)));
   }
 
   /** Stops the sub-collectors (closes perf fds, detaches BPF programs, turns per-PID QP counters back off). */
   stop(): Promise<void> {
     // Every stop starts now (perf and ebpf finish synchronously); the returned promise waits for rdma's.
-    const pending = (this.hooks.subCollectors ?? []).map((s) => s.stop?.());
+    const pending = this.subCollectors.map((s) => s.stop?.());
     return Promise.all(pending).then(() => {});
   }
 }
