@@ -3,13 +3,13 @@
 
 import type { FlagSet } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
-import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./collector.ts";
+import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./framework/collector.ts";
 import { EmapsProvider } from "./emissions/emaps.ts";
 import type { EmissionsProvider, ProviderDeps } from "./emissions/provider.ts";
 import { RteProvider } from "./emissions/rte.ts";
 import { globalProvider, owidProvider } from "./emissions/static.ts";
 import { WattTimeProvider } from "./emissions/watttime.ts";
-import { registerCollector } from "./registry.ts";
+import { registerCollector } from "./framework/registry.ts";
 
 /** Provider ids in CEEMS's order; `global` is always available too. */
 export const emissionsProviderIds = ["owid", "emaps", "rte", "wt", "global"] as const;

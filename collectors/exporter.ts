@@ -18,11 +18,11 @@ import { landingPage, serve } from "../common/web/server.ts";
 import { type GatheredSecurity, gatherSecurity } from "../privilege/declare.ts";
 import { type Capability, DeferredSecurityManager, type SecurityManager } from "../privilege/security.ts";
 import { addSecurityFlags, securityPreflight, setupSecurity } from "../privilege/setup.ts";
-import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
+import type { Collector, CollectorContext, MetricSink } from "./framework/collector.ts";
 import "./all.ts";
-import { renderFamilyChunks } from "./metric_sink.ts";
-import { registeredCollectors } from "./registry.ts";
-import { scrapeCollectors } from "./scrape.ts";
+import { renderFamilyChunks } from "./framework/metric_sink.ts";
+import { registeredCollectors } from "./framework/registry.ts";
+import { scrapeCollectors } from "./framework/scrape.ts";
 
 /** Declares every exporter flag, collectors' own flags included. */
 export function exporterFlags(): FlagSet {

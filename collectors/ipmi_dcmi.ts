@@ -6,9 +6,9 @@ import { commandOutput } from "../privilege/command.ts";
 import type { DeclaredContext, SecurityNeeds } from "../privilege/declare.ts";
 import type { SecurityContext, SecurityManager } from "../privilege/security.ts";
 import { checkRootTool, findTool, SYSTEM_DIRS } from "../privilege/tools.ts";
-import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
+import type { Collector, CollectorContext, MetricSink } from "./framework/collector.ts";
 import { findIpmiDevice, ipmiDevicePaths, NativeDcmiReader, nativeIpmiContext } from "./ipmi/native.ts";
-import { registerCollector } from "./registry.ts";
+import { registerCollector } from "./framework/registry.ts";
 
 /** The DCMI commands CEEMS looks for, in order of preference. */
 export const dcmiCommands: string[][] = [

@@ -3,17 +3,17 @@
 
 import type { FlagSet } from "../common/flags.ts";
 import { gatherNeeds } from "../privilege/declare.ts";
-import type { Collector, CollectorContext } from "./collector.ts";
-import { addCgroupFlags, type CgroupOptions, cgroupOptions } from "./cgroup/flags.ts";
-import { UnitCollector } from "./cgroup/unit_collector.ts";
-import { registerCollector } from "./registry.ts";
+import type { Collector, CollectorContext } from "./framework/collector.ts";
+import { addCgroupFlags, type CgroupOptions, cgroupOptions } from "./units/flags.ts";
+import { UnitCollector } from "./units/unit_collector.ts";
+import { registerCollector } from "./framework/registry.ts";
 import {
   createUnitSubCollectors,
   registerUnitSubCollectorFlags,
   type UnitSubOptions,
   unitSubOptions,
   unitSubSecurity,
-} from "./unit_subcollectors.ts";
+} from "./units/subcollectors.ts";
 
 /** The k8s flags, read once. */
 interface K8sOptions {

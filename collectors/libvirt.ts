@@ -3,7 +3,7 @@
 
 import type { FlagSet } from "../common/flags.ts";
 import { gatherNeeds } from "../privilege/declare.ts";
-import type { Collector, CollectorContext } from "./collector.ts";
+import type { Collector, CollectorContext } from "./framework/collector.ts";
 import {
   addCgroupFlags,
   addGpuFlags,
@@ -12,18 +12,18 @@ import {
   gpuCommands,
   type GpuOptions,
   gpuOptions,
-} from "./cgroup/flags.ts";
-import { UnitCollector } from "./cgroup/unit_collector.ts";
+} from "./units/flags.ts";
+import { UnitCollector } from "./units/unit_collector.ts";
 import { resolveGpuType } from "./gpu/devices.ts";
 import { LIBVIRT_CONTEXT, LibvirtDomains } from "./libvirt/domains.ts";
-import { registerCollector } from "./registry.ts";
+import { registerCollector } from "./framework/registry.ts";
 import {
   createUnitSubCollectors,
   registerUnitSubCollectorFlags,
   type UnitSubOptions,
   unitSubOptions,
   unitSubSecurity,
-} from "./unit_subcollectors.ts";
+} from "./units/subcollectors.ts";
 
 /** The libvirt flags, read once. */
 interface LibvirtOptions {

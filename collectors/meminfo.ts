@@ -2,8 +2,8 @@
 // MemTotal, MemFree and MemAvailable by default, every field with --collector.meminfo.all-stats.
 
 import { join } from "../common/path.ts";
-import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
-import { registerCollector } from "./registry.ts";
+import type { Collector, CollectorContext, MetricSink } from "./framework/collector.ts";
+import { registerCollector } from "./framework/registry.ts";
 
 const defaultKeys = ["MemTotal_bytes", "MemFree_bytes", "MemAvailable_bytes"];
 

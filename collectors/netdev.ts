@@ -3,8 +3,8 @@
 
 import { join } from "../common/path.ts";
 import type { FlagSet } from "../common/flags.ts";
-import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
-import { registerCollector } from "./registry.ts";
+import type { Collector, CollectorContext, MetricSink } from "./framework/collector.ts";
+import { registerCollector } from "./framework/registry.ts";
 
 const receiveFields = ["bytes", "packets", "errors", "dropped", "fifo", "frame", "compressed", "multicast"];
 const transmitFields = ["bytes", "packets", "errors", "dropped", "fifo", "colls", "carrier", "compressed"];

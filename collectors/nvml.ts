@@ -4,8 +4,8 @@
 import type { FlagSet } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
 import { isNotSupported, Nvml, type NvmlDevice, NvmlError, nvmlMigEnabled, NvmlReturn } from "../ffi/nvml.ts";
-import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./collector.ts";
-import { registerCollector } from "./registry.ts";
+import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./framework/collector.ts";
+import { registerCollector } from "./framework/registry.ts";
 
 /** One GPU or MIG instance as read in one scrape. */
 export interface GpuReading {

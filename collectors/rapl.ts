@@ -6,8 +6,9 @@ import type { FlagSet } from "../common/flags.ts";
 import { closeRaw, preadRaw } from "../ffi/libc.ts";
 import type { DeclaredContext } from "../privilege/declare.ts";
 import type { SecurityManager } from "../privilege/security.ts";
-import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./collector.ts";
-import { registerCollector } from "./registry.ts";
+import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./framework/collector.ts";
+import { sanitizeMetricName } from "./framework/metric_sink.ts";
+import { registerCollector } from "./framework/registry.ts";
 
 /** The context root-only energy_uj files are opened in (their descriptors are read afterwards). */
 export const RAPL_CONTEXT: DeclaredContext = {
@@ -25,11 +26,6 @@ export interface RaplZone {
   index: number;
   /** Directory of the zone, joined from the sysfs root as given (a label value). */
   path: string;
-}
-
-/** Replaces characters not allowed in metric names by `_`. */
-export function sanitizeMetricName(s: string): string {
-  return s.replace(/[^a-zA-Z0-9_:]/g, "_");
 }
 
 /** Lists RAPL zones: each powercap entry with a readable `name`; `package-N` gives index N, others count up. */

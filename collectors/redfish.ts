@@ -5,9 +5,9 @@ import type { FlagSet } from "../common/flags.ts";
 import { parseDuration } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
 import { isTimeout, TimeoutError } from "../common/timeout.ts";
-import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
-import { sanitizeMetricName } from "./rapl.ts";
-import { registerCollector } from "./registry.ts";
+import type { Collector, CollectorContext, MetricSink } from "./framework/collector.ts";
+import { sanitizeMetricName } from "./framework/metric_sink.ts";
+import { registerCollector } from "./framework/registry.ts";
 
 /** The collector's configuration file, as CEEMS reads it. */
 export interface RedfishConfig {

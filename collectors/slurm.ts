@@ -3,8 +3,8 @@
 
 import type { FlagSet } from "../common/flags.ts";
 import { gatherNeeds, type SecurityNeeds } from "../privilege/declare.ts";
-import type { Collector, CollectorContext } from "./collector.ts";
-import type { Unit } from "./cgroup/discovery.ts";
+import type { Collector, CollectorContext } from "./framework/collector.ts";
+import type { Unit } from "./units/discovery.ts";
 import {
   addCgroupFlags,
   addGpuFlags,
@@ -14,17 +14,17 @@ import {
   gpuCommands,
   type GpuOptions,
   gpuOptions,
-} from "./cgroup/flags.ts";
-import { type GpuShare, UnitCollector, unitKey } from "./cgroup/unit_collector.ts";
+} from "./units/flags.ts";
+import { type GpuShare, UnitCollector, unitKey } from "./units/unit_collector.ts";
 import { applyOrderMap, type GpuDevice, loadGpus, resolveGpuType } from "./gpu/devices.ts";
-import { registerCollector } from "./registry.ts";
+import { registerCollector } from "./framework/registry.ts";
 import {
   createUnitSubCollectors,
   registerUnitSubCollectorFlags,
   type UnitSubOptions,
   unitSubOptions,
   unitSubSecurity,
-} from "./unit_subcollectors.ts";
+} from "./units/subcollectors.ts";
 import { expandHostlist } from "../common/slurm_hostlist.ts";
 import { SluidResolver, SLURM_ENVIRON_CONTEXT } from "./slurm/sluid.ts";
 

@@ -4,9 +4,9 @@
 import type { Logger } from "../../common/log.ts";
 import type { DeclaredContext } from "../../privilege/declare.ts";
 import type { SecurityManager } from "../../privilege/security.ts";
-import type { GpuOptions } from "../cgroup/flags.ts";
-import type { Unit } from "../cgroup/discovery.ts";
-import { type GpuShare, unitKey } from "../cgroup/unit_collector.ts";
+import type { GpuOptions } from "../units/flags.ts";
+import type { Unit } from "../units/discovery.ts";
+import { type GpuShare, unitKey } from "../units/unit_collector.ts";
 import { type GpuDevice, loadGpus, normalizeBusId, type VGpu } from "../gpu/devices.ts";
 import { child, childrenNamed, parseXml, textAt } from "../gpu/xml.ts";
 

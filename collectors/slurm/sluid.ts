@@ -3,8 +3,8 @@
 
 import type { Logger } from "../../common/log.ts";
 import type { SecurityManager } from "../../privilege/security.ts";
-import type { Unit } from "../cgroup/discovery.ts";
-import { readOptional } from "../cgroup/fsread.ts";
+import type { Unit } from "../units/discovery.ts";
+import { readOptional } from "../units/fsread.ts";
 import type { DeclaredContext } from "../../privilege/declare.ts";
 
 /** The context job processes' environments are read in (GPU indices, SLUID → job id). */

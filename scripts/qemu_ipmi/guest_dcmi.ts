@@ -1,7 +1,7 @@
 // Runs inside the QEMU guest of scripts/qemu_ipmi/run.ts (as root, real ipmi_si + ipmi_devintf driver): scrapes
 // the ipmi_dcmi collector (no tool in the guest: native mode) until the host changes the BMC's power, then reports.
 
-import type { Labels, MetricSink } from "../../collectors/collector.ts";
+import type { Labels, MetricSink } from "../../collectors/framework/collector.ts";
 import { findIpmiDevice } from "../../collectors/ipmi/native.ts";
 import { createIpmiDcmiCollector, ipmiDcmiOptions, registerIpmiDcmiFlags } from "../../collectors/ipmi_dcmi.ts";
 import { FlagSet } from "../../common/flags.ts";

@@ -2,8 +2,8 @@
 // the monotonic guard against counters that jump backwards.
 
 import { parsePerCoreCount, parseProcStat } from "../../collectors/cpu.ts";
-import { registeredCollectors } from "../../collectors/registry.ts";
-import { FamilySink } from "../../collectors/metric_sink.ts";
+import { registeredCollectors } from "../../collectors/framework/registry.ts";
+import { FamilySink } from "../../collectors/framework/metric_sink.ts";
 import { FlagSet } from "../../common/flags.ts";
 import { nullLogger } from "../../common/log.ts";
 import { InlineSecurityManager } from "../../privilege/security.ts";

@@ -3,7 +3,7 @@
 
 import { createSocket } from "node:dgram";
 import { join } from "node:path";
-import type { CollectorContext } from "../../collectors/collector.ts";
+import type { CollectorContext } from "../../collectors/framework/collector.ts";
 import { exporterFlags } from "../../collectors/exporter.ts";
 import { findIpmiDevice } from "../../collectors/ipmi/native.ts";
 import {

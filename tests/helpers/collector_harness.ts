@@ -1,11 +1,11 @@
 // Builds one registered collector from exporter-style flags and runs scrapes through the real scrape
 // runner, capturing log lines, so collector tests exercise the same paths as the exporter.
 
-import type { Collector, Paths } from "../../collectors/collector.ts";
+import type { Collector, Paths } from "../../collectors/framework/collector.ts";
 import { exporterFlags } from "../../collectors/exporter.ts";
-import type { FamilySink } from "../../collectors/metric_sink.ts";
-import { registeredCollectors } from "../../collectors/registry.ts";
-import { scrapeCollectors } from "../../collectors/scrape.ts";
+import type { FamilySink } from "../../collectors/framework/metric_sink.ts";
+import { registeredCollectors } from "../../collectors/framework/registry.ts";
+import { scrapeCollectors } from "../../collectors/framework/scrape.ts";
 import { Logger } from "../../common/log.ts";
 import type {
   ExecOptions,

@@ -2,7 +2,7 @@
 // privilege/ only gathers them (the required set, --print-capabilities, what the Worker may run).
 
 import { SLURM_TOOL_CONTEXT } from "../../api_server/managers/slurm.ts";
-import { ebpfFlags, ebpfSecurity } from "../../collectors/ebpf.ts";
+import { ebpfFlags, ebpfSecurity } from "../../collectors/units/ebpf.ts";
 import { exporterFlags, exporterSecurity } from "../../collectors/exporter.ts";
 import { FlagSet } from "../../common/flags.ts";
 import { capsOf, maskOf } from "../../privilege/capset.ts";

@@ -5,7 +5,7 @@
 
 import { join } from "node:path";
 import { exporterFlags, exporterRequiredCapabilities } from "../../collectors/exporter.ts";
-import { registeredCollectors } from "../../collectors/registry.ts";
+import { registeredCollectors } from "../../collectors/framework/registry.ts";
 import { maskOf } from "../../privilege/capset.ts";
 import { threadCredentials } from "../../privilege/inspect.ts";
 import { assertEquals, assertMatch } from "../helpers/assert.ts";

@@ -8,7 +8,7 @@ import {
   parseDomainXml,
 } from "../../../collectors/libvirt/domains.ts";
 import type { GpuDevice } from "../../../collectors/gpu/devices.ts";
-import type { Unit } from "../../../collectors/cgroup/discovery.ts";
+import type { Unit } from "../../../collectors/units/discovery.ts";
 import { Logger } from "../../../common/log.ts";
 import { InlineSecurityManager } from "../../../privilege/security.ts";
 import { assertEquals, assertRejects, assertThrows } from "../../helpers/assert.ts";

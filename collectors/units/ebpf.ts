@@ -1,10 +1,10 @@
-// The ebpf sub-collector: per-unit VFS IO and TCP/UDP traffic from BPF programs of ours (collectors/ebpf/),
+// The ebpf sub-collector: per-unit VFS IO and TCP/UDP traffic from BPF programs of ours (collectors/units/ebpf/),
 // loaded in a cap_bpf+cap_perfmon security context, maps read by fd from the main thread, CEEMS's names.
 
-import { join } from "../common/path.ts";
-import type { FlagSet } from "../common/flags.ts";
-import { pathExists } from "../common/fs.ts";
-import type { Logger } from "../common/log.ts";
+import { join } from "../../common/path.ts";
+import type { FlagSet } from "../../common/flags.ts";
+import { pathExists } from "../../common/fs.ts";
+import type { Logger } from "../../common/log.ts";
 import {
   type BpfAttachGroup,
   type BpfLoadResult,
@@ -17,10 +17,10 @@ import {
   libbpfAvailable,
   sumPercpu,
   toHex,
-} from "../ffi/libbpf.ts";
-import type { DeclaredContext, SecurityNeeds } from "../privilege/declare.ts";
-import type { SecurityManager } from "../privilege/security.ts";
-import type { Labels, MetricSink, Paths } from "./collector.ts";
+} from "../../ffi/libbpf.ts";
+import type { DeclaredContext, SecurityNeeds } from "../../privilege/declare.ts";
+import type { SecurityManager } from "../../privilege/security.ts";
+import type { Labels, MetricSink, Paths } from "../framework/collector.ts";
 import { type BpfObjectName, bpfObjectNames, buildBpfObjects, defaultBpfOutDir } from "./ebpf/build.ts";
 import { cgroupHierarchyOf, type ComputeUnit, type MountInfo, readMountInfo } from "./subcollector.ts";
 

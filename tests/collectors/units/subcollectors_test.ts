@@ -2,16 +2,16 @@
 // to the exporter's set, and the exporter started as root (dropped to nobody) counting a real SLURM v2 job.
 
 import { join } from "node:path";
-import { exporterFlags, exporterRequiredCapabilities } from "../../collectors/exporter.ts";
-import { readMountInfo } from "../../collectors/subcollector.ts";
-import { maskOf } from "../../privilege/capset.ts";
-import { threadCredentials } from "../../privilege/inspect.ts";
-import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { cgroup2Root } from "../helpers/cgroup.ts";
-import { assertDropped, sampleEffective, startAs } from "../helpers/privilege.ts";
-import { parseExposition, runCeems } from "../helpers/process.ts";
-import { Workload } from "../helpers/workload.ts";
-import { pathExists } from "../../common/fs.ts";
+import { exporterFlags, exporterRequiredCapabilities } from "../../../collectors/exporter.ts";
+import { readMountInfo } from "../../../collectors/units/subcollector.ts";
+import { maskOf } from "../../../privilege/capset.ts";
+import { threadCredentials } from "../../../privilege/inspect.ts";
+import { assert, assertEquals, assertMatch } from "../../helpers/assert.ts";
+import { cgroup2Root } from "../../helpers/cgroup.ts";
+import { assertDropped, sampleEffective, startAs } from "../../helpers/privilege.ts";
+import { parseExposition, runCeems } from "../../helpers/process.ts";
+import { Workload } from "../../helpers/workload.ts";
+import { pathExists } from "../../../common/fs.ts";
 
 function parsed(args: string[]) {
   const fs = exporterFlags();

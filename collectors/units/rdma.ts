@@ -7,8 +7,8 @@ import type { DeclaredContext, SecurityNeeds } from "../../privilege/declare.ts"
 import { commandOutput } from "../../privilege/command.ts";
 import type { SecurityContext, SecurityManager } from "../../privilege/security.ts";
 import { checkRootTool, findTool } from "../../privilege/tools.ts";
-import type { Labels, MetricSink } from "../collector.ts";
-import type { ComputeUnit } from "../subcollector.ts";
+import type { Labels, MetricSink } from "../framework/collector.ts";
+import type { ComputeUnit } from "./subcollector.ts";
 import { readOptional } from "./fsread.ts";
 
 const portCounters: [string, string, number][] = [

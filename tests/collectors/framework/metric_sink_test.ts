@@ -1,9 +1,9 @@
 // Tests of the exposition writer: its output must equal prom-client's rendering of the same families
 // (escaping, missing labels, duplicate label sets, special values), which it replaces on the scrape path.
 
-import { FamilySink, labelHash, renderFamilies } from "../../collectors/metric_sink.ts";
-import { renderFamiliesWithPromClient } from "../helpers/prom_client_render.ts";
-import { assertEquals } from "../helpers/assert.ts";
+import { FamilySink, labelHash, renderFamilies } from "../../../collectors/framework/metric_sink.ts";
+import { renderFamiliesWithPromClient } from "../../helpers/prom_client_render.ts";
+import { assertEquals } from "../../helpers/assert.ts";
 
 Deno.test("renderFamilies writes exactly what prom-client writes", async () => {
   const s = new FamilySink();

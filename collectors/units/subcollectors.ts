@@ -1,27 +1,13 @@
 // The per-unit sub-collectors (perf, ebpf; rdma for slurm) as the unit collectors run them: their flags
 // (declared once, read once into options), their declarations, and their construction.
 
-import type { FlagSet } from "../common/flags.ts";
-import type { SecurityNeeds } from "../privilege/declare.ts";
-import { type RdmaOptions, rdmaOptions, rdmaSecurity, RdmaSubCollector } from "./cgroup/rdma.ts";
-import type { CollectorContext, Labels, MetricSink } from "./collector.ts";
+import type { FlagSet } from "../../common/flags.ts";
+import type { SecurityNeeds } from "../../privilege/declare.ts";
+import { type RdmaOptions, rdmaOptions, rdmaSecurity, RdmaSubCollector } from "./rdma.ts";
+import type { CollectorContext } from "../framework/collector.ts";
 import { createEbpfCollector, type EbpfFlags, ebpfFlags, ebpfSecurity, registerEbpfFlags } from "./ebpf.ts";
 import { createPerfCollector, type PerfFlags, perfFlags, perfSecurity, registerPerfFlags } from "./perf.ts";
-import type { ComputeUnit } from "./subcollector.ts";
-
-/** A sub-collector run by a unit collector each scrape, timed as subcollector=<name>. */
-export interface UnitSubCollector {
-  name: string;
-  /** Emits the units' samples; false after a failure it logged itself (the parent's metrics stay). */
-  update(units: ComputeUnit[], sink: MetricSink, labels: Labels): Promise<boolean>;
-  /**
-   * Start-up work done once privileges are set up and before serving (eBPF programs attach); `cgroupPath`
-   * is a directory of the hierarchy the units live in. Never throws: failures are logged.
-   */
-  start?(cgroupPath: string): Promise<void>;
-  /** Releases what the sub-collector holds or changed on the host (awaited at exporter shutdown). */
-  stop?(): void | Promise<void>;
-}
+import type { UnitSubCollector } from "./subcollector.ts";
 
 /** Declares the perf and ebpf flags; safe to call from every unit collector's registerFlags. */
 export function registerUnitSubCollectorFlags(fs: FlagSet): void {

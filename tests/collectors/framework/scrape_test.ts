@@ -1,13 +1,13 @@
 // Tests of the scrape runner and /metrics handler: failure isolation per collector, time budgets,
 // the duration/success meta-metrics, and 503 beyond --web.max-requests concurrent scrapes.
 
-import type { Collector, MetricSink } from "../../collectors/collector.ts";
-import { NoDataError } from "../../collectors/collector.ts";
-import { createMetricsHandler, exporterSelfMetrics } from "../../collectors/exporter.ts";
-import { scrapeCollectors } from "../../collectors/scrape.ts";
-import { Logger } from "../../common/log.ts";
-import { assertEquals, assertMatch } from "../helpers/assert.ts";
-import { parseExposition } from "../helpers/process.ts";
+import type { Collector, MetricSink } from "../../../collectors/framework/collector.ts";
+import { NoDataError } from "../../../collectors/framework/collector.ts";
+import { createMetricsHandler, exporterSelfMetrics } from "../../../collectors/exporter.ts";
+import { scrapeCollectors } from "../../../collectors/framework/scrape.ts";
+import { Logger } from "../../../common/log.ts";
+import { assertEquals, assertMatch } from "../../helpers/assert.ts";
+import { parseExposition } from "../../helpers/process.ts";
 
 const good: Collector = {
   update(sink: MetricSink) {

@@ -1,15 +1,21 @@
 // Tests of the perf sub-collector on the real kernel: software counters of a real cgroup2 unit (cgroup
 // mode) and of processes (pid mode) match a known workload; absent hardware events log once.
 
-import { FamilySink } from "../../collectors/metric_sink.ts";
-import { createPerfCollector, PerfCollector, perfEvents, perfFlags, registerPerfFlags } from "../../collectors/perf.ts";
-import type { ComputeUnit } from "../../collectors/subcollector.ts";
-import { FlagSet } from "../../common/flags.ts";
-import { Logger } from "../../common/log.ts";
-import { InlineSecurityManager } from "../../privilege/security.ts";
-import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
-import { makeCgroup, moveInto, removeCgroup } from "../helpers/cgroup.ts";
-import { Workload } from "../helpers/workload.ts";
+import { FamilySink } from "../../../collectors/framework/metric_sink.ts";
+import {
+  createPerfCollector,
+  PerfCollector,
+  perfEvents,
+  perfFlags,
+  registerPerfFlags,
+} from "../../../collectors/units/perf.ts";
+import type { ComputeUnit } from "../../../collectors/units/subcollector.ts";
+import { FlagSet } from "../../../common/flags.ts";
+import { Logger } from "../../../common/log.ts";
+import { InlineSecurityManager } from "../../../privilege/security.ts";
+import { assert, assertEquals, assertThrows } from "../../helpers/assert.ts";
+import { makeCgroup, moveInto, removeCgroup } from "../../helpers/cgroup.ts";
+import { Workload } from "../../helpers/workload.ts";
 
 const paths = { procfs: "/proc", sysfs: "/sys", cgroupfs: "/sys/fs/cgroup" };
 

@@ -1,10 +1,10 @@
 // Builds the BPF objects of the ebpf sub-collector with clang: vmlinux.h from the running kernel's BTF
 // (bpftool), then io.bpf.o and net.bpf.o (+ the benchmark's floor.bpf.o), rebuilt only when stale.
 
-import { dirname, join } from "../../common/path.ts";
+import { dirname, join } from "../../../common/path.ts";
 import { fileURLToPath } from "node:url";
-import { runLocal } from "../../privilege/exec_local.ts";
-import { findTool, SYSTEM_DIRS, SYSTEM_PATH } from "../../privilege/tools.ts";
+import { runLocal } from "../../../privilege/exec_local.ts";
+import { findTool, SYSTEM_DIRS, SYSTEM_PATH } from "../../../privilege/tools.ts";
 
 /** Names of the BPF objects (sources are `<name>.bpf.c` next to this file). */
 export const bpfObjectNames = ["io", "net"] as const;
@@ -20,7 +20,7 @@ export type BenchBpfObjectName = (typeof benchBpfObjectNames)[number];
 const srcDir = dirname(fileURLToPath(import.meta.url));
 
 /** Default output directory: `.bpf/` at the repository root (ignored by git). */
-export const defaultBpfOutDir = join(srcDir, "..", "..", ".bpf");
+export const defaultBpfOutDir = join(srcDir, "..", "..", "..", ".bpf");
 
 function mtime(path: string): number {
   try {

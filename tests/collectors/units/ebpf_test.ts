@@ -7,22 +7,22 @@ import {
   ebpfFlags,
   readIoTracepointIds,
   registerEbpfFlags,
-} from "../../collectors/ebpf.ts";
-import { parseCpuList } from "../../ffi/perf.ts";
-import { assertDropped, type ReportedThread } from "../helpers/privilege.ts";
+} from "../../../collectors/units/ebpf.ts";
+import { parseCpuList } from "../../../ffi/perf.ts";
+import { assertDropped, type ReportedThread } from "../../helpers/privilege.ts";
 import { dirname } from "node:path";
 import { existsSync } from "node:fs";
-import { FamilySink } from "../../collectors/metric_sink.ts";
-import { type ComputeUnit, readMountInfo } from "../../collectors/subcollector.ts";
-import { FlagSet } from "../../common/flags.ts";
-import { Logger } from "../../common/log.ts";
-import { bpfDetach, bpfLoadSync, bpfPercpuMapDump, bpfReattach, bpfUnload } from "../../ffi/libbpf.ts";
-import { bpfToolchain, buildBpfObjects } from "../../collectors/ebpf/build.ts";
-import { InlineSecurityManager } from "../../privilege/security.ts";
-import { assert, assertEquals, assertMatch, assertThrows } from "../helpers/assert.ts";
-import { makeCgroup, moveInto, removeCgroup } from "../helpers/cgroup.ts";
-import { Workload } from "../helpers/workload.ts";
-import { CEEMS_ENV } from "../helpers/process.ts";
+import { FamilySink } from "../../../collectors/framework/metric_sink.ts";
+import { type ComputeUnit, readMountInfo } from "../../../collectors/units/subcollector.ts";
+import { FlagSet } from "../../../common/flags.ts";
+import { Logger } from "../../../common/log.ts";
+import { bpfDetach, bpfLoadSync, bpfPercpuMapDump, bpfReattach, bpfUnload } from "../../../ffi/libbpf.ts";
+import { bpfToolchain, buildBpfObjects } from "../../../collectors/units/ebpf/build.ts";
+import { InlineSecurityManager } from "../../../privilege/security.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "../../helpers/assert.ts";
+import { makeCgroup, moveInto, removeCgroup } from "../../helpers/cgroup.ts";
+import { Workload } from "../../helpers/workload.ts";
+import { CEEMS_ENV } from "../../helpers/process.ts";
 
 const paths = { procfs: "/proc", sysfs: "/sys", cgroupfs: "/sys/fs/cgroup" };
 

@@ -1,12 +1,12 @@
 // The perf sub-collector: per-unit hardware, software and cache counters through perf_event_open,
 // opened in a cap_perfmon security context and read from the main thread, as CEEMS's ceems_perf_*_total.
 
-import type { FlagSet } from "../common/flags.ts";
-import type { Logger } from "../common/log.ts";
-import { parseCpuList, perfClose, perfRead, type PerfTarget, PerfType, scaledCount } from "../ffi/perf.ts";
-import type { DeclaredContext, SecurityNeeds } from "../privilege/declare.ts";
-import type { OpResult, PrivilegedOp, SecurityManager } from "../privilege/security.ts";
-import type { Labels, MetricSink, Paths } from "./collector.ts";
+import type { FlagSet } from "../../common/flags.ts";
+import type { Logger } from "../../common/log.ts";
+import { parseCpuList, perfClose, perfRead, type PerfTarget, PerfType, scaledCount } from "../../ffi/perf.ts";
+import type { DeclaredContext, SecurityNeeds } from "../../privilege/declare.ts";
+import type { OpResult, PrivilegedOp, SecurityManager } from "../../privilege/security.ts";
+import type { Labels, MetricSink, Paths } from "../framework/collector.ts";
 import { cgroupHierarchyOf, type ComputeUnit, readMountInfo } from "./subcollector.ts";
 
 /** One CEEMS perf metric: its name stem (ceems_perf_<stem>_total), group, perf type/config, help. */

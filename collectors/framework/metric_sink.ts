@@ -178,3 +178,8 @@ function foldDuplicates(
   }
   return { folded, merged };
 }
+
+/** Replaces characters not allowed in metric names by `_`. */
+export function sanitizeMetricName(s: string): string {
+  return s.replace(/[^a-zA-Z0-9_:]/g, "_");
+}

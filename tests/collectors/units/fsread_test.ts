@@ -8,8 +8,8 @@ import {
   parseFlatKeyed,
   parsePsiFullSeconds,
   unescapeSystemd,
-} from "../../../collectors/cgroup/fsread.ts";
-import { parseRdmaCurrent } from "../../../collectors/cgroup/stats.ts";
+} from "../../../collectors/units/fsread.ts";
+import { parseRdmaCurrent } from "../../../collectors/units/stats.ts";
 import { assertEquals, assertThrows } from "../../helpers/assert.ts";
 
 Deno.test("cgroup file parsers accept real content and reject garbage", () => {

@@ -1,8 +1,8 @@
 // Tests of the sub-collector helpers: mountinfo parsing (escapes, optional fields) and the cgroup
 // hierarchy of a unit's directory on hybrid and pure cgroup v2 hosts.
 
-import { cgroupHierarchyOf, parseMountInfo } from "../../collectors/subcollector.ts";
-import { assertEquals } from "../helpers/assert.ts";
+import { cgroupHierarchyOf, parseMountInfo } from "../../../collectors/units/subcollector.ts";
+import { assertEquals } from "../../helpers/assert.ts";
 
 const mountinfo = `22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
 30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw,nsdelegate

@@ -1,16 +1,16 @@
 // Test program: builds the ebpf sub-collector as the exporter does (as root), drops privileges for real
 // (setupSecurity), attaches at start-up as the exporter does, then reports attach modes, credentials, counters.
 
-import { registerEbpfFlags } from "../../collectors/ebpf.ts";
-import { createEbpfCollector, ebpfFlags } from "../../collectors/ebpf.ts";
-import { defaultBpfOutDir } from "../../collectors/ebpf/build.ts";
-import { FamilySink } from "../../collectors/metric_sink.ts";
-import { FlagSet } from "../../common/flags.ts";
-import { Logger } from "../../common/log.ts";
-import { threadCredentials } from "../../privilege/inspect.ts";
-import type { Capability } from "../../privilege/ops.ts";
-import { DeferredSecurityManager } from "../../privilege/security.ts";
-import { addSecurityFlags, setupSecurity } from "../../privilege/setup.ts";
+import { registerEbpfFlags } from "../../../collectors/units/ebpf.ts";
+import { createEbpfCollector, ebpfFlags } from "../../../collectors/units/ebpf.ts";
+import { defaultBpfOutDir } from "../../../collectors/units/ebpf/build.ts";
+import { FamilySink } from "../../../collectors/framework/metric_sink.ts";
+import { FlagSet } from "../../../common/flags.ts";
+import { Logger } from "../../../common/log.ts";
+import { threadCredentials } from "../../../privilege/inspect.ts";
+import type { Capability } from "../../../privilege/ops.ts";
+import { DeferredSecurityManager } from "../../../privilege/security.ts";
+import { addSecurityFlags, setupSecurity } from "../../../privilege/setup.ts";
 
 // argv: <unit cgroup path> [ebpf flags...]. Prints "attached {json}", waits for a stdin line, prints "counts {json}".
 const [cgroupPath, ...ebpfArgs] = Deno.args;

@@ -8,7 +8,7 @@ import {
   isChild,
   matchUnit,
   v1SubsystemDir,
-} from "../../../collectors/cgroup/discovery.ts";
+} from "../../../collectors/units/discovery.ts";
 import { assertEquals, assertThrows } from "../../helpers/assert.ts";
 import { put } from "../unit_helpers.ts";
 

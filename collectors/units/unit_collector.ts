@@ -2,9 +2,8 @@
 // statistics and writes CEEMS's ceems_compute_unit* families; each manager's collector drives it.
 
 import type { Logger } from "../../common/log.ts";
-import type { CollectorContext, Labels, MetricSink } from "../collector.ts";
-import type { ComputeUnit } from "../subcollector.ts";
-import type { UnitSubCollector } from "../unit_subcollectors.ts";
+import type { CollectorContext, Labels, MetricSink } from "../framework/collector.ts";
+import type { ComputeUnit, UnitSubCollector } from "./subcollector.ts";
 import type { CgroupOptions } from "./flags.ts";
 import {
   type CgroupVersion,
@@ -43,7 +42,7 @@ export interface UnitFindings {
   errors?: Error[];
 }
 
-/** Help of ceems_scrape_collector_duration_seconds (as collectors/scrape.ts writes it). */
+/** Help of ceems_scrape_collector_duration_seconds (as collectors/framework/scrape.ts writes it). */
 const durationHelp = "ceems_exporter: Duration of a collector scrape.";
 
 /** Key of a unit in hook maps. */

@@ -7,10 +7,10 @@ import {
   parseRdmaResources,
   qpHwCounters,
   RdmaSubCollector,
-} from "../../../collectors/cgroup/rdma.ts";
-import type { Labels } from "../../../collectors/collector.ts";
-import { FamilySink } from "../../../collectors/metric_sink.ts";
-import type { ComputeUnit } from "../../../collectors/subcollector.ts";
+} from "../../../collectors/units/rdma.ts";
+import type { Labels } from "../../../collectors/framework/collector.ts";
+import { FamilySink } from "../../../collectors/framework/metric_sink.ts";
+import type { ComputeUnit } from "../../../collectors/units/subcollector.ts";
 import { assert, assertEquals, assertMatch, assertThrows } from "../../helpers/assert.ts";
 import {
   captureLogger,

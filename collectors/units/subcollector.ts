@@ -1,5 +1,7 @@
-// What the per-unit sub-collectors (perf, ebpf) get from the unit collectors (slurm, libvirt, k8s)
-// each scrape, and the mount-table helpers they share: cgroup hierarchy of a path and mount ids.
+// The contract between the unit engine and its sub-collectors (perf, ebpf, rdma): what they get each scrape,
+// what they offer, and the mount-table helpers they share (cgroup hierarchy of a path, mount ids).
+
+import type { Labels, MetricSink } from "../framework/collector.ts";
 
 /** A compute unit as the unit collectors discovered it this scrape. */
 export interface ComputeUnit {
@@ -9,6 +11,20 @@ export interface ComputeUnit {
   cgroupPath: string;
   /** Processes in the unit. */
   pids: number[];
+}
+
+/** A sub-collector run by a unit collector each scrape, timed as subcollector=<name>. */
+export interface UnitSubCollector {
+  name: string;
+  /** Emits the units' samples; false after a failure it logged itself (the parent's metrics stay). */
+  update(units: ComputeUnit[], sink: MetricSink, labels: Labels): Promise<boolean>;
+  /**
+   * Start-up work done once privileges are set up and before serving (eBPF programs attach); `cgroupPath`
+   * is a directory of the hierarchy the units live in. Never throws: failures are logged.
+   */
+  start?(cgroupPath: string): Promise<void>;
+  /** Releases what the sub-collector holds or changed on the host (awaited at exporter shutdown). */
+  stop?(): void | Promise<void>;
 }
 
 /** One line of /proc/self/mountinfo. */

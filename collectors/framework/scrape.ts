@@ -1,8 +1,8 @@
 // Runs every enabled collector for one scrape, each timed and isolated: a collector that throws or
 // overruns its budget reports ceems_scrape_collector_success 0 and never breaks the scrape.
 
-import type { Logger } from "../common/log.ts";
-import { TimeoutError, withTimeout } from "../common/timeout.ts";
+import type { Logger } from "../../common/log.ts";
+import { TimeoutError, withTimeout } from "../../common/timeout.ts";
 import { type Collector, NoDataError } from "./collector.ts";
 import { FamilySink } from "./metric_sink.ts";
 

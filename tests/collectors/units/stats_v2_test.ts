@@ -1,9 +1,9 @@
 // Fixture tests of the cgroup v2 reader against CEEMS 0.10's values for `max` limits and missing files
 // (memory, swap, CPU time and count, block IO, RDMA), one small tree per case.
 
-import { readStatsV2 } from "../../../collectors/cgroup/stats_v2.ts";
-import { type HostFacts, maxUint32, maxUint64, type UnitStats } from "../../../collectors/cgroup/stats.ts";
-import type { Manager } from "../../../collectors/cgroup/discovery.ts";
+import { readStatsV2 } from "../../../collectors/units/stats_v2.ts";
+import { type HostFacts, maxUint32, maxUint64, type UnitStats } from "../../../collectors/units/stats.ts";
+import type { Manager } from "../../../collectors/units/discovery.ts";
 import { assertEquals } from "../../helpers/assert.ts";
 import { put } from "../unit_helpers.ts";
 

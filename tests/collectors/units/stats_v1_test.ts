@@ -1,9 +1,9 @@
 // Fixture tests of the cgroup v1 reader against CEEMS 0.10's values for unlimited limits and missing
 // files (memory, memsw, cpuacct, cpuset and shares, blkio CFQ and throttle files, RDMA).
 
-import { readStatsV1 } from "../../../collectors/cgroup/stats_v1.ts";
-import { type HostFacts, maxUint32, maxUint64, type UnitStats } from "../../../collectors/cgroup/stats.ts";
-import type { Manager } from "../../../collectors/cgroup/discovery.ts";
+import { readStatsV1 } from "../../../collectors/units/stats_v1.ts";
+import { type HostFacts, maxUint32, maxUint64, type UnitStats } from "../../../collectors/units/stats.ts";
+import type { Manager } from "../../../collectors/units/discovery.ts";
 import { assertEquals } from "../../helpers/assert.ts";
 import { put } from "../unit_helpers.ts";
 

@@ -1,10 +1,10 @@
 // The collector contract: a named unit of metric collection with its own flags read once into typed
 // options, a default on/off state, its privilege declarations, and an update() writing into a MetricSink.
 
-import type { FlagSet } from "../common/flags.ts";
-import type { Logger } from "../common/log.ts";
-import type { SecurityNeeds } from "../privilege/declare.ts";
-import type { SecurityManager } from "../privilege/security.ts";
+import type { FlagSet } from "../../common/flags.ts";
+import type { Logger } from "../../common/log.ts";
+import type { SecurityNeeds } from "../../privilege/declare.ts";
+import type { SecurityManager } from "../../privilege/security.ts";
 
 /** Label names to values of one sample. */
 export type Labels = Record<string, string>;
