@@ -23,6 +23,7 @@ export async function commandOutput(
     throw new Error(`${what}: ${(e as Error).message}`);
   }
   if (o.status === "timeout") throw new TimeoutError(what, req.timeoutMs);
+  if (o.status === "aborted") throw new Error(`${what}: aborted (${req.signal?.reason ?? "stopping"})`);
   if (o.status === "overflow") throw new Error(`${what}: output over ${req.maxBytes ?? MAX_OUTPUT_BYTES} bytes`);
   if (o.code !== 0) {
     const why = o.stderr.trim().split("\n")[0]?.slice(0, 200) ?? "";

@@ -20,12 +20,17 @@ export interface ExecRequest {
   timeoutMs: number;
   /** Output cap (default MAX_OUTPUT_BYTES). */
   maxBytes?: number;
+  /** Ends the run as its deadline would (a stopping server); stays on the calling thread, never posted. */
+  signal?: AbortSignal;
 }
 
 /** How a run ended. */
 export interface ExecOutcome {
-  /** exited: the command exited and closed its output; timeout: the deadline came first; overflow: too much output. */
-  status: "exited" | "timeout" | "overflow";
+  /**
+   * exited: the command exited and closed its output; timeout: the deadline came first; overflow: too much
+   * output; aborted: the request's signal fired first.
+   */
+  status: "exited" | "timeout" | "overflow" | "aborted";
   /** Exit status (null unless exited; 128+n when killed by signal n). */
   code: number | null;
   stdout: string;

@@ -41,6 +41,7 @@ export async function collectOutput(child: Deno.ChildProcess, req: ExecRequest):
   };
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), req.timeoutMs));
+  const aborted = abortOf(req.signal);
   const finished = Promise.all([pump(child.stdout, out), pump(child.stderr, err), child.status]);
   finished.catch(() => {}); // the pumps may fail after we returned (killed child, overflow)
   const result = (status: ExecOutcome["status"], code: number | null): ExecOutcome => ({
@@ -51,13 +52,26 @@ export async function collectOutput(child: Deno.ChildProcess, req: ExecRequest):
     pid: child.pid,
   });
   try {
-    const r = await Promise.race([finished, deadline]);
-    if (r === "timeout") return result("timeout", null);
+    const r = await Promise.race([finished, deadline, aborted.promise]);
+    if (r === "timeout" || r === "aborted") return result(r, null);
     return result("exited", r[2].code);
   } catch (e) {
     if (e instanceof Overflow) return result("overflow", null);
     throw e;
   } finally {
     clearTimeout(timer);
+    aborted.release();
   }
+}
+
+/** A promise resolving "aborted" when `signal` fires (never, without one), and how to stop listening. */
+export function abortOf(signal?: AbortSignal): { promise: Promise<"aborted">; release: () => void } {
+  if (!signal) return { promise: new Promise(() => {}), release: () => {} };
+  let onAbort = () => {};
+  const promise = new Promise<"aborted">((resolve) => {
+    onAbort = () => resolve("aborted");
+    if (signal.aborted) resolve("aborted");
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  return { promise, release: () => signal.removeEventListener("abort", onAbort) };
 }

@@ -4,6 +4,7 @@
 import { TimeoutError, withTimeout } from "../common/timeout.ts";
 import { maskOf } from "./capset.ts";
 import type { ExecOutcome, ExecRequest } from "./exec.ts";
+import { abortOf } from "./exec_collect.ts";
 import { foreignRun, newMarker, runLocal, sweepLeftovers } from "./exec_local.ts";
 import type { RootExecRequest } from "./exec_spawn.ts";
 import type { RootExecReply } from "./exec_worker.ts";
@@ -187,17 +188,19 @@ export class WorkerSecurityManager implements SecurityManager {
   lastRootExec?: { tid: number; permittedAfterSpawn: string; swept: boolean };
 
   async #rootExec(context: SecurityContext, req: ExecRequest): Promise<ExecOutcome> {
+    const { signal, ...posted } = req; // an AbortSignal stays here: the Worker is terminated instead
     const msg: RootExecRequest = {
       context: context.name,
       permitted: maskOf(context.caps).toString(16),
-      req,
+      req: posted,
       marker: newMarker(),
     };
+    const aborted = abortOf(signal);
     this.workersStarted++;
     const worker = new Worker(this.execWorkerUrl, { type: "module", name: `exec-${context.name}`.slice(0, 60) });
     let reply: RootExecReply;
     try {
-      reply = await withTimeout(
+      const replied = withTimeout(
         new Promise<RootExecReply>((resolve, reject) => {
           worker.onmessage = (ev: MessageEvent<RootExecReply>) => resolve(ev.data);
           worker.onerror = (ev: ErrorEvent) => {
@@ -209,9 +212,15 @@ export class WorkerSecurityManager implements SecurityManager {
         req.timeoutMs + 5_000,
         `${context.name}: exec worker`,
       );
+      const r = await Promise.race([replied, aborted.promise]);
+      replied.catch(() => {});
+      reply = r === "aborted"
+        ? { outcome: { status: "aborted", code: null, stdout: "", stderr: "", pid: 0 }, permittedAfterSpawn: "?" }
+        : r;
     } catch (e) {
       reply = { error: (e as Error).message, permittedAfterSpawn: "?" };
     } finally {
+      aborted.release();
       worker.terminate();
     }
     if (reply.tid) await threadGone(reply.tid);

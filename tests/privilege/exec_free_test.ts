@@ -63,3 +63,20 @@ Deno.test("a command's output past the cap fails it; a relative command is refus
   await sec.exec(ctx, { cmd: ["yes"], timeoutMs: 1000 }, { asRoot: false }).catch((e) => err = (e as Error).message);
   assertEquals(err, "yes: not an absolute path (commands are resolved at start-up)");
 });
+
+Deno.test("a run whose caller stops (AbortSignal) ends at once, as at its deadline", async () => {
+  const { InlineSecurityManager } = await import("../../privilege/security.ts");
+  const sec = new InlineSecurityManager();
+  const stop = new AbortController();
+  setTimeout(() => stop.abort("stopping"), 200);
+  const t0 = performance.now();
+  const o = await sec.exec({ name: "t", caps: [] }, {
+    cmd: ["/bin/sleep", "30"],
+    timeoutMs: 10_000,
+    signal: stop.signal,
+  }, {
+    asRoot: false,
+  });
+  assertEquals(o.status, "aborted");
+  assert(performance.now() - t0 < 2_000, `ended after ${Math.round(performance.now() - t0)} ms`);
+});
