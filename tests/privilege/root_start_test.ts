@@ -129,3 +129,33 @@ Deno.test("a start after kill -9 removes the ACL entries the killed run added; a
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("a tool run as root in a directory someone else can write is refused at start-up with one line", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-tooldir-" });
+  try {
+    const bin = join(dir, "bin");
+    Deno.mkdirSync(bin);
+    const tool = join(bin, "ipmitool");
+    Deno.writeTextFileSync(tool, "#!/bin/sh\necho 'Instantaneous power reading: 1 Watts'\n");
+    Deno.chmodSync(tool, 0o755);
+    const args = [
+      "exporter",
+      "--collector.disable-defaults",
+      "--collector.ipmi_dcmi",
+      `--collector.ipmi_dcmi.cmd=${tool}`,
+    ];
+    for (const [mode, why] of [[0o757, "is writable by others"], [0o775, "is group-writable"]] as const) {
+      Deno.chmodSync(bin, mode);
+      const r = await runCeems(args);
+      assertEquals(r.code, 1, r.stderr);
+      const lines = errorLines(r.stderr);
+      assertEquals(lines.length, 1, r.stderr);
+      assertMatch(lines[0], new RegExp(`--collector.ipmi_dcmi.cmd: refusing to run ${tool} as root: ${bin} ${why}`));
+    }
+    // The same tool as the exporter's user (test mode) gains nothing from root: it is not refused.
+    const test = await runCeems([...args, "--collector.ipmi_dcmi.test-mode", "--print-capabilities"]);
+    assertEquals(test.code, 0, test.stderr);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
