@@ -14,7 +14,8 @@ import { FlagSet, parseDuration } from "../common/flags.ts";
 import type { Level, LogFormat, Logger } from "../common/log.ts";
 import { VERSION } from "../common/version.ts";
 import { landingPage, serve } from "../common/web/server.ts";
-import type { Capability, SecurityManager } from "../privilege/security.ts";
+import { gatherSecurity } from "../privilege/declare.ts";
+import { DeferredSecurityManager, type SecurityManager } from "../privilege/security.ts";
 import { addSecurityFlags, setupSecurity } from "../privilege/setup.ts";
 import { type ApiConfig, ConfigError, loadApiConfig } from "./config.ts";
 import { apiHandler } from "./http/api.ts";
@@ -22,7 +23,7 @@ import { ReadPool, readWorkerFiles } from "./http/read_pool.ts";
 import { type DbLock, DbLockedError, lockDatabase } from "./storage/db_lock.ts";
 import type { ResourceManager } from "./managers/manager.ts";
 import { OpenStackManager } from "./managers/openstack.ts";
-import { canSwitchUser, SlurmManager } from "./managers/slurm.ts";
+import { canSwitchUser, SLURM_TOOL_CONTEXT, SlurmManager } from "./managers/slurm.ts";
 import { DB_FILE, EmptyDatabaseError, refuseEmptyDatabase } from "./storage/sqlite.ts";
 import { WorkerStorage, writerWorkerFiles } from "./storage/writer_client.ts";
 import { HealthState } from "./health.ts";
@@ -134,7 +135,11 @@ export function createManagers(
     const l = logger.with({ cluster_id: c.id, manager: c.manager });
     switch (c.manager) {
       case "slurm":
-        return new SlurmManager(c, security, privileged ? "privileged" : "plain", l);
+        try {
+          return new SlurmManager(c, security, privileged ? "privileged" : "plain", l);
+        } catch (e) {
+          throw new StartupError(`--config.file: clusters ${c.id}: ${(e as Error).message}`);
+        }
       case "openstack":
         try {
           return new OpenStackManager(c, cfg.data.timeZone, l);
@@ -180,11 +185,7 @@ export async function apiMain(argv: string[]): Promise<void> {
   if (slurm && !privileged) {
     logger.warn("no cap_setuid/cap_setgid: sacct runs as the current user and may only see its own jobs");
   }
-  const required = new Map<Capability, string>();
-  if (privileged) {
-    required.set("cap_setuid", "clusters[].manager=slurm");
-    required.set("cap_setgid", "clusters[].manager=slurm");
-  }
+  const declared = gatherSecurity(privileged ? [{ contexts: [SLURM_TOOL_CONTEXT] }] : []);
   const rw = [cfg.data.path, ...(cfg.data.backupPath ? [cfg.data.backupPath] : [])];
   for (const p of rw) Deno.mkdirSync(p, { recursive: true });
   // One writer per database, for the life of the process: a second server on this data directory stops here.
@@ -204,11 +205,15 @@ export async function apiMain(argv: string[]): Promise<void> {
   }
   // An existing DB (and its WAL files), e.g. created or restored by root, must stay writable after the drop.
   rw.push(...["", "-wal", "-shm"].map((x) => join(cfg.data.path, DB_FILE + x)));
+  // SLURM commands are resolved (and checked when run as root) before the drop, as root.
+  const deferred = new DeferredSecurityManager();
+  const managers = createManagers(cfg, deferred, privileged, logger);
   const security = await setupSecurity({
     component: "api",
     flags: fs,
     logger,
-    required,
+    required: declared.required,
+    contexts: declared.contexts,
     // Reader and writer threads load their modules after the drop.
     readPaths: [configPath, fs.string("web.config.file"), ...readWorkerFiles(), ...writerWorkerFiles()].filter((p) =>
       p
@@ -226,6 +231,7 @@ export async function apiMain(argv: string[]): Promise<void> {
   } catch (e) {
     throw new StartupError(`cannot open database under ${cfg.data.path}: ${(e as Error).message}`, 1);
   }
+  deferred.use(security.manager);
   const health = new HealthState();
   const problems = await storage.quickCheck().catch((e) => [(e as Error).message]);
   health.integrity(problems);
@@ -238,7 +244,6 @@ export async function apiMain(argv: string[]): Promise<void> {
     // Admins are the configuration's from now on, not from the next applied window.
     await storage.replaceConfigAdmins(cfg.adminUsers);
   }
-  const managers = createManagers(cfg, security.manager, privileged, logger);
   let updaters: Map<string, TsdbUpdater>;
   try {
     updaters = new Map(cfg.updaters.map((u) => [u.id, new TsdbUpdater(u, logger.with({ updater: u.id }))]));

@@ -2,8 +2,8 @@
 // counts from /proc/cpuinfo, as ceems_cpu_seconds_total, ceems_cpu_count, ceems_cpu_per_core_count.
 
 import { join } from "../common/path.ts";
-import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
-import { registerCollector } from "./registry.ts";
+import type { Collector, CollectorContext, MetricSink } from "./framework/collector.ts";
+import { registerCollector } from "./framework/registry.ts";
 
 /** Clock ticks per second of /proc/stat (USER_HZ, 100 on every Linux architecture we run on). */
 const userHz = 100;

@@ -2,8 +2,8 @@
 // temperature per domain (node, cpu, memory, accelN, ...) as ceems_cray_pm_counters_* gauges.
 
 import { join } from "../common/path.ts";
-import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./collector.ts";
-import { registerCollector } from "./registry.ts";
+import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./framework/collector.ts";
+import { registerCollector } from "./framework/registry.ts";
 
 /** Metric name and help per file suffix of a domain. */
 const kinds: [string, string, string][] = [

@@ -3,13 +3,13 @@
 
 import type { FlagSet } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
-import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./collector.ts";
+import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./framework/collector.ts";
 import { EmapsProvider } from "./emissions/emaps.ts";
 import type { EmissionsProvider, ProviderDeps } from "./emissions/provider.ts";
 import { RteProvider } from "./emissions/rte.ts";
 import { globalProvider, owidProvider } from "./emissions/static.ts";
 import { WattTimeProvider } from "./emissions/watttime.ts";
-import { registerCollector } from "./registry.ts";
+import { registerCollector } from "./framework/registry.ts";
 
 /** Provider ids in CEEMS's order; `global` is always available too. */
 export const emissionsProviderIds = ["owid", "emaps", "rte", "wt", "global"] as const;
@@ -80,9 +80,13 @@ function registerFlags(fs: FlagSet): void {
   });
 }
 
-/** Builds the collector from flags and the process environment. */
-export function createEmissionsCollector(fs: FlagSet, logger: Logger, env = (k: string) => Deno.env.get(k)) {
-  const providers = buildProviders(fs.strings("collector.emissions.provider"), { logger, env });
+/** Builds the collector from the chosen providers (--collector.emissions.provider) and the environment. */
+export function createEmissionsCollector(
+  providerIds: string[],
+  logger: Logger,
+  env = (k: string) => Deno.env.get(k),
+) {
+  const providers = buildProviders(providerIds, { logger, env });
   logger.info("emissions providers", { providers: providers.map((p) => p.id).join(",") });
   return new EmissionsCollector(providers);
 }
@@ -92,5 +96,6 @@ registerCollector({
   defaultEnabled: false,
   help: "Carbon intensity of electricity from OWID, Electricity Maps, RTE, WattTime and a world average",
   registerFlags,
-  create: (ctx: CollectorContext) => createEmissionsCollector(ctx.flags, ctx.logger),
+  options: (f) => ({ providers: f.strings("collector.emissions.provider") }),
+  create: (ctx: CollectorContext, o: { providers: string[] }) => createEmissionsCollector(o.providers, ctx.logger),
 });

@@ -15,14 +15,14 @@ import type { Logger } from "../common/log.ts";
 import { emitProcessMetrics } from "../common/process_metrics.ts";
 import { buildInfoLabels, VERSION } from "../common/version.ts";
 import { landingPage, serve } from "../common/web/server.ts";
-import { requiredCapabilities } from "../privilege/capabilities.ts";
+import { type GatheredSecurity, gatherSecurity } from "../privilege/declare.ts";
 import { type Capability, DeferredSecurityManager, type SecurityManager } from "../privilege/security.ts";
 import { addSecurityFlags, securityPreflight, setupSecurity } from "../privilege/setup.ts";
-import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
+import type { Collector, CollectorContext, MetricSink } from "./framework/collector.ts";
 import "./all.ts";
-import { renderFamilyChunks } from "./metric_sink.ts";
-import { registeredCollectors } from "./registry.ts";
-import { scrapeCollectors } from "./scrape.ts";
+import { renderFamilyChunks } from "./framework/metric_sink.ts";
+import { registeredCollectors } from "./framework/registry.ts";
+import { scrapeCollectors } from "./framework/scrape.ts";
 
 /** Declares every exporter flag, collectors' own flags included. */
 export function exporterFlags(): FlagSet {
@@ -84,34 +84,42 @@ export function enabledCollectorNames(fs: FlagSet): string[] {
 }
 
 /**
- * Capabilities the enabled collectors need, each mapped to the flags needing it: the capability table's
- * rows for every enabled collector and the sub-collectors (perf, ebpf, rdma) they run, plus whatever a collector declares itself through `capabilities`.
+ * The enabled collectors' options: each collector's flags read once, here (commands resolved at start-up).
+ * A collector whose flags are unusable stops start-up naming it.
  */
-export function exporterRequiredCapabilities(fs: FlagSet): Map<Capability, string> {
-  const enabled = enabledCollectorNames(fs);
+export function collectorOptions(fs: FlagSet): Map<string, unknown> {
   const byName = new Map(registeredCollectors().map((d) => [d.name, d]));
-  const features = new Set(enabled);
-  for (const name of enabled) for (const f of byName.get(name)?.subFeatures?.(fs) ?? []) features.add(f);
-  const out = requiredCapabilities("exporter", features, fs);
-  for (const name of enabled) {
-    for (const cap of byName.get(name)?.capabilities?.(fs) ?? []) {
-      if (!out.has(cap)) out.set(cap, `--collector.${name}`);
+  const out = new Map<string, unknown>();
+  for (const name of enabledCollectorNames(fs)) {
+    try {
+      out.set(name, byName.get(name)!.options?.(fs));
+    } catch (e) {
+      throw new StartupError(`couldn't create collector ${name}: ${(e as Error).message}`, 1);
     }
   }
-  return new Map([...out].sort(([a], [b]) => a.localeCompare(b)));
+  return out;
 }
 
-/** Paths the enabled collectors declare through `readPaths` (config files the run-as user must read). */
-export function collectorReadPaths(fs: FlagSet): string[] {
+/**
+ * What the enabled collectors declare (privilege/declare.ts), gathered: the capabilities they need with the
+ * flags needing each, their contexts, the paths they read or load code from after the drop, their commands.
+ */
+export function exporterSecurity(fs: FlagSet, options = collectorOptions(fs)): GatheredSecurity {
   const byName = new Map(registeredCollectors().map((d) => [d.name, d]));
-  return enabledCollectorNames(fs).flatMap((n) => byName.get(n)?.readPaths?.(fs) ?? []).filter((p) => p);
+  return gatherSecurity([...options].map(([name, o]) => byName.get(name)!.security?.(o) ?? {}));
 }
 
-/** Builds the enabled collectors; a constructor failure stops start-up naming the collector. */
+/** The capabilities the enabled collectors need, each mapped to the flags needing it (exporterSecurity). */
+export function exporterRequiredCapabilities(fs: FlagSet): Map<Capability, string> {
+  return exporterSecurity(fs).required;
+}
+
+/** Builds the enabled collectors from their options; a constructor failure stops start-up naming the collector. */
 export async function createCollectors(
   fs: FlagSet,
   logger: Logger,
   security: SecurityManager,
+  options = collectorOptions(fs),
 ): Promise<Map<string, Collector>> {
   const hostname = fs.bool("collector.empty-hostname-label") ? "" : (Deno.env.get("NODE_NAME") || Deno.hostname());
   const paths = {
@@ -121,10 +129,10 @@ export async function createCollectors(
   };
   const byName = new Map(registeredCollectors().map((d) => [d.name, d]));
   const out = new Map<string, Collector>();
-  for (const name of enabledCollectorNames(fs)) {
-    const ctx: CollectorContext = { flags: fs, logger: logger.with({ collector: name }), paths, hostname, security };
+  for (const [name, o] of options) {
+    const ctx: CollectorContext = { logger: logger.with({ collector: name }), paths, hostname, security };
     try {
-      out.set(name, await byName.get(name)!.create(ctx));
+      out.set(name, await byName.get(name)!.create(ctx, o));
     } catch (e) {
       throw new StartupError(`couldn't create collector ${name}: ${(e as Error).message}`, 1);
     }
@@ -215,22 +223,25 @@ export async function exporterMain(argv: string[]): Promise<void> {
 
   // As CEEMS does: collectors are built with the start-up credentials (privileged calls run inline
   // meanwhile), then the process drops to exactly what they need before serving.
-  const required = exporterRequiredCapabilities(fs);
-  securityPreflight("exporter", fs, required);
+  const options = collectorOptions(fs);
+  const declared = exporterSecurity(fs, options);
+  securityPreflight("exporter", fs, declared.required);
   const deferred = new DeferredSecurityManager();
-  const collectors = await createCollectors(fs, logger, deferred);
+  const collectors = await createCollectors(fs, logger, deferred, options);
   const security = await setupSecurity({
     component: "exporter",
     flags: fs,
     logger,
-    required,
+    required: declared.required,
+    contexts: declared.contexts,
     // Fixture trees given with --path.* must stay readable after the switch to the run-as user.
     readPaths: [
       fs.string("web.config.file"),
       ...["path.procfs", "path.sysfs", "path.cgroupfs"].filter((f) => fs.isExplicit(f)).map((f) => fs.string(f)),
-      ...collectorReadPaths(fs),
+      ...declared.readPaths,
     ],
     readWritePaths: [],
+    loadPaths: declared.loadPaths,
   });
   deferred.use(security.manager);
   await startCollectors(collectors, logger);

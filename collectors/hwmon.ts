@@ -2,8 +2,8 @@
 // ceems_hwmon_power_{current,min,max,avg}_watts and ceems_hwmon_energy_current_joules.
 
 import { basename, dirname, join } from "../common/path.ts";
-import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./collector.ts";
-import { registerCollector } from "./registry.ts";
+import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./framework/collector.ts";
+import { registerCollector } from "./framework/registry.ts";
 
 /** Metric name and help per `<type>_<property>` of a sensor file. */
 const sensorMetrics: Record<string, [string, string]> = {

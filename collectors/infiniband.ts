@@ -2,8 +2,8 @@
 // /sys/class/infiniband as ceems_infiniband_* metrics (labels device and port, no hostname, as CEEMS).
 
 import { join } from "../common/path.ts";
-import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./collector.ts";
-import { registerCollector } from "./registry.ts";
+import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./framework/collector.ts";
+import { registerCollector } from "./framework/registry.ts";
 
 /** counters/<file> → metric name (without `ceems_infiniband_`), and whether the value counts 4-byte words. */
 const portCounters: [string, string, boolean][] = [

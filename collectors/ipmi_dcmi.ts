@@ -1,13 +1,14 @@
 // The `ipmi_dcmi` collector: node power from a DCMI tool (FreeIPMI ipmi-dcmi, ipmitool, ipmiutil or Cray
 // capmc) run as root, or natively over /dev/ipmiN, as ceems_ipmi_dcmi_{current,min,max,avg}_watts.
 
-import { isAbsolute, join } from "../common/path.ts";
 import type { FlagSet } from "../common/flags.ts";
+import { commandOutput } from "../privilege/command.ts";
+import type { DeclaredContext, SecurityNeeds } from "../privilege/declare.ts";
 import type { SecurityContext, SecurityManager } from "../privilege/security.ts";
-import type { PrivilegedOp } from "../privilege/ops.ts";
-import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
-import { findIpmiDevice, ipmiDevicePaths, NativeDcmiReader } from "./ipmi/native.ts";
-import { registerCollector } from "./registry.ts";
+import { checkRootTool, findTool, SYSTEM_DIRS } from "../privilege/tools.ts";
+import type { Collector, CollectorContext, MetricSink } from "./framework/collector.ts";
+import { findIpmiDevice, ipmiDevicePaths, NativeDcmiReader, nativeIpmiContext } from "./ipmi/native.ts";
+import { registerCollector } from "./framework/registry.ts";
 
 /** The DCMI commands CEEMS looks for, in order of preference. */
 export const dcmiCommands: string[][] = [
@@ -17,8 +18,16 @@ export const dcmiCommands: string[][] = [
   ["capmc", "get_system_power", "-w", "600"],
 ];
 
-/** Directories searched after $PATH, as CEEMS does. */
-const sbinDirs = ["/sbin", "/usr/sbin", "/usr/local/sbin"];
+/** The security context the tool runs in as root: a root child holds at most these capabilities. */
+export const IPMI_TOOL_CONTEXT: DeclaredContext = {
+  name: "ipmi_dcmi",
+  caps: ["cap_setuid", "cap_setgid"],
+  flag: "collector.ipmi_dcmi",
+  reason: "runs the IPMI tool (--collector.ipmi_dcmi.cmd or one found in the system directories) as root",
+  uses: ["exec-root"],
+};
+/** Test mode: the tool runs as the exporter's user, without any capability. */
+const IPMI_TEST_CONTEXT: SecurityContext = { name: "ipmi_dcmi_test", caps: [] };
 
 /** Power readings in watts by kind. */
 export type PowerReadings = Partial<Record<"current" | "min" | "max" | "avg", number>>;
@@ -83,33 +92,19 @@ export function parseCapmcJson(text: string): PowerReadings {
   return out;
 }
 
-/** Finds `name` in the directories of `path`, then in the sbin directories; undefined if absent. */
-export function lookPath(name: string, path: string, extraDirs: string[] = []): string | undefined {
-  const dirs = path.split(":").filter((d) => d);
-  for (const dir of [...dirs, ...extraDirs]) {
-    const full = join(dir, name);
-    try {
-      const st = Deno.statSync(full);
-      if (st.isFile && ((st.mode ?? 0o111) & 0o111) !== 0) return full;
-    } catch {
-      // not there
-    }
-  }
-  return undefined;
-}
-
-/** Picks the DCMI command: the flag's value split on spaces, or the first tool found on PATH, then sbin. */
-export function resolveDcmiCommand(flagValue: string, path: string, extraDirs = sbinDirs): string[] | undefined {
+/**
+ * Picks the DCMI command: the flag's value split on spaces (its program found in `dirs` unless absolute),
+ * or the first of CEEMS's tools found in `dirs` (the system directories).
+ */
+export function resolveDcmiCommand(flagValue: string, dirs: readonly string[] = SYSTEM_DIRS): string[] | undefined {
   if (flagValue.trim()) {
     const parts = flagValue.trim().split(/ +/);
-    if (!isAbsolute(parts[0])) parts[0] = lookPath(parts[0], path, extraDirs) ?? parts[0];
+    parts[0] = findTool(parts[0], dirs) ?? parts[0];
     return parts;
   }
-  for (const dirs of [[], extraDirs]) {
-    for (const cmd of dcmiCommands) {
-      const found = lookPath(cmd[0], dirs.length ? "" : path, dirs);
-      if (found) return [found, ...cmd.slice(1)];
-    }
+  for (const cmd of dcmiCommands) {
+    const found = findTool(cmd[0], dirs);
+    if (found) return [found, ...cmd.slice(1)];
   }
   return undefined;
 }
@@ -123,22 +118,11 @@ export interface DcmiRunner {
 }
 
 /** Runs the DCMI tool once and returns its stdout; throws on failure, a non-zero status or a timeout. */
-export async function runDcmiTool(r: DcmiRunner): Promise<string> {
-  const context: SecurityContext = r.testMode
-    ? { name: "ipmi_dcmi", caps: [] }
-    : { name: "ipmi_dcmi", caps: ["cap_setuid", "cap_setgid"] };
-  const op: PrivilegedOp = r.testMode
-    ? { kind: "exec", cmd: r.cmd, timeoutMs: r.timeoutMs }
-    : { kind: "exec", cmd: r.cmd, uid: 0, gid: 0, timeoutMs: r.timeoutMs };
-  const [res] = await r.security.run(context, [op]);
-  if (!res.ok) throw new Error(`running ${r.cmd.join(" ")}: ${res.error}`);
-  const out = res.value as { code: number; stdout: string; stderr: string; timedOut: boolean };
-  if (out.timedOut) throw new Error(`${r.cmd[0]} timed out after ${r.timeoutMs} ms`);
-  if (out.code !== 0) {
-    const why = out.stderr.trim().split("\n")[0]?.slice(0, 200) ?? "";
-    throw new Error(`${r.cmd.join(" ")} exited with status ${out.code}${why ? `: ${why}` : ""}`);
-  }
-  return out.stdout;
+export function runDcmiTool(r: DcmiRunner): Promise<string> {
+  return commandOutput(r.security, r.testMode ? IPMI_TEST_CONTEXT : IPMI_TOOL_CONTEXT, {
+    cmd: r.cmd,
+    timeoutMs: r.timeoutMs,
+  }, { asRoot: !r.testMode });
 }
 
 /** Where the collector gets its readings: a tool, or the native device. */
@@ -234,47 +218,79 @@ export function registerIpmiDcmiFlags(fs: FlagSet): void {
   });
 }
 
-/** Test hooks: device probing, the library serving ioctl/poll (a fake driver in tests), tool search dirs. */
-export interface IpmiDcmiTestHooks {
-  exists?: (path: string) => boolean;
-  libc?: string;
-  /** Replaces $PATH and the sbin directories searched for tools. */
-  toolDirs?: string[];
+/** How readings are taken, decided once at start-up: a tool (as root, or as the user in test mode), or /dev/ipmiN. */
+export type IpmiSource = { kind: "tool"; cmd: string[]; asRoot: boolean } | { kind: "native"; why: string };
+
+/** The ipmi_dcmi flags, read once. */
+export interface IpmiDcmiOptions {
+  source: IpmiSource;
+  devNum: number;
+  timeoutMs: number;
 }
 
 /**
- * Builds the collector as CEEMS chooses its mode: --collector.ipmi_dcmi.force-native-mode → native; else the
- * tool named by --collector.ipmi_dcmi.cmd or the first one found; no tool → native when /dev/ipmiN exists.
+ * Reads the flags and decides the mode as CEEMS does: --collector.ipmi_dcmi.force-native-mode → native; else
+ * the tool named by --collector.ipmi_dcmi.cmd or the first one found in `dirs`; no tool → native. A tool run
+ * as root that someone else could replace is refused (one line naming the flag).
  */
-export function createIpmiDcmiCollector(ctx: CollectorContext, hooks: IpmiDcmiTestHooks = {}): IpmiDcmiCollector {
-  const f = ctx.flags;
-  const timeoutMs = f.number("collector.ipmi_dcmi.timeout");
-  const devNum = f.number("collector.ipmi_dcmi.dev-num");
-  const native = (why: string): IpmiDcmiCollector => {
-    const path = findIpmiDevice(devNum, hooks.exists);
+export function ipmiDcmiOptions(f: FlagSet, dirs: readonly string[] = SYSTEM_DIRS): IpmiDcmiOptions {
+  const base = { devNum: f.number("collector.ipmi_dcmi.dev-num"), timeoutMs: f.number("collector.ipmi_dcmi.timeout") };
+  if (f.bool("collector.ipmi_dcmi.force-native-mode")) {
+    return { ...base, source: { kind: "native", why: "--collector.ipmi_dcmi.force-native-mode is set" } };
+  }
+  const cmd = resolveDcmiCommand(f.string("collector.ipmi_dcmi.cmd"), dirs);
+  if (!cmd) {
+    const why = `no IPMI DCMI tool (${dcmiCommands.map((c) => c[0]).join(", ")}) found in ${dirs.join(":")}`;
+    return { ...base, source: { kind: "native", why } };
+  }
+  if (!cmd[0].startsWith("/")) throw new Error(`--collector.ipmi_dcmi.cmd: ${cmd[0]} not found in ${dirs.join(":")}`);
+  const asRoot = !f.bool("collector.ipmi_dcmi.test-mode");
+  if (asRoot) {
+    try {
+      checkRootTool(cmd[0]);
+    } catch (e) {
+      throw new Error(`--collector.ipmi_dcmi.cmd: ${(e as Error).message}`);
+    }
+  }
+  return { ...base, source: { kind: "tool", cmd, asRoot } };
+}
+
+/** What ipmi_dcmi declares: the root tool's context and command, or the device context in native mode. */
+export function ipmiDcmiSecurity(o: IpmiDcmiOptions): SecurityNeeds {
+  const s = o.source;
+  if (s.kind === "native") return { contexts: [nativeIpmiContext] };
+  const commands = [{ flag: "collector.ipmi_dcmi.cmd", path: s.cmd[0], asRoot: s.asRoot }];
+  return s.asRoot ? { contexts: [IPMI_TOOL_CONTEXT], commands } : { commands };
+}
+
+/** Test hooks: device probing and the library serving ioctl/poll (a fake driver in tests). */
+export interface IpmiDcmiTestHooks {
+  exists?: (path: string) => boolean;
+  libc?: string;
+}
+
+/** Builds the collector over the source the options chose (native: the first /dev/ipmiN path that exists). */
+export function createIpmiDcmiCollector(
+  ctx: CollectorContext,
+  o: IpmiDcmiOptions,
+  hooks: IpmiDcmiTestHooks = {},
+): IpmiDcmiCollector {
+  const s = o.source;
+  if (s.kind === "native") {
+    const path = findIpmiDevice(o.devNum, hooks.exists);
     if (!path) {
       throw new Error(
-        `${why}, and no IPMI device (${ipmiDevicePaths(devNum).join(", ")}) exists; ` +
+        `${s.why}, and no IPMI device (${ipmiDevicePaths(o.devNum).join(", ")}) exists; ` +
           "load ipmi_si and ipmi_devintf, or set --collector.ipmi_dcmi.cmd",
       );
     }
     ctx.logger.info("using native IPMI", { device: path });
     const reader = new NativeDcmiReader(path, ctx.security, hooks.libc);
-    return new IpmiDcmiCollector({ kind: "native", reader, timeoutMs }, ctx.hostname);
-  };
-  if (f.bool("collector.ipmi_dcmi.force-native-mode")) return native("--collector.ipmi_dcmi.force-native-mode is set");
-  const cmd = hooks.toolDirs
-    ? resolveDcmiCommand(f.string("collector.ipmi_dcmi.cmd"), hooks.toolDirs.join(":"), [])
-    : resolveDcmiCommand(f.string("collector.ipmi_dcmi.cmd"), Deno.env.get("PATH") ?? "");
-  if (!cmd) {
-    return native(
-      `no IPMI DCMI tool (${dcmiCommands.map((c) => c[0]).join(", ")}) found on PATH or in ${sbinDirs.join(",")}`,
-    );
+    return new IpmiDcmiCollector({ kind: "native", reader, timeoutMs: o.timeoutMs }, ctx.hostname);
   }
-  const testMode = f.bool("collector.ipmi_dcmi.test-mode");
-  ctx.logger.debug("using IPMI command", { cmd: cmd.join(" "), test_mode: testMode });
+  ctx.logger.debug("using IPMI command", { cmd: s.cmd.join(" "), test_mode: !s.asRoot });
   return new IpmiDcmiCollector(
-    { kind: "tool", runner: { cmd, testMode, timeoutMs, security: ctx.security } },
+    { kind: "tool", runner: { cmd: s.cmd, testMode: !s.asRoot, timeoutMs: o.timeoutMs, security: ctx.security } },
     ctx.hostname,
   );
 }
@@ -284,5 +300,7 @@ registerCollector({
   defaultEnabled: false,
   help: "Node power from IPMI DCMI",
   registerFlags: registerIpmiDcmiFlags,
-  create: (ctx) => createIpmiDcmiCollector(ctx),
+  options: (f) => ipmiDcmiOptions(f),
+  security: ipmiDcmiSecurity,
+  create: (ctx, o) => createIpmiDcmiCollector(ctx, o),
 });

@@ -1,16 +1,30 @@
 // The `k8s` collector: pod cgroups under kubepods (cgroupfs driver) and kubepods.slice (systemd
 // driver) with the pod UID as uuid; CEEMS's API-related flags are accepted, the kubelet/API part is not used.
 
-import type { Collector, CollectorContext } from "./collector.ts";
-import { addCgroupFlags } from "./cgroup/flags.ts";
-import { UnitCollector } from "./cgroup/unit_collector.ts";
-import { registerCollector } from "./registry.ts";
+import type { FlagSet } from "../common/flags.ts";
+import { gatherNeeds } from "../privilege/declare.ts";
+import type { Collector, CollectorContext } from "./framework/collector.ts";
+import { addCgroupFlags, type CgroupOptions, cgroupOptions } from "./units/flags.ts";
+import { UnitCollector } from "./units/unit_collector.ts";
+import { registerCollector } from "./framework/registry.ts";
 import {
   createUnitSubCollectors,
   registerUnitSubCollectorFlags,
-  unitSubCollectorFeatures,
-  unitSubCollectorReadPaths,
-} from "./unit_subcollectors.ts";
+  type UnitSubOptions,
+  unitSubOptions,
+  unitSubSecurity,
+} from "./units/subcollectors.ts";
+
+/** The k8s flags, read once. */
+interface K8sOptions {
+  cgroup: CgroupOptions;
+  sub: UnitSubOptions;
+  psi: boolean;
+}
+
+function k8sOptions(f: FlagSet): K8sOptions {
+  return { cgroup: cgroupOptions(f), sub: unitSubOptions(f), psi: f.bool("collector.k8s.psi-metrics") };
+}
 
 registerCollector({
   name: "k8s",
@@ -39,16 +53,13 @@ registerCollector({
       help: "Enables collection of PSI metrics (default: disabled)",
     });
   },
-  subFeatures: unitSubCollectorFeatures,
-  readPaths: unitSubCollectorReadPaths,
-  async create(ctx: CollectorContext): Promise<Collector> {
-    const uc = new UnitCollector(ctx, "k8s", {
-      swap: true,
-      psi: ctx.flags.bool("collector.k8s.psi-metrics"),
-      blkio: true,
-    }, { subCollectors: await createUnitSubCollectors(ctx) });
+  options: k8sOptions,
+  security: (o) => gatherNeeds(unitSubSecurity(o.sub)),
+  async create(ctx: CollectorContext, o: K8sOptions): Promise<Collector> {
+    const subs = await createUnitSubCollectors(ctx, o.sub);
+    const uc = new UnitCollector(ctx, "k8s", { swap: true, psi: o.psi, blkio: true }, subs, { cgroup: o.cgroup });
     const both = uc.layout.roots.includes("/kubepods") && uc.layout.roots.includes("/kubepods.slice");
     if (both) ctx.logger.warn("both kubepods and kubepods.slice exist; pods of both drivers are reported");
-    return { start: () => uc.start(), update: (sink) => uc.update(sink), stop: () => uc.stop() };
+    return { start: () => uc.start(), update: (sink) => uc.scrape(sink, uc.discover()), stop: () => uc.stop() };
   },
 });

@@ -2,8 +2,8 @@
 // MemTotal, MemFree and MemAvailable by default, every field with --collector.meminfo.all-stats.
 
 import { join } from "../common/path.ts";
-import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
-import { registerCollector } from "./registry.ts";
+import type { Collector, CollectorContext, MetricSink } from "./framework/collector.ts";
+import { registerCollector } from "./framework/registry.ts";
 
 const defaultKeys = ["MemTotal_bytes", "MemFree_bytes", "MemAvailable_bytes"];
 
@@ -49,6 +49,7 @@ registerCollector({
     flags.add({ name: "collector.meminfo.all-stats", kind: "bool", help: "Export every field of /proc/meminfo." });
     flags.alias("collector.meminfo.all.stats", "collector.meminfo.all-stats");
   },
-  create: (ctx: CollectorContext) =>
-    new MeminfoCollector(ctx.paths.procfs, ctx.hostname, ctx.flags.bool("collector.meminfo.all-stats")),
+  options: (f) => ({ allStats: f.bool("collector.meminfo.all-stats") }),
+  create: (ctx: CollectorContext, o: { allStats: boolean }) =>
+    new MeminfoCollector(ctx.paths.procfs, ctx.hostname, o.allStats),
 });

@@ -3,8 +3,8 @@
 
 import { join } from "../common/path.ts";
 import type { FlagSet } from "../common/flags.ts";
-import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
-import { registerCollector } from "./registry.ts";
+import type { Collector, CollectorContext, MetricSink } from "./framework/collector.ts";
+import { registerCollector } from "./framework/registry.ts";
 
 const receiveFields = ["bytes", "packets", "errors", "dropped", "fifo", "frame", "compressed", "multicast"];
 const transmitFields = ["bytes", "packets", "errors", "dropped", "fifo", "colls", "carrier", "compressed"];
@@ -79,9 +79,13 @@ function registerFlags(fs: FlagSet): void {
   });
 }
 
-function create(ctx: CollectorContext): Collector {
-  const inc = ctx.flags.string("collector.netdev.device-include");
-  const exc = ctx.flags.string("collector.netdev.device-exclude");
+/** The netdev flags. */
+interface NetdevOptions {
+  include: string;
+  exclude: string;
+}
+
+function create(ctx: CollectorContext, { include: inc, exclude: exc }: NetdevOptions): Collector {
   if (inc && exc) {
     throw new Error("--collector.netdev.device-include and --collector.netdev.device-exclude are mutually exclusive");
   }
@@ -98,5 +102,9 @@ registerCollector({
   defaultEnabled: false,
   help: "Network interface counters",
   registerFlags,
+  options: (f): NetdevOptions => ({
+    include: f.string("collector.netdev.device-include"),
+    exclude: f.string("collector.netdev.device-exclude"),
+  }),
   create,
 });

@@ -4,8 +4,8 @@
 import type { FlagSet } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
 import { isNotSupported, Nvml, type NvmlDevice, NvmlError, nvmlMigEnabled, NvmlReturn } from "../ffi/nvml.ts";
-import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./collector.ts";
-import { registerCollector } from "./registry.ts";
+import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./framework/collector.ts";
+import { registerCollector } from "./framework/registry.ts";
 
 /** One GPU or MIG instance as read in one scrape. */
 export interface GpuReading {
@@ -175,6 +175,12 @@ function registerFlags(fs: FlagSet): void {
   });
 }
 
+/** The nvml flags. */
+interface NvmlOptions {
+  library: string;
+  gpuType: string;
+}
+
 /** GPU vendor chosen with --collector.gpu.type when that flag exists ("" = autodetect or undeclared). */
 export function declaredGpuType(fs: FlagSet): string {
   return fs.has("collector.gpu.type") ? String(fs.get("collector.gpu.type") ?? "") : "";
@@ -193,14 +199,16 @@ registerCollector({
   defaultEnabled: false,
   help: "NVIDIA GPU power and energy counters through NVML",
   registerFlags,
-  // The library is loaded at the first scrape, after the privilege drop: the run-as user must reach it.
-  readPaths: (flags) => [flags.string("collector.nvml.library-path")],
-  create: (ctx: CollectorContext): Collector => {
-    const type = declaredGpuType(ctx.flags);
+  options: (f): NvmlOptions => ({ library: f.string("collector.nvml.library-path"), gpuType: declaredGpuType(f) }),
+  // The library is loaded at the first scrape, after the privilege drop: the run-as user must read it and
+  // must not be able to replace it.
+  security: (o) => ({ readPaths: [o.library], loadPaths: [o.library] }),
+  create: (ctx: CollectorContext, o: NvmlOptions): Collector => {
+    const type = o.gpuType;
     if (type && type !== "nvidia") {
       ctx.logger.info("nvml collector idle: --collector.gpu.type is not nvidia", { gpu_type: type });
       return new DisabledCollector(`--collector.gpu.type=${type}`);
     }
-    return new NvmlCollector(ctx.flags.string("collector.nvml.library-path"), ctx.hostname, ctx.logger);
+    return new NvmlCollector(o.library, ctx.hostname, ctx.logger);
   },
 });

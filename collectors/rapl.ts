@@ -4,9 +4,20 @@
 import { join } from "../common/path.ts";
 import type { FlagSet } from "../common/flags.ts";
 import { closeRaw, preadRaw } from "../ffi/libc.ts";
+import type { DeclaredContext } from "../privilege/declare.ts";
 import type { SecurityManager } from "../privilege/security.ts";
-import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./collector.ts";
-import { registerCollector } from "./registry.ts";
+import { type Collector, type CollectorContext, type MetricSink, NoDataError } from "./framework/collector.ts";
+import { sanitizeMetricName } from "./framework/metric_sink.ts";
+import { registerCollector } from "./framework/registry.ts";
+
+/** The context root-only energy_uj files are opened in (their descriptors are read afterwards). */
+export const RAPL_CONTEXT: DeclaredContext = {
+  name: "rapl",
+  caps: ["cap_dac_read_search"],
+  flag: "collector.rapl",
+  reason: "reads root-only /sys/class/powercap/*/energy_uj",
+  uses: ["openFd"],
+};
 
 /** One powercap RAPL zone. */
 export interface RaplZone {
@@ -15,11 +26,6 @@ export interface RaplZone {
   index: number;
   /** Directory of the zone, joined from the sysfs root as given (a label value). */
   path: string;
-}
-
-/** Replaces characters not allowed in metric names by `_`. */
-export function sanitizeMetricName(s: string): string {
-  return s.replace(/[^a-zA-Z0-9_:]/g, "_");
 }
 
 /** Lists RAPL zones: each powercap entry with a readable `name`; `package-N` gives index N, others count up. */
@@ -102,10 +108,7 @@ export async function readEnergyFiles(
     }
   }
   if (denied.length) {
-    const res = await security.run(
-      { name: "rapl", caps: ["cap_dac_read_search"] },
-      denied.map((path) => ({ kind: "openFd" as const, path })),
-    );
+    const res = await security.run(RAPL_CONTEXT, denied.map((path) => ({ kind: "openFd" as const, path })));
     res.forEach((r, i) => {
       if (!r.ok) throw new Error(`opening ${denied[i]}: ${r.error}`);
       const fd = r.value as number;
@@ -214,6 +217,8 @@ registerCollector({
   defaultEnabled: true,
   help: "RAPL energy counters",
   registerFlags,
-  create: (ctx: CollectorContext) =>
-    new RaplCollector(ctx.paths.sysfs, ctx.hostname, ctx.flags.bool("collector.rapl.enable-zone-label"), ctx.security),
+  options: (f) => ({ zoneLabel: f.bool("collector.rapl.enable-zone-label") }),
+  security: () => ({ contexts: [RAPL_CONTEXT] }),
+  create: (ctx: CollectorContext, o: { zoneLabel: boolean }) =>
+    new RaplCollector(ctx.paths.sysfs, ctx.hostname, o.zoneLabel, ctx.security),
 });

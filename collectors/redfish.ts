@@ -4,9 +4,10 @@
 import type { FlagSet } from "../common/flags.ts";
 import { parseDuration } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
-import type { Collector, CollectorContext, MetricSink } from "./collector.ts";
-import { sanitizeMetricName } from "./rapl.ts";
-import { registerCollector } from "./registry.ts";
+import { isTimeout, TimeoutError } from "../common/timeout.ts";
+import type { Collector, CollectorContext, MetricSink } from "./framework/collector.ts";
+import { sanitizeMetricName } from "./framework/metric_sink.ts";
+import { registerCollector } from "./framework/registry.ts";
 
 /** The collector's configuration file, as CEEMS reads it. */
 export interface RedfishConfig {
@@ -144,7 +145,7 @@ export class RedfishClient {
       });
     } catch (e) {
       const err = e as Error;
-      if (err.name === "TimeoutError") throw new Error(`${method} ${url}: no answer within ${this.cfg.timeoutMs} ms`);
+      if (isTimeout(err)) throw new TimeoutError(`${method} ${url}: no answer`, this.cfg.timeoutMs);
       throw new Error(`${method} ${url}: ${err.message}`);
     }
     let text: string;
@@ -306,8 +307,14 @@ function registerFlags(fs: FlagSet): void {
   });
 }
 
-async function create(ctx: CollectorContext): Promise<Collector> {
-  let file = ctx.flags.string("collector.redfish.config.file");
+/** The redfish flags. */
+interface RedfishOptions {
+  file: string;
+  expandEnv: boolean;
+}
+
+async function create(ctx: CollectorContext, o: RedfishOptions): Promise<Collector> {
+  let file = o.file;
   const legacyEnv = Deno.env.get("CEEMS_EXPORTER_REDFISH_COLL_WEB_CONFIG_FILE");
   if (!file && legacyEnv) {
     ctx.logger.warn(
@@ -323,7 +330,7 @@ async function create(ctx: CollectorContext): Promise<Collector> {
     throw new Error(`--collector.redfish.config.file: ${(e as Error).message}`);
   }
   const env = Deno.env.toObject();
-  if (ctx.flags.bool("collector.redfish.config.file.expand-env-vars")) text = expandEnv(text, env);
+  if (o.expandEnv) text = expandEnv(text, env);
   let cfg: RedfishConfig;
   try {
     cfg = await parseRedfishConfig(text, env);
@@ -359,5 +366,11 @@ registerCollector({
   defaultEnabled: false,
   help: "Chassis power from a Redfish BMC",
   registerFlags,
+  options: (f): RedfishOptions => ({
+    file: f.string("collector.redfish.config.file"),
+    expandEnv: f.bool("collector.redfish.config.file.expand-env-vars"),
+  }),
+  // The configuration is read at start-up, before the drop; no capability: BMC discovery through IPMI (what
+  // CEEMS needs cap_dac_override for) is not implemented, a config without a hostname stops start-up.
   create,
 });

@@ -2,20 +2,69 @@
 // or `/<SLUID>`) as ceems_compute_unit* metrics, GPU→job mapping from environments or map files, rdma sub-collector.
 
 import type { FlagSet } from "../common/flags.ts";
-import type { Collector, CollectorContext } from "./collector.ts";
-import type { Unit } from "./cgroup/discovery.ts";
-import { addCgroupFlags, addGpuFlags, addRdmaFlags } from "./cgroup/flags.ts";
-import { type GpuShare, UnitCollector, unitKey } from "./cgroup/unit_collector.ts";
+import { gatherNeeds, type SecurityNeeds } from "../privilege/declare.ts";
+import type { Collector, CollectorContext } from "./framework/collector.ts";
+import type { Unit } from "./units/discovery.ts";
+import {
+  addCgroupFlags,
+  addGpuFlags,
+  addRdmaFlags,
+  type CgroupOptions,
+  cgroupOptions,
+  gpuCommands,
+  type GpuOptions,
+  gpuOptions,
+} from "./units/flags.ts";
+import { type GpuShare, UnitCollector, unitKey } from "./units/unit_collector.ts";
 import { applyOrderMap, type GpuDevice, loadGpus, resolveGpuType } from "./gpu/devices.ts";
-import { registerCollector } from "./registry.ts";
+import { registerCollector } from "./framework/registry.ts";
 import {
   createUnitSubCollectors,
   registerUnitSubCollectorFlags,
-  unitSubCollectorFeatures,
-  unitSubCollectorReadPaths,
-} from "./unit_subcollectors.ts";
+  type UnitSubOptions,
+  unitSubOptions,
+  unitSubSecurity,
+} from "./units/subcollectors.ts";
 import { expandHostlist } from "../common/slurm_hostlist.ts";
-import { SluidResolver } from "./slurm/sluid.ts";
+import { SluidResolver, SLURM_ENVIRON_CONTEXT } from "./slurm/sluid.ts";
+
+/** The slurm flags, read once. */
+export interface SlurmOptions {
+  cgroup: CgroupOptions;
+  gpu: GpuOptions;
+  sub: UnitSubOptions;
+  swap: boolean;
+  psi: boolean;
+  gpuOrderMap: string;
+  gresConfigFile: string;
+  /** Directory of files named by GPU index holding a job id ("" = read job environments instead). */
+  gpuJobMapPath: string;
+}
+
+/** Reads the slurm flags (and its sub-collectors' and shared groups'). */
+export function slurmOptions(f: FlagSet): SlurmOptions {
+  const gpuOrderMap = f.string("collector.slurm.gpu-order-map");
+  applyOrderMap([], gpuOrderMap); // validates the flag at start-up
+  return {
+    cgroup: cgroupOptions(f),
+    gpu: gpuOptions(f),
+    sub: unitSubOptions(f, { rdma: true }),
+    swap: f.bool("collector.slurm.swap-memory-metrics"),
+    psi: f.bool("collector.slurm.psi-metrics"),
+    gpuOrderMap,
+    gresConfigFile: f.string("collector.slurm.gres-config-file"),
+    gpuJobMapPath: f.string("collector.slurm.gpu-job-map-path"),
+  };
+}
+
+/** What slurm declares: job environments read unless a GPU job map is given, its tools, sub-collectors. */
+export function slurmSecurity(o: SlurmOptions): SecurityNeeds {
+  const own: SecurityNeeds = {
+    contexts: o.gpuJobMapPath ? [] : [SLURM_ENVIRON_CONTEXT],
+    commands: gpuCommands(o.gpu),
+  };
+  return gatherNeeds([own, ...unitSubSecurity(o.sub)]);
+}
 
 /** GPU request of a job read from its environment. */
 export interface JobGpuRequest {
@@ -78,19 +127,12 @@ export function parseGresShards(text: string, hostname: string): Map<string, Map
 class SlurmGpuMapper {
   #devices?: GpuDevice[];
   #cache = new Map<string, GpuShare[]>();
-  constructor(private ctx: CollectorContext, private gpuType: "nvidia" | "amd") {}
+  constructor(private ctx: CollectorContext, private o: SlurmOptions, private gpuType: "nvidia" | "amd") {}
 
   async #loadDevices(): Promise<GpuDevice[]> {
     if (this.#devices) return this.#devices;
-    const f = this.ctx.flags;
-    const { devices } = await loadGpus({
-      type: this.gpuType,
-      nvidiaSmi: f.string("collector.gpu.nvidia-smi-path"),
-      rocmSmi: f.string("collector.gpu.rocm-smi-path"),
-      amdSmi: f.string("collector.gpu.amd-smi-path"),
-      security: this.ctx.security,
-    }, false);
-    this.#devices = applyOrderMap(devices, f.string("collector.slurm.gpu-order-map"));
+    const { devices } = await loadGpus({ ...this.o.gpu, type: this.gpuType, security: this.ctx.security }, false);
+    this.#devices = applyOrderMap(devices, this.o.gpuOrderMap);
     return this.#devices;
   }
 
@@ -132,7 +174,7 @@ class SlurmGpuMapper {
   #gres(): Map<string, Map<string, number>> {
     try {
       return parseGresShards(
-        Deno.readTextFileSync(this.ctx.flags.string("collector.slurm.gres-config-file")),
+        Deno.readTextFileSync(this.o.gresConfigFile),
         this.ctx.hostname || Deno.hostname(),
       );
     } catch {
@@ -142,7 +184,7 @@ class SlurmGpuMapper {
 
   async #requests(units: Unit[]): Promise<Map<string, JobGpuRequest>> {
     const out = new Map<string, JobGpuRequest>();
-    const mapDir = this.ctx.flags.string("collector.slurm.gpu-job-map-path");
+    const mapDir = this.o.gpuJobMapPath;
     if (mapDir) {
       for (const e of Deno.readDirSync(mapDir)) {
         if (!/^\d+$/.test(e.name)) continue;
@@ -158,10 +200,9 @@ class SlurmGpuMapper {
       return out;
     }
     const pids = [...new Set(units.flatMap((u) => u.pids))];
-    const [res] = await this.ctx.security.run(
-      { name: "slurm", caps: ["cap_sys_ptrace", "cap_dac_read_search"] },
-      [{ kind: "readEnviron", procfs: this.ctx.paths.procfs, pids }],
-    );
+    const [res] = await this.ctx.security.run(SLURM_ENVIRON_CONTEXT, [
+      { kind: "readEnviron", procfs: this.ctx.paths.procfs, pids },
+    ]);
     if (!res.ok) throw new Error(`reading job environments: ${res.error}`);
     const envs = res.value as Record<string, string[]>;
     for (const u of units) {
@@ -211,33 +252,25 @@ export function registerSlurmFlags(fs: FlagSet): void {
 }
 
 /** Builds the slurm collector (with its perf, ebpf and rdma sub-collectors). */
-export async function createSlurmCollector(ctx: CollectorContext): Promise<Collector> {
-  const f = ctx.flags;
-  applyOrderMap([], f.string("collector.slurm.gpu-order-map")); // validates the flag at start-up
-  const gpuType = resolveGpuType(f.string("collector.gpu.type"), ctx.paths.sysfs, {
-    nvidiaSmi: f.string("collector.gpu.nvidia-smi-path"),
-    rocmSmi: f.string("collector.gpu.rocm-smi-path"),
-    amdSmi: f.string("collector.gpu.amd-smi-path"),
-  }, (m) => ctx.logger.warn(m));
-  const mapper = gpuType === "nogpu" ? undefined : new SlurmGpuMapper(ctx, gpuType);
+export async function createSlurmCollector(ctx: CollectorContext, o: SlurmOptions): Promise<Collector> {
+  const gpuType = resolveGpuType(o.gpu.type, ctx.paths.sysfs, o.gpu, (m) => ctx.logger.warn(m));
+  const mapper = gpuType === "nogpu" ? undefined : new SlurmGpuMapper(ctx, o, gpuType);
   const sluids = new SluidResolver({ procfs: ctx.paths.procfs, logger: ctx.logger, security: ctx.security });
-  const uc = new UnitCollector(ctx, "slurm", {
-    swap: f.bool("collector.slurm.swap-memory-metrics"),
-    psi: f.bool("collector.slurm.psi-metrics"),
-    blkio: false,
-  }, {
-    resolveUnits: (units) => sluids.resolve(units),
-    gpuShares: mapper ? (units) => mapper.shares(units) : undefined,
-    subCollectors: await createUnitSubCollectors(ctx, { perf: true, rdma: true }),
-  }, { rootMayAppearLater: true }); // a unit ordered before slurmd starts before its cgroup root exists
-  return { start: () => uc.start(), update: (sink) => uc.update(sink), stop: () => uc.stop() };
-}
-
-/** Sub-collectors the slurm flags turn on, as capability-table features. */
-export function slurmSubFeatures(flags: FlagSet): string[] {
-  const out = unitSubCollectorFeatures(flags);
-  if (flags.has("collector.rdma.stats") && flags.bool("collector.rdma.stats")) out.push("rdma");
-  return out;
+  const subs = await createUnitSubCollectors(ctx, o.sub);
+  // A unit ordered before slurmd starts before its cgroup root exists.
+  const uc = new UnitCollector(ctx, "slurm", { swap: o.swap, psi: o.psi, blkio: false }, subs, {
+    cgroup: o.cgroup,
+    rootMayAppearLater: true,
+  });
+  return {
+    start: () => uc.start(),
+    async update(sink) {
+      const units = await sluids.resolve(uc.discover());
+      const gpuShares = mapper ? await mapper.shares(units).catch((e) => e as Error) : undefined;
+      await uc.scrape(sink, units, { gpuShares });
+    },
+    stop: () => uc.stop(),
+  };
 }
 
 registerCollector({
@@ -245,7 +278,7 @@ registerCollector({
   defaultEnabled: false,
   help: "SLURM job cgroups",
   registerFlags: registerSlurmFlags,
-  subFeatures: slurmSubFeatures,
-  readPaths: unitSubCollectorReadPaths,
+  options: slurmOptions,
+  security: slurmSecurity,
   create: createSlurmCollector,
 });

@@ -58,7 +58,7 @@ export function processSnapshot(): ProcessSnapshot {
   return snap;
 }
 
-/** Where {@link emitProcessMetrics} writes: the exporter's scrape sink (collectors/metric_sink.ts). */
+/** Where {@link emitProcessMetrics} writes: the exporter's scrape sink (collectors/framework/metric_sink.ts). */
 export interface ProcessMetricSink {
   gauge(name: string, help: string, labels: Record<string, string>, value: number): void;
   counter(name: string, help: string, labels: Record<string, string>, value: number): void;

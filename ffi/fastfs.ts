@@ -1,20 +1,10 @@
 // Synchronous small-file and directory reads through libc open/read/getdents64/close into reusable buffers:
 // a few FFI calls per file instead of Deno's per-call op, resource and buffer overhead (cgroup scrapes).
 
-/**
- * The libc symbols FastFs uses. read and getdents64 return ssize_t; they are declared i32 (the low half of the
- * return register on LP64 x86_64/aarch64, exact for our ≤ 64 KiB requests and -1) so that no BigInt is
- * allocated per call; the size arguments stay usize, passed as one preallocated BigInt.
- */
-export const fastFsSymbols = {
-  open: { parameters: ["buffer", "i32"], result: "i32" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  getdents64: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-} as const satisfies Deno.ForeignLibraryInterface;
+import { errnoName, type Libc, libc } from "./libc.ts";
 
-type Syms = Deno.DynamicLibrary<typeof fastFsSymbols>["symbols"];
+/** The libc symbols FastFs uses (ffi/libc.ts: read and getdents64 with i32 results, no BigInt per call). */
+export type FastFsSyms = Pick<Libc, "open" | "readI32" | "getdents64" | "close" | "__errno_location">;
 
 const O_RDONLY_CLOEXEC = 0o2000000;
 const O_DIRECTORY_CLOEXEC = 0o200000 | 0o2000000;
@@ -24,12 +14,10 @@ const ENOTDIR = 20;
 const DT_UNKNOWN = 0;
 const DT_DIR = 4;
 
-const errnoNames: Record<number, string> = { 5: "EIO", 13: "EACCES", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE" };
-
 /** Error of a fast read, shaped like Deno's: NotFound for ENOENT/ENOTDIR, else a plain Error with errno. */
 function errnoError(what: string, path: string, errno: number): Error {
   if (errno === ENOENT || errno === ENOTDIR) return new Deno.errors.NotFound(`${what} '${path}': errno ${errno}`);
-  const e = new Error(`${what} '${path}': ${errnoNames[errno] ?? `errno ${errno}`}`);
+  const e = new Error(`${what} '${path}': ${errnoName(errno)}`);
   (e as Error & { errno: number }).errno = errno;
   return e;
 }
@@ -46,7 +34,7 @@ export interface DirEntryLite {
  * in several chunks and joined.
  */
 export class FastFs {
-  readonly #s: Syms;
+  readonly #s: FastFsSyms;
   readonly #path = new Uint8Array(4096);
   /** The string whose bytes start #path (#dirLen of them), or undefined. */
   #dir: string | undefined;
@@ -62,7 +50,7 @@ export class FastFs {
   readonly #enc = new TextEncoder();
   readonly #dec = new TextDecoder();
 
-  constructor(syms: Syms, bufferSize = 65536) {
+  constructor(syms: FastFsSyms, bufferSize = 65536) {
     this.#s = syms;
     const data = new Uint8Array(2 * bufferSize);
     this.#head = data.subarray(0, bufferSize);
@@ -124,7 +112,7 @@ export class FastFs {
   #open(path: string, flags: number, what: string, name?: string): number {
     const c = name === undefined ? this.#cPath(path) : this.#cPath2(path, name);
     for (;;) {
-      const fd = this.#s.open(c, flags);
+      const fd = this.#s.open(c, flags, 0);
       if (fd >= 0) return fd;
       const e = this.#errno();
       if (e !== EINTR) throw errnoError(what, name === undefined ? path : `${path}/${name}`, e);
@@ -134,7 +122,7 @@ export class FastFs {
   /** read(2) of up to bufferSize bytes into `buf`; retries EINTR. */
   #read(fd: number, buf: Uint8Array<ArrayBuffer>, path: string, name?: string): number {
     for (;;) {
-      const n = this.#s.read(fd, buf, this.#chunkLen);
+      const n = this.#s.readI32(fd, buf, this.#chunkLen);
       if (n >= 0) return n;
       const e = this.#errno();
       if (e !== EINTR) throw errnoError("read", name === undefined ? path : `${path}/${name}`, e);
@@ -255,7 +243,7 @@ let shared: FastFs | null | undefined;
 export function fastFs(): FastFs | null {
   if (shared === undefined) {
     try {
-      shared = new FastFs(Deno.dlopen("libc.so.6", fastFsSymbols).symbols);
+      shared = new FastFs(libc());
     } catch {
       shared = null;
     }

@@ -1,6 +1,9 @@
 // OpenIPMI character-device (/dev/ipmiN) transport through libc via Deno.dlopen: the x86_64 layouts of
 // linux/ipmi.h's structs, IPMICTL_SEND_COMMAND / IPMICTL_RECEIVE_MSG_TRUNC, poll with a bounded wait, and DCMI.
 
+import { TimeoutError } from "../common/timeout.ts";
+import { ErrnoError } from "./libc.ts";
+
 /** ioctl numbers of linux/ipmi.h on x86_64 (_IOR/_IOWR with the struct sizes below). */
 export const IPMICTL_SEND_COMMAND = 0x8028690d; // _IOR('i', 13, struct ipmi_req)      size 40
 export const IPMICTL_RECEIVE_MSG_TRUNC = 0xc030690b; // _IOWR('i', 11, struct ipmi_recv) size 48
@@ -147,29 +150,6 @@ const libcSymbols = {
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
-const errnoNames: Record<number, string> = {
-  2: "ENOENT",
-  4: "EINTR",
-  6: "ENXIO",
-  9: "EBADF",
-  11: "EAGAIN",
-  13: "EACCES",
-  14: "EFAULT",
-  19: "ENODEV",
-  22: "EINVAL",
-  25: "ENOTTY",
-  90: "EMSGSIZE",
-  110: "ETIMEDOUT",
-};
-
-/** A failed system call, with its errno. */
-export class SyscallError extends Error {
-  constructor(readonly call: string, readonly errno: number) {
-    super(`${call}: ${errnoNames[errno] ?? "errno"} (${errno})`);
-    this.name = "SyscallError";
-  }
-}
-
 const EMSGSIZE = 90;
 const O_RDWR = 0o2;
 const O_NONBLOCK = 0o4000;
@@ -185,7 +165,7 @@ export function openIpmiDeviceFd(path: string, libc = "libc.so.6"): number {
     const fd = dl.symbols.open(new TextEncoder().encode(path + "\0"), O_RDWR | O_NONBLOCK | O_CLOEXEC, 0);
     if (fd < 0) {
       const p = dl.symbols.__errno_location();
-      throw new SyscallError(`open ${path}`, p ? new Deno.UnsafePointerView(p).getInt32() : 0);
+      throw new ErrnoError(`open ${path}`, p ? new Deno.UnsafePointerView(p).getInt32() : 0);
     }
     return fd;
   } finally {
@@ -235,7 +215,7 @@ export class IpmiDevice {
       dataLen: msg.data.length,
     });
     const err = this.#ioctl(IPMICTL_SEND_COMMAND, req);
-    if (err) throw new SyscallError("ioctl IPMICTL_SEND_COMMAND", err);
+    if (err) throw new ErrnoError("ioctl IPMICTL_SEND_COMMAND", err);
     return msgid;
   }
 
@@ -261,7 +241,7 @@ export class IpmiDevice {
     const cap = 1024;
     const recv = encodeRecv({ addrPtr: this.#base + 512n, addrLen: 40, dataPtr: this.#base + 1024n, dataLen: cap });
     const err = this.#ioctl(IPMICTL_RECEIVE_MSG_TRUNC, recv);
-    if (err && err !== EMSGSIZE) throw new SyscallError("ioctl IPMICTL_RECEIVE_MSG_TRUNC", err);
+    if (err && err !== EMSGSIZE) throw new ErrnoError("ioctl IPMICTL_RECEIVE_MSG_TRUNC", err);
     const r = decodeRecv(recv);
     return { ...r, data: u8.slice(1024, 1024 + Math.min(r.dataLen, cap)) };
   }
@@ -273,13 +253,13 @@ export class IpmiDevice {
     for (;;) {
       const left = deadline - performance.now();
       if (left <= 0 || !(await this.waitReadable(left))) {
-        throw new Error(`no response from the BMC within ${timeoutMs} ms`);
+        throw new TimeoutError("no response from the BMC", timeoutMs);
       }
       let r;
       try {
         r = this.receive();
       } catch (e) {
-        if (e instanceof SyscallError && e.errno === 11) continue; // raced with another reader
+        if (e instanceof ErrnoError && e.errno === 11) continue; // raced with another reader
         throw e;
       }
       // Skip events, commands and stale responses to earlier (timed-out) requests.

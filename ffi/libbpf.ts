@@ -1,7 +1,7 @@
 // libbpf.so.1 through Deno FFI: opening, loading and attaching a BPF object with an attach-mode
 // fallback (synchronous, for privileged ops), and reading/updating its maps by raw fd (no capability).
 
-import { closeRaw, cString, ErrnoError, lastErrno } from "./libc_io.ts";
+import { closeRaw, cString, errno, ErrnoError } from "./libc.ts";
 import { perfTracepointOpenSync } from "./perf.ts";
 
 const libbpfSymbols = {
@@ -110,12 +110,12 @@ function attachPrograms(
         // On success the link owns the perf fd (bpf_link__destroy closes it).
         link = lib.bpf_program__attach_perf_event(p, pfd);
         if (link === null) {
-          const errno = lastErrno();
+          const err = errno();
           closeRaw(pfd);
-          throw new ErrnoError(`attach ${name} to perf event (${group.mode})`, errno);
+          throw new ErrnoError(`attach ${name} to perf event (${group.mode})`, err);
         }
       }
-      if (link === null) throw new ErrnoError(`attach ${name} (${group.mode})`, lastErrno());
+      if (link === null) throw new ErrnoError(`attach ${name} (${group.mode})`, errno());
       links.push(link);
     }
     return links;
@@ -133,7 +133,7 @@ function tryGroup(
   configMap: string | undefined,
 ): BpfLoadResult {
   const obj = lib.bpf_object__open_file(cString(objectPath), null);
-  if (obj === null) throw new ErrnoError(`open ${objectPath}`, lastErrno());
+  if (obj === null) throw new ErrnoError(`open ${objectPath}`, errno());
   const links: Deno.PointerValue[] = [];
   try {
     for (let p = lib.bpf_object__next_program(obj, null); p !== null; p = lib.bpf_object__next_program(obj, p)) {

@@ -1,10 +1,8 @@
 // perf_event_open(2) through libc's syscall(): opening counting events per process or per cgroup and
 // CPU, and reading them with the time_enabled/time_running read format used for multiplex scaling.
 
-import { closeRaw, ErrnoError, lastErrno, libcSyms, O_DIR_RDONLY, openRaw, readRaw } from "./libc_io.ts";
+import { closeRaw, errno, ErrnoError, libc, O_DIR_RDONLY, openRaw, readRaw, syscallNumbers } from "./libc.ts";
 
-/** SYS_perf_event_open on x86_64. */
-const SYS_perf_event_open = 298n;
 const PERF_FLAG_FD_CLOEXEC = 1n << 3n;
 const PERF_FLAG_PID_CGROUP = 1n << 2n;
 const PERF_FORMAT_TOTAL_TIME_ENABLED = 1n;
@@ -41,8 +39,8 @@ function attrFor(ev: PerfEventSpec, inherit: boolean): Uint8Array<ArrayBuffer> {
 }
 
 function perfEventOpen(attr: Uint8Array<ArrayBuffer>, pid: number, cpu: number, flags: bigint): number {
-  const fd = Number(libcSyms().syscall(SYS_perf_event_open, attr, BigInt(pid), BigInt(cpu), -1n, flags));
-  if (fd < 0) throw new ErrnoError("perf_event_open", lastErrno());
+  const fd = Number(libc().syscall5(syscallNumbers().perfEventOpen, attr, BigInt(pid), BigInt(cpu), -1n, flags));
+  if (fd < 0) throw new ErrnoError("perf_event_open", errno());
   return fd;
 }
 

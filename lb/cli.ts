@@ -195,6 +195,8 @@ export async function lbMain(argv: string[]): Promise<void> {
     flags: fs,
     logger,
     required: new Map(),
+    // No privileged context at all: any call into one fails.
+    contexts: new Map(),
     // Worker modules load after the drop: the query analyser's always, the database reader's with data.path.
     readPaths: [
       ...moduleGraphFiles(QueryAnalyser.workerUrl),

@@ -1,7 +1,7 @@
-// POSIX ACL entries that let the run-as user reach configured paths: planning from file modes, and
-// adding/removing ACL_USER entries through the system.posix_acl_access xattr. Synchronous calls only.
+// POSIX ACL entries that let the run-as user reach configured paths, changing nobody else's rights: an
+// entry is added only where none exists, the mask only widened when no other entry's effective rights move.
 
-import { getXattr, setXattr } from "../ffi/libc.ts";
+import { ctimeNs, getXattr, setXattr } from "../ffi/libc.ts";
 
 /** One planned ACL entry: grant `perm` (rwx bits) on `path` to `uid`. */
 export interface AclEntry {
@@ -10,27 +10,38 @@ export interface AclEntry {
   perm: number;
 }
 
+/** What adding an entry changed, so that exactly that can be undone (also after a crash). */
+export interface AddedAcl extends AclEntry {
+  /** The mask before (null: the file had no mask, i.e. no extended ACL). */
+  maskBefore: number | null;
+  /** The mask written with the entry. */
+  maskAfter: number;
+  /** The path's ctime (ns, decimal) right after the change: a later change by anyone else moves it. */
+  ctime: string;
+}
+
 const XATTR = "system.posix_acl_access";
 const VERSION = 2;
 const TAG = { USER_OBJ: 1, USER: 2, GROUP_OBJ: 4, GROUP: 8, MASK: 0x10, OTHER: 0x20 } as const;
 
-interface RawEntry {
+/** One raw entry of the system.posix_acl_access xattr. */
+export interface RawAclEntry {
   tag: number;
   perm: number;
   id: number;
 }
 
-function decodeAcl(buf: Uint8Array): RawEntry[] {
+function decodeAcl(buf: Uint8Array): RawAclEntry[] {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   if (buf.length < 4 || dv.getUint32(0, true) !== VERSION) throw new Error("unsupported ACL xattr version");
-  const out: RawEntry[] = [];
+  const out: RawAclEntry[] = [];
   for (let o = 4; o + 8 <= buf.length; o += 8) {
     out.push({ tag: dv.getUint16(o, true), perm: dv.getUint16(o + 2, true), id: dv.getUint32(o + 4, true) });
   }
   return out;
 }
 
-function encodeAcl(entries: RawEntry[]): Uint8Array {
+function encodeAcl(entries: RawAclEntry[]): Uint8Array {
   const order = (t: number) => [1, 2, 4, 8, 0x10, 0x20].indexOf(t);
   const sorted = [...entries].sort((a, b) => order(a.tag) - order(b.tag) || a.id - b.id);
   const buf = new Uint8Array(4 + 8 * sorted.length);
@@ -44,7 +55,8 @@ function encodeAcl(entries: RawEntry[]): Uint8Array {
   return buf;
 }
 
-function currentAcl(path: string): RawEntry[] {
+/** The access ACL of a path: the xattr's entries, or the three the mode bits stand for. */
+export function currentAcl(path: string): RawAclEntry[] {
   const raw = getXattr(path, XATTR);
   if (raw) return decodeAcl(raw);
   const mode = Deno.statSync(path).mode ?? 0;
@@ -55,30 +67,81 @@ function currentAcl(path: string): RawEntry[] {
   ];
 }
 
-/** Recomputes the mask as setfacl does: the union of the group class (named entries and group owner). */
-function withMask(entries: RawEntry[]): RawEntry[] {
-  const rest = entries.filter((e) => e.tag !== TAG.MASK);
-  const named = rest.some((e) => e.tag === TAG.USER || e.tag === TAG.GROUP);
-  if (!named) return rest;
-  const mask = rest.filter((e) => e.tag !== TAG.USER_OBJ && e.tag !== TAG.OTHER).reduce((m, e) => m | e.perm, 0);
-  return [...rest, { tag: TAG.MASK, perm: mask, id: 0 }];
+const rwx = (p: number) => `${p & 4 ? "r" : "-"}${p & 2 ? "w" : "-"}${p & 1 ? "x" : "-"}`;
+
+/** Entries whose effective rights differ between two masks (the group class: group owner and named entries). */
+function movedBy(entries: RawAclEntry[], from: number, to: number, skipUid?: number): RawAclEntry[] {
+  return entries.filter((e) =>
+    (e.tag === TAG.GROUP_OBJ || e.tag === TAG.GROUP || (e.tag === TAG.USER && e.id !== skipUid)) &&
+    (e.perm & from) !== (e.perm & to)
+  );
 }
 
-/** Adds (or widens) an ACL_USER entry. */
-export function addAclEntry(e: AclEntry): void {
+function describe(e: RawAclEntry): string {
+  const who = e.tag === TAG.GROUP_OBJ ? "group:" : e.tag === TAG.GROUP ? `group:${e.id}` : `user:${e.id}`;
+  return `${who}:${rwx(e.perm)}`;
+}
+
+/**
+ * Adds an ACL_USER entry for `e.uid` with `e.perm`. Returns what it changed, or undefined when the user's
+ * existing entry already grants it. Throws (one line naming the path) rather than change an existing entry
+ * or widen the mask in a way that would change anyone else's effective rights.
+ */
+export function addAclEntry(e: AclEntry): AddedAcl | undefined {
   const acl = currentAcl(e.path);
+  const maskEntry = acl.find((x) => x.tag === TAG.MASK);
   const mine = acl.find((x) => x.tag === TAG.USER && x.id === e.uid);
-  if (mine) mine.perm |= e.perm;
-  else acl.push({ tag: TAG.USER, perm: e.perm, id: e.uid });
-  setXattr(e.path, XATTR, encodeAcl(withMask(acl)));
+  if (mine) {
+    const eff = mine.perm & (maskEntry?.perm ?? 7);
+    if ((eff & e.perm) === e.perm) return undefined;
+    throw new Error(
+      `${e.path}: has an ACL entry user:${e.uid}:${rwx(mine.perm)} (effective ${rwx(eff)}) that does not grant ` +
+        `${rwx(e.perm)}; ceems changes no existing ACL entry: grant it yourself`,
+    );
+  }
+  const groupObj = acl.find((x) => x.tag === TAG.GROUP_OBJ)!.perm;
+  // Without a mask the group class is the group owner alone: a mask of group owner | ours moves nobody.
+  const maskBefore = maskEntry ? maskEntry.perm : null;
+  const maskAfter = maskEntry ? maskEntry.perm | e.perm : groupObj | e.perm;
+  const moved = movedBy(acl, maskBefore ?? 7, maskAfter);
+  if (moved.length) {
+    throw new Error(
+      `${e.path}: adding user:${e.uid}:${rwx(e.perm)} would widen the ACL mask from ${rwx(maskBefore ?? 7)} to ` +
+        `${rwx(maskAfter)} and change the effective rights of ${moved.map(describe).join(", ")}; ` +
+        "ceems changes nobody's rights but the run-as user's: grant it access yourself",
+    );
+  }
+  const next = acl.filter((x) => x.tag !== TAG.MASK);
+  next.push({ tag: TAG.USER, perm: e.perm, id: e.uid }, { tag: TAG.MASK, perm: maskAfter, id: 0 });
+  setXattr(e.path, XATTR, encodeAcl(next));
+  return { ...e, maskBefore, maskAfter, ctime: ctimeNs(e.path) };
 }
 
-/** Removes the ACL_USER entry of `uid`; a minimal ACL left over folds back into the mode bits. */
-export function removeAclEntry(path: string, uid: number): void {
-  const acl = currentAcl(path);
-  const left = acl.filter((x) => !(x.tag === TAG.USER && x.id === uid));
-  if (left.length === acl.length) return;
-  setXattr(path, XATTR, encodeAcl(withMask(left)));
+/** Whether the run-as user's entry `a` added is still there, unchanged. */
+export function addedAclPresent(a: AddedAcl): boolean {
+  return currentAcl(a.path).some((x) => x.tag === TAG.USER && x.id === a.uid && x.perm === a.perm);
+}
+
+/**
+ * Undoes `a`: removes the run-as user's entry only if it is still exactly the one added, and puts the mask
+ * back only where that moves nobody's effective rights (an ACL left minimal folds back into the mode bits).
+ */
+export function removeAddedAcl(a: AddedAcl): "removed" | "absent" | "changed" {
+  const acl = currentAcl(a.path);
+  const mine = acl.find((x) => x.tag === TAG.USER && x.id === a.uid);
+  if (!mine) return "absent";
+  if (mine.perm !== a.perm) return "changed";
+  const left = acl.filter((x) => x !== mine);
+  const mask = left.find((x) => x.tag === TAG.MASK);
+  const named = left.some((x) => x.tag === TAG.USER || x.tag === TAG.GROUP);
+  if (mask && mask.perm === a.maskAfter) {
+    if (a.maskBefore === null && !named) left.splice(left.indexOf(mask), 1);
+    else if (a.maskBefore !== null && movedBy(left, a.maskAfter, a.maskBefore).length === 0) {
+      mask.perm = a.maskBefore;
+    }
+  }
+  setXattr(a.path, XATTR, encodeAcl(left));
+  return "removed";
 }
 
 /** Permission bits `uid`/`gid` would get from a path's mode alone (owner, group or other class). */

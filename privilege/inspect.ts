@@ -12,6 +12,8 @@ export interface ThreadCreds {
   capEff: bigint;
   capBnd: bigint;
   capAmb: bigint;
+  /** The thread's no_new_privs flag. */
+  noNewPrivs: boolean;
 }
 
 /** Parses one /proc/.../status text. */
@@ -28,6 +30,7 @@ export function parseStatus(tid: number, text: string): ThreadCreds {
     capEff: hex("CapEff"),
     capBnd: hex("CapBnd"),
     capAmb: hex("CapAmb"),
+    noNewPrivs: field("NoNewPrivs") === "1",
   };
 }
 

@@ -11,7 +11,8 @@ import {
 } from "../ffi/libbpf.ts";
 import { perfOpenSync, type PerfTarget } from "../ffi/perf.ts";
 import { O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, openRaw } from "../ffi/libc.ts";
-import { removeAclEntry } from "./acl.ts";
+import { type AddedAcl, removeAddedAcl } from "./acl.ts";
+import { killForeignDescendants } from "./janitor.ts";
 
 /** Linux capability names as CEEMS and systemd spell them (lower case). */
 export type Capability =
@@ -19,8 +20,11 @@ export type Capability =
   | "cap_dac_override"
   | "cap_dac_read_search"
   | "cap_fowner"
+  | "cap_kill"
   | "cap_setgid"
   | "cap_setuid"
+  | "cap_setpcap"
+  | "cap_net_admin"
   | "cap_sys_ptrace"
   | "cap_sys_admin"
   | "cap_sys_resource"
@@ -33,15 +37,6 @@ export type PrivilegedOp =
   | { kind: "readFile"; path: string; maxBytes?: number }
   /** Reads /proc/<pid>/environ of each pid under procfs; missing processes are skipped. */
   | { kind: "readEnviron"; procfs: string; pids: number[] }
-  /** Runs a command, optionally as another uid/gid, killed after timeoutMs. */
-  | {
-    kind: "exec";
-    cmd: string[];
-    uid?: number;
-    gid?: number;
-    env?: Record<string, string>;
-    timeoutMs: number;
-  }
   /** Opens a file and hands back the raw descriptor, which stays valid process-wide. */
   | { kind: "openFd"; path: string; write?: boolean; nonblock?: boolean }
   /**
@@ -61,8 +56,28 @@ export type PrivilegedOp =
   | { kind: "bpfMapRead"; fd: number; keySize: number; valueSize: number }
   /** Deletes keys (hex strings) of a BPF map by fd, on the same kernels; returns how many were asked. */
   | { kind: "bpfMapDelete"; fd: number; keys: string[] }
-  /** Removes the ACL_USER entry of `uid` from each path (shutdown clean-up; needs cap_fowner). */
-  | { kind: "removeAclEntries"; uid: number; paths: string[] };
+  /** Removes the ACL entries set-up added, each only if unchanged (shutdown clean-up; needs cap_fowner). */
+  | { kind: "removeAddedAcls"; entries: AddedAcl[] }
+  /**
+   * Kills every descendant of this process running as another uid (what commands run as root left:
+   * needs cap_kill); returns how many were signalled.
+   */
+  | { kind: "killForeignDescendants" };
+
+const OP_KINDS: Record<PrivilegedOp["kind"], true> = {
+  readFile: true,
+  readEnviron: true,
+  openFd: true,
+  perfOpen: true,
+  bpfLoad: true,
+  bpfMapRead: true,
+  bpfMapDelete: true,
+  removeAddedAcls: true,
+  killForeignDescendants: true,
+};
+
+/** Every operation kind (a context declares the ones it runs). */
+export const ALL_OP_KINDS = Object.keys(OP_KINDS) as PrivilegedOp["kind"][];
 
 /** Result of one operation: its value, or the error message. */
 export type OpResult =
@@ -74,7 +89,6 @@ export type OpValue =
   | string
   | number
   | Record<string, string[]>
-  | { code: number; stdout: string; stderr: string; timedOut: boolean }
   | BpfLoadResult
   | [string, string][];
 
@@ -116,38 +130,17 @@ function readEnvironOp(procfs: string, pids: number[]): Record<string, string[]>
   return out;
 }
 
-function execOp(op: Extract<PrivilegedOp, { kind: "exec" }>) {
-  // coreutils timeout bounds the child even though outputSync itself cannot be interrupted.
-  const secs = Math.max(0.1, op.timeoutMs / 1000).toFixed(1);
-  const out = new Deno.Command("timeout", {
-    args: ["-k", "1", secs, ...op.cmd],
-    uid: op.uid,
-    gid: op.gid,
-    env: op.env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).outputSync();
-  return {
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-    timedOut: out.code === 124 || out.code === 137,
-  };
-}
-
 function openFdOp(path: string, write: boolean, nonblock: boolean): number {
   // open(2) through FFI: Deno.FsFile cannot hand out its descriptor, and this one must outlive the Worker.
   return openRaw(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC | (nonblock ? O_NONBLOCK : 0));
 }
 
-function removeAclOp(uid: number, paths: string[]): number {
+function removeAclsOp(entries: AddedAcl[]): number {
   let removed = 0;
   const errors: string[] = [];
-  for (const p of paths) {
+  for (const a of entries) {
     try {
-      removeAclEntry(p, uid);
-      removed++;
+      if (removeAddedAcl(a) === "removed") removed++;
     } catch (e) {
       errors.push((e as Error).message);
     }
@@ -164,12 +157,12 @@ export function runOpSync(op: PrivilegedOp): OpResult {
         return { ok: true, value: readFileOp(op.path, op.maxBytes) };
       case "readEnviron":
         return { ok: true, value: readEnvironOp(op.procfs, op.pids) };
-      case "exec":
-        return { ok: true, value: execOp(op) };
       case "openFd":
         return { ok: true, value: openFdOp(op.path, !!op.write, !!op.nonblock) };
-      case "removeAclEntries":
-        return { ok: true, value: removeAclOp(op.uid, op.paths) };
+      case "removeAddedAcls":
+        return { ok: true, value: removeAclsOp(op.entries) };
+      case "killForeignDescendants":
+        return { ok: true, value: killForeignDescendants().length };
       case "perfOpen":
         return { ok: true, value: perfOpenSync({ type: op.type, config: op.config }, op.target) };
       case "bpfLoad":

@@ -4,14 +4,19 @@
 import { StartupError } from "../common/cli.ts";
 import type { FlagSet, FlagSpec } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
-import { type AclEntry, addAclEntry, planAclEntries } from "./acl.ts";
+import { noNewPrivsAllThreads } from "../ffi/libc.ts";
+import { addAclEntry, type AddedAcl, planAclEntries, removeAddedAcl } from "./acl.ts";
+import type { DeclaredContext } from "./declare.ts";
+import { AclRecord, repairLeftoverAcls } from "./acl_record.ts";
+import { denoDir, firstReplaceable, writableFileDescriptors } from "./after_drop.ts";
 import { ACCESS_POLICY, ACL_REMOVAL_CAP, type Component } from "./capabilities.ts";
 import { capgetThread, capsOf, maskOf } from "./capset.ts";
 import { dropRootTo, effectiveUid, trimTo } from "./drop.ts";
+import { adoptOrphans } from "./exec_local.ts";
 import { threadCredentials } from "./inspect.ts";
 import { formatCapabilities } from "./print.ts";
 import { type Capability, InlineSecurityManager, type SecurityManager, WorkerSecurityManager } from "./security.ts";
-import { resolveUser, type UserInfo } from "./users.ts";
+import { groupIds, resolveUser, type UserInfo } from "./users.ts";
 import { WORKER_MODULE_FILES } from "./worker_source.ts";
 
 export { WORKER_MODULE_FILES } from "./worker_source.ts";
@@ -29,6 +34,34 @@ export interface SecuritySetupOptions {
   readWritePaths: string[];
   /** The flag or config key that names a path, for the start-up error when it is unreachable. */
   pathKeys?: Record<string, string>;
+  /**
+   * Files and directories code or programs are loaded from after the drop (BPF objects); with the Worker
+   * sources and Deno's caches, none may be replaceable by the run-as user (a root start refuses, exit 2).
+   */
+  loadPaths?: string[];
+  /** Where the ACL record lives (tests). */
+  aclStateDir?: string;
+  /**
+   * The declared security contexts (privilege/declare.ts): calls in any other context, or running what its
+   * context does not declare, fail. Absent: not checked (tests running ad-hoc contexts).
+   */
+  contexts?: ReadonlyMap<string, DeclaredContext>;
+}
+
+/** The context ACL entries are removed in at shutdown (declared by the security layer itself). */
+const ACL_CLEANUP_CONTEXT: DeclaredContext = {
+  name: "delete_acl_entries",
+  caps: [ACL_REMOVAL_CAP],
+  flag: "security.run-as-user",
+  reason: "removes the ACL entries added at start-up, at shutdown",
+  uses: ["removeAddedAcls"],
+};
+
+/** The declared contexts plus the security layer's own. */
+function withOwnContexts(
+  declared: ReadonlyMap<string, DeclaredContext> | undefined,
+): ReadonlyMap<string, DeclaredContext> | undefined {
+  return declared && new Map([...declared, [ACL_CLEANUP_CONTEXT.name, ACL_CLEANUP_CONTEXT]]);
 }
 
 /** The installed security layer. */
@@ -91,15 +124,20 @@ function logMissing(logger: Logger, required: Map<Capability, string>, permitted
   }
 }
 
-/** Checks every thread after the drop: target uid/gid everywhere, no effective or ambient capability. */
-function verifyThreads(uid: number, gid: number, permitted: bigint): void {
+/**
+ * Checks every thread after the drop: target uid/gid everywhere, no effective or ambient capability,
+ * no_new_privs set, and on main the bounding set trimmed to the permitted one.
+ */
+function verifyThreads(uid: number, gid: number, permitted: bigint, bounding: bigint): void {
   for (const t of threadCredentials("self")) {
     const bad = t.uid.some((u) => u !== uid) || t.gid.some((g) => g !== gid) || t.capEff !== 0n ||
-      t.capAmb !== 0n || t.capInh !== 0n || (t.capPrm & ~permitted) !== 0n;
+      t.capAmb !== 0n || t.capInh !== 0n || (t.capPrm & ~permitted) !== 0n || !t.noNewPrivs ||
+      (t.tid === Deno.pid && t.capBnd !== bounding);
     if (bad) {
       throw new StartupError(
         `privilege drop incomplete on thread ${t.tid} (${t.name}): uid=${t.uid} gid=${t.gid} ` +
-          `CapPrm=${t.capPrm.toString(16)} CapEff=${t.capEff.toString(16)}`,
+          `CapPrm=${t.capPrm.toString(16)} CapEff=${t.capEff.toString(16)} CapBnd=${t.capBnd.toString(16)} ` +
+          `NoNewPrivs=${t.noNewPrivs ? 1 : 0}`,
         1,
       );
     }
@@ -146,6 +184,7 @@ export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup
         ? "privilege drop disabled (--no-security.drop-privileges): running as root"
         : "capability awareness disabled: privileged operations run with the starting credentials",
     );
+    adoptOrphans();
     return Promise.resolve({
       manager: new InlineSecurityManager(),
       mode: "disabled",
@@ -156,7 +195,8 @@ export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup
 
   if (effectiveUid() !== 0) {
     const before = capgetThread().permitted;
-    const kept = before === 0n ? 0n : trimTo(maskOf(required.keys()));
+    const kept = before === 0n ? (noNewPrivsAllThreads(), 0n) : trimTo(maskOf(required.keys()));
+    adoptOrphans();
     const permitted = new Set(capsOf(kept));
     logMissing(logger, required, permitted);
     const mode = before === 0n ? "unprivileged" : "trimmed";
@@ -172,7 +212,7 @@ export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup
     }
     logger.info("security set up", { mode, capabilities: [...permitted].join(",") || "none" });
     return Promise.resolve({
-      manager: new WorkerSecurityManager(permitted, required),
+      manager: new WorkerSecurityManager(permitted, required, undefined, undefined, withOwnContexts(opts.contexts)),
       mode,
       permitted: [...permitted],
       close: () => Promise.resolve(),
@@ -181,25 +221,26 @@ export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup
 
   const user = runAsUser(flags);
   const checkOnly = ACCESS_POLICY[opts.component] === "check";
-  let acls: AclEntry[] = [];
+  if (user.uid !== 0) refuseUnsafeStart(user, opts.loadPaths ?? []);
+  let added: AddedAcl[] = [];
   if (user.uid !== 0 && !checkOnly) {
-    acls = planAclEntries(user, [...opts.readPaths, ...WORKER_MODULE_FILES], opts.readWritePaths);
-    for (const e of acls) {
-      try {
-        addAclEntry(e);
-      } catch (err) {
-        throw new StartupError(`cannot add ACL entry for ${user.name} on ${e.path}: ${(err as Error).message}`, 1);
-      }
-    }
-    if (acls.length) required.set(ACL_REMOVAL_CAP, "ACL entries removed at shutdown");
+    added = addAcls(user, opts, logger);
+    if (added.length) required.set(ACL_REMOVAL_CAP, "ACL entries removed at shutdown");
   }
   const mask = maskOf(required.keys());
+  let bounding: bigint;
   try {
-    dropRootTo(user.uid, user.gid, mask);
+    bounding = dropRootTo(user.uid, user.gid, mask);
   } catch (e) {
     throw new StartupError(`cannot switch to user ${user.name}: ${(e as Error).message}`, 1);
   }
-  if (user.uid !== 0) verifyThreads(user.uid, user.gid, mask);
+  if ((bounding & ~mask) !== 0n) {
+    logger.warn("bounding set not trimmed (cap_setpcap missing at start): add CAP_SETPCAP to CapabilityBoundingSet=", {
+      kept: capsOf(bounding & ~mask).join(","),
+    });
+  }
+  adoptOrphans();
+  if (user.uid !== 0) verifyThreads(user.uid, user.gid, mask, bounding);
   if (checkOnly) {
     for (const p of opts.readPaths) {
       try {
@@ -213,7 +254,7 @@ export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup
       }
     }
   }
-  for (const e of acls) {
+  for (const e of added) {
     try {
       Deno.statSync(e.path);
     } catch (err) {
@@ -221,24 +262,83 @@ export function setupSecurity(opts: SecuritySetupOptions): Promise<SecuritySetup
     }
   }
   const permitted = new Set(capsOf(capgetThread().permitted));
-  const manager = new WorkerSecurityManager(permitted, required);
+  const manager = new WorkerSecurityManager(permitted, required, undefined, undefined, withOwnContexts(opts.contexts));
   logger.info("dropped privileges", {
     user: user.name,
     uid: user.uid,
     capabilities: [...permitted].join(",") || "none",
-    acl_entries: acls.length,
+    acl_entries: added.length,
   });
   return Promise.resolve({
     manager,
     mode: "root-drop",
     permitted: [...permitted],
     close: async () => {
-      if (!acls.length) return;
-      const [r] = await manager.run({ name: "delete_acl_entries", caps: [ACL_REMOVAL_CAP] }, [
-        { kind: "removeAclEntries", uid: user.uid, paths: acls.map((e) => e.path) },
+      if (!added.length) return;
+      const [r] = await manager.run(ACL_CLEANUP_CONTEXT, [
+        { kind: "removeAddedAcls", entries: added },
       ]);
       if (!r.ok) logger.warn("could not remove ACL entries", { err: r.error });
-      else logger.info("removed ACL entries", { count: acls.length });
+      else logger.info("removed ACL entries", { count: r.value as number });
     },
   });
+}
+
+/**
+ * Refuses a root start (exit 2, one line) that would hand the run-as user a way back to root: a file
+ * descriptor it could write through after the drop (Deno's caches, which a later root start loads), or
+ * code loaded after the drop (Worker sources, BPF objects, cached modules) that it could replace.
+ */
+function refuseUnsafeStart(user: UserInfo, loadPaths: string[]): void {
+  const fds = writableFileDescriptors();
+  if (fds.length) {
+    throw new StartupError(
+      `started as root holding ${fds[0]} open for writing, which ${user.name} could change after the drop and a ` +
+        "later root start would load: run with DENO_DIR read-only or unwritable (packaging/bin/ceems sets " +
+        "DENO_DIR=/dev/null) or run the compiled binary",
+    );
+  }
+  const cache = denoDir();
+  const program = new URL("..", import.meta.url).pathname;
+  const why = firstReplaceable(
+    [...WORKER_MODULE_FILES, ...loadPaths, program, ...(cache ? [cache] : [])],
+    { uid: user.uid, gids: groupIds(user) },
+  );
+  if (why) {
+    throw new StartupError(
+      `refusing to start as root: ${why}, and it is loaded after the switch to ${user.name} ` +
+        "(--security.run-as-user); make it writable by root only",
+    );
+  }
+}
+
+/**
+ * Adds the ACL entries the run-as user needs (after removing what a dead run left), recording each in a
+ * root-only file first so a start after kill -9 can remove exactly these.
+ */
+function addAcls(user: UserInfo, opts: SecuritySetupOptions, logger: Logger): AddedAcl[] {
+  const plan = planAclEntries(user, [...opts.readPaths, ...WORKER_MODULE_FILES], opts.readWritePaths);
+  try {
+    repairLeftoverAcls(logger, opts.aclStateDir);
+  } catch (e) {
+    logger.warn("could not repair ACL entries of a previous run", { err: (e as Error).message });
+  }
+  if (plan.length === 0) return [];
+  let record: AclRecord;
+  try {
+    record = new AclRecord(opts.aclStateDir);
+  } catch (e) {
+    throw new StartupError(`cannot record ACL entries (needed for ${plan[0].path}): ${(e as Error).message}`, 1);
+  }
+  for (const e of plan) {
+    let a: AddedAcl | undefined;
+    try {
+      a = addAclEntry(e);
+    } catch (err) {
+      for (const done of record.entries) removeAddedAcl(done); // still root: undo now, not at the next start
+      throw new StartupError(`cannot give ${user.name} access: ${(err as Error).message}`, 1);
+    }
+    if (a) record.add(a);
+  }
+  return [...record.entries];
 }

@@ -11,6 +11,8 @@ export interface WorkerItem {
   context: string;
   caps: Capability[];
   ops: PrivilegedOp[];
+  /** The operation kinds the context declares (privilege/declare.ts); others are refused unrun. */
+  allowed: PrivilegedOp["kind"][];
 }
 
 /** What the manager posts to the Worker: the contexts of one batch, run one after the other. */
@@ -34,6 +36,11 @@ export interface WorkerReply {
 /** Raises exactly `item.caps`, runs its ops, and lowers the effective set again, whatever happens. */
 function runItem(item: WorkerItem, permitted: bigint): WorkerItemReply {
   const want = maskOf(item.caps);
+  const refused = item.ops.find((op) => !item.allowed.includes(op.kind));
+  if (refused) {
+    const error = `security context ${item.context}: ${refused.kind} is not declared for it`;
+    return { results: item.ops.map(() => ({ ok: false, error })), raisedEffective: "0" };
+  }
   if ((want & ~permitted) !== 0n) {
     const error = `security context ${item.context}: capabilities ${item.caps.join(",")} not all permitted`;
     return { results: item.ops.map(() => ({ ok: false, error })), raisedEffective: "0" };

@@ -20,9 +20,10 @@ export function moduleGraphFiles(entry: URL): string[] {
   return [...seen].map((h) => decodeURIComponent(new URL(h).pathname)).sort();
 }
 
-/** Source files of the privileged Worker's module graph (privilege/worker.ts and its imports). */
+/** Source files of the privileged Workers' module graphs (worker.ts, exec_worker.ts and their imports). */
 export function workerModuleFiles(): string[] {
-  return moduleGraphFiles(new URL("./worker.ts", import.meta.url));
+  const files = ["./worker.ts", "./exec_worker.ts"].flatMap((m) => moduleGraphFiles(new URL(m, import.meta.url)));
+  return [...new Set(files)].sort();
 }
 
 /** The Worker's source files, computed once at start-up. */
@@ -30,3 +31,6 @@ export const WORKER_MODULE_FILES: string[] = workerModuleFiles();
 
 /** URL privileged Workers start from. */
 export const WORKER_URL: string = new URL("./worker.ts", import.meta.url).href;
+
+/** URL the root-exec Workers start from. */
+export const EXEC_WORKER_URL: string = new URL("./exec_worker.ts", import.meta.url).href;

@@ -1,9 +1,9 @@
 // Benchmark: CPU overhead of the ebpf sub-collector's programs, as ratios of the workload's CPU time with the
 // programs attached to the time without, in alternating blocks, plus bpf_stats and empty programs' attach floor.
 
-import { createEbpfCollector, registerEbpfFlags } from "../collectors/ebpf.ts";
-import { benchBpfObjectNames, buildBpfObjects, defaultBpfOutDir } from "../collectors/ebpf/build.ts";
-import { FamilySink } from "../collectors/metric_sink.ts";
+import { createEbpfCollector, ebpfFlags, registerEbpfFlags } from "../collectors/units/ebpf.ts";
+import { benchBpfObjectNames, buildBpfObjects, defaultBpfOutDir } from "../collectors/units/ebpf/build.ts";
+import { FamilySink } from "../collectors/framework/metric_sink.ts";
 import { FlagSet } from "../common/flags.ts";
 import { Logger } from "../common/log.ts";
 import { type BpfAttachGroup, bpfDetach, bpfLoadSync, bpfReattach, bpfUnload } from "../ffi/libbpf.ts";
@@ -277,7 +277,7 @@ async function measureConfig(name: string, args: string[], skip: string[], bench
   registerEbpfFlags(flags);
   flags.parse(args);
   const c = await createEbpfCollector({
-    flags,
+    flags: ebpfFlags(flags),
     logger: new Logger("warn"),
     paths,
     security: new InlineSecurityManager(),
@@ -313,7 +313,7 @@ async function measureConfig(name: string, args: string[], skip: string[], bench
 }
 
 /**
- * The attach floor: collectors/ebpf/floor.bpf.o (benchmark only), empty programs attached exactly where the
+ * The attach floor: collectors/units/ebpf/floor.bpf.o (benchmark only), empty programs attached exactly where the
  * collector's default configuration attached (same tracepoint ids through perf events, same tp_btf hooks).
  */
 async function measureFloor(benches: Bench[]): Promise<Row[]> {
@@ -404,7 +404,7 @@ console.log(
     `\nratio of trimmed means (middle half) beside it; bpf_stats = the programs' own run time per run` +
     `\n(kernel.bpf_stats_enabled, 5 separate runs, the one with the fewest program runs kept: the statistics are` +
     `\nsystem-wide, so other processes' counted syscalls can add to it) as a share of the off median. Overhead figures are the workload's own CPU time only.` +
-    `\n"${FLOOR}": the attach floor, empty programs (return 0; collectors/ebpf/floor.bpf.c, benchmark only) on` +
+    `\n"${FLOOR}": the attach floor, empty programs (return 0; collectors/units/ebpf/floor.bpf.c, benchmark only) on` +
     `\nthe "${REAL}" row's attach points, attached the same way: what the kernel's hooks cost before any of our code.`,
 );
 const nsPerProgRun = (r: Row) => r.statsRunsPerRun ? r.statsNsPerRun / r.statsRunsPerRun : 0;

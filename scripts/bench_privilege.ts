@@ -67,7 +67,7 @@ const sameCase: Case = ["floor: same Worker code, no raise, thread gone", async 
   const w = new Worker(workerUrl, { type: "module" });
   const reply = await new Promise<{ tid: number }>((resolve) => {
     w.onmessage = (e) => resolve(e.data);
-    const req: WorkerRequest = { items: [{ context: "bench", caps: [], ops: [op] }] };
+    const req: WorkerRequest = { items: [{ context: "bench", caps: [], ops: [op], allowed: [op.kind] }] };
     w.postMessage(req);
   });
   w.terminate();

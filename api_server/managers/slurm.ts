@@ -3,7 +3,10 @@
 
 import { join } from "node:path";
 import type { Logger } from "../../common/log.ts";
+import { commandOutput } from "../../privilege/command.ts";
+import type { DeclaredContext } from "../../privilege/declare.ts";
 import type { SecurityManager } from "../../privilege/security.ts";
+import { checkRootTool, findTool, SYSTEM_PATH } from "../../privilege/tools.ts";
 import type { ClusterConfig } from "../config.ts";
 import type { Project, Unit, User } from "../models.ts";
 import { type Membership, type RawUnits, type ResourceManager, SourceError } from "./manager.ts";
@@ -11,6 +14,15 @@ import { judgeParse, parseAssociations, parseSacctSliced, SACCT_FIELDS, SACCT_ST
 
 /** How SLURM commands are executed. */
 export type ExecMode = "privileged" | "plain";
+
+/** The context sacct/sacctmgr run in as root: a root child holds at most these capabilities. */
+export const SLURM_TOOL_CONTEXT: DeclaredContext = {
+  name: "slurm",
+  caps: ["cap_setuid", "cap_setgid"],
+  flag: "config.file",
+  reason: "runs sacct/sacctmgr as root for a SLURM cluster",
+  uses: ["exec-root"],
+};
 
 const pad = (n: number) => String(n).padStart(2, "0");
 
@@ -52,36 +64,31 @@ export class SlurmManager implements ResourceManager {
     private timeoutMs = 60_000,
   ) {
     this.clusterId = cfg.id;
-    this.#sacct = cfg.cli.path ? join(cfg.cli.path, "sacct") : "sacct";
-    this.#sacctmgr = cfg.cli.path ? join(cfg.cli.path, "sacctmgr") : "sacctmgr";
+    this.#sacct = this.#resolve(cfg.cli.path, "sacct");
+    this.#sacctmgr = this.#resolve(cfg.cli.path, "sacctmgr");
     this.#env = { SLURM_TIME_FORMAT: "%Y-%m-%dT%H:%M:%S%z", ...cfg.cli.environmentVariables };
   }
 
+  /**
+   * The absolute path of a SLURM command (in `cli.path`, else the system directories), resolved once;
+   * throws when a command run as root could be replaced by someone else. A missing one fails each run.
+   */
+  #resolve(dir: string, name: string): string {
+    const path = findTool(dir ? join(dir, name) : name);
+    if (!path) return dir ? join(dir, name) : name;
+    if (this.mode === "privileged") checkRootTool(path);
+    return path;
+  }
+
   /** Runs a SLURM command and returns its stdout; throws with stderr on failure. */
-  async #run(cmd: string[], signal?: AbortSignal): Promise<string> {
-    if (this.mode === "privileged") {
-      const [r] = await this.security.run({ name: "slurm", caps: ["cap_setuid", "cap_setgid"] }, [
-        { kind: "exec", cmd, uid: 0, gid: 0, env: this.#env, timeoutMs: this.timeoutMs },
-      ]);
-      if (!r.ok) throw new Error(`${cmd[0]}: ${r.error}`);
-      const v = r.value as { code: number; stdout: string; stderr: string; timedOut: boolean };
-      if (v.timedOut) throw new Error(`${cmd[0]} timed out after ${this.timeoutMs} ms`);
-      if (v.code !== 0) throw new Error(`${cmd[0]} exited with ${v.code}: ${v.stderr.trim()}`);
-      return v.stdout;
-    }
-    const out = await new Deno.Command(cmd[0], {
-      args: cmd.slice(1),
-      env: this.#env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: signal
-        ? AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)])
-        : AbortSignal.timeout(this.timeoutMs),
-    }).output();
-    const dec = new TextDecoder();
-    if (out.code !== 0) throw new Error(`${cmd[0]} exited with ${out.code}: ${dec.decode(out.stderr).trim()}`);
-    return dec.decode(out.stdout);
+  #run(cmd: string[], signal?: AbortSignal): Promise<string> {
+    if (!cmd[0].startsWith("/")) return Promise.reject(new Error(`${cmd[0]}: not found in ${SYSTEM_PATH}`));
+    return commandOutput(
+      this.security,
+      SLURM_TOOL_CONTEXT,
+      { cmd, env: this.#env, timeoutMs: this.timeoutMs, ...(signal ? { signal } : {}) },
+      { asRoot: this.mode === "privileged" },
+    );
   }
 
   async fetchRaw(startMs: number, endMs: number, signal?: AbortSignal): Promise<RawUnits> {

@@ -1,7 +1,8 @@
 // GPU inventory for compute-unit mapping: NVIDIA through `nvidia-smi --query --xml-format` (MIG
 // instances, vGPU through `nvidia-smi vgpu --query`), AMD through amd-smi or rocm-smi, run via the security manager.
 
-import type { SecurityManager } from "../../privilege/security.ts";
+import { commandOutput } from "../../privilege/command.ts";
+import type { SecurityContext, SecurityManager } from "../../privilege/security.ts";
 import { child, childrenNamed, parseXml, textAt } from "./xml.ts";
 import { smCountForModel } from "./sm_table.ts";
 
@@ -163,33 +164,12 @@ export function applyOrderMap(devices: GpuDevice[], orderMap: string): GpuDevice
   return out;
 }
 
-/** Runs an SMI command through the security manager and returns stdout; non-zero exit or timeout throws. */
-export async function runTool(
-  security: SecurityManager,
-  cmd: string[],
-  timeoutMs = defaultToolTimeoutMs,
-): Promise<string> {
-  const [res] = await security.run({ name: "gpu", caps: [] }, [{ kind: "exec", cmd, timeoutMs }]);
-  if (!res.ok) throw new Error(`${cmd.join(" ")}: ${res.error}`);
-  const v = res.value as { code: number; stdout: string; stderr: string; timedOut: boolean };
-  if (v.timedOut) throw new Error(`${cmd.join(" ")}: timed out after ${timeoutMs} ms`);
-  if (v.code !== 0) throw new Error(`${cmd.join(" ")}: exit status ${v.code}: ${v.stderr.trim().slice(0, 200)}`);
-  return v.stdout;
-}
+/** The SMI tools run without any capability, as the exporter's user. */
+export const GPU_TOOL_CONTEXT: SecurityContext = { name: "gpu", caps: [] };
 
-/** Finds an executable on PATH and the sbin directories, or "". */
-export function findOnPath(name: string): string {
-  const dirs = [...(Deno.env.get("PATH") ?? "").split(":"), "/usr/bin", "/usr/sbin", "/usr/local/bin", "/sbin"];
-  for (const d of dirs) {
-    if (!d) continue;
-    try {
-      const st = Deno.statSync(`${d}/${name}`);
-      if (st.isFile && (st.mode ?? 0) & 0o111) return `${d}/${name}`;
-    } catch {
-      // not here
-    }
-  }
-  return "";
+/** Runs an SMI command (asynchronously, capability-free) and returns stdout; non-zero exit or timeout throws. */
+export function runTool(security: SecurityManager, cmd: string[], timeoutMs = defaultToolTimeoutMs): Promise<string> {
+  return commandOutput(security, GPU_TOOL_CONTEXT, { cmd, timeoutMs }, { asRoot: false });
 }
 
 /** Autodetects the GPU vendor from PCI display/accelerator devices in sysfs. */
@@ -227,21 +207,21 @@ export interface GpuConfig {
 export async function loadGpus(cfg: GpuConfig, withVgpu: boolean): Promise<{ devices: GpuDevice[]; vgpus: VGpu[] }> {
   const t = cfg.timeoutMs ?? defaultToolTimeoutMs;
   if (cfg.type === "nvidia") {
-    const smi = cfg.nvidiaSmi || findOnPath("nvidia-smi");
+    const smi = cfg.nvidiaSmi;
     if (!smi) throw new Error("nvidia-smi not found");
     const devices = parseNvidiaSmiXml(await runTool(cfg.security, [smi, "--query", "--xml-format"], t));
     const vgpus = withVgpu ? parseNvidiaVgpuQuery(await runTool(cfg.security, [smi, "vgpu", "--query"], t)) : [];
     return { devices, vgpus };
   }
   if (cfg.type === "amd") {
-    const amd = cfg.amdSmi || (cfg.rocmSmi ? "" : findOnPath("amd-smi"));
+    const amd = cfg.amdSmi;
     if (amd) {
       return {
         devices: parseAmdSmiJson(await runTool(cfg.security, [amd, "static", "-a", "-B", "-b", "-p", "--json"], t)),
         vgpus: [],
       };
     }
-    const rocm = cfg.rocmSmi || findOnPath("rocm-smi");
+    const rocm = cfg.rocmSmi;
     if (!rocm) throw new Error("neither amd-smi nor rocm-smi found");
     const out = await runTool(cfg.security, [rocm, "--showproductname", "--showserial", "--showbus", "--csv"], t);
     return { devices: parseRocmSmiCsv(out), vgpus: [] };
@@ -258,11 +238,11 @@ export function resolveGpuType(
 ): "nvidia" | "amd" | "nogpu" {
   if (flagType === "nvidia" || flagType === "amd" || flagType === "nogpu") return flagType;
   const t = detectGpuType(sysfs);
-  if (t === "nvidia" && !(tools.nvidiaSmi || findOnPath("nvidia-smi"))) {
+  if (t === "nvidia" && !tools.nvidiaSmi) {
     warn("NVIDIA GPU found but nvidia-smi is not; GPU mapping disabled");
     return "nogpu";
   }
-  if (t === "amd" && !(tools.amdSmi || tools.rocmSmi || findOnPath("amd-smi") || findOnPath("rocm-smi"))) {
+  if (t === "amd" && !(tools.amdSmi || tools.rocmSmi)) {
     warn("AMD GPU found but neither amd-smi nor rocm-smi; GPU mapping disabled");
     return "nogpu";
   }

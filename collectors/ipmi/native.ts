@@ -2,13 +2,21 @@
 // inside a cap_dac_override security context and then used from the main thread through its raw fd.
 
 import { pathExists } from "../../common/fs.ts";
-import { type DcmiPowerReading, IpmiDevice, SyscallError } from "../../ffi/ipmi.ts";
-import type { SecurityContext, SecurityManager } from "../../privilege/security.ts";
+import { type DcmiPowerReading, IpmiDevice } from "../../ffi/ipmi.ts";
+import { ErrnoError } from "../../ffi/libc.ts";
+import type { DeclaredContext } from "../../privilege/declare.ts";
+import type { SecurityManager } from "../../privilege/security.ts";
 
 export type { DcmiPowerReading } from "../../ffi/ipmi.ts";
 
 /** The security context that opens the device (CEEMS: cap_dac_override for native mode). */
-export const nativeIpmiContext: SecurityContext = { name: "ipmi_dcmi_native", caps: ["cap_dac_override"] };
+export const nativeIpmiContext: DeclaredContext = {
+  name: "ipmi_dcmi_native",
+  caps: ["cap_dac_override"],
+  flag: "collector.ipmi_dcmi",
+  reason: "opens /dev/ipmiN read-write (native mode)",
+  uses: ["openFd"],
+};
 
 /** Device paths CEEMS tries for --collector.ipmi_dcmi.dev-num=N, in order. */
 export function ipmiDevicePaths(devNum: number): string[] {
@@ -53,7 +61,7 @@ export class NativeDcmiReader {
       try {
         return await dev.dcmiPowerReading(timeoutMs);
       } catch (e) {
-        if (e instanceof SyscallError && reopenErrnos.has(e.errno)) this.close();
+        if (e instanceof ErrnoError && reopenErrnos.has(e.errno)) this.close();
         throw e;
       }
     };

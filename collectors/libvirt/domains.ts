@@ -1,11 +1,12 @@
 // libvirt domains: the domain XML (persistent `<domain>` or runtime `<domstatus>`), the VM's UUID and
 // GPU devices from it, and the per-instance cache that outlives XML files removed while the VM runs.
 
-import type { FlagSet } from "../../common/flags.ts";
 import type { Logger } from "../../common/log.ts";
+import type { DeclaredContext } from "../../privilege/declare.ts";
 import type { SecurityManager } from "../../privilege/security.ts";
-import type { Unit } from "../cgroup/discovery.ts";
-import { type GpuShare, unitKey } from "../cgroup/unit_collector.ts";
+import type { GpuOptions } from "../units/flags.ts";
+import type { Unit } from "../units/discovery.ts";
+import { type GpuShare, unitKey } from "../units/unit_collector.ts";
 import { type GpuDevice, loadGpus, normalizeBusId, type VGpu } from "../gpu/devices.ts";
 import { child, childrenNamed, parseXml, textAt } from "../gpu/xml.ts";
 
@@ -82,11 +83,21 @@ export interface LibvirtDomainsOptions {
   gpuType: "nvidia" | "amd" | "nogpu";
   logger: Logger;
   security: SecurityManager;
-  flags: FlagSet;
+  /** The SMI tools (resolved at start-up). */
+  gpu: GpuOptions;
   ttlMs?: number;
   /** Clock in ms (tests). */
   now?: () => number;
 }
+
+/** The context root-only domain XML files are read in. */
+export const LIBVIRT_CONTEXT: DeclaredContext = {
+  name: "libvirt",
+  caps: ["cap_dac_read_search"],
+  flag: "collector.libvirt",
+  reason: "reads libvirt's root-only domain XML files",
+  uses: ["readFile"],
+};
 
 /**
  * Domain details per libvirt instance, read in a cap_dac_read_search context and cached while the VM's
@@ -118,7 +129,7 @@ export class LibvirtDomains {
     if (todo.length) {
       const n = this.#dirs.length;
       const results = await this.opts.security.run(
-        { name: "libvirt", caps: ["cap_dac_read_search"] },
+        LIBVIRT_CONTEXT,
         todo.flatMap((u) =>
           this.#dirs.map((d) => ({ kind: "readFile" as const, path: `${d}/${u.uuid}.xml`, maxBytes: 4 << 20 }))
         ),
@@ -155,12 +166,12 @@ export class LibvirtDomains {
   /** GPU shares of the resolved units (the SMI is asked once). */
   async shares(units: Unit[]): Promise<Map<string, GpuShare[]>> {
     if (!this.#gpus) {
-      const f = this.opts.flags;
+      const g = this.opts.gpu;
       this.#gpus = await loadGpus({
         type: this.opts.gpuType as "nvidia" | "amd",
-        nvidiaSmi: f.string("collector.gpu.nvidia-smi-path"),
-        rocmSmi: f.string("collector.gpu.rocm-smi-path"),
-        amdSmi: f.string("collector.gpu.amd-smi-path"),
+        nvidiaSmi: g.nvidiaSmi,
+        rocmSmi: g.rocmSmi,
+        amdSmi: g.amdSmi,
         security: this.opts.security,
       }, this.opts.gpuType === "nvidia");
     }

@@ -3,8 +3,18 @@
 
 import type { Logger } from "../../common/log.ts";
 import type { SecurityManager } from "../../privilege/security.ts";
-import type { Unit } from "../cgroup/discovery.ts";
-import { readOptional } from "../cgroup/fsread.ts";
+import type { Unit } from "../units/discovery.ts";
+import { readOptional } from "../units/fsread.ts";
+import type { DeclaredContext } from "../../privilege/declare.ts";
+
+/** The context job processes' environments are read in (GPU indices, SLUID → job id). */
+export const SLURM_ENVIRON_CONTEXT: DeclaredContext = {
+  name: "slurm",
+  caps: ["cap_sys_ptrace", "cap_dac_read_search"],
+  flag: "collector.slurm",
+  reason: "reads job processes' /proc/<pid>/environ for GPU indices",
+  uses: ["readEnviron"],
+};
 
 /**
  * A SLUID as Slurm prints it (src/common/sluid.c print_sluid): "s" and 13 Crockford base32 digits, e.g.
@@ -97,10 +107,9 @@ export class SluidResolver {
 
   async #fromEnvironments(units: Unit[]): Promise<void> {
     const pids = [...new Set(units.flatMap((u) => u.pids))];
-    const [res] = await this.opts.security.run(
-      { name: "slurm", caps: ["cap_sys_ptrace", "cap_dac_read_search"] },
-      [{ kind: "readEnviron", procfs: this.opts.procfs, pids }],
-    );
+    const [res] = await this.opts.security.run(SLURM_ENVIRON_CONTEXT, [
+      { kind: "readEnviron", procfs: this.opts.procfs, pids },
+    ]);
     if (!res.ok) {
       this.opts.logger.debug("reading job environments for SLUIDs failed", { err: res.error });
       return;

@@ -1,18 +1,23 @@
 // Runs inside the QEMU guest of scripts/qemu_ipmi/run.ts (as root, real ipmi_si + ipmi_devintf driver): scrapes
 // the ipmi_dcmi collector (no tool in the guest: native mode) until the host changes the BMC's power, then reports.
 
-import type { Labels, MetricSink } from "../../collectors/collector.ts";
+import type { Labels, MetricSink } from "../../collectors/framework/collector.ts";
 import { findIpmiDevice } from "../../collectors/ipmi/native.ts";
-import { createIpmiDcmiCollector, registerIpmiDcmiFlags } from "../../collectors/ipmi_dcmi.ts";
+import { createIpmiDcmiCollector, ipmiDcmiOptions, registerIpmiDcmiFlags } from "../../collectors/ipmi_dcmi.ts";
 import { FlagSet } from "../../common/flags.ts";
 import { Logger } from "../../common/log.ts";
 import { openIpmiDeviceFd } from "../../ffi/ipmi.ts";
-import type { OpResult, PrivilegedOp, SecurityContext, SecurityManager } from "../../privilege/security.ts";
+import {
+  InlineSecurityManager,
+  type OpResult,
+  type PrivilegedOp,
+  type SecurityContext,
+} from "../../privilege/security.ts";
 
 /** The guest runs as root: "raising" a context is a no-op, openFd opens with libc. */
-class GuestSecurity implements SecurityManager {
+class GuestSecurity extends InlineSecurityManager {
   contexts: string[] = [];
-  run(context: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
+  override run(context: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
     this.contexts.push(`${context.name}:${context.caps.join("+")}`);
     return Promise.resolve(ops.map((op): OpResult => {
       if (op.kind !== "openFd") return { ok: false, error: `unsupported op ${op.kind}` };
@@ -63,12 +68,11 @@ registerIpmiDcmiFlags(flags);
 flags.parse([]); // no tool on the guest's PATH: the collector chooses native mode by itself, as CEEMS does
 const logs: string[] = [];
 const collector = createIpmiDcmiCollector({
-  flags,
   logger: new Logger("info", "logfmt", {}, (l) => logs.push(l)),
   paths: { procfs: "/proc", sysfs: "/sys", cgroupfs: "/sys/fs/cgroup" },
   hostname: "guest",
   security,
-});
+}, ipmiDcmiOptions(flags));
 try {
   const t0 = performance.now();
   const first = await scrape();

@@ -3,7 +3,7 @@
 
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { linkSystemCommands, writeRecordedTool } from "../helpers/fake_tools.ts";
+import { writeRecordedTool } from "../helpers/fake_tools.ts";
 import { compareExpositions, formatDiffs } from "../helpers/metrics_compare.ts";
 import { repoRoot, startCeems } from "../helpers/process.ts";
 import { startRedfishMock } from "../helpers/redfish_mock.ts";
@@ -38,7 +38,10 @@ const commonArgs = [
 
 interface Scenario {
   expected: string;
-  /** Fake tools of the scenario; their directory is the exporter's whole PATH, so some are found there. */
+  /**
+   * Fake tools of the scenario. CEEMS finds the IPMI tool on PATH; ceems looks only in the system directories
+   * (privilege/tools.ts), so scenarios that relied on PATH name their tool with --collector.ipmi_dcmi.cmd.
+   */
   tools: string[];
   /** Extra flags; `bin` is the directory of the fake tools. */
   args: (bin: string) => string[];
@@ -69,6 +72,7 @@ const scenarios: Scenario[] = [
       `--collector.gpu.nvidia-smi-path=${bin}/nvidia-smi`,
       "--collector.rdma.stats",
       `--collector.rdma.cmd=${bin}/rdma`,
+      `--collector.ipmi_dcmi.cmd=${bin}/ipmiutil dcmi power`,
       "--collector.redfish",
       "--collector.redfish.web-config=redfish/config.yml",
       "--collector.netdev",
@@ -83,6 +87,7 @@ const scenarios: Scenario[] = [
       "--collector.slurm",
       "--collector.gpu.type=amd",
       `--collector.gpu.rocm-smi-path=${bin}/rocm-smi`,
+      `--collector.ipmi_dcmi.cmd=${bin}/ipmitool dcmi power reading`,
       "--collector.hwmon",
       "--collector.redfish",
       "--collector.redfish.web-config=redfish/config.yml",
@@ -91,7 +96,12 @@ const scenarios: Scenario[] = [
   {
     expected: "cgroupsv2-nogpu-output.txt",
     tools: ["capmc"],
-    args: () => ["--collector.cgroups.force-version=v2", "--collector.slurm", "--collector.infiniband"],
+    args: (bin) => [
+      "--collector.cgroups.force-version=v2",
+      "--collector.slurm",
+      "--collector.infiniband",
+      `--collector.ipmi_dcmi.cmd=${bin}/capmc get_system_power -w 600`,
+    ],
   },
   {
     expected: "cgroupsv2-procfs-output.txt",
@@ -150,7 +160,6 @@ function prepareBin(work: string, s: Scenario): string {
       t === "rdma" ? { "statistic qp": "rdma_statistic_qp_show.txt" } : {},
     );
   }
-  linkSystemCommands(bin);
   return bin;
 }
 

@@ -2,8 +2,8 @@
 // the monotonic guard against counters that jump backwards.
 
 import { parsePerCoreCount, parseProcStat } from "../../collectors/cpu.ts";
-import { registeredCollectors } from "../../collectors/registry.ts";
-import { FamilySink } from "../../collectors/metric_sink.ts";
+import { registeredCollectors } from "../../collectors/framework/registry.ts";
+import { FamilySink } from "../../collectors/framework/metric_sink.ts";
 import { FlagSet } from "../../common/flags.ts";
 import { nullLogger } from "../../common/log.ts";
 import { InlineSecurityManager } from "../../privilege/security.ts";
@@ -40,14 +40,12 @@ Deno.test("cpu collector emits CEEMS names and never lets a counter go backwards
   Deno.writeTextFileSync(`${dir}/cpuinfo`, "processor : 0\nphysical id : 0\ncpu cores : 1\n");
   Deno.writeTextFileSync(`${dir}/stat`, "cpu  1000 0 500 100000 0 0 0 0\ncpu0 1 1 1 1\n");
   const def = registeredCollectors().find((d) => d.name === "cpu")!;
-  const flags = new FlagSet("t", "t");
   const c = await def.create({
-    flags,
     logger: nullLogger,
     paths: { procfs: dir, sysfs: "/sys", cgroupfs: "/sys/fs/cgroup" },
     hostname: "h1",
     security: new InlineSecurityManager(),
-  });
+  }, def.options?.(new FlagSet("t", "t")));
   const first = new FamilySink();
   await c.update(first);
   const user = () => first.families.get("ceems_cpu_seconds_total")!.samples.find((s) => s.labels.mode === "user")!;

@@ -2,8 +2,8 @@
 // metric, and the exporter run end to end against a mock Electricity Maps API.
 
 import { buildProviders, EmissionsCollector } from "../../collectors/emissions.ts";
-import { NoDataError } from "../../collectors/collector.ts";
-import { FamilySink } from "../../collectors/metric_sink.ts";
+import { NoDataError } from "../../collectors/framework/collector.ts";
+import { FamilySink } from "../../collectors/framework/metric_sink.ts";
 import { StaticProvider } from "../../collectors/emissions/provider.ts";
 import { Logger } from "../../common/log.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";

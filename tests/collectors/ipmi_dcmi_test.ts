@@ -3,24 +3,29 @@
 
 import { createSocket } from "node:dgram";
 import { join } from "node:path";
-import type { CollectorContext } from "../../collectors/collector.ts";
+import type { CollectorContext } from "../../collectors/framework/collector.ts";
 import { exporterFlags } from "../../collectors/exporter.ts";
 import { findIpmiDevice } from "../../collectors/ipmi/native.ts";
 import {
   createIpmiDcmiCollector,
-  lookPath,
+  type IpmiDcmiOptions,
+  ipmiDcmiOptions,
+  ipmiDcmiSecurity,
   parseCapmcJson,
   parseDcmiText,
   resolveDcmiCommand,
 } from "../../collectors/ipmi_dcmi.ts";
 import { Logger } from "../../common/log.ts";
-import { featureCapabilities } from "../../privilege/capabilities.ts";
+import { gatherSecurity } from "../../privilege/declare.ts";
+import { findTool } from "../../privilege/tools.ts";
 import {
+  type ExecOptions,
+  type ExecOutcome,
+  type ExecRequest,
   InlineSecurityManager,
   type OpResult,
   type PrivilegedOp,
   type SecurityContext,
-  type SecurityManager,
 } from "../../privilege/security.ts";
 import { fakeIpmi, recorded } from "../fakes/ipmi.ts";
 import { assert, assertEquals, assertMatch, assertThrows } from "../helpers/assert.ts";
@@ -85,17 +90,17 @@ Deno.test("ipmi_dcmi: capmc JSON uses avg as current and reports its error field
   assertThrows(() => parseCapmcJson("Error: connection refused"), /not JSON/);
 });
 
-Deno.test("ipmi_dcmi: tool discovery follows CEEMS's preference order on PATH; the flag wins", () => {
+Deno.test("ipmi_dcmi: tool discovery follows CEEMS's preference order in the tool directories; the flag wins", () => {
   const a = Deno.makeTempDirSync();
   const b = Deno.makeTempDirSync();
   try {
     writeScript(a, "capmc", "exit 0");
     writeScript(b, "ipmiutil", "exit 0");
     writeScript(b, "ipmitool", "exit 0");
-    assertEquals(resolveDcmiCommand("", `${a}:${b}`), [join(b, "ipmitool"), "dcmi", "power", "reading"]);
-    assertEquals(resolveDcmiCommand("", a), [join(a, "capmc"), "get_system_power", "-w", "600"]);
-    assertEquals(resolveDcmiCommand("ipmiutil dcmi power", b), [join(b, "ipmiutil"), "dcmi", "power"]);
-    assertEquals(resolveDcmiCommand("/opt/x/ipmitool -H bmc dcmi power reading", b)![0], "/opt/x/ipmitool");
+    assertEquals(resolveDcmiCommand("", [a, b]), [join(b, "ipmitool"), "dcmi", "power", "reading"]);
+    assertEquals(resolveDcmiCommand("", [a]), [join(a, "capmc"), "get_system_power", "-w", "600"]);
+    assertEquals(resolveDcmiCommand("ipmiutil dcmi power", [b]), [join(b, "ipmiutil"), "dcmi", "power"]);
+    assertEquals(resolveDcmiCommand("/opt/x/ipmitool -H bmc dcmi power reading", [b])![0], "/opt/x/ipmitool");
   } finally {
     Deno.removeSync(a, { recursive: true });
     Deno.removeSync(b, { recursive: true });
@@ -118,10 +123,8 @@ Deno.test("ipmi_dcmi: runs the tool as uid/gid 0 in a cap_setuid+cap_setgid cont
     const { sink, success } = await scrape({ ipmi_dcmi: c });
     assertEquals(success.ipmi_dcmi, 1);
     assertEquals(samples(sink, "ceems_ipmi_dcmi_current_watts"), new Map([['{hostname="host1"}', 100]]));
-    assertEquals(sec.calls[0].context, { name: "ipmi_dcmi", caps: ["cap_setuid", "cap_setgid"] });
-    const op = sec.calls[0].ops[0];
-    assert(op.kind === "exec");
-    assertEquals([op.uid, op.gid, op.cmd], [0, 0, [tool, "dcmi", "power", "reading"]]);
+    assertEquals([sec.execs[0].context.name, sec.execs[0].context.caps], ["ipmi_dcmi", ["cap_setuid", "cap_setgid"]]);
+    assertEquals([sec.execs[0].opts.asRoot, sec.execs[0].req.cmd], [true, [tool, "dcmi", "power", "reading"]]);
 
     const sec2 = new RecordingSecurityManager();
     const t = await makeCollector(
@@ -132,10 +135,8 @@ Deno.test("ipmi_dcmi: runs the tool as uid/gid 0 in a cap_setuid+cap_setgid cont
       },
     );
     await scrape({ ipmi_dcmi: t });
-    assertEquals(sec2.calls[0].context.caps, []);
-    const op2 = sec2.calls[0].ops[0];
-    assert(op2.kind === "exec");
-    assertEquals([op2.uid, op2.gid], [undefined, undefined]);
+    assertEquals(sec2.execs[0].context.caps, []);
+    assertEquals(sec2.execs[0].opts.asRoot, false);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -197,15 +198,15 @@ esac`,
 });
 
 Deno.test("ipmi_dcmi: native mode without /dev/ipmiN fails start-up with one line naming the device paths", async () => {
-  const ctx = await nativeCtx(["--collector.ipmi_dcmi.force-native-mode", "--collector.ipmi_dcmi.dev-num=2"]);
+  const { ctx, opts } = await nativeCtx(["--collector.ipmi_dcmi.force-native-mode", "--collector.ipmi_dcmi.dev-num=2"]);
   assertThrows(
-    () => createIpmiDcmiCollector(ctx, { exists: () => false }),
+    () => createIpmiDcmiCollector(ctx, opts, { exists: () => false }),
     /force-native-mode is set, and no IPMI device \(\/dev\/ipmi2, \/dev\/ipmi\/2, \/dev\/ipmidev\/2\) exists/,
   );
   // No tool anywhere and no device: the same single line, naming both.
-  const auto = await nativeCtx([]);
+  const auto = await nativeCtx([], []);
   assertThrows(
-    () => createIpmiDcmiCollector(auto, { exists: () => false, toolDirs: [] }),
+    () => createIpmiDcmiCollector(auto.ctx, auto.opts, { exists: () => false }),
     /no IPMI DCMI tool \(ipmi-dcmi, ipmitool, ipmiutil, capmc\) found .* and no IPMI device \(\/dev\/ipmi0/,
   );
   // This machine kind has no IPMI driver: through the exporter, start-up stops with exactly one line.
@@ -221,39 +222,48 @@ Deno.test("ipmi_dcmi: native mode without /dev/ipmiN fails start-up with one lin
   }
 });
 
-async function nativeCtx(argv: string[]): Promise<CollectorContext> {
+/** A collector context, and the options `argv` give with tools looked up in `dirs`. */
+async function nativeCtx(
+  argv: string[],
+  dirs?: string[],
+): Promise<{ ctx: CollectorContext; opts: IpmiDcmiOptions }> {
   const flags = exporterFlags();
   flags.parse(argv, {});
-  return await Promise.resolve({
-    flags,
+  const ctx = {
     logger: new Logger("error", "logfmt", {}, () => {}),
     paths: { procfs: "/proc", sysfs: "/sys", cgroupfs: "/sys/fs/cgroup" },
     hostname: "host1",
     security: new InlineSecurityManager(),
-  });
+  };
+  return await Promise.resolve({ ctx, opts: ipmiDcmiOptions(flags, dirs) });
 }
 
-/** Answers openFd with a made-up descriptor (the fake driver library accepts any), runs other ops inline. */
-class FdSecurity implements SecurityManager {
+/** Answers openFd with a made-up descriptor (the fake driver library accepts any), runs the rest inline. */
+class FdSecurity extends InlineSecurityManager {
   calls: { context: SecurityContext; ops: PrivilegedOp[] }[] = [];
+  execs: ExecRequest[] = [];
   #inline = new InlineSecurityManager();
-  run(context: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
+  override run(context: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
     this.calls.push({ context, ops });
     if (ops.some((o) => o.kind !== "openFd")) return this.#inline.run(context, ops);
     return Promise.resolve(ops.map(() => ({ ok: true, value: 21 })));
+  }
+  override exec(context: SecurityContext, req: ExecRequest, opts: ExecOptions): Promise<ExecOutcome> {
+    this.execs.push(req);
+    return super.exec(context, req, opts);
   }
 }
 
 Deno.test("ipmi_dcmi native: dev-num picks the device, opened once in cap_dac_override; power follows the BMC", async () => {
   const dir = Deno.makeTempDirSync();
   const { lib, log } = fakeIpmi(dir, "normal", recorded.w312);
-  const ctx = await nativeCtx([
+  const { ctx, opts } = await nativeCtx([
     "--collector.ipmi_dcmi.force-native-mode",
     "--collector.ipmi_dcmi.dev-num=3",
     "--collector.ipmi_dcmi.timeout=300ms",
   ]);
   const security = new FdSecurity();
-  const c = createIpmiDcmiCollector({ ...ctx, security }, { exists: (p) => p === "/dev/ipmidev/3", libc: lib });
+  const c = createIpmiDcmiCollector({ ...ctx, security }, opts, { exists: (p) => p === "/dev/ipmidev/3", libc: lib });
   try {
     const watts = async () => {
       const { sink, success } = await scrape({ ipmi_dcmi: c });
@@ -272,10 +282,12 @@ Deno.test("ipmi_dcmi native: dev-num picks the device, opened once in cap_dac_ov
     assertEquals(success.ipmi_dcmi, 0);
     assertEquals(samples(sink, "ceems_ipmi_dcmi_current_watts").get('{hostname="host1"}'), 405);
     assert(lines.some((l) => /no response from the BMC/.test(l)), lines.join("\n"));
-    assertEquals(security.calls, [{
-      context: { name: "ipmi_dcmi_native", caps: ["cap_dac_override"] },
-      ops: [{ kind: "openFd", path: "/dev/ipmidev/3", write: true }],
-    }]);
+    assertEquals(security.calls.map((c) => ({ context: { name: c.context.name, caps: c.context.caps }, ops: c.ops })), [
+      {
+        context: { name: "ipmi_dcmi_native", caps: ["cap_dac_override"] },
+        ops: [{ kind: "openFd", path: "/dev/ipmidev/3", write: true }],
+      },
+    ]);
   } finally {
     c.stop();
   }
@@ -287,8 +299,9 @@ Deno.test("ipmi_dcmi: with no tool found, /dev/ipmiN is used natively (as CEEMS)
   const dir = Deno.makeTempDirSync();
   const { lib } = fakeIpmi(dir, "normal", recorded.w312);
   const security = new FdSecurity();
-  const ctx = { ...(await nativeCtx([])), security };
-  const c = createIpmiDcmiCollector(ctx, { exists: (p) => p === "/dev/ipmi0", libc: lib, toolDirs: [dir] });
+  const none = await nativeCtx([], [dir]);
+  const ctx = { ...none.ctx, security };
+  const c = createIpmiDcmiCollector(ctx, none.opts, { exists: (p) => p === "/dev/ipmi0", libc: lib });
   try {
     const { sink, success } = await scrape({ ipmi_dcmi: c });
     assertEquals(success.ipmi_dcmi, 1);
@@ -297,22 +310,18 @@ Deno.test("ipmi_dcmi: with no tool found, /dev/ipmiN is used natively (as CEEMS)
   } finally {
     c.stop();
   }
-  // The capability table agrees: no tool → cap_dac_override; a tool → cap_setuid+cap_setgid.
-  const fs = exporterFlags();
-  fs.parse([]);
-  const host = (tool: boolean) => ({ kernelRelease: "6.1.0", toolExists: () => tool, readText: () => undefined });
-  assertEquals(featureCapabilities("exporter", "ipmi_dcmi", fs, host(false)), ["cap_dac_override"]);
-  assertEquals(featureCapabilities("exporter", "ipmi_dcmi", fs, host(true)), ["cap_setgid", "cap_setuid"]);
+  // The declarations follow the same decision: no tool → cap_dac_override; a tool → run as root.
+  const required = (o: IpmiDcmiOptions) => [...gatherSecurity([ipmiDcmiSecurity(o)]).required.keys()];
+  assertEquals(required(none.opts), ["cap_dac_override"]);
   writeScript(dir, "ipmitool", `cat <<'OUT'\n${ipmitoolOut}OUT`);
-  const t = createIpmiDcmiCollector({ ...ctx, flags: (await nativeCtx(["--collector.ipmi_dcmi.test-mode"])).flags }, {
-    exists: () => true,
-    libc: lib,
-    toolDirs: [dir],
-  });
+  assertEquals(required((await nativeCtx([], [dir])).opts), ["cap_kill", "cap_setgid", "cap_setuid"]);
+  const test = await nativeCtx(["--collector.ipmi_dcmi.test-mode"], [dir]);
+  assertEquals(required(test.opts), []);
+  const t = createIpmiDcmiCollector(ctx, test.opts, { exists: () => true, libc: lib });
   const { sink } = await scrape({ ipmi_dcmi: t });
   assertEquals(samples(sink, "ceems_ipmi_dcmi_current_watts").get('{hostname="host1"}'), 212);
-  assertEquals(security.calls.length, 2, "the tool ran as an exec op, no device was opened");
-  assertEquals(security.calls[1].ops[0].kind, "exec");
+  assertEquals(security.calls.length, 1, "no device was opened for the tool");
+  assertEquals(security.execs.map((r) => r.cmd[0]), [join(dir, "ipmitool")]);
   Deno.removeSync(dir, { recursive: true });
 });
 
@@ -327,7 +336,7 @@ async function freeUdpPort(): Promise<number> {
 
 /** Absolute path of a system tool, failing the test when it is not installed. */
 function tool(name: string): string {
-  const p = lookPath(name, Deno.env.get("PATH") ?? "", ["/sbin", "/usr/sbin", "/usr/local/sbin"]);
+  const p = findTool(name);
   if (!p) throw new Error(`${name} is not installed (scripts/ensure-test-deps.sh installs it)`);
   return p;
 }

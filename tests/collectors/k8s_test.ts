@@ -3,7 +3,7 @@
 
 import { assertEquals } from "../helpers/assert.ts";
 import { byUuid, put, scrapeInProcess } from "./unit_helpers.ts";
-import { k8sCpus, weightToShares } from "../../collectors/cgroup/stats.ts";
+import { k8sCpus, weightToShares } from "../../collectors/units/stats.ts";
 
 Deno.test("k8s CPU count from cpu.weight / cpu.shares as CEEMS (milli-CPU precision)", () => {
   assertEquals(weightToShares(1), 2);

@@ -3,17 +3,17 @@
 
 import { join } from "node:path";
 import { parseDomainXml } from "../../collectors/libvirt/domains.ts";
-import { InlineSecurityManager, type SecurityContext, type SecurityManager } from "../../privilege/security.ts";
+import { InlineSecurityManager, type SecurityContext } from "../../privilege/security.ts";
 import type { OpResult, PrivilegedOp } from "../../privilege/ops.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { byUuid, fixturePaths, put, scrapeInProcess, withCeemsFixtures } from "./unit_helpers.ts";
 import { domainXml, domstatusXml } from "./libvirt/fixtures.ts";
 
 /** Records security contexts. */
-class RecordingSecurity implements SecurityManager {
+class RecordingSecurity extends InlineSecurityManager {
   readonly contexts: SecurityContext[] = [];
   #inner = new InlineSecurityManager();
-  run(ctx: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
+  override run(ctx: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
     this.contexts.push(ctx);
     return this.#inner.run(ctx, ops);
   }

@@ -2,10 +2,10 @@
 // unsupported values, a missing library, --collector.gpu.type handling, and the exporter end to end.
 
 import { existsSync } from "node:fs";
-import { registeredCollectors } from "../../collectors/registry.ts";
+import { registeredCollectors } from "../../collectors/framework/registry.ts";
 import "../../collectors/nvml.ts";
-import { NoDataError } from "../../collectors/collector.ts";
-import { FamilySink } from "../../collectors/metric_sink.ts";
+import { NoDataError } from "../../collectors/framework/collector.ts";
+import { FamilySink } from "../../collectors/framework/metric_sink.ts";
 import { FlagSet } from "../../common/flags.ts";
 import { Logger } from "../../common/log.ts";
 import { InlineSecurityManager } from "../../privilege/security.ts";
@@ -25,12 +25,11 @@ function flags(args: string[], declareGpuType = false): FlagSet {
 
 async function create(fs: FlagSet, lines: string[] = []) {
   return await def.create({
-    flags: fs,
     logger: new Logger("debug", "logfmt", {}, (l) => lines.push(l)),
     paths: { procfs: "/proc", sysfs: "/sys", cgroupfs: "/sys/fs/cgroup" },
     hostname: "node1",
     security: new InlineSecurityManager(),
-  });
+  }, def.options!(fs));
 }
 
 async function noData(update: () => unknown): Promise<string> {

@@ -123,7 +123,7 @@ Deno.test("redfish: BMC answering 500, invalid JSON or nothing fails the collect
     for (
       const [mode, why] of [["500", /HTTP 500/], ["invalid-json", /invalid JSON/], [
         "hang",
-        /no answer within 400 ms/,
+        /no answer: timed out after 400 ms/,
       ]] as const
     ) {
       mock.mode = mode;

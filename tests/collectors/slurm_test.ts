@@ -4,7 +4,7 @@
 import { join } from "node:path";
 import { exporterFlags } from "../../collectors/exporter.ts";
 import { gpuRequestFromEnv, parseGresShards } from "../../collectors/slurm.ts";
-import { InlineSecurityManager, type SecurityContext, type SecurityManager } from "../../privilege/security.ts";
+import { InlineSecurityManager, type SecurityContext } from "../../privilege/security.ts";
 import type { OpResult, PrivilegedOp } from "../../privilege/ops.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { parseExposition, startCeems } from "../helpers/process.ts";
@@ -192,10 +192,10 @@ Deno.test("gres.conf shards per GPU for this node, with hostlist expansion", () 
 });
 
 /** A security manager that records the contexts it was asked for. */
-class RecordingSecurity implements SecurityManager {
+class RecordingSecurity extends InlineSecurityManager {
   readonly calls: { ctx: SecurityContext; kinds: string[]; pids: number[] }[] = [];
   #inner = new InlineSecurityManager();
-  run(ctx: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
+  override run(ctx: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
     const pids = ops.flatMap((o) => (o.kind === "readEnviron" ? o.pids : []));
     this.calls.push({ ctx, kinds: ops.map((o) => o.kind), pids });
     return this.#inner.run(ctx, ops);

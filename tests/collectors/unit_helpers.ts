@@ -2,8 +2,8 @@
 // synthetic cgroup v2 SLURM trees, and fake SMI tools written as shell scripts.
 
 import { createCollectors, exporterFlags, startCollectors } from "../../collectors/exporter.ts";
-import { scrapeCollectors } from "../../collectors/scrape.ts";
-import type { FamilySink } from "../../collectors/metric_sink.ts";
+import { scrapeCollectors } from "../../collectors/framework/scrape.ts";
+import type { FamilySink } from "../../collectors/framework/metric_sink.ts";
 import { Logger } from "../../common/log.ts";
 import { InlineSecurityManager, type SecurityManager } from "../../privilege/security.ts";
 

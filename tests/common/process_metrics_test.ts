@@ -2,7 +2,7 @@
 // test process that must agree with /proc/self/status.
 
 import { emitProcessMetrics, parseSelfStat, processSnapshot } from "../../common/process_metrics.ts";
-import { FamilySink } from "../../collectors/metric_sink.ts";
+import { FamilySink } from "../../collectors/framework/metric_sink.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 
 Deno.test("parseSelfStat reads utime, stime, start time, vsize and rss after a command with spaces", () => {

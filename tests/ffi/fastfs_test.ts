@@ -1,7 +1,8 @@
 // Tests of the libc small-file and directory reader against Deno's own APIs on real files: contents of
 // every size (including larger than the buffer and multi-byte text), listings, and errors.
 
-import { FastFs, fastFs, fastFsSymbols } from "../../ffi/fastfs.ts";
+import { FastFs, fastFs } from "../../ffi/fastfs.ts";
+import { libc } from "../../ffi/libc.ts";
 import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
 
 function assertNotFound(fn: () => unknown) {
@@ -27,10 +28,7 @@ function withDir(fn: (dir: string, fs: FastFs) => void) {
 
 Deno.test("fastfs: readText returns exactly what Deno reads, for empty, small, buffer-sized and larger files", () => {
   withDir((dir) => {
-    const small = new FastFs(
-      Deno.dlopen("libc.so.6", fastFsSymbols).symbols,
-      16,
-    );
+    const small = new FastFs(libc(), 16);
     const texts = ["", "4\n", "x".repeat(16), "y".repeat(17), "é€😀".repeat(40), "line\n".repeat(10_000)];
     texts.forEach((t, i) => {
       Deno.writeTextFileSync(`${dir}/f${i}`, t);

@@ -1,7 +1,7 @@
 // Real cgroup v2 directories for tests: created under this machine's cgroup2 mount, processes moved in,
 // removed afterwards (remaining processes are moved back to the root first).
 
-import { readMountInfo } from "../../collectors/subcollector.ts";
+import { readMountInfo } from "../../collectors/units/subcollector.ts";
 
 /** The cgroup2 mount point of this machine (/sys/fs/cgroup/unified on hybrid hosts). */
 export function cgroup2Root(): string {

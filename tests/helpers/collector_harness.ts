@@ -1,22 +1,36 @@
 // Builds one registered collector from exporter-style flags and runs scrapes through the real scrape
 // runner, capturing log lines, so collector tests exercise the same paths as the exporter.
 
-import type { Collector, Paths } from "../../collectors/collector.ts";
+import type { Collector, Paths } from "../../collectors/framework/collector.ts";
 import { exporterFlags } from "../../collectors/exporter.ts";
-import type { FamilySink } from "../../collectors/metric_sink.ts";
-import { registeredCollectors } from "../../collectors/registry.ts";
-import { scrapeCollectors } from "../../collectors/scrape.ts";
+import type { FamilySink } from "../../collectors/framework/metric_sink.ts";
+import { registeredCollectors } from "../../collectors/framework/registry.ts";
+import { scrapeCollectors } from "../../collectors/framework/scrape.ts";
 import { Logger } from "../../common/log.ts";
-import type { OpResult, PrivilegedOp, SecurityContext, SecurityManager } from "../../privilege/security.ts";
+import type {
+  ExecOptions,
+  ExecOutcome,
+  ExecRequest,
+  OpResult,
+  PrivilegedOp,
+  SecurityContext,
+  SecurityManager,
+} from "../../privilege/security.ts";
 import { InlineSecurityManager } from "../../privilege/security.ts";
 
-/** A SecurityManager that runs operations inline and records every call. */
+/** A SecurityManager that runs operations and commands inline and records every call. */
 export class RecordingSecurityManager implements SecurityManager {
   readonly calls: { context: SecurityContext; ops: PrivilegedOp[] }[] = [];
+  /** Commands run, with how: as root or as the process. */
+  readonly execs: { context: SecurityContext; req: ExecRequest; opts: ExecOptions }[] = [];
   readonly #inner = new InlineSecurityManager();
   run(context: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
     this.calls.push({ context, ops });
     return this.#inner.run(context, ops);
+  }
+  exec(context: SecurityContext, req: ExecRequest, opts: ExecOptions): Promise<ExecOutcome> {
+    this.execs.push({ context, req, opts });
+    return this.#inner.exec(context, req, opts);
   }
 }
 
@@ -36,12 +50,11 @@ export async function makeCollector(
   const def = registeredCollectors().find((d) => d.name === name);
   if (!def) throw new Error(`collector ${name} not registered`);
   return await def.create({
-    flags,
     logger: opts.logger ?? new Logger("error", "logfmt", {}, () => {}),
     paths: { procfs: "/proc", sysfs: "/sys", cgroupfs: "/sys/fs/cgroup", ...opts.paths },
     hostname: opts.hostname ?? "host1",
     security: opts.security ?? new InlineSecurityManager(),
-  });
+  }, def.options?.(flags));
 }
 
 /** Runs one scrape of the given collectors; returns the sink and the success value per collector. */

@@ -44,21 +44,3 @@ echo "fake ${tool}: no recording for: $*" >&2
 exit 1`,
   );
 }
-
-/**
- * Makes `binDir` usable as the whole PATH of a subprocess: links the few system commands the
- * exporter itself runs (coreutils `timeout`) without exposing the real IPMI tools of this machine.
- */
-export function linkSystemCommands(binDir: string): void {
-  for (const cmd of ["timeout"]) {
-    for (const dir of ["/usr/bin", "/bin"]) {
-      try {
-        Deno.statSync(join(dir, cmd));
-        Deno.symlinkSync(join(dir, cmd), join(binDir, cmd));
-        break;
-      } catch {
-        // try the next directory
-      }
-    }
-  }
-}

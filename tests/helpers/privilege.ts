@@ -3,7 +3,7 @@
 
 import { join } from "node:path";
 import { threadCredentials, type ThreadCreds } from "../../privilege/inspect.ts";
-import { repoRoot, startCeems } from "./process.ts";
+import { CEEMS_ENV, repoRoot, startCeems } from "./process.ts";
 
 /** Path of the probe program. */
 export const probeTs = join(repoRoot, "tests/privilege/probe.ts");
@@ -47,7 +47,7 @@ export async function runProbe(
     args: ["run", "-A", "--node-modules-dir=manual", probeTs, ...args],
     uid: opts.uid,
     gid: opts.gid,
-    env: { NO_COLOR: "1", ...opts.env },
+    env: { ...CEEMS_ENV, ...opts.env },
     stdout: "piped",
     stderr: "piped",
   }).output();

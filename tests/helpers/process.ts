@@ -9,6 +9,12 @@ export const mainTs = join(fileURLToPath(new URL("../../", import.meta.url)), "m
 /** Repository root. */
 export const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 
+/**
+ * Environment of a ceems subprocess: no colours, and Deno's caches in memory (DENO_DIR=/dev/null), as
+ * packaging/bin/ceems runs it: a root start refuses to run holding a writable cache descriptor.
+ */
+export const CEEMS_ENV: Record<string, string> = { NO_COLOR: "1", DENO_DIR: "/dev/null" };
+
 /** A free TCP port on 127.0.0.1 (bound then released). */
 export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -32,7 +38,7 @@ export interface CeemsProcess {
 export async function runCeems(args: string[], opts: { env?: Record<string, string>; uid?: number } = {}) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", mainTs, ...args],
-    env: { NO_COLOR: "1", ...opts.env },
+    env: { ...CEEMS_ENV, ...opts.env },
     uid: opts.uid,
     stdout: "piped",
     stderr: "piped",
@@ -66,7 +72,7 @@ export async function startCeems(
   const listenArgs = opts.listen === false ? [] : [`--web.listen-address=127.0.0.1:${port}`];
   const child = new Deno.Command(opts.deno ?? Deno.execPath(), {
     args: ["run", "-A", ...opts.runFlags ?? [], mainTs, ...args, ...listenArgs],
-    env: { NO_COLOR: "1", ...opts.env },
+    env: { ...CEEMS_ENV, ...opts.env },
     uid: opts.uid,
     gid: opts.gid,
     cwd: opts.cwd,

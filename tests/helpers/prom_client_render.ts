@@ -1,9 +1,9 @@
 // The reference exposition renderer: families rendered through a throwaway prom-client registry, which
-// the exporter's own writer (collectors/metric_sink.ts) must match byte for byte.
+// the exporter's own writer (collectors/framework/metric_sink.ts) must match byte for byte.
 
 import client from "prom-client";
-import type { Labels } from "../../collectors/collector.ts";
-import type { Family } from "../../collectors/metric_sink.ts";
+import type { Labels } from "../../collectors/framework/collector.ts";
+import type { Family } from "../../collectors/framework/metric_sink.ts";
 
 /** Renders families through a throwaway prom-client registry (the reference renderFamilies is tested against). */
 export async function renderFamiliesWithPromClient(families: Iterable<Family>): Promise<string> {

@@ -2,7 +2,7 @@
 // running LB serves both listeners in front of a real Prometheus with DB ownership checks.
 
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { freePort, mainTs, runCeems, startCeems } from "../helpers/process.ts";
+import { CEEMS_ENV, freePort, mainTs, runCeems, startCeems } from "../helpers/process.ts";
 import { startPrometheus, toOpenMetrics } from "../helpers/prometheus_server.ts";
 import { threadCredentials } from "../../privilege/inspect.ts";
 import { CLUSTER, createUnitsDb, runningApiDb, unitSeries } from "./fixtures.ts";
@@ -91,7 +91,7 @@ ceems_api_server:
         `--web.listen-address=127.0.0.1:${p1}`,
         `--web.listen-address=127.0.0.1:${p2}`,
       ],
-      env: { NO_COLOR: "1" },
+      env: CEEMS_ENV,
       stdout: "null",
       stderr: "piped",
     }).spawn();
@@ -177,7 +177,7 @@ Deno.test({
       // Readable, but the API server is not running: its WAL files are gone and the read-only LB cannot
       // create them. It starts with a warning and refuses (503) until the API server runs again.
       Deno.chownSync(path, 0, 65534);
-      const lb = await startCeems(["lb", `--config.file=${cfg}`], { env: { NO_COLOR: "1" } });
+      const lb = await startCeems(["lb", `--config.file=${cfg}`], { env: CEEMS_ENV });
       const q = () =>
         fetch(`${lb.base}/api/v1/query?query=${encodeURIComponent('ceems_cpu_usage{uuid="1001"}')}`, {
           headers: { "X-Ceems-Cluster-Id": CLUSTER, "X-Grafana-User": "alice" },
@@ -215,5 +215,5 @@ Deno.test("ceems lb --print-capabilities: none, and no CAP_FOWNER for a root sta
   const r = await runCeems(["lb", "--print-capabilities"]);
   assertEquals(r.code, 0);
   assertMatch(r.stdout, /^capabilities: none$/m);
-  assertMatch(r.stdout, /^CapabilityBoundingSet=CAP_SETGID CAP_SETUID$/m);
+  assertMatch(r.stdout, /^CapabilityBoundingSet=CAP_SETGID CAP_SETPCAP CAP_SETUID$/m);
 });

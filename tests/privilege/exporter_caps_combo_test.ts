@@ -1,11 +1,11 @@
 // The issue's end-to-end combination: exporter started as root with --collector.slurm --collector.rapl
-// --collector.ipmi_dcmi (tool mode) keeps exactly setuid+setgid+sys_ptrace+dac_read_search on main,
+// --collector.ipmi_dcmi (tool mode) keeps exactly setuid+setgid+kill+sys_ptrace+dac_read_search on main,
 // nothing effective anywhere over 200 scrapes; started as nobody, those collectors fail naming the cap.
 // These collectors live on other branches: until they are merged this file FAILS, naming the collector.
 
 import { join } from "node:path";
 import { exporterFlags, exporterRequiredCapabilities } from "../../collectors/exporter.ts";
-import { registeredCollectors } from "../../collectors/registry.ts";
+import { registeredCollectors } from "../../collectors/framework/registry.ts";
 import { maskOf } from "../../privilege/capset.ts";
 import { threadCredentials } from "../../privilege/inspect.ts";
 import { assertEquals, assertMatch } from "../helpers/assert.ts";
@@ -64,7 +64,7 @@ Deno.test("root start with slurm+rapl+ipmi_dcmi: exact permitted mask, nothing e
     const fs = exporterFlags();
     fs.parse(args.slice(1));
     const expected = maskOf(exporterRequiredCapabilities(fs).keys());
-    assertEquals(expected, maskOf(["cap_setuid", "cap_setgid", "cap_sys_ptrace", "cap_dac_read_search"]));
+    assertEquals(expected, maskOf(["cap_setuid", "cap_setgid", "cap_kill", "cap_sys_ptrace", "cap_dac_read_search"]));
     const p = await startAs(args);
     try {
       assertDropped(threadCredentials(p.pid), p.pid, expected);

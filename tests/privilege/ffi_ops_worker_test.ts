@@ -12,7 +12,7 @@ import {
   sumPercpu,
 } from "../../ffi/libbpf.ts";
 import { perfClose, perfRead } from "../../ffi/perf.ts";
-import { buildBpfObjects } from "../../collectors/ebpf/build.ts";
+import { buildBpfObjects } from "../../collectors/units/ebpf/build.ts";
 import type { OpResult, PrivilegedOp } from "../../privilege/ops.ts";
 import type { BpfLoadResult } from "../../ffi/libbpf.ts";
 import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";

@@ -26,8 +26,9 @@ const setup = await setupSecurity({
   flags: fs,
   logger,
   required,
-  readPaths: kv.read ? [kv.read] : [],
+  readPaths: kv.read ? kv.read.split(",") : [],
   readWritePaths: [],
+  loadPaths: kv.loadPath ? [kv.loadPath] : [],
 });
 
 const fmt = (t: ReturnType<typeof threadCredentials>) =>
@@ -67,9 +68,18 @@ if (kv.environ) {
   );
 }
 if (kv.execRoot) {
-  report.ctxExec = await mgr.runDetailed({ name: "probe_exec", caps: ["cap_setuid", "cap_setgid"] }, [
-    { kind: "exec", cmd: ["sh", "-c", "id -u; id -g"], uid: 0, gid: 0, timeoutMs: 5000 },
-  ]);
+  // A root child reports its credentials, capability sets, open descriptors and environment.
+  const show = "cat /proc/$$/status; echo FDS; ls /proc/$$/fd; echo ENV; env";
+  const contexts = (kv.execRoot as string).split(";").map((c) => {
+    const [name, caps] = c.split(":");
+    return { name, caps: caps.split(",") as Capability[] };
+  });
+  const out: Record<string, unknown> = {};
+  for (const ctx of contexts) {
+    const o = await mgr.exec(ctx, { cmd: ["/bin/sh", "-c", show], timeoutMs: 5000 }, { asRoot: true });
+    out[ctx.name] = { outcome: o, last: mgr.lastRootExec };
+  }
+  report.ctxExec = out;
 }
 if (kv.openFd) {
   const [r] = await mgr.run({ name: "probe_open", caps: ["cap_dac_read_search"] }, [{
@@ -103,7 +113,7 @@ if (kv.batch) {
       { kind: "readFile", path: kv.batch },
     ]),
     mgr.runDetailed({ name: "probe_batch_exec", caps: ["cap_setuid", "cap_setgid"] }, [
-      { kind: "exec", cmd: ["id", "-u"], uid: 0, gid: 0, timeoutMs: 5000 },
+      { kind: "readFile", path: "/etc/hostname" },
     ]),
   ]);
   report.batch = { read, exec, workers: mgr.workersStarted - before };
@@ -111,11 +121,39 @@ if (kv.batch) {
 }
 if (kv.wait) await new Promise((r) => setTimeout(r, Number(kv.wait)));
 report.threadsAtEnd = fmt(threadCredentials());
-// Last: a timed-out call leaves its thread running until the native call returns (documented limit).
+if (kv.execRelative) {
+  report.ctxRelative = await mgr.exec({ name: "probe_rel", caps: ["cap_setuid", "cap_setgid"] }, {
+    cmd: ["sh", "-c", "true"],
+    timeoutMs: 1000,
+  }, { asRoot: true }).then((o) => ({ ok: true, o }), (e) => ({ ok: false, error: (e as Error).message }));
+}
+if (kv.flood) {
+  // A root command printing without end: failed past the output cap, and killed.
+  const t0 = performance.now();
+  const outcome = await mgr.exec({ name: "probe_flood", caps: ["cap_setuid", "cap_setgid"] }, {
+    cmd: ["/usr/bin/yes", kv.flood],
+    timeoutMs: 20_000,
+  }, { asRoot: true });
+  report.ctxFlood = { status: outcome.status, bytes: outcome.stdout.length, ms: performance.now() - t0 };
+}
+if (kv.freeHang) {
+  // A capability-free command leaving a setsid orphan that holds its stdout, past its deadline.
+  const t0 = performance.now();
+  const outcome = await mgr.exec({ name: "probe_free", caps: [] }, {
+    cmd: ["/bin/sh", "-c", `(setsid /bin/sleep ${kv.freeHang} &); exec /bin/sleep ${kv.freeHang}`],
+    timeoutMs: 500,
+  }, { asRoot: false });
+  report.ctxFreeHang = { status: outcome.status, ms: performance.now() - t0 };
+}
+// A root command that hangs, and leaves an orphan holding its stdout: the call returns at its deadline.
 if (kv.hang) {
-  report.ctxHang = await mgr.runDetailed({ name: "probe_hang", caps: [kv.hang as Capability], timeoutMs: 500 }, [
-    { kind: "exec", cmd: ["sleep", "3"], timeoutMs: 5000 },
-  ]);
+  const t0 = performance.now();
+  const outcome = await mgr.exec({ name: "probe_hang", caps: (kv.hang as string).split(",") as Capability[] }, {
+    cmd: ["/bin/sh", "-c", `(setsid /bin/sleep ${kv.hangSleep ?? "30"} &); exec /bin/sleep ${kv.hangSleep ?? "30"}`],
+    timeoutMs: 500,
+  }, { asRoot: true });
+  report.ctxHang = { outcome, ms: performance.now() - t0, last: mgr.lastRootExec };
+  report.threadsAfterHang = fmt(threadCredentials());
 }
 console.log(JSON.stringify(report, (_k, v) => (typeof v === "bigint" ? v.toString() : v)));
 await setup.close();

@@ -8,15 +8,22 @@ import {
   NativeDcmiReader,
   nativeIpmiContext,
 } from "../../../collectors/ipmi/native.ts";
-import type { OpResult, PrivilegedOp, SecurityContext, SecurityManager } from "../../../privilege/security.ts";
+import {
+  InlineSecurityManager,
+  type OpResult,
+  type PrivilegedOp,
+  type SecurityContext,
+} from "../../../privilege/security.ts";
 import { fakeIpmi, recorded } from "../../fakes/ipmi.ts";
 import { assertEquals, assertRejects } from "../../helpers/assert.ts";
 
 /** A security manager that records what it is asked and answers openFd with the given results. */
-class RecordingSecurity implements SecurityManager {
+class RecordingSecurity extends InlineSecurityManager {
   calls: { context: SecurityContext; ops: PrivilegedOp[] }[] = [];
-  constructor(private readonly answers: OpResult[]) {}
-  run(context: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
+  constructor(private readonly answers: OpResult[]) {
+    super();
+  }
+  override run(context: SecurityContext, ops: PrivilegedOp[]): Promise<OpResult[]> {
     this.calls.push({ context, ops });
     return Promise.resolve([this.answers.shift() ?? { ok: false, error: "no more answers" }]);
   }
@@ -81,7 +88,7 @@ Deno.test("native reader: a BMC that never answers fails the read within the tim
   const sec = new RecordingSecurity([{ ok: true, value: 13 }]);
   const r = new NativeDcmiReader("/dev/ipmi0", sec, lib);
   try {
-    await assertRejects(() => r.read(100), /no response from the BMC within 100 ms/);
+    await assertRejects(() => r.read(100), /no response from the BMC: timed out after 100 ms/);
     fakeIpmi(dir, "normal");
     assertEquals((await r.read(500)).currentWatts, 312);
     assertEquals(sec.calls.length, 1);

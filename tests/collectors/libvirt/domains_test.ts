@@ -8,8 +8,7 @@ import {
   parseDomainXml,
 } from "../../../collectors/libvirt/domains.ts";
 import type { GpuDevice } from "../../../collectors/gpu/devices.ts";
-import type { Unit } from "../../../collectors/cgroup/discovery.ts";
-import { exporterFlags } from "../../../collectors/exporter.ts";
+import type { Unit } from "../../../collectors/units/discovery.ts";
 import { Logger } from "../../../common/log.ts";
 import { InlineSecurityManager } from "../../../privilege/security.ts";
 import { assertEquals, assertRejects, assertThrows } from "../../helpers/assert.ts";
@@ -66,7 +65,7 @@ Deno.test("LibvirtDomains: persistent XML first, runtime XML next; a UUID stays 
       gpuType: "nogpu",
       logger: new Logger("error", "logfmt", {}, () => {}),
       security: new InlineSecurityManager(),
-      flags: exporterFlags(),
+      gpu: { type: "", nvidiaSmi: "", rocmSmi: "", amdSmi: "" },
       now: () => now,
     });
     const units = [unit("instance-00000001"), unit("instance-00000002"), unit("instance-00000003")];

@@ -2,7 +2,7 @@
 // environments in fixture procfs trees, and the titles of a real slurmstepd on the test SLURM cluster.
 
 import { jobIdFromEnvironments, jobIdFromStepdTitle, SluidResolver } from "../../../collectors/slurm/sluid.ts";
-import type { Unit } from "../../../collectors/cgroup/discovery.ts";
+import type { Unit } from "../../../collectors/units/discovery.ts";
 import { Logger } from "../../../common/log.ts";
 import { InlineSecurityManager, type SecurityManager } from "../../../privilege/security.ts";
 import { assert, assertEquals } from "../../helpers/assert.ts";
@@ -28,10 +28,10 @@ Deno.test("jobIdFromEnvironments takes SLURM_JOB_ID of the environment with that
 });
 
 /** Records environment reads. */
-class CountingSecurity implements SecurityManager {
+class CountingSecurity extends InlineSecurityManager {
   reads = 0;
   #inner = new InlineSecurityManager();
-  run(...a: Parameters<SecurityManager["run"]>) {
+  override run(...a: Parameters<SecurityManager["run"]>) {
     this.reads++;
     return this.#inner.run(...a);
   }
