@@ -22,16 +22,14 @@ export class DbLockedError extends Error {}
  */
 export function lockDatabase(dataPath: string): DbLock {
   const path = join(dataPath, LOCK_FILE);
-  let file: Deno.FsFile;
-  let writable = true;
   try {
-    file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o640 });
+    Deno.openSync(path, { write: true, create: true, mode: 0o640 }).close();
   } catch (e) {
     // A lock file another user created: flock needs only an open descriptor, read access is enough.
     if (!(e instanceof Deno.errors.PermissionDenied)) throw e;
-    file = Deno.openSync(path, { read: true });
-    writable = false;
   }
+  // The lock is held through a read-only descriptor: a root start keeps nothing open for writing past the drop.
+  const file = Deno.openSync(path, { read: true });
   if (!file.tryLockSync(true)) {
     let holder = "";
     try {
@@ -44,10 +42,9 @@ export function lockDatabase(dataPath: string): DbLock {
       }: one API server per data directory`,
     );
   }
-  if (writable) {
-    file.truncateSync(0);
-    file.writeSync(new TextEncoder().encode(`${Deno.pid}\n`));
-  }
+  try {
+    Deno.writeTextFileSync(path, `${Deno.pid}\n`);
+  } catch { /* a lock file of another user's: no pid recorded */ }
   return {
     path,
     release: () => {
