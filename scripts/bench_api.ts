@@ -161,6 +161,8 @@ clusters:
       "--log.level=error",
       "--storage.data.skip.delete.old.units",
     ],
+    // As a root start must run: Deno's caches in memory (a writable cache past the drop is refused).
+    env: { DENO_DIR: "/dev/null" },
     stdout: "null",
     stderr: "inherit",
   }).spawn();

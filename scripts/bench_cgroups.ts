@@ -200,6 +200,8 @@ async function benchExporter(root: string, reps: number, floor: () => number) {
       "--web.disable-exporter-metrics",
       `--web.listen-address=127.0.0.1:${port}`,
     ],
+    // As a root start must run: Deno's caches in memory (a writable cache past the drop is refused).
+    env: { DENO_DIR: "/dev/null" },
     stdout: "null",
     stderr: "null",
   }).spawn();

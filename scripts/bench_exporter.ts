@@ -48,6 +48,8 @@ function start(name: string, cmd: string, args: string[]): Target {
   const child = new Deno.Command(cmd, {
     args: [...args, `--web.listen-address=127.0.0.1:${port}`],
     cwd: root,
+    // ceems as a root start must run: Deno's caches in memory (a writable cache past the drop is refused).
+    env: { DENO_DIR: "/dev/null" },
     stdout: "null",
     stderr: "null",
   }).spawn();

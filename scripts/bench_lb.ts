@@ -2,7 +2,7 @@
 // throughput with 50 concurrent clients, direct and through the LB, in one run, reported as ratios.
 
 import { join } from "node:path";
-import { freePort, mainTs } from "../tests/helpers/process.ts";
+import { CEEMS_ENV, freePort, mainTs } from "../tests/helpers/process.ts";
 import { startPrometheus, toOpenMetrics } from "../tests/helpers/prometheus_server.ts";
 import { analyseQuery } from "../lb/promql_access.ts";
 import { CLUSTER, runningApiDb, unitSeries } from "../tests/lb/fixtures.ts";
@@ -56,10 +56,11 @@ await Deno.writeTextFile(
 const port = freePort();
 const lb = new Deno.Command(Deno.execPath(), {
   args: ["run", "-A", mainTs, "lb", `--config.file=${dir}/lb.yml`, `--web.listen-address=127.0.0.1:${port}`],
-  env: { NO_COLOR: "1" },
+  env: CEEMS_ENV,
   stdout: "null",
-  stderr: "null",
+  stderr: "piped",
 }).spawn();
+const lbStderr = new Response(lb.stderr).text();
 try {
   const lbHeaders = { "X-Ceems-Cluster-Id": CLUSTER, "X-Grafana-User": "alice" };
   const urls = (q: string) => {
@@ -130,8 +131,11 @@ try {
   } % (goal >= 90 %)`);
   console.log(JSON.stringify({ requests: SEQUENTIAL, latency: results, direct_rps: directRps, lb_rps: lbRps }));
 } finally {
-  lb.kill("SIGTERM");
-  await lb.status;
+  try {
+    lb.kill("SIGTERM");
+  } catch { /* exited already: its stderr says why */ }
+  const st = await lb.status;
+  if (!st.success) console.error(`ceems lb exited ${st.code}: ${await lbStderr}`);
   await prom.stop();
   api.storage.close();
   await Deno.remove(dir, { recursive: true });
