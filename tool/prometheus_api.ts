@@ -1,4 +1,4 @@
-// Minimal client of the Prometheus HTTP API for `ceems tool`: series, label values, targets and config,
+// Minimal client of the Prometheus HTTP API for `ceems tool`: series, label values, queries, targets, config,
 // with credentials and CA from a Prometheus-style HTTP client config file (--http.config.file).
 
 import { parse as parseYaml } from "yaml";
@@ -16,7 +16,7 @@ function readSecret(inline: unknown, file: unknown, what: string): string {
   return inline;
 }
 
-/** Loads basic_auth, authorization/bearer_token and tls_config (ca_file, cert_file, key_file) from YAML. */
+/** Loads basic_auth, authorization/bearer_token, http_headers and tls_config (ca_file, cert_file, key_file) from YAML. */
 export function loadHttpClientConfig(path: string): HttpClientConfig {
   if (!path) return { headers: {} };
   const doc = (parseYaml(Deno.readTextFileSync(path)) ?? {}) as Record<string, Record<string, unknown> | undefined>;
@@ -31,6 +31,12 @@ export function loadHttpClientConfig(path: string): HttpClientConfig {
   if (az) {
     const cred = readSecret(az.credentials, az.credentials_file, "authorization.credentials");
     headers.Authorization = `${az.type ?? "Bearer"} ${cred}`;
+  }
+  const hh = (doc as Record<string, unknown>).http_headers as Record<string, Record<string, unknown>> | undefined;
+  for (const [name, h] of Object.entries(hh ?? {})) {
+    const vals = [...(h?.values as string[] ?? []), ...(h?.secrets as string[] ?? [])];
+    for (const f of h?.files as string[] ?? []) vals.push(Deno.readTextFileSync(f).trim());
+    if (vals.length) headers[name] = vals.join(", ");
   }
   const bearer = (doc as Record<string, unknown>).bearer_token;
   if (typeof bearer === "string") headers.Authorization = `Bearer ${bearer}`;
@@ -84,6 +90,27 @@ export class PrometheusApi {
       ["start", String(start)],
       ["end", String(end)],
     ]) as string[];
+  }
+
+  /** Instant query at `time` (seconds): the vector's samples. */
+  async query(q: string, time: number): Promise<{ metric: Record<string, string>; value: number }[]> {
+    const data = await this.#get("/api/v1/query", [["query", q], ["time", String(time)]]) as {
+      resultType: string;
+      result: { metric: Record<string, string>; value: [number, string] }[] | [number, string];
+    };
+    if (data.resultType === "scalar") {
+      return [{ metric: {}, value: Number((data.result as [number, string])[1]) }];
+    }
+    if (data.resultType !== "vector") return [];
+    return (data.result as { metric: Record<string, string>; value: [number, string] }[]).map((r) => ({
+      metric: r.metric,
+      value: Number(r.value[1]),
+    }));
+  }
+
+  /** The first value of an instant query, or undefined when it returns nothing. */
+  async queryScalar(q: string, time: number): Promise<number | undefined> {
+    return (await this.query(q, time))[0]?.value;
   }
 
   /** Scrape interval (ms) per scrape job, from the active targets' discovered labels. */

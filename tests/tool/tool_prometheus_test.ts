@@ -1,0 +1,177 @@
+// `ceems tool tsdb …` against a real Prometheus 2.42 holding a cluster's series (IPMI+RAPL node with eBPF
+// counters, Redfish node with two chassis and a DCGM exporter, an emissions job): the generated rules load
+// into that Prometheus and every recorded series has data.
+
+import { join } from "node:path";
+import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
+import { mainTs } from "../helpers/process.ts";
+import { type BackfillSeries, startPrometheus, toOpenMetrics } from "../helpers/prometheus_server.ts";
+
+/** Sample spacing of the backfilled series; rules read them with a 1 min rate window (4 × 15 s). */
+const STEP = 5_000;
+
+/** The cluster: a counter rises by `rate × 15` per sample, a gauge is constant. */
+function cluster(): BackfillSeries[] {
+  const out: BackfillSeries[] = [];
+  const g = (name: string, labels: Record<string, string>, v: number) => out.push({ name, labels, value: () => v });
+  const c = (name: string, labels: Record<string, string>, perS: number) =>
+    out.push({ name, labels, value: (i) => i * perS * STEP / 1000 });
+  for (const [job, inst, host] of [["cpu-ipmi", "ni:9010", "ni"], ["cpu-redfish", "nr:9010", "nr"]]) {
+    const n = { job, instance: inst, hostname: host };
+    c("ceems_cpu_seconds_total", { ...n, mode: "user" }, 2);
+    c("ceems_cpu_seconds_total", { ...n, mode: "idle" }, 2);
+    g("ceems_cpu_count", n, 4);
+    g("ceems_meminfo_MemTotal_bytes", n, 16e9);
+    g("ceems_meminfo_MemAvailable_bytes", n, 8e9);
+    g("ceems_compute_units", { ...n, manager: "slurm" }, 2);
+    for (const [id, cpu, mem] of [["1", 1, 2e9], ["2", 0.5, 6e9]] as const) {
+      const u = { ...n, manager: "slurm", uuid: `${host}-${id}` };
+      c("ceems_compute_unit_cpu_user_seconds_total", u, cpu);
+      c("ceems_compute_unit_cpu_system_seconds_total", u, 0);
+      g("ceems_compute_unit_cpus", u, 2);
+      g("ceems_compute_unit_memory_used_bytes", u, mem);
+      g("ceems_compute_unit_memory_total_bytes", u, 8e9);
+      g("ceems_emissions_gCo2_kWh", {
+        ...n,
+        provider: "owid",
+        provider_name: "OWID",
+        country_code: "FR",
+        country: "France",
+      }, 50);
+    }
+  }
+  const ni = { job: "cpu-ipmi", instance: "ni:9010", hostname: "ni" };
+  g("ceems_ipmi_dcmi_current_watts", ni, 500);
+  c("ceems_rapl_package_joules_total", { ...ni, index: "0", path: "p0" }, 60);
+  c("ceems_rapl_dram_joules_total", { ...ni, index: "0", path: "p0d" }, 20);
+  c("ceems_ebpf_read_bytes_total", { ...ni, manager: "slurm", uuid: "ni-1", mountpoint: "/home" }, 1000);
+  c("ceems_ebpf_ingress_bytes_total", { ...ni, manager: "slurm", uuid: "ni-1", family: "ipv4", proto: "tcp" }, 500);
+  const nr = { job: "cpu-redfish", instance: "nr:9010", hostname: "nr" };
+  g("ceems_redfish_current_watts", { ...nr, chassis: "Chassis_1" }, 400);
+  g("ceems_redfish_current_watts", { ...nr, chassis: "Chassis_2" }, 900);
+  g("ceems_compute_unit_gpu_index_flag", { ...nr, manager: "slurm", uuid: "nr-1", index: "0", gpuuuid: "GPU-r0" }, 1);
+  const d = { job: "dcgm", instance: "nr:9400", Hostname: "nr", UUID: "GPU-r0", gpu: "0", modelName: "NVIDIA A100" };
+  g("DCGM_FI_DEV_POWER_USAGE_INSTANT", d, 250);
+  g("DCGM_FI_DEV_GPU_UTIL", d, 70);
+  g("DCGM_FI_DEV_FB_USED", d, 10);
+  g("DCGM_FI_DEV_FB_FREE", d, 30);
+  g("ceems_emissions_gCo2_kWh", {
+    job: "emissions",
+    instance: "e:9010",
+    provider: "rte",
+    provider_name: "RTE",
+    country_code: "FR",
+    country: "France",
+  }, 20);
+  return out;
+}
+
+/** The samples of an instant query. */
+async function query(url: string, q: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
+  const r = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(q)}`);
+  const j = await r.json();
+  if (j.status !== "success") throw new Error(`${q}: ${JSON.stringify(j)}`);
+  return j.data.result;
+}
+
+/** Runs `ceems tool <args>` with `stdin` written to its standard input. */
+async function tool(args: string[], stdin = ""): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", mainTs, "tool", ...args],
+    env: { NO_COLOR: "1" },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(stdin));
+  await w.close();
+  const o = await child.output();
+  const dec = new TextDecoder();
+  return { code: o.code, stdout: dec.decode(o.stdout), stderr: dec.decode(o.stderr) };
+}
+
+Deno.test({
+  name: "ceems tool tsdb: rules generated from a real Prometheus load into it and record every series",
+  sanitizeResources: false,
+  async fn() {
+    const now = Date.now();
+    const from = now - 20 * 60_000;
+    const rulesDir = Deno.makeTempDirSync({ prefix: "ceems-tool-rules-" });
+    // Samples end now: the rules find them for the next ~50 s (the rate window). Later samples would put
+    // the backfilled block past Prometheus's head, and recorded samples at now would be out of bounds.
+    const prom = await startPrometheus({
+      openMetrics: toOpenMetrics(cluster(), from, now, STEP),
+      config: `global: {scrape_interval: 15s, evaluation_interval: 1s}\nrule_files: ['${rulesDir}/*.rules']\n`,
+      args: ["--web.enable-lifecycle"],
+    });
+    try {
+      const win = [`--url=${prom.url}`, `--start=${Math.floor(from / 1000)}`, `--end=${Math.floor(now / 1000)}`];
+      // Two Redfish chassis: the operator picks Chassis_1 ("0") when asked.
+      const gen = await tool([
+        "tsdb",
+        "create-recording-rules",
+        ...win,
+        "--country-code=FR",
+        `--output-dir=${rulesDir}`,
+      ], "0\n");
+      assertEquals(gen.code, 0, gen.stderr);
+      assertMatch(gen.stderr, /Multiple chassis found for ceems_redfish_current_watts for job cpu-redfish/);
+      assertEquals([...Deno.readDirSync(rulesDir)].map((e) => e.name).sort(), [
+        "cpu-ipmi.rules",
+        "cpu-redfish.rules",
+        "dcgm-gpu.rules",
+      ]);
+      for (const f of Deno.readDirSync(rulesDir)) {
+        const chk = await new Deno.Command("promtool", { args: ["check", "rules", join(rulesDir, f.name)] }).output();
+        assertEquals(chk.code, 0, new TextDecoder().decode(chk.stdout) + new TextDecoder().decode(chk.stderr));
+      }
+      assertMatch(Deno.readTextFileSync(join(rulesDir, "cpu-redfish.rules")), /chassis=~"Chassis_1"/);
+      const reload = await fetch(`${prom.url}/-/reload`, { method: "POST" });
+      await reload.body?.cancel();
+      assertEquals(reload.status, 200);
+
+      const want: [string, number][] = [
+        ["uuid:ceems_cpu_usage:ratio_irate", 4],
+        ["uuid:ceems_cpu_memory_usage:ratio", 4],
+        ["uuid:ceems_host_power_watts:pue", 4],
+        ['uuid:ceems_host_emissions_g_s:pue{provider="owid"}', 4],
+        ['uuid:ceems_host_emissions_g_s:pue{provider="rte"}', 4],
+        ["uuid:ceems_gpu_power_watts:pue", 1],
+        ["uuid:ceems_gpu_usage:ratio", 1],
+        ["uuid:ceems_gpu_memory_usage:ratio", 1],
+        ["uuid:ceems_gpu_emissions_g_s:pue", 2],
+        ["uuid:ceems_io_read_bytes:irate", 1],
+        ["uuid:ceems_net_ingress_bytes:irate", 1],
+        ["job:ceems_cpu_usage:avg_ratio_irate", 2],
+        ["job:ceems_cpu_memory_usage:avg_ratio", 2],
+        ["job:ceems_host_power_watts:pue", 2],
+        ['job:ceems_host_emissions_g_s:pue{country_code="FR"}', 4],
+        ["job:ceems_gpu_power_watts:pue", 1],
+        ["job:ceems_gpu_usage:avg", 1],
+        ["job:ceems_io_read_bytes:sum_irate", 1],
+        ["job:ceems_net_ingress_bytes:sum_irate", 1],
+      ];
+      const deadline = Date.now() + 30_000;
+      let missing: string[] = [];
+      while (Date.now() < deadline) {
+        missing = [];
+        for (const [q, n] of want) {
+          const r = await query(prom.url, q);
+          if (r.length !== n || r.some((s) => !Number.isFinite(Number(s.value[1])))) {
+            missing.push(`${q}: ${r.length}/${n}`);
+          }
+        }
+        if (!missing.length) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      assertEquals(missing, [], "recorded series with data");
+      // Node power of the Redfish node is Chassis_1 less the GPU: 400 − 250 = 150 W (PUE 1).
+      const job = await query(prom.url, 'job:ceems_host_power_watts:pue{job="cpu-redfish"}');
+      assertEquals(Number(job[0].value[1]), 150);
+    } finally {
+      await prom.stop();
+      Deno.removeSync(rulesDir, { recursive: true });
+    }
+  },
+});
