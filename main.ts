@@ -12,7 +12,7 @@ Commands:
   exporter   Prometheus exporter for compute units and node power (default listen :9010)
   api        API server: compute units, usage, energy and emissions (default listen :9020)
   lb         Load balancer with access control for Prometheus and Pyroscope (:9030, :9040)
-  tool       Utilities: 'tool tsdb create-recording-rules' writes per-unit power/emissions rules
+  tool       Utilities (CEEMS's ceems_tool): recording rules, relabel configs, updater queries, web configs, checks
 
 Run 'ceems <command> --help' for the flags of a command.
 `;

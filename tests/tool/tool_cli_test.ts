@@ -47,6 +47,12 @@ Deno.test("tool: bad flags and unreachable servers stop with one line naming the
     [["tsdb", "create-recording-rules", "--start=yesterday"], /--start: invalid time "yesterday"/, 2],
     [["tsdb", "create-recording-rules", "--pue=0.5"], /--pue.*must be at least 1/, 2],
     [["tsdb", "create-recording-rules", "--url=http://127.0.0.1:1"], /querying Prometheus at http:\/\/127.0.0.1:1/, 2],
+    [["tsdb", "create-relabel-configs", "--nope"], /unknown long flag '--nope'/, 2],
+    [["tsdb", "create-ceems-tsdb-updater-queries", "--url=ftp://x"], /--url: not an http\(s\) URL/, 2],
+    [["config", "create-web-config", "--tls"], /--tls.host must be provided/, 2],
+    [["check", "web-config"], /required argument 'web-config-files' not provided/, 2],
+    [["check", "web-config", "/nonexistent.yml"], /path '\/nonexistent.yml' does not exist/, 2],
+    [["check", "api-healthy", "--http.config.file=/nonexistent.yml"], /--http.config.file: path/, 2],
     [["tsdb", "nope"], /unknown command 'tsdb nope'/, 2],
   ];
   for (const [args, re, code] of cases) {
@@ -55,4 +61,7 @@ Deno.test("tool: bad flags and unreachable servers stop with one line naming the
     assertMatch(r.stderr, re);
     assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
   }
+  const down = await runCeems(["tool", "check", "api-healthy", "--url=http://127.0.0.1:1"]);
+  assertEquals(down.code, 1);
+  assertMatch(down.stderr, /check failed: URL=http:\/\/127.0.0.1:1/);
 });

@@ -1,11 +1,12 @@
 // `ceems tool tsdb …` against a real Prometheus 2.42 holding a cluster's series (IPMI+RAPL node with eBPF
 // counters, Redfish node with two chassis and a DCGM exporter, an emissions job): the generated rules load
-// into that Prometheus and every recorded series has data.
+// into that Prometheus and every recorded series has data; relabel configs and updater queries follow.
 
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { mainTs } from "../helpers/process.ts";
 import { type BackfillSeries, startPrometheus, toOpenMetrics } from "../helpers/prometheus_server.ts";
+import { parse as parseYaml } from "yaml";
 
 /** Sample spacing of the backfilled series; rules read them with a 1 min rate window (4 × 15 s). */
 const STEP = 5_000;
@@ -169,6 +170,38 @@ Deno.test({
       // Node power of the Redfish node is Chassis_1 less the GPU: 400 − 250 = 150 W (PUE 1).
       const job = await query(prom.url, 'job:ceems_host_power_watts:pue{job="cpu-redfish"}');
       assertEquals(Number(job[0].value[1]), 150);
+
+      const relabel = await tool(["tsdb", "create-relabel-configs", ...win]);
+      assertEquals(relabel.code, 0, relabel.stderr);
+      const rc = parseYaml(relabel.stdout) as {
+        scrape_configs: { job_name: string; metric_relabel_configs: unknown[] }[];
+      };
+      assertEquals(rc.scrape_configs.map((s) => s.job_name), ["dcgm"]);
+      assertEquals(rc.scrape_configs[0].metric_relabel_configs.length, 4);
+
+      const nowS = Math.floor(Date.now() / 1000);
+      const upd = await tool([
+        "tsdb",
+        "create-ceems-tsdb-updater-queries",
+        `--url=${prom.url}`,
+        `--start=${nowS - 60}`,
+        `--end=${nowS}`,
+      ]);
+      assertEquals(upd.code, 0, upd.stderr);
+      const q = (parseYaml(upd.stdout) as { queries: Record<string, Record<string, string>> }).queries;
+      assertEquals(Object.keys(q.total_cpu_emissions_gms).sort(), ["owid_total", "rte_total"]);
+      assert(q.avg_gpu_usage.global.includes("uuid:ceems_gpu_usage:ratio"), upd.stdout);
+      assert(q.total_io_read_stats.bytes_total.includes("ceems_ebpf_read_bytes_total"), upd.stdout);
+      // Every query is valid PromQL Prometheus evaluates once the template variables are filled in.
+      for (const [metric, subs] of Object.entries(q)) {
+        for (const [sub, tpl] of Object.entries(subs)) {
+          const text = tpl.replaceAll("{{.UUIDs}}", "ni-1|nr-1").replaceAll("{{.Range}}", "5m")
+            .replaceAll("{{.ScrapeIntervalMilli}}", "15000").replaceAll("{{.ScrapeInterval}}", "15s");
+          await query(prom.url, text).catch((e) => {
+            throw new Error(`${metric}.${sub}: ${e}`);
+          });
+        }
+      }
     } finally {
       await prom.stop();
       Deno.removeSync(rulesDir, { recursive: true });
