@@ -72,8 +72,18 @@ function dialect(rj: RulesJob, g: GpuSource, pue: number): GpuDialect {
   const gj = jobIs(g.job);
   const flag = sel(FLAG, jobIs(rj.job));
   const has = (m: string) => g.series.has(m);
-  /** Join of exporters that label GPUs by UUID (or serial) and instance id, as CEEMS's GPU map does. */
-  const byUuid = { keys: "gpuuuid, gpuiid", flag, deviceKey: "gpuuuid", clean: (v: string) => v };
+  /**
+   * Join of exporters that label GPUs by UUID (or serial) and instance id, as CEEMS's GPU map does. The flag's
+   * `gpuiid` goes through the same `label_replace` as the exporter's: a no-op in Prometheus, while in
+   * VictoriaMetrics a non-matching `label_replace` leaves an explicit empty `gpuiid` on a whole GPU, which
+   * MetricsQL then matches only against an explicit empty one.
+   */
+  const byUuid = {
+    keys: "gpuuuid, gpuiid",
+    flag: copyLabel(flag, "gpuiid", "gpuiid"),
+    deviceKey: "gpuuuid",
+    clean: (v: string) => v,
+  };
   if (g.kind === "nvml") {
     return {
       relabel: (m) => sel(m, gj),
