@@ -26,11 +26,17 @@ export function ceemsCommand(args: string[]): [string, string[]] {
   return [Deno.execPath(), ["run", "-A", mainTs, ...args]];
 }
 
+/**
+ * Environment of the children: no colours, and Deno's caches in memory (a server started as root refuses to
+ * hold a cache it could still write after dropping privileges, as the packaged `ceems` runs it).
+ */
+export const CHILD_ENV: Record<string, string> = { NO_COLOR: "1", DENO_DIR: "/dev/null" };
+
 /** Starts `cmd args`, its stdout and stderr going to `<logDir>/<name>.log`. */
 export function start(name: string, cmd: string, args: string[], logDir: string): Proc {
   const log = join(logDir, `${name}.log`);
   const f = Deno.openSync(log, { write: true, create: true, truncate: true });
-  const child = new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped", env: { NO_COLOR: "1" } })
+  const child = new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped", env: CHILD_ENV })
     .spawn();
   const pump = async (s: ReadableStream<Uint8Array>) => {
     for await (const c of s) f.writeSync(c);

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { parse as parseYaml, stringify } from "yaml";
 import { exporterFlags, type FixtureNode, unpackNode } from "./fixtures.ts";
 import { type SimGpu, startDcgmFixture } from "./dcgm_fixture.ts";
-import { ceemsCommand, freePort, type Proc, start, stopAll, waitReady } from "./procs.ts";
+import { ceemsCommand, CHILD_ENV, freePort, type Proc, start, stopAll, waitReady } from "./procs.ts";
 import { type DemoJob, demoJobs, writeSlurmTools } from "./sacct.ts";
 import { startTicker } from "./ticker.ts";
 
@@ -71,7 +71,8 @@ async function until(what: string, f: () => Promise<boolean>, timeoutMs: number)
 
 async function runCeemsTool(args: string[]): Promise<string> {
   const [cmd, a] = ceemsCommand(["tool", ...args]);
-  const o = await new Deno.Command(cmd, { args: a, stdin: "null", stdout: "piped", stderr: "piped" }).output();
+  const o = await new Deno.Command(cmd, { args: a, stdin: "null", stdout: "piped", stderr: "piped", env: CHILD_ENV })
+    .output();
   const dec = new TextDecoder();
   if (!o.success) throw new Error(`ceems tool ${args.slice(0, 2).join(" ")}: ${dec.decode(o.stderr)}`);
   return dec.decode(o.stdout);
