@@ -1,5 +1,5 @@
-// Entry point of the single `ceems` program: dispatches to the exporter, API server, load balancer or
-// tool subcommand and prints usage for anything else.
+// Entry point of the single `ceems` program: dispatches to the exporter, API server, load balancer, cacct
+// or tool subcommand and prints usage for anything else.
 
 import { runMain } from "./common/cli.ts";
 import { versionText } from "./common/version.ts";
@@ -12,7 +12,8 @@ Commands:
   exporter   Prometheus exporter for compute units and node power (default listen :9010)
   api        API server: compute units, usage, energy and emissions (default listen :9020)
   lb         Load balancer with access control for Prometheus and Pyroscope (:9030, :9040)
-  tool       Utilities: 'tool tsdb create-recording-rules' writes per-unit power/emissions rules
+  cacct      Your jobs' usage, energy and emissions from the API server (CEEMS's cacct)
+  tool       Utilities (CEEMS's ceems_tool): recording rules, relabel configs, updater queries, web configs, checks
 
 Run 'ceems <command> --help' for the flags of a command.
 `;
@@ -31,6 +32,10 @@ async function main(args: string[]): Promise<void> {
     case "lb": {
       const { lbMain } = await import("./lb/cli.ts");
       return runMain("lb", () => lbMain(rest));
+    }
+    case "cacct": {
+      const { cacctMain } = await import("./cacct/cli.ts");
+      return runMain("cacct", () => cacctMain(rest));
     }
     case "tool": {
       const { toolMain } = await import("./tool/cli.ts");

@@ -9,6 +9,8 @@ needs=(
   "promtool:prometheus"
   "prometheus:prometheus"
   "prometheus-node-exporter:prometheus-node-exporter"
+  "victoria-metrics:victoria-metrics"
+  "vmalert:victoria-metrics"
   "openssl:openssl"
   "curl:curl"
   "setfacl:acl"

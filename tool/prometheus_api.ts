@@ -1,53 +1,10 @@
-// Minimal client of the Prometheus HTTP API for `ceems tool`: series, label values, targets and config,
+// Minimal client of the Prometheus HTTP API for `ceems tool`: series, label values, queries, targets, config,
 // with credentials and CA from a Prometheus-style HTTP client config file (--http.config.file).
 
 import { parse as parseYaml } from "yaml";
+import type { HttpClientConfig } from "../common/http_client_config.ts";
 
-/** Credentials and TLS settings read from an HTTP client config file. */
-export interface HttpClientConfig {
-  headers: Record<string, string>;
-  client?: Deno.HttpClient;
-}
-
-function readSecret(inline: unknown, file: unknown, what: string): string {
-  if (typeof file === "string" && file) return Deno.readTextFileSync(file).trim();
-  if (inline === undefined || inline === null) return "";
-  if (typeof inline !== "string") throw new Error(`${what} must be a string`);
-  return inline;
-}
-
-/** Loads basic_auth, authorization/bearer_token and tls_config (ca_file, cert_file, key_file) from YAML. */
-export function loadHttpClientConfig(path: string): HttpClientConfig {
-  if (!path) return { headers: {} };
-  const doc = (parseYaml(Deno.readTextFileSync(path)) ?? {}) as Record<string, Record<string, unknown> | undefined>;
-  if (typeof doc !== "object") throw new Error("not a YAML mapping");
-  const headers: Record<string, string> = {};
-  const ba = doc.basic_auth;
-  if (ba) {
-    const pw = readSecret(ba.password, ba.password_file, "basic_auth.password");
-    headers.Authorization = "Basic " + btoa(`${ba.username ?? ""}:${pw}`);
-  }
-  const az = doc.authorization;
-  if (az) {
-    const cred = readSecret(az.credentials, az.credentials_file, "authorization.credentials");
-    headers.Authorization = `${az.type ?? "Bearer"} ${cred}`;
-  }
-  const bearer = (doc as Record<string, unknown>).bearer_token;
-  if (typeof bearer === "string") headers.Authorization = `Bearer ${bearer}`;
-  const tls = doc.tls_config;
-  let client: Deno.HttpClient | undefined;
-  if (tls) {
-    const caCerts = typeof tls.ca_file === "string" ? [Deno.readTextFileSync(tls.ca_file)] : undefined;
-    client = typeof tls.cert_file === "string" && typeof tls.key_file === "string"
-      ? Deno.createHttpClient({
-        caCerts,
-        cert: Deno.readTextFileSync(tls.cert_file),
-        key: Deno.readTextFileSync(tls.key_file),
-      })
-      : Deno.createHttpClient({ caCerts });
-  }
-  return { headers, client };
-}
+export { type HttpClientConfig, loadHttpClientConfig } from "../common/http_client_config.ts";
 
 /** A Prometheus server reached over its HTTP API. */
 export class PrometheusApi {
@@ -84,6 +41,27 @@ export class PrometheusApi {
       ["start", String(start)],
       ["end", String(end)],
     ]) as string[];
+  }
+
+  /** Instant query at `time` (seconds): the vector's samples. */
+  async query(q: string, time: number): Promise<{ metric: Record<string, string>; value: number }[]> {
+    const data = await this.#get("/api/v1/query", [["query", q], ["time", String(time)]]) as {
+      resultType: string;
+      result: { metric: Record<string, string>; value: [number, string] }[] | [number, string];
+    };
+    if (data.resultType === "scalar") {
+      return [{ metric: {}, value: Number((data.result as [number, string])[1]) }];
+    }
+    if (data.resultType !== "vector") return [];
+    return (data.result as { metric: Record<string, string>; value: [number, string] }[]).map((r) => ({
+      metric: r.metric,
+      value: Number(r.value[1]),
+    }));
+  }
+
+  /** The first value of an instant query, or undefined when it returns nothing. */
+  async queryScalar(q: string, time: number): Promise<number | undefined> {
+    return (await this.query(q, time))[0]?.value;
   }
 
   /** Scrape interval (ms) per scrape job, from the active targets' discovered labels. */

@@ -465,13 +465,10 @@ export class EbpfCollector {
     const mounts = readMountInfo(this.#paths.procfs);
     const first = units.find((u) => u.cgroupPath);
     if (first) this.#configure(first.cgroupPath, mounts);
+    // A unit's processes may live in cgroups below its own (SLURM's step_*/task_* cgroups): all count.
     const byId = new Map<bigint, ComputeUnit>();
     for (const u of units) {
-      try {
-        byId.set(BigInt(Deno.statSync(u.cgroupPath).ino ?? 0), u);
-      } catch {
-        // The unit's cgroup is gone: nothing to report for it.
-      }
+      for (const ino of cgroupTreeInodes(u.cgroupPath)) byId.set(ino, u);
     }
     for (const l of this.#loaded) {
       if (l.name === "io") {
@@ -522,26 +519,20 @@ export class EbpfCollector {
   }
 
   #emitVfs(entries: [Uint8Array, Uint8Array][], byId: Map<bigint, ComputeUnit>, sink: MetricSink, labels: Labels) {
-    for (const [k, v] of entries) {
-      const unit = byId.get(new DataView(k.buffer).getBigUint64(0, true));
-      if (!unit) continue;
-      const vals = u64s(v);
-      vfsMetrics.forEach(([name, help], i) =>
-        sink.counter(name, help, { ...labels, uuid: unit.uuid }, Number(vals[i]))
-      );
+    const sums = sumByKey(entries, byId, () => "");
+    for (const { unit, v } of sums.values()) {
+      vfsMetrics.forEach(([name, help], i) => sink.counter(name, help, { ...labels, uuid: unit.uuid }, Number(v[i])));
     }
   }
 
   #emitNet(entries: [Uint8Array, Uint8Array][], byId: Map<bigint, ComputeUnit>, sink: MetricSink, labels: Labels) {
-    for (const [k, v] of entries) {
-      const dv = new DataView(k.buffer);
-      const unit = byId.get(dv.getBigUint64(0, true));
-      if (!unit) continue;
-      const proto = dv.getUint16(8, true) === 6 ? "tcp" : "udp";
-      const family = dv.getUint16(10, true) === 10 ? "ipv6" : "ipv4";
-      const vals = u64s(v);
+    const sums = sumByKey(entries, byId, (dv) => `${dv.getUint16(8, true)}/${dv.getUint16(10, true)}`);
+    for (const [key, { unit, v }] of sums) {
+      const [p, fam] = key.split("\0")[1].split("/").map(Number);
+      const proto = p === 6 ? "tcp" : "udp";
+      const family = fam === 10 ? "ipv6" : "ipv4";
       netFields.forEach(([f, help], i) => {
-        sink.counter(`ceems_ebpf_${f}_total`, help, { ...labels, uuid: unit.uuid, proto, family }, Number(vals[i]));
+        sink.counter(`ceems_ebpf_${f}_total`, help, { ...labels, uuid: unit.uuid, proto, family }, Number(v[i]));
       });
     }
   }
@@ -553,6 +544,37 @@ export class EbpfCollector {
     this.#notUnits.clear();
     if (this.#state === "on") this.#state = "new";
   }
+}
+
+/** Inode numbers (cgroup ids) of the cgroup at `path` and of every cgroup below it; none when it is gone. */
+export function cgroupTreeInodes(path: string, out: bigint[] = []): bigint[] {
+  try {
+    out.push(BigInt(Deno.statSync(path).ino ?? 0));
+    for (const e of Deno.readDirSync(path)) if (e.isDirectory) cgroupTreeInodes(`${path}/${e.name}`, out);
+  } catch {
+    // gone meanwhile: nothing (more) to count for it
+  }
+  return out;
+}
+
+/** Map entries of the same unit (and the same `rest` of the key) summed: a unit may have several cgroups. */
+function sumByKey(
+  entries: [Uint8Array, Uint8Array][],
+  byId: Map<bigint, ComputeUnit>,
+  rest: (key: DataView) => string,
+): Map<string, { unit: ComputeUnit; v: bigint[] }> {
+  const sums = new Map<string, { unit: ComputeUnit; v: bigint[] }>();
+  for (const [k, v] of entries) {
+    const dv = new DataView(k.buffer);
+    const unit = byId.get(dv.getBigUint64(0, true));
+    if (!unit) continue;
+    const key = `${unit.uuid}\0${rest(dv)}`;
+    const vals = u64s(v);
+    const s = sums.get(key);
+    if (s) s.v = s.v.map((x, i) => x + vals[i]);
+    else sums.set(key, { unit, v: vals });
+  }
+  return sums;
 }
 
 /** Builds the ebpf sub-collector when an ebpf flag is on (objects built now), else undefined. */

@@ -2,21 +2,11 @@
 // fake GPU/rdma tools, each scenario's flags for our collectors, and filtering our metric families.
 
 import { join } from "node:path";
-import { parseExposition, repoRoot, startCeems } from "../helpers/process.ts";
+import { parseExposition, startCeems } from "../helpers/process.ts";
+import { findCeemsFixtures } from "../../scripts/demo/fixtures.ts";
 
-/** Directory of CEEMS's e2e data, or undefined outside this team's machines. */
-export function ceemsE2eDir(): string | undefined {
-  for (const d of [Deno.env.get("CEEMS_E2E_DIR"), join(repoRoot, "../shared/ceems-e2e"), "/work/shared/ceems-e2e"]) {
-    if (!d) continue;
-    try {
-      Deno.statSync(join(d, "fixtures.tar.gz"));
-      return d;
-    } catch {
-      // try the next candidate
-    }
-  }
-  return undefined;
-}
+/** Directory of CEEMS's e2e data, or undefined outside this team's machines (the demo's look-up). */
+export const ceemsE2eDir = findCeemsFixtures;
 
 /** Unpacks the fixtures and writes fake GPU/rdma tools printing the recorded outputs. */
 export async function prepareFixtures(e2e: string): Promise<{ dir: string; bin: string }> {

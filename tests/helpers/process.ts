@@ -35,11 +35,15 @@ export interface CeemsProcess {
 }
 
 /** Runs `ceems <args>` to completion and returns its status and output. */
-export async function runCeems(args: string[], opts: { env?: Record<string, string>; uid?: number } = {}) {
+export async function runCeems(
+  args: string[],
+  opts: { env?: Record<string, string>; uid?: number; gid?: number } = {},
+) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", mainTs, ...args],
     env: { ...CEEMS_ENV, ...opts.env },
     uid: opts.uid,
+    gid: opts.gid,
     stdout: "piped",
     stderr: "piped",
   }).output();

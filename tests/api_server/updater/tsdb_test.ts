@@ -1,11 +1,11 @@
 // TSDB updater against a real Prometheus backfilled with synthetic series whose aggregates are known:
 // averages, energy (kWh) and emissions (g) per unit with CEEMS's default queries, batching, cutoff, outages.
 
+import { bareUnit } from "../../helpers/tsdb_units.ts";
 import { assert, assertEquals } from "../../helpers/assert.ts";
 import { type Sample, startPrometheus } from "../../helpers/prometheus.ts";
 import { nullLogger } from "../../../common/log.ts";
 import type { UpdaterConfig } from "../../../api_server/config.ts";
-import type { Unit } from "../../../api_server/models.ts";
 import { batchSize, renderQuery, TsdbUpdater } from "../../../api_server/updater/tsdb.ts";
 
 const QUERIES = {
@@ -44,28 +44,7 @@ function updaterConfig(url: string, cutoffMs = 0): UpdaterConfig {
   };
 }
 
-function unit(uuid: string, startMs: number, endMs: number): Unit {
-  return {
-    cluster_id: "c",
-    resource_manager: "slurm",
-    uuid,
-    name: "",
-    project: "p",
-    groupname: "",
-    username: "u",
-    created_at: "",
-    started_at: "",
-    ended_at: "",
-    created_at_ts: startMs,
-    started_at_ts: startMs,
-    ended_at_ts: endMs,
-    elapsed: "",
-    state: "COMPLETED",
-    allocation: {},
-    tags: {},
-    total_time_seconds: {},
-  };
-}
+const unit = bareUnit;
 
 const N = 25; // more than the minimum batch of 10: three batches
 const cpu = (i: number) => 10 + i; // percent

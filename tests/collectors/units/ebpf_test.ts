@@ -596,6 +596,44 @@ Deno.test("ebpf: units in a cgroup v1 hierarchy are keyed by that controller's c
   }
 });
 
+Deno.test("ebpf: a unit's processes in cgroups below its own (SLURM's step/task cgroups) are counted for it", async () => {
+  const v1 = readMountInfo("/proc").find((m) => m.fsType === "cgroup" && m.superOptions.includes("memory"));
+  assert(v1, "this test needs the cgroup v1 memory hierarchy (hybrid host)");
+  const cg = `${v1.mountPoint}/ceems-test-ebpf-tree-${Deno.pid}`;
+  const task = `${cg}/step_batch/task_0`;
+  Deno.mkdirSync(task, { recursive: true });
+  const dir = Deno.makeTempDirSync();
+  const lines: string[] = [];
+  const c = await make(["--collector.ebpf.io-metrics", `--collector.ebpf.fs-mount-point=${mountPointOf(dir)}`], lines);
+  assert(c);
+  try {
+    const units = [{ uuid: "job", cgroupPath: cg, pids: [] }];
+    const n = 1024 * 1024 + 3;
+    let before = 0;
+    await writeFrom(task, `${dir}/data`, n, async () => {
+      const sink = new FamilySink();
+      await c.update(units, sink, {});
+      before = sample(sink, "ceems_ebpf_write_bytes_total", { uuid: "job" });
+    });
+    const after = new FamilySink();
+    await c.update(units, after, {});
+    assertEquals(sample(after, "ceems_ebpf_write_bytes_total", { uuid: "job" }) - before, n);
+    assertEquals(
+      after.families.get("ceems_ebpf_write_bytes_total")!.samples.filter((x) => x.labels.uuid === "job").length,
+      1,
+    );
+  } finally {
+    c.stop();
+    try {
+      for (const pid of Deno.readTextFileSync(`${task}/cgroup.procs`).split("\n").filter((s) => s)) {
+        Deno.writeTextFileSync(`${v1.mountPoint}/cgroup.procs`, pid);
+      }
+    } catch { /* gone */ }
+    for (const d of [task, `${cg}/step_batch`, cg]) Deno.removeSync(d);
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("ebpf: without clang/bpftool, prebuilt (CO-RE) objects in the objects dir are used", async () => {
   const objs = await buildBpfObjects();
   const dir = Deno.makeTempDirSync();
