@@ -3,24 +3,12 @@
 
 import { join } from "node:path";
 import { threadCredentials, type ThreadCreds } from "../../privilege/inspect.ts";
-import { CEEMS_ENV, repoRoot, startCeems } from "./process.ts";
+import { CEEMS_ENV, repoRoot, startCeems, worldExecutableDeno } from "./process.ts";
+
+export { worldExecutableDeno };
 
 /** Path of the probe program. */
 export const probeTs = join(repoRoot, "tests/privilege/probe.ts");
-
-let sharedDeno: string | undefined;
-/** A world-executable copy of the running deno binary (root's npx cache is not reachable by others). */
-export function worldExecutableDeno(): string {
-  if (sharedDeno) return sharedDeno;
-  const dir = Deno.makeTempDirSync({ prefix: "ceems-deno-" });
-  Deno.chmodSync(dir, 0o755);
-  const path = join(dir, "deno");
-  Deno.copyFileSync(Deno.execPath(), path);
-  Deno.chmodSync(path, 0o755);
-  sharedDeno = path;
-  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
-  return path;
-}
 
 let installed = false;
 /** Makes sure node_modules exists (as root), since runs with --node-modules-dir=manual never create it. */

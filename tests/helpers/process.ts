@@ -34,12 +34,26 @@ export interface CeemsProcess {
   stderr(): string;
 }
 
-/** Runs `ceems <args>` to completion and returns its status and output. */
+let sharedDeno: string | undefined;
+/** A world-executable copy of the running deno binary (root's npx cache is not reachable by others). */
+export function worldExecutableDeno(): string {
+  if (sharedDeno) return sharedDeno;
+  const dir = Deno.makeTempDirSync({ prefix: "ceems-deno-" });
+  Deno.chmodSync(dir, 0o755);
+  const path = join(dir, "deno");
+  Deno.copyFileSync(Deno.execPath(), path);
+  Deno.chmodSync(path, 0o755);
+  sharedDeno = path;
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  return path;
+}
+
+/** Runs `ceems <args>` to completion and returns its status and output (as `uid` with a deno it can execute). */
 export async function runCeems(
   args: string[],
   opts: { env?: Record<string, string>; uid?: number; gid?: number } = {},
 ) {
-  const out = await new Deno.Command(Deno.execPath(), {
+  const out = await new Deno.Command(opts.uid ? worldExecutableDeno() : Deno.execPath(), {
     args: ["run", "-A", mainTs, ...args],
     env: { ...CEEMS_ENV, ...opts.env },
     uid: opts.uid,
@@ -74,7 +88,7 @@ export async function startCeems(
 ): Promise<CeemsProcess> {
   const port = freePort();
   const listenArgs = opts.listen === false ? [] : [`--web.listen-address=127.0.0.1:${port}`];
-  const child = new Deno.Command(opts.deno ?? Deno.execPath(), {
+  const child = new Deno.Command(opts.deno ?? (opts.uid ? worldExecutableDeno() : Deno.execPath()), {
     args: ["run", "-A", ...opts.runFlags ?? [], mainTs, ...args, ...listenArgs],
     env: { ...CEEMS_ENV, ...opts.env },
     uid: opts.uid,
