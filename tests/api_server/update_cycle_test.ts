@@ -301,7 +301,9 @@ Deno.test("/health turns 503 after three failed attempts of a cluster, naming it
     const [status, body] = await check();
     assertEquals(status, 503);
     assert(
-      /^KO: cluster c0: 3 consecutive update failures: \S*sacct .* exited with status 1: slurmdbd down$/.test(body as string),
+      /^KO: cluster c0: 3 consecutive update failures: \S*sacct .* exited with status 1: slurmdbd down$/.test(
+        body as string,
+      ),
       body as string,
     );
     Deno.writeTextFileSync(ok, "");
