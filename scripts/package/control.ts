@@ -45,7 +45,7 @@ export function controlText(f: ControlFields): string {
     "Architecture: amd64",
     "Maintainer: ceems maintainers <ceems@users.noreply.github.com>",
     `Installed-Size: ${f.installedSizeKiB}`,
-    `Depends: ${f.depends}`,
+    `Depends: ${f.depends}, acl`,
     "Recommends: libbpf1",
     "Suggests: prometheus, slurm-client, freeipmi-tools",
     "Section: admin",
