@@ -4,6 +4,7 @@
 import { isAbsolute, join, resolve } from "node:path";
 import {
   addCommonFlags,
+  listenersFromFlags,
   loggerFromFlags,
   parseFlags,
   StartupError,
@@ -13,6 +14,7 @@ import {
 import { FlagSet, parseDuration } from "../common/flags.ts";
 import type { Level, LogFormat, Logger } from "../common/log.ts";
 import { VERSION } from "../common/version.ts";
+import { loadDebugHandler } from "../common/web/debug.ts";
 import { landingPage, serve } from "../common/web/server.ts";
 import { gatherSecurity } from "../privilege/declare.ts";
 import { DeferredSecurityManager, type SecurityManager } from "../privilege/security.ts";
@@ -82,7 +84,11 @@ export function apiFlags(): FlagSet {
     default: 5,
     help: "Accepted for compatibility (the runtime's gzip uses its default level).",
   });
-  fs.add({ name: "web.debug-server", kind: "bool", help: "Accepted for compatibility (no pprof server)." });
+  fs.add({
+    name: "web.debug-server",
+    kind: "bool",
+    help: "Enable /debug/ endpoints (V8 heap statistics and heap snapshot; GET from localhost only).",
+  });
   fs.add({
     name: "query.max-period",
     kind: "string",
@@ -171,7 +177,15 @@ export async function apiMain(argv: string[]): Promise<void> {
   const logger = loggerFromFlags(fs);
   for (const w of fs.warnings) logger.warn(w);
   const maxPerMinute = fs.number("web.max-requests");
+  const listeners = listenersFromFlags(fs);
   const configPath = fs.string("config.file");
+  // No implicit configuration: CEEMS's defaults would listen on every interface with ./data as the database.
+  if (!configPath) {
+    throw new StartupError(
+      "--config.file: a configuration file is required (a sample: /etc/ceems/ceems_api_server.yml from the " +
+        "package, or packaging/config/ceems_api_server.yml)",
+    );
+  }
   let cfg: ApiConfig;
   try {
     cfg = loadApiConfig(configPath, fs.bool("config.file.expand-env-vars"));
@@ -271,11 +285,15 @@ export async function apiMain(argv: string[]): Promise<void> {
   });
   const prefix = fs.string("web.route-prefix").replace(/\/+$/, "");
   const compress = fs.bool("web.compression");
+  const debug = fs.bool("web.debug-server") ? await loadDebugHandler() : undefined;
   const server = await serve({
-    addresses: fs.strings("web.listen-address"),
+    addresses: listeners.addresses,
+    fds: listeners.fds,
     webConfig,
     logger,
     handler: (req, info) => {
+      const d = debug?.(req, info);
+      if (d) return d;
       const r = handler(req, info);
       if (r) return compress ? r.then((resp) => gzipResponse(req, resp)) : r;
       const path = new URL(req.url).pathname;
@@ -288,7 +306,10 @@ export async function apiMain(argv: string[]): Promise<void> {
       return new Response("404 page not found\n", { status: 404 });
     },
   }).catch((e) => {
-    throw new StartupError(`--web.listen-address: ${(e as Error).message}`, 1);
+    throw new StartupError(
+      `${listeners.fds ? "--web.systemd-socket" : "--web.listen-address"}: ${(e as Error).message}`,
+      1,
+    );
   });
   logger.info("ceems api started", { version: VERSION, clusters: cfg.clusters.map((c) => c.id).join(",") });
 

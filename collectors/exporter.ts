@@ -3,6 +3,7 @@
 
 import {
   addCommonFlags,
+  listenersFromFlags,
   loggerFromFlags,
   parseFlags,
   RequestLimiter,
@@ -14,10 +15,19 @@ import { FlagSet } from "../common/flags.ts";
 import type { Logger } from "../common/log.ts";
 import { emitProcessMetrics } from "../common/process_metrics.ts";
 import { buildInfoLabels, VERSION } from "../common/version.ts";
+import { loadDebugHandler } from "../common/web/debug.ts";
 import { landingPage, serve } from "../common/web/server.ts";
 import { type GatheredSecurity, gatherSecurity } from "../privilege/declare.ts";
 import { type Capability, DeferredSecurityManager, type SecurityManager } from "../privilege/security.ts";
 import { addSecurityFlags, securityPreflight, setupSecurity } from "../privilege/setup.ts";
+import {
+  addAlloyTargetFlags,
+  AlloyTargetDiscoverer,
+  alloyTargetManager,
+  alloyTargetOptions,
+  alloyTargetSecurity,
+  alloyTargetsHandler,
+} from "./alloy_targets.ts";
 import type { Collector, CollectorContext, MetricSink } from "./framework/collector.ts";
 import "./all.ts";
 import { renderFamilyChunks } from "./framework/metric_sink.ts";
@@ -35,6 +45,13 @@ export function exporterFlags(): FlagSet {
     default: "/metrics",
     help: "Path under which to expose metrics.",
   });
+  fs.add({
+    name: "web.debug-server",
+    kind: "bool",
+    help: "Enable /debug/ endpoints (V8 heap statistics and heap snapshot; GET from localhost only).",
+  });
+  addAlloyTargetFlags(fs);
+  addProfilingFlags(fs);
   fs.add({
     name: "web.disable-exporter-metrics",
     kind: "bool",
@@ -72,6 +89,45 @@ export function exporterFlags(): FlagSet {
   return fs;
 }
 
+/**
+ * CEEMS's --profiling.ebpf* flags (its built-in eBPF profiler pushing to Pyroscope): accepted, and off; turning
+ * the profiler on stops start-up naming the flag (Grafana Alloy fed by --discoverer.alloy-targets profiles instead).
+ */
+function addProfilingFlags(fs: FlagSet): void {
+  fs.add({
+    name: "profiling.ebpf",
+    kind: "bool",
+    help: "CEEMS's eBPF continuous profiler: not implemented (use Grafana Alloy with --discoverer.alloy-targets).",
+    validate: (v) =>
+      v
+        ? "the eBPF profiler is not implemented; profile with Grafana Alloy fed by --discoverer.alloy-targets"
+        : undefined,
+  });
+  fs.add({
+    name: "profiling.ebpf.config.file",
+    kind: "string",
+    default: "",
+    placeholder: "PATH",
+    envar: "CEEMS_EXPORTER_PROFILING_CONFIG_FILE",
+    help: "Configuration file of the eBPF profiler (accepted; used only with --profiling.ebpf).",
+  });
+  fs.add({
+    name: "profiling.ebpf.config.file.expand-env-vars",
+    kind: "bool",
+    help: "Expand environment variables in the eBPF profiler's configuration file (accepted).",
+  });
+  fs.add({
+    name: "profiling.ebpf.env-var",
+    kind: "strings",
+    help: "Profile only processes having one of these environment variables (accepted; --profiling.ebpf only).",
+  });
+  fs.add({
+    name: "profiling.ebpf.self-profiler",
+    kind: "bool",
+    help: "Profile the exporter itself (accepted; --profiling.ebpf only).",
+  });
+}
+
 /** Names of the collectors enabled by the parsed flags, honouring --collector.disable-defaults. */
 export function enabledCollectorNames(fs: FlagSet): string[] {
   const disableDefaults = fs.bool("collector.disable-defaults");
@@ -106,7 +162,8 @@ export function collectorOptions(fs: FlagSet): Map<string, unknown> {
  */
 export function exporterSecurity(fs: FlagSet, options = collectorOptions(fs)): GatheredSecurity {
   const byName = new Map(registeredCollectors().map((d) => [d.name, d]));
-  return gatherSecurity([...options].map(([name, o]) => byName.get(name)!.security?.(o) ?? {}));
+  const targets = alloyTargetSecurity(alloyTargetOptions(fs), alloyTargetManager([...options.keys()]));
+  return gatherSecurity([...[...options].map(([name, o]) => byName.get(name)!.security?.(o) ?? {}), targets]);
 }
 
 /** The capabilities the enabled collectors need, each mapped to the flags needing it (exporterSecurity). */
@@ -211,6 +268,30 @@ export function streamText(chunks: Iterator<string>): ReadableStream<Uint8Array>
   }, { highWaterMark: 0 });
 }
 
+/**
+ * The Alloy targets handler when --discoverer.alloy-targets is on and a SLURM or k8s collector runs (as CEEMS:
+ * otherwise the targets path is not served, with one warning when the flag asked for it).
+ */
+function createTargetsHandler(
+  fs: FlagSet,
+  collectors: string[],
+  security: SecurityManager,
+  logger: Logger,
+): (() => Promise<Response>) | undefined {
+  const opts = alloyTargetOptions(fs);
+  if (!opts.enabled) return undefined;
+  const manager = alloyTargetManager(collectors);
+  if (!manager) {
+    logger.warn("--discoverer.alloy-targets needs --collector.slurm or --collector.k8s: no targets served");
+    return undefined;
+  }
+  const paths = { procfs: fs.string("path.procfs"), cgroupfs: fs.string("path.cgroupfs") };
+  const l = logger.with({ discoverer: "alloy-targets" });
+  const discoverer = new AlloyTargetDiscoverer(opts, { manager, paths, security, logger: l });
+  l.info("Grafana Alloy targets discoverer enabled", { manager, path: fs.string("web.targets-path") });
+  return alloyTargetsHandler(discoverer, fs.number("web.max-requests"), l);
+}
+
 /** Entry point of `ceems exporter`. */
 export async function exporterMain(argv: string[]): Promise<void> {
   const fs = exporterFlags();
@@ -220,6 +301,7 @@ export async function exporterMain(argv: string[]): Promise<void> {
   for (const w of fs.warnings) logger.warn(w);
   const telemetryPath = fs.string("web.telemetry-path");
   if (!telemetryPath.startsWith("/")) throw new StartupError("--web.telemetry-path: must start with /");
+  const listeners = listenersFromFlags(fs);
 
   // As CEEMS does: collectors are built with the start-up credentials (privileged calls run inline
   // meanwhile), then the process drops to exactly what they need before serving.
@@ -247,14 +329,21 @@ export async function exporterMain(argv: string[]): Promise<void> {
   await startCollectors(collectors, logger);
   const selfMetrics = exporterSelfMetrics(fs.bool("web.disable-exporter-metrics"));
   const metricsHandler = createMetricsHandler(collectors, logger, selfMetrics, fs.number("web.max-requests"));
+  const targetsPath = fs.string("web.targets-path");
+  const targetsHandler = createTargetsHandler(fs, [...collectors.keys()], security.manager, logger);
+  const debug = fs.bool("web.debug-server") ? await loadDebugHandler() : undefined;
 
   const server = await serve({
-    addresses: fs.strings("web.listen-address"),
+    addresses: listeners.addresses,
+    fds: listeners.fds,
     webConfig,
     logger,
-    handler: (req) => {
+    handler: (req, info) => {
       const path = new URL(req.url).pathname;
       if (path === telemetryPath) return metricsHandler();
+      if (targetsHandler && path === targetsPath) return targetsHandler();
+      const d = debug?.(req, info);
+      if (d) return d;
       if (path === "/health") {
         return new Response("CEEMS Exporter is healthy", {
           headers: { "X-Content-Type-Options": "nosniff" },
@@ -263,13 +352,17 @@ export async function exporterMain(argv: string[]): Promise<void> {
       if (path === "/") {
         return landingPage("CEEMS Exporter", "Prometheus exporter for compute units and node power", VERSION, [
           [telemetryPath, "Metrics"],
+          ...(targetsHandler ? [[targetsPath, "Grafana Alloy Targets"] as [string, string]] : []),
           ["/health", "Health"],
         ]);
       }
       return new Response("404 page not found\n", { status: 404 });
     },
   }).catch((e) => {
-    throw new StartupError(`--web.listen-address: ${(e as Error).message}`, 1);
+    throw new StartupError(
+      `${listeners.fds ? "--web.systemd-socket" : "--web.listen-address"}: ${(e as Error).message}`,
+      1,
+    );
   });
   logger.info("ceems exporter started", { version: VERSION, collectors: [...collectors.keys()].join(",") });
 

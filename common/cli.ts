@@ -4,6 +4,7 @@
 import { FlagError, FlagSet } from "./flags.ts";
 import { type Level, type LogFormat, Logger } from "./log.ts";
 import { versionText } from "./version.ts";
+import { systemdListenFds, SystemdSocketError } from "./web/systemd_socket.ts";
 import { loadWebConfig, type WebConfig } from "./web/web_config.ts";
 
 /** Exit status for bad flags and configuration, as kingpin uses. */
@@ -57,6 +58,18 @@ export function addCommonFlags(fs: FlagSet, defaultListen: string[], webConfigEn
     help: "Maximum number of parallel requests. 0 disables the limit.",
     validate: (v) => ((v as number) < 0 ? "must not be negative" : undefined),
   });
+  fs.add({
+    name: "web.systemd-socket",
+    kind: "bool",
+    help: "Use systemd socket activation listeners (LISTEN_FDS) instead of port listeners.",
+  });
+  fs.add({
+    name: "runtime.gomaxprocs",
+    kind: "int",
+    default: 1,
+    envar: "GOMAXPROCS",
+    help: "Accepted for CEEMS compatibility (Go's GOMAXPROCS); no effect: the runtime sizes its own threads.",
+  });
 }
 
 /** Parses argv; prints help or version and exits 0 when asked. Throws StartupError on a bad flag. */
@@ -90,6 +103,28 @@ export async function webConfigFromFlags(fs: FlagSet): Promise<WebConfig> {
     return await loadWebConfig(path);
   } catch (e) {
     throw new StartupError(`--web.config.file: ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Where a server listens: its --web.listen-address values, or the sockets systemd passed. */
+export interface Listeners {
+  addresses: string[];
+  /** Set with --web.systemd-socket: descriptors to serve on instead of the addresses. */
+  fds?: number[];
+}
+
+/**
+ * The listeners the flags ask for. With --web.systemd-socket, the sockets systemd passed (LISTEN_FDS); when
+ * there are none, start-up stops with one line naming the flag rather than listening anywhere else.
+ */
+export function listenersFromFlags(fs: FlagSet): Listeners {
+  const addresses = fs.strings("web.listen-address");
+  if (!fs.bool("web.systemd-socket")) return { addresses };
+  try {
+    return { addresses, fds: systemdListenFds({ env: Deno.env.toObject(), pid: Deno.pid }) };
+  } catch (e) {
+    if (e instanceof SystemdSocketError) throw new StartupError(`--web.systemd-socket: ${e.message}`);
+    throw e;
   }
 }
 

@@ -6,6 +6,7 @@ import { pathExists } from "../common/fs.ts";
 import { join } from "../common/path.ts";
 import {
   addCommonFlags,
+  listenersFromFlags,
   loggerFromFlags,
   parseFlags,
   RequestLimiter,
@@ -56,18 +57,6 @@ export function lbFlags(): FlagSet {
     name: "config.file.expand-env-vars",
     kind: "bool",
     help: "Expand environment variables referenced in the config file ($$ escapes $).",
-  });
-  fs.add({
-    name: "runtime.gomaxprocs",
-    kind: "int",
-    default: 1,
-    envar: "GOMAXPROCS",
-    help: "Accepted for CEEMS compatibility; has no effect.",
-  });
-  fs.add({
-    name: "web.systemd-socket",
-    kind: "bool",
-    help: "Use systemd socket activation listeners instead of port listeners (not supported).",
   });
   fs.add({
     name: "lb.health-check-interval",
@@ -153,7 +142,7 @@ export async function lbMain(argv: string[]): Promise<void> {
   // The LB needs no capability whatever its configuration: --print-capabilities answers before reading it.
   securityPreflight("lb", fs, new Map());
   const webConfig = await webConfigFromFlags(fs);
-  if (fs.bool("web.systemd-socket")) throw new StartupError("--web.systemd-socket: not supported");
+  const listeners = listenersFromFlags(fs);
   const configFile = fs.string("config.file");
   if (!configFile) throw new StartupError("--config.file: a configuration file is required");
   let cfg: LbConfig;
@@ -165,8 +154,14 @@ export async function lbMain(argv: string[]): Promise<void> {
   const kinds: ("tsdb" | "pyroscope")[] = [];
   if (cfg.backends.some((b) => b.tsdb.length)) kinds.push("tsdb");
   if (cfg.backends.some((b) => b.pyroscope.length)) kinds.push("pyroscope");
-  const addrs = fs.strings("web.listen-address");
-  if (addrs.length < kinds.length) {
+  const addrs = listeners.addresses;
+  // With --web.systemd-socket the first socket passed is the TSDB load balancer's, the second Pyroscope's.
+  if (listeners.fds && listeners.fds.length < kinds.length) {
+    throw new StartupError(
+      `--web.systemd-socket: insufficient sockets. Expected ${kinds.length} got ${listeners.fds.length}`,
+    );
+  }
+  if (!listeners.fds && addrs.length < kinds.length) {
     throw new StartupError(
       `--web.listen-address: insufficient addresses. Expected ${kinds.length} got ${addrs.length}`,
     );
@@ -223,8 +218,15 @@ export async function lbMain(argv: string[]): Promise<void> {
       const opts = { pool, ownership, analyser, logger: logger.with({ backend_type: kind }) };
       const handler = kind === "tsdb" ? tsdbHandler(opts) : pyroscopeHandler(opts);
       servers.push(
-        await serve({ addresses: [addrs[i]], webConfig, logger, handler: limited(handler, limiter) }).catch((e) => {
-          throw new StartupError(`--web.listen-address: ${(e as Error).message}`, 1);
+        await serve({
+          addresses: listeners.fds ? [] : [addrs[i]],
+          fds: listeners.fds ? [listeners.fds[i]] : undefined,
+          webConfig,
+          logger,
+          handler: limited(handler, limiter),
+        }).catch((e) => {
+          const flag = listeners.fds ? "--web.systemd-socket" : "--web.listen-address";
+          throw new StartupError(`${flag}: ${(e as Error).message}`, 1);
         }),
       );
     }

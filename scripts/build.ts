@@ -37,7 +37,7 @@ if (denort) {
     Deno.exit(1);
   }
 }
-Deno.mkdirSync(join(root, "dist"), { recursive: true });
+Deno.mkdirSync(join(output, ".."), { recursive: true });
 // One binary serves every subcommand, so the exporter's heap settings apply to api and lb too (harmless there).
 const args = ["compile", "-A", `--v8-flags=${EXPORTER_V8_FLAGS}`, "--output", output];
 for (const w of workerModules()) args.push("--include", w);
@@ -47,6 +47,12 @@ const out = new Deno.Command(Deno.execPath(), { args, cwd: root, stdout: "inheri
 const err = new TextDecoder().decode(out.stderr);
 Deno.stderr.writeSync(out.stderr);
 if (out.code !== 0) {
+  // deno compile leaves its partial output (<output>.tmp-<hex>, often empty) behind when it fails.
+  const dir = join(output, "..");
+  const base = output.slice(dir.length + 1);
+  for (const e of Deno.readDirSync(dir)) {
+    if (e.name.startsWith(`${base}.tmp-`)) Deno.removeSync(join(dir, e.name));
+  }
   if (/denort|download|dns|connect/i.test(err)) {
     console.error(
       "build: deno compile could not obtain its denort runtime. On a machine without access to Deno's\n" +

@@ -37,6 +37,11 @@ const EXPORTER_ROWS: [string, string[]][] = [
     `--collector.rdma.cmd=${TOOL}`,
   ]],
   ["`--collector.rapl`", ["--collector.rapl"]],
+  ["`--discoverer.alloy-targets.env-var` (with slurm or k8s)", [
+    "--collector.k8s",
+    "--discoverer.alloy-targets",
+    "--discoverer.alloy-targets.env-var=ENABLE_PROFILING",
+  ]],
 ];
 
 function row(feature: string, c: DeclaredContext): string {

@@ -35,6 +35,14 @@ needs=(
   "bpftool:bpftool"
   "/usr/include/bpf/bpf_helpers.h:libbpf-dev"
   "/usr/lib/x86_64-linux-gnu/libbpf.so.1:libbpf1"
+  "systemd-socket-activate:systemd"
+  "capsh:libcap2-bin"
+  "dpkg-deb:dpkg"
+  "dpkg-shlibdeps:dpkg-dev"
+  "lintian:lintian"
+  "sqlite3:sqlite3"
+  "npm:npm"
+  "gzip:gzip"
 )
 
 missing=()

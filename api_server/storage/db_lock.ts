@@ -23,7 +23,12 @@ export class DbLockedError extends Error {}
 export function lockDatabase(dataPath: string): DbLock {
   const path = join(dataPath, LOCK_FILE);
   try {
-    Deno.openSync(path, { write: true, create: true, mode: 0o640 }).close();
+    Deno.openSync(path, { write: true, create: true, mode: 0o644 }).close();
+    // Readable by all whatever the umask (it holds a pid): a server started as root, or directly as the service
+    // user (CEEMS's units), takes the same lock on the same file.
+    try {
+      Deno.chmodSync(path, 0o644);
+    } catch { /* not ours: its mode is its owner's */ }
   } catch (e) {
     // A lock file another user created: flock needs only an open descriptor, read access is enough.
     if (!(e instanceof Deno.errors.PermissionDenied)) throw e;

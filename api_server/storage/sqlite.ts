@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { Unit } from "../models.ts";
 import type { ClusterStats, ScopeQuery, Storage, UnitQuery, UpdateBatch, UsageCurrentQuery } from "./storage.ts";
 import { MIGRATIONS } from "./migrations.ts";
+import { adoptCeemsDatabase, isUnadoptedCeemsDatabase } from "./adopt_ceems.ts";
 import { DB_FILE, SERVICE_ACCOUNT } from "../../common/ceems_db.ts";
 import { ReadQueries } from "./read_queries.ts";
 import { insertAdmin, type WindowMeta, WindowWriter } from "./window_writer.ts";
@@ -79,6 +80,8 @@ export class SqliteStorage implements Storage {
 
   /** Applies pending migrations in order; returns the resulting schema version. */
   migrate(): number {
+    // A database CEEMS 0.9/0.10 made numbers its migrations its own way: adopted once, then ours apply.
+    if (isUnadoptedCeemsDatabase(this.db)) adoptCeemsDatabase(this.db, MIGRATIONS, MIGRATIONS.length);
     this.db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL, dirty INTEGER NOT NULL)");
     const row = this.db.prepare("SELECT version, dirty FROM schema_migrations").get() as
       | { version: number; dirty: number }

@@ -54,6 +54,9 @@ export function registerEbpfFlags(fs: FlagSet): void {
   });
 }
 
+/** File in the objects directory saying its objects are prebuilt (a package's): they are never rebuilt there. */
+export const PREBUILT_MARKER = "PREBUILT";
+
 /** The ebpf flags, read once. */
 export interface EbpfFlags {
   io: boolean;
@@ -304,6 +307,14 @@ export class EbpfCollector {
           { reason: tp.reason },
         );
       }
+    }
+    // An installed package's objects (deno task package marks them): loaded as shipped, never rebuilt in place.
+    if (pathExists(join(this.#outDir, PREBUILT_MARKER))) {
+      this.#objects = Object.fromEntries(bpfObjectNames.map((n) => [n, join(this.#outDir, `${n}.bpf.o`)])) as Record<
+        BpfObjectName,
+        string
+      >;
+      return;
     }
     try {
       this.#objects = await buildBpfObjects(this.#outDir);

@@ -1,5 +1,5 @@
 // The node:http(s) back end of common/web/server.ts, for what Deno.serve cannot do: request and verify
-// client certificates, and bound TLS versions. Loaded only when the web config asks for either.
+// client certificates, bound TLS versions, serve on sockets systemd passed. Loaded only when needed.
 
 import http from "node:http";
 import https from "node:https";
@@ -99,8 +99,11 @@ export async function serveNode(opts: ServeOptions, auth: BasicAuth): Promise<We
   };
   const servers: http.Server[] = [];
   const addresses: string[] = [];
-  for (const addr of opts.addresses) {
-    const { host, port } = parseListenAddress(addr);
+  // Either the listen addresses, or the descriptors systemd passed (--web.systemd-socket), never both.
+  const targets: ({ fd: number } | { host: string; port: number })[] = opts.fds
+    ? opts.fds.map((fd) => ({ fd }))
+    : opts.addresses.map(parseListenAddress);
+  for (const target of targets) {
     const server = tls
       ? https.createServer({
         cert: tls.cert,
@@ -120,15 +123,26 @@ export async function serveNode(opts: ServeOptions, auth: BasicAuth): Promise<We
     server.headersTimeout = 10000;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(port, host || undefined, () => {
+      const done = () => {
         server.off("error", reject);
         resolve();
-      });
+      };
+      if ("fd" in target) server.listen({ fd: target.fd }, done);
+      else server.listen(target.port, target.host || undefined, done);
     });
-    const a = server.address() as AddressInfo;
-    const shown = showAddress(a.address, a.port);
+    const a = server.address() as AddressInfo | string | null;
+    const shown = typeof a === "string"
+      ? a
+      : a
+      ? showAddress(a.address, a.port)
+      : `fd ${"fd" in target ? target.fd : "?"}`;
     addresses.push(shown);
-    logger.info("Listening on", { address: shown, http2: false, tls: !!tls });
+    logger.info("Listening on", {
+      address: shown,
+      http2: false,
+      tls: !!tls,
+      ...("fd" in target ? { systemd_socket_fd: target.fd } : {}),
+    });
     servers.push(server);
   }
   return {

@@ -83,6 +83,11 @@ export class BasicAuth {
 /** Options of {@link serve}. */
 export interface ServeOptions {
   addresses: string[];
+  /**
+   * Listening sockets passed by systemd (--web.systemd-socket), served instead of `addresses`; they go
+   * through node:http(s), the back end that can adopt a descriptor (Deno.serve cannot).
+   */
+  fds?: number[];
   webConfig: WebConfig;
   logger: Logger;
   handler: Handler;
@@ -99,12 +104,13 @@ export function needsNodeServer(tls: TlsServerConfig | undefined): boolean {
 
 /**
  * Starts the server on every address; resolves once all are listening. Deno.serve serves plain HTTP and
- * TLS; client-certificate authentication and TLS version bounds go through node:https (loaded only then).
+ * TLS; client-certificate authentication, TLS version bounds and sockets passed by systemd go through
+ * node:http(s) (loaded only then).
  */
 export async function serve(opts: ServeOptions): Promise<WebServer> {
   const users = opts.webConfig.basicAuthUsers;
   const auth = new BasicAuth(users, users.size ? (await import("bcryptjs")).default : undefined);
-  if (needsNodeServer(opts.webConfig.tls)) {
+  if (opts.fds || needsNodeServer(opts.webConfig.tls)) {
     const { serveNode } = await import("./node_server.ts");
     return await serveNode(opts, auth);
   }

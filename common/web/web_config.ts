@@ -99,6 +99,13 @@ function webConfigFromDocument(doc: unknown, baseDir: string): WebConfig {
     for (const k of Object.keys(t)) {
       if (!tlsKeys.has(k)) throw new Error(`unknown key "${k}" in tls_server_config`);
     }
+  }
+  // As exporter-toolkit: TLS is off while no certificate, key, client CA or client auth type is set (CEEMS's
+  // packaged web-config.yml is `tls_server_config: {}`).
+  const tlsSet = (t: Record<string, unknown>) =>
+    ["cert", "cert_file", "key", "key_file", "client_ca_file", "client_auth_type"].some((k) => t[k]);
+  if (isObject(doc.tls_server_config) && tlsSet(doc.tls_server_config)) {
+    const t = doc.tls_server_config;
     const cert = typeof t.cert === "string" && t.cert
       ? t.cert
       : typeof t.cert_file === "string" && t.cert_file

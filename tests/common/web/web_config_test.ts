@@ -42,3 +42,9 @@ Deno.test("web config: bad files give a clear reason", async () => {
   ];
   for (const [text, re] of cases) await assertRejects(() => parseWebConfig(text, "/"), re);
 });
+
+Deno.test("web config: CEEMS's packaged file (empty tls_server_config) serves plain HTTP, as exporter-toolkit", async () => {
+  const cfg = await parseWebConfig("---\ntls_server_config: {}\nhttp_server_config: {}\n", "/");
+  assertEquals(cfg.tls, undefined);
+  assertEquals(cfg.basicAuthUsers.size, 0);
+});
