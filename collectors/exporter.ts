@@ -27,7 +27,7 @@ import {
   alloyTargetOptions,
   alloyTargetSecurity,
   alloyTargetsHandler,
-} from "./alloy_targets.ts";
+} from "./alloy/targets.ts";
 import type { Collector, CollectorContext, MetricSink } from "./framework/collector.ts";
 import "./all.ts";
 import { renderFamilyChunks } from "./framework/metric_sink.ts";

@@ -3,13 +3,14 @@
 
 import { SERVICE_ACCOUNT } from "../common/ceems_db.ts";
 import type { HttpBackendClient } from "./http_client.ts";
-import type {
-  OwnershipFailure,
-  OwnershipQuestion,
-  OwnershipReply,
-  OwnershipRequest,
-  OwnershipWorkerInit,
-} from "./ownership_worker.ts";
+import {
+  type OwnershipFailure,
+  type OwnershipQuestion,
+  type OwnershipReply,
+  type OwnershipRequest,
+  type OwnershipWorkerInit,
+  READY_ID,
+} from "./ownership_protocol.ts";
 
 /** Answers who owns which units and who is an admin. Every method may reject with {@link OwnershipError}. */
 export interface OwnershipChecker {
@@ -49,6 +50,8 @@ export class DbOwnership implements OwnershipChecker {
   #pending = new Map<number, Pending>();
   #next = 1;
   #lastAnswerAt = 0;
+  /** Whether the current worker has loaded (a worker still starting is slow, not stuck). */
+  #ready = false;
 
   constructor(readonly dbPath: string, readonly timeoutMs = DEFAULT_OWNERSHIP_TIMEOUT_MS) {
     this.#spawn();
@@ -59,8 +62,13 @@ export class DbOwnership implements OwnershipChecker {
     w.postMessage(
       { dbPath: this.dbPath, busyTimeoutMs: Math.max(0, this.timeoutMs - 100) } satisfies OwnershipWorkerInit,
     );
+    this.#ready = false;
     w.onmessage = (e: MessageEvent<OwnershipReply>) => {
       this.#lastAnswerAt = performance.now();
+      if (e.data.id === READY_ID) {
+        this.#ready = true;
+        return;
+      }
       const p = this.#pending.get(e.data.id);
       if (!p) return;
       this.#pending.delete(e.data.id);
@@ -94,8 +102,9 @@ export class DbOwnership implements OwnershipChecker {
         if (!this.#pending.delete(id)) return;
         const err = new OwnershipError("timeout", `${this.dbPath}: no answer within ${this.timeoutMs} ms`);
         reject(err);
-        // Nothing answered since this question was sent: the worker is stuck (not just busy with a queue).
-        if (this.#lastAnswerAt < sentAt) this.#restart(err);
+        // A loaded worker that answered nothing since this question was sent is stuck (not just busy with a
+        // queue): replace it. One still loading is left to finish (replacing it would only start over).
+        if (this.#ready && this.#lastAnswerAt < sentAt) this.#restart(err);
       }, this.timeoutMs);
       this.#pending.set(id, { resolve, reject, sentAt, timer });
       this.#worker.postMessage({ ...req, id } as OwnershipRequest);

@@ -5,30 +5,14 @@
 
 import { DatabaseSync } from "node:sqlite";
 import { clusterIdsInDb, isAdminInDb, ownsAllUnits } from "../common/ceems_db.ts";
+import {
+  type OwnershipFailure,
+  type OwnershipReply,
+  type OwnershipRequest,
+  type OwnershipWorkerInit,
+  READY_ID,
+} from "./ownership_protocol.ts";
 import { pathExists } from "../common/fs.ts";
-
-/** A question for the worker. */
-export type OwnershipQuestion =
-  | { op: "owns"; user: string; clusterId: string; uuids: string[] }
-  | { op: "isAdmin"; user: string }
-  | { op: "clusterIds" };
-
-/** A question as posted, with the id its answer carries. */
-export type OwnershipRequest = OwnershipQuestion & { id: number };
-
-/** Why a question could not be answered: the file is unreadable, or the database unusable for now. */
-export type OwnershipFailure = "permission" | "unavailable";
-
-/** The worker's answer. */
-export type OwnershipReply =
-  | { id: number; ok: true; value: boolean | string[] }
-  | { id: number; ok: false; kind: OwnershipFailure; error: string };
-
-/** First message: where the database is and how long SQLite may wait on a lock. */
-export interface OwnershipWorkerInit {
-  dbPath: string;
-  busyTimeoutMs: number;
-}
 
 let init: OwnershipWorkerInit | undefined;
 let db: DatabaseSync | undefined;
@@ -92,3 +76,5 @@ self.onmessage = (e: MessageEvent<OwnershipWorkerInit | OwnershipRequest>) => {
     self.postMessage({ id: req.id, ok: false, kind, error } satisfies OwnershipReply);
   }
 };
+
+self.postMessage({ id: READY_ID, ok: true, value: true } satisfies OwnershipReply);

@@ -15,6 +15,8 @@ type Pending = { resolve(a: QueryAnalysis): void; timer: ReturnType<typeof setTi
 /** Analyses queries (see {@link analyseAll}) without stalling the event loop. */
 export class QueryAnalyser {
   #worker?: Worker;
+  /** Whether the current worker has loaded (one still starting is slow, not stuck: it is not replaced). */
+  #ready = false;
   #pending = new Map<number, Pending>();
   #next = 1;
 
@@ -32,7 +34,7 @@ export class QueryAnalyser {
       const timer = setTimeout(() => {
         if (!this.#pending.delete(id)) return;
         resolve({ ok: false, status: 400, reason: `query too complex: not analysed within ${this.timeoutMs} ms` });
-        this.#restart();
+        if (this.#ready) this.#restart();
       }, this.timeoutMs);
       this.#pending.set(id, { resolve, timer });
       worker.postMessage({ id, queries, label, shape } satisfies AnalysisRequest);
@@ -41,7 +43,12 @@ export class QueryAnalyser {
 
   #spawn(): Worker {
     const w = new Worker(QueryAnalyser.workerUrl.href, { type: "module" });
+    this.#ready = false;
     w.onmessage = (e: MessageEvent<AnalysisReply>) => {
+      if (!e.data.analysis) {
+        this.#ready = true;
+        return;
+      }
       const p = this.#pending.get(e.data.id);
       if (!p) return;
       this.#pending.delete(e.data.id);

@@ -13,13 +13,16 @@ export interface AnalysisRequest {
   shape: QueryShape;
 }
 
-/** Its result. */
+/** Its result (id 0, without an analysis: the worker has loaded). */
 export interface AnalysisReply {
   id: number;
-  analysis: QueryAnalysis;
+  analysis?: QueryAnalysis;
 }
 
 self.onmessage = (e: MessageEvent<AnalysisRequest>) => {
   const { id, queries, label, shape } = e.data;
   self.postMessage({ id, analysis: analyseAll(queries, label, shape) } satisfies AnalysisReply);
 };
+
+// Loaded: the analyser tells a worker still starting (slow) from a stuck one.
+self.postMessage({ id: 0 });

@@ -98,13 +98,23 @@ const NOT_USED = [
   "*/yaml/bin.mjs",
 ];
 
-/** Copies node_modules as `deno install` laid it out (symlinks kept), without the packages of type checks. */
+/**
+ * Copies node_modules as `deno install` laid it out (symlinks kept), without the packages of type checks and
+ * of development tools (the dashboards' generator and what only it needs).
+ */
 function copyNodeModules(root: string, dest: string): void {
   const r = new Deno.Command("cp", { args: ["-a", join(root, "node_modules"), dest] }).outputSync();
   if (!r.success) throw new Error(`copying node_modules: ${new TextDecoder().decode(r.stderr)}`);
   const nm = join(dest, "node_modules");
-  const typesOnly = /^(@types\+|undici-types@)/;
-  const drop = [".bin", "@types", ".deno/node_modules/undici-types", ".deno/.deno.lock"];
+  const typesOnly = /^(@types\+|undici-types@|@grafana\+grafana-foundation-sdk@|tslib@)/;
+  const drop = [
+    ".bin",
+    "@types",
+    "@grafana",
+    ".deno/node_modules/undici-types",
+    ".deno/node_modules/tslib",
+    ".deno/.deno.lock",
+  ];
   for (const e of Deno.readDirSync(join(nm, ".deno"))) if (typesOnly.test(e.name)) drop.push(`.deno/${e.name}`);
   // Not used by ceems: the packages' ignore files, docs (licenses are in the copyright file), command-line scripts.
   const r2 = new Deno.Command("find", {

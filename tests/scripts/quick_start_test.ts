@@ -3,7 +3,7 @@
 
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { freePort, repoRoot } from "../helpers/process.ts";
+import { freePort, repoRoot, worldExecutableDeno } from "../helpers/process.ts";
 
 const NOBODY = 65534;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -30,7 +30,7 @@ function copyCheckout(dest: string): void {
 
 /** `deno task <args>` in `cwd` as `uid` with a bare environment (no writable home for another user). */
 function task(cwd: string, args: string[], uid?: number): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
+  return new Deno.Command(uid === undefined ? Deno.execPath() : worldExecutableDeno(), {
     args: ["task", ...args],
     cwd,
     uid,

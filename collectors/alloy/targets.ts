@@ -1,14 +1,14 @@
 // CEEMS's Grafana Alloy target discoverer (--discoverer.alloy-targets): every process of every SLURM job or
 // k8s pod as a profiling target, served as JSON at --web.targets-path (default /alloy-targets).
 
-import type { FlagSet } from "../common/flags.ts";
-import type { Logger } from "../common/log.ts";
-import type { DeclaredContext, SecurityNeeds } from "../privilege/declare.ts";
-import type { SecurityManager } from "../privilege/security.ts";
-import { sluidPattern } from "./slurm/sluid.ts";
-import { detectVersion, discoverUnits, findRoots, hierarchyOf, type Manager } from "./units/discovery.ts";
-import { type CgroupOptions, cgroupOptions } from "./units/flags.ts";
-import { isDirectory } from "../common/fs.ts";
+import type { FlagSet } from "../../common/flags.ts";
+import type { Logger } from "../../common/log.ts";
+import type { DeclaredContext, SecurityNeeds } from "../../privilege/declare.ts";
+import type { SecurityManager } from "../../privilege/security.ts";
+import { sluidPattern } from "../slurm/sluid.ts";
+import { detectVersion, discoverUnits, findRoots, hierarchyOf, type Manager } from "../units/discovery.ts";
+import { type CgroupOptions, cgroupOptions } from "../units/flags.ts";
+import { isDirectory } from "../../common/fs.ts";
 
 /** Label of a target's process id and of its unit, as CEEMS (and Pyroscope's discovery) name them. */
 const LABEL_PID = "__process_pid__";

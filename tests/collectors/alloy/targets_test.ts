@@ -1,11 +1,11 @@
 // --discoverer.alloy-targets on this machine's real cgroup2 tree: two SLURM-shaped jobs with real processes,
 // served at --web.targets-path as CEEMS's JSON, filtered by environment, with the exporter's own target.
 
-import { pathExists } from "../../common/fs.ts";
-import { SELF_TARGET_ID } from "../../collectors/alloy_targets.ts";
-import { assert, assertEquals } from "../helpers/assert.ts";
-import { startCeems } from "../helpers/process.ts";
-import { cgroup2Root, pidsOf } from "../helpers/cgroup.ts";
+import { pathExists } from "../../../common/fs.ts";
+import { SELF_TARGET_ID } from "../../../collectors/alloy/targets.ts";
+import { assert, assertEquals } from "../../helpers/assert.ts";
+import { startCeems } from "../../helpers/process.ts";
+import { cgroup2Root, pidsOf } from "../../helpers/cgroup.ts";
 
 interface Target {
   targets: string[];
