@@ -1,5 +1,5 @@
-// Prints the README's table of security contexts, generated from the features' declarations (what
-// `--print-capabilities` gathers): `deno run -A scripts/capability_table.ts`. A test keeps README in step.
+// Prints docs/privileges.md's table of security contexts, generated from the features' declarations (what
+// `--print-capabilities` gathers): `deno run -A scripts/capability_table.ts`. A test keeps the document in step.
 
 import { SLURM_TOOL_CONTEXT } from "../api_server/managers/slurm.ts";
 import { exporterFlags, exporterSecurity } from "../collectors/exporter.ts";
@@ -8,7 +8,7 @@ import { type DeclaredContext, gatherSecurity } from "../privilege/declare.ts";
 /** A root-owned stand-in for a tool run as root (the declarations do not depend on which). */
 const TOOL = "/usr/bin/true";
 
-/** Feature (as README names it) → exporter flags that turn it on. */
+/** Feature (as docs/privileges.md names it) → exporter flags that turn it on. */
 const EXPORTER_ROWS: [string, string[]][] = [
   ["`--collector.ipmi_dcmi` (tool)", ["--collector.ipmi_dcmi", `--collector.ipmi_dcmi.cmd=${TOOL}`]],
   ["`--collector.ipmi_dcmi` (native `/dev/ipmiN`)", [

@@ -175,6 +175,14 @@ export function stagePackage(opts: StageOptions): string[] {
   const doc = join(stage, "usr/share/doc/ceems");
   copy(join(root, "packaging/debian/copyright"), join(doc, "copyright"));
   put(join(doc, "README.md.gz"), gzip(Deno.readTextFileSync(join(root, "README.md"))));
+  // The operator documentation beside it, as docs/ lays it out (README links into it).
+  for (const dir of ["docs", "docs/flags"]) {
+    for (const e of Deno.readDirSync(join(root, dir))) {
+      if (e.isFile && e.name.endsWith(".md")) {
+        put(join(doc, dir, `${e.name}.gz`), gzip(Deno.readTextFileSync(join(root, dir, e.name))));
+      }
+    }
+  }
   put(join(doc, "changelog.gz"), gzip(changelog(opts.version, opts.revision, opts.date)));
 
   const day = opts.date.toISOString().slice(0, 10);

@@ -192,10 +192,10 @@ Deno.test("--print-capabilities of a compiled binary: setcap on that binary, and
   );
 });
 
-Deno.test("README's table of security contexts is the one the declarations give", async () => {
+Deno.test("docs/privileges.md's table of security contexts is the one the declarations give", async () => {
   const { capabilityTable } = await import("../../scripts/capability_table.ts");
   const { repoRoot } = await import("../helpers/process.ts");
-  const readme = Deno.readTextFileSync(`${repoRoot}README.md`);
+  const readme = Deno.readTextFileSync(`${repoRoot}docs/privileges.md`);
   const doc = readme.split("<!-- capability-table:begin -->")[1].split("<!-- capability-table:end -->")[0];
   // Rows as cells, whatever the column padding `deno fmt` gives them.
   const rows = (t: string) =>

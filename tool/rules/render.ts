@@ -22,7 +22,7 @@ Node power source: ${rj.hostPower.metric}${
         (rj.gpu.inHostPower ? ", taken off node power" : "")
       : ""
   }; rate window ${rate} (4 × scrape interval); PUE ${opts.pue}.
-Unit power splits node power by CPU time (and memory share where DRAM power is known); see README.`;
+Unit power splits node power by CPU time (and memory share where DRAM power is known); see docs/tools.md.`;
   const main: RulesFile = {
     file: `${safeFileName(rj.job)}.rules`,
     header,
