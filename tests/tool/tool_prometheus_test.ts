@@ -109,9 +109,16 @@ Deno.test({
         await new Promise((r) => setTimeout(r, 500));
       }
       assertEquals(missing, [], "recorded series with data");
-      // Node power of the Redfish node is Chassis_1 less the GPU: 400 − 250 = 150 W (PUE 1).
-      const job = await query(prom.url, 'job:ceems_host_power_watts:pue{job="cpu-redfish"}');
-      assertEquals(Number(job[0].value[1]), 150);
+      // Node power of the Redfish node is Chassis_1 less the GPU: 400 − 250 = 150 W (PUE 1). An evaluation from
+      // before the GPU's first scrape records 400: wait for one that has both.
+      let watts = NaN;
+      for (const until = Date.now() + 20_000; Date.now() < until;) {
+        const job = await query(prom.url, 'job:ceems_host_power_watts:pue{job="cpu-redfish"}');
+        watts = Number(job[0]?.value[1]);
+        if (watts === 150) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      assertEquals(watts, 150);
 
       const relabel = await tool(["tsdb", "create-relabel-configs", ...win]);
       assertEquals(relabel.code, 0, relabel.stderr);
