@@ -9,6 +9,6 @@ Deno.test("docs/flags/*.md match each subcommand's --help", async () => {
     const fresh = await flagDoc(sub);
     const committed = Deno.readTextFileSync(flagDocPath(sub));
     assertEquals(committed, fresh, `docs/flags/${sub}.md is stale: run deno task docs:flags`);
-    assert((committed.match(/^  --/gm) ?? []).length > 5, `${sub}: no flag listed`);
+    assert((committed.match(/^ {2}--/gm) ?? []).length > 5, `${sub}: no flag listed`);
   }
 });
