@@ -1,6 +1,7 @@
 // The Deno.serve back end of common/web/server.ts: plain HTTP and TLS without client certificates, with
-// basic auth and the configured response headers; the lighter and faster of the two back ends.
+// basic auth, the configured response headers and a header read deadline; the lighter of the two back ends.
 
+import { type FrontConnection, HEADER_READ_TIMEOUT_MS, HeaderDeadlineFront } from "./header_deadline.ts";
 import {
   type BasicAuth,
   parseListenAddress,
@@ -12,79 +13,95 @@ import {
 } from "./server.ts";
 
 /** Listens on `host` ("" = every address: IPv6 dual-stack where the host has IPv6, else IPv4). */
-function listen(
+async function listen(
+  front: HeaderDeadlineFront,
   host: string,
   port: number,
   opts: ServeOptions,
-  handle: Deno.ServeHandler<Deno.NetAddr>,
-): { server: Deno.HttpServer<Deno.NetAddr>; addr: Deno.NetAddr } {
+): Promise<Deno.NetAddr> {
   const tls = opts.webConfig.tls;
-  const start = (hostname: string) => {
-    let addr: Deno.NetAddr | undefined;
-    const common = {
-      hostname,
-      port,
-      onListen: (a: Deno.NetAddr) => (addr = a),
-      onError: (e: unknown) => {
-        opts.logger.error("request failed", { err: e });
-        return new Response(null, { status: 500 });
-      },
-    };
-    const server = tls ? Deno.serve({ ...common, cert: tls.cert, key: tls.key }, handle) : Deno.serve(common, handle);
-    return { server, addr: addr ?? server.addr };
-  };
-  if (host) return start(host);
+  const start = (hostname: string) => front.listen(hostname, port, tls ? { cert: tls.cert, key: tls.key } : undefined);
+  if (host) return await start(host);
   try {
-    return start("::");
+    return await start("::");
   } catch (e) {
     // A host without IPv6 cannot bind "::"; Go and node then listen on every IPv4 address.
-    if (e instanceof Deno.errors.AddrInUse) throw e;
-    return start("0.0.0.0");
+    if (e instanceof Deno.errors.AddrInUse || (e as { code?: string }).code === "EADDRINUSE") throw e;
+    return await start("0.0.0.0");
   }
 }
 
-/** {@link serve} on Deno.serve. */
-export function serveDeno(opts: ServeOptions, auth: BasicAuth): Promise<WebServer> {
+/** The request as the client sent it: https when it came through a TLS listener. */
+function asClientSent(req: Request, conn: FrontConnection): Request {
+  if (!conn.tls) return req;
+  return new Request("https:" + req.url.slice(req.url.indexOf(":") + 1), req);
+}
+
+/**
+ * {@link serve} on Deno.serve. Clients connect to {@link HeaderDeadlineFront} listeners, which relay to one
+ * internal Deno.serve on a loopback port and enforce the header read deadline Deno.serve lacks.
+ */
+export async function serveDeno(opts: ServeOptions, auth: BasicAuth): Promise<WebServer> {
   const { webConfig, logger, handler } = opts;
   const extra = webConfig.headers;
-  const handle = async (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Promise<Response> => {
+  const handle = async (raw: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Promise<Response> => {
+    const conn = front.connectionOf(info.remoteAddr);
+    // Only relayed connections are served: the client's address and scheme are known for nothing else.
+    if (!conn) return new Response("connect to the server's listen address\n", { status: 421 });
+    conn.requestStarted();
+    const req = asClientSent(raw, conn);
     try {
       const authUser = auth.check(req.headers.get("authorization"));
       if (authUser === false) return withHeaders(unauthorized(), extra);
-      const reqInfo = authUser
-        ? { remoteAddr: info.remoteAddr.hostname, authUser }
-        : { remoteAddr: info.remoteAddr.hostname };
+      const remoteAddr = conn.peer.hostname;
+      const reqInfo = authUser ? { remoteAddr, authUser } : { remoteAddr };
       return withHeaders(await handler(req, reqInfo), extra);
     } catch (e) {
       logger.error("request failed", { path: new URL(req.url).pathname, err: e });
       return new Response(null, { status: 500 });
+    } finally {
+      conn.requestEnded();
     }
   };
-  const servers: Deno.HttpServer<Deno.NetAddr>[] = [];
+  let innerAddr: Deno.NetAddr | undefined;
+  const inner = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen: (a) => (innerAddr = a),
+    onError: (e: unknown) => {
+      logger.error("request failed", { err: e });
+      return new Response(null, { status: 500 });
+    },
+  }, handle);
+  // Assigned in the same task as Deno.serve returns, before any connection can be accepted.
+  const front = new HeaderDeadlineFront({
+    inner: innerAddr ?? inner.addr,
+    headerTimeoutMs: opts.headerTimeoutMs ?? HEADER_READ_TIMEOUT_MS,
+    logger,
+  });
   const addresses: string[] = [];
   try {
     for (const a of opts.addresses) {
       const { host, port } = parseListenAddress(a);
-      const { server, addr } = listen(host, port, opts, handle);
-      servers.push(server);
+      const addr = await listen(front, host, port, opts);
       const shown = showAddress(addr.hostname, addr.port);
       addresses.push(shown);
       logger.info("Listening on", { address: shown, http2: !!webConfig.tls, tls: !!webConfig.tls });
     }
   } catch (e) {
-    for (const s of servers) s.shutdown();
-    return Promise.reject(e);
+    front.stopAccepting();
+    await inner.shutdown();
+    throw e;
   }
-  return Promise.resolve({
+  return {
     addresses,
     async close(graceMs = 5000) {
-      // shutdown() stops accepting and waits for in-flight requests; bound the wait.
+      // Stop accepting, let in-flight requests finish (bounded), then drop what is left.
+      front.stopAccepting();
       let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        Promise.all(servers.map((s) => s.shutdown())),
-        new Promise((r) => (timer = setTimeout(r, graceMs))),
-      ]);
+      await Promise.race([inner.shutdown(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);
+      front.closeAll();
     },
-  });
+  };
 }

@@ -13,6 +13,41 @@ import {
   unauthorized,
   type WebServer,
 } from "./server.ts";
+import { HEADER_READ_TIMEOUT_MS } from "./header_deadline.ts";
+
+/**
+ * How long a kept-alive connection may wait for its next request here, as CEEMS's ReadTimeout bounds it.
+ * This back end cannot see a request's first byte, so the next request's headers are due within this
+ * plus the header timeout of the previous response.
+ */
+export const KEEP_ALIVE_IDLE_MS = 10_000;
+
+type NodeSocket = import("node:net").Socket & { _parent?: import("node:net").Socket };
+
+/** Per-socket deadlines for request headers: a socket whose headers are late is destroyed. */
+class SocketDeadlines {
+  #timers = new Map<NodeSocket, ReturnType<typeof setTimeout>>();
+
+  arm(sock: NodeSocket, ms: number): void {
+    this.disarm(sock);
+    if (sock.destroyed) return;
+    this.#timers.set(
+      sock,
+      setTimeout(() => {
+        this.#timers.delete(sock);
+        sock.destroy();
+      }, ms),
+    );
+  }
+
+  disarm(sock: NodeSocket | undefined): void {
+    if (!sock) return;
+    const t = this.#timers.get(sock);
+    if (t === undefined) return;
+    clearTimeout(t);
+    this.#timers.delete(sock);
+  }
+}
 
 function toRequest(req: http.IncomingMessage, tls: boolean, signal: AbortSignal): Request {
   const host = req.headers.host ?? "localhost";
@@ -62,10 +97,17 @@ async function writeResponse(res: http.ServerResponse, resp: Response, extra: Re
 export async function serveNode(opts: ServeOptions, auth: BasicAuth): Promise<WebServer> {
   const { webConfig, logger, handler } = opts;
   const tls = webConfig.tls;
+  const headerMs = opts.headerTimeoutMs ?? HEADER_READ_TIMEOUT_MS;
+  const deadlines = new SocketDeadlines();
   let active = 0;
   const sockets = new Set<import("node:net").Socket>();
   const listener = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     active++;
+    // The headers are in: the socket's deadline stops (on a TLS socket, its TCP socket's too).
+    const sock = req.socket as NodeSocket;
+    deadlines.disarm(sock);
+    deadlines.disarm(sock._parent);
+    res.on("finish", () => deadlines.arm(sock, KEEP_ALIVE_IDLE_MS + headerMs));
     const ac = new AbortController();
     res.on("close", () => {
       active--;
@@ -115,12 +157,25 @@ export async function serveNode(opts: ServeOptions, auth: BasicAuth): Promise<We
         maxVersion: tls.maxVersion,
       }, listener)
       : http.createServer(listener);
-    server.on(tls ? "secureConnection" : "connection", (sock: import("node:net").Socket) => {
+    server.on(tls ? "secureConnection" : "connection", (sock: NodeSocket) => {
       sockets.add(sock);
-      sock.on("close", () => sockets.delete(sock));
+      sock.on("close", () => {
+        sockets.delete(sock);
+        deadlines.disarm(sock);
+      });
     });
-    server.keepAliveTimeout = 5000;
-    server.headersTimeout = 10000;
+    // The first request's headers are due within the header timeout of the TCP connection (its TLS handshake
+    // included, then the timeout again from the handshake's end); Deno's node:http ignores headersTimeout.
+    server.on("connection", (sock: NodeSocket) => {
+      deadlines.arm(sock, headerMs);
+      sock.on("close", () => deadlines.disarm(sock));
+    });
+    if (tls) {
+      server.on("secureConnection", (sock: NodeSocket) => {
+        deadlines.disarm(sock._parent);
+        deadlines.arm(sock, headerMs);
+      });
+    }
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       const done = () => {

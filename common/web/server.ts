@@ -91,6 +91,8 @@ export interface ServeOptions {
   webConfig: WebConfig;
   logger: Logger;
   handler: Handler;
+  /** Time allowed for a request's headers (default HEADER_READ_TIMEOUT_MS of header_deadline.ts). */
+  headerTimeoutMs?: number;
 }
 
 /**

@@ -1,6 +1,8 @@
 // Generates a throwaway CA, a server certificate for 127.0.0.1/localhost and a client certificate
 // with openssl, for TLS and mutual-TLS tests.
 
+import type { ClientAuthType, WebConfig } from "../../common/web/web_config.ts";
+
 /** Paths and PEM texts of a generated certificate set. */
 export interface TestCerts {
   dir: string;
@@ -104,5 +106,21 @@ export function makeTestCerts(): TestCerts {
     clientKey: read("client.key"),
     strangerCert: read("stranger.crt"),
     strangerKey: read("stranger.key"),
+  };
+}
+
+/** A web config serving TLS with the generated server certificate; client certificates checked against the CA when asked. */
+export function tlsWebConfig(certs: TestCerts, clientAuthType: ClientAuthType = "NoClientCert"): WebConfig {
+  return {
+    basicAuthUsers: new Map(),
+    headers: {},
+    tls: {
+      cert: certs.serverCert,
+      key: certs.serverKey,
+      ...(clientAuthType === "NoClientCert" ? {} : { clientCa: certs.caCert }),
+      clientAuthType,
+      minVersion: "TLSv1.2",
+      maxVersion: "TLSv1.3",
+    },
   };
 }

@@ -6,7 +6,7 @@ import { nullLogger } from "../../../common/log.ts";
 import { needsNodeServer, parseListenAddress, serve } from "../../../common/web/server.ts";
 import { emptyWebConfig, type WebConfig } from "../../../common/web/web_config.ts";
 import { assertEquals, assertRejects } from "../../helpers/assert.ts";
-import { makeTestCerts } from "../../helpers/certs.ts";
+import { makeTestCerts, tlsWebConfig } from "../../helpers/certs.ts";
 
 const handler = (req: Request) => new Response(`hello ${new URL(req.url).pathname} ${req.method}`);
 
@@ -71,18 +71,7 @@ Deno.test("server: POST bodies stream through to the handler", async () => {
 
 Deno.test("server: TLS with client certificate verification", async () => {
   const certs = makeTestCerts();
-  const cfg: WebConfig = {
-    basicAuthUsers: new Map(),
-    headers: {},
-    tls: {
-      cert: certs.serverCert,
-      key: certs.serverKey,
-      clientCa: certs.caCert,
-      clientAuthType: "RequireAndVerifyClientCert",
-      minVersion: "TLSv1.2",
-      maxVersion: "TLSv1.3",
-    },
-  };
+  const cfg = tlsWebConfig(certs, "RequireAndVerifyClientCert");
   const srv = await serve({ addresses: ["127.0.0.1:0"], webConfig: cfg, logger: nullLogger, handler });
   const url = `https://${srv.addresses[0]}/health`;
   const trusted = Deno.createHttpClient({ caCerts: [certs.caCert], cert: certs.clientCert, key: certs.clientKey });
