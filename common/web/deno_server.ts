@@ -31,10 +31,14 @@ async function listen(
   }
 }
 
-/** The request as the client sent it: https when it came through a TLS listener. */
+/**
+ * The request as the client sent it: https when it came through a TLS listener. The URL is shadowed on the
+ * request itself; a copy (`new Request(url, req)`) would read `req.signal`, which makes Deno warn about its
+ * legacy abort behaviour on every TLS server.
+ */
 function asClientSent(req: Request, conn: FrontConnection): Request {
-  if (!conn.tls) return req;
-  return new Request("https:" + req.url.slice(req.url.indexOf(":") + 1), req);
+  if (conn.tls) Object.defineProperty(req, "url", { value: "https:" + req.url.slice(req.url.indexOf(":") + 1) });
+  return req;
 }
 
 /**
