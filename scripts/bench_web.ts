@@ -11,6 +11,8 @@ const SECONDS = Number(Deno.env.get("BENCH_WEB_SECONDS") ?? 4);
 const BIG = 128 * 1024 * 1024;
 
 const small = "x".repeat(2000);
+/** About one user's /units answer for 30 days (167 units). */
+const medium = "y".repeat(100_000);
 const MiB = new Uint8Array(1024 * 1024);
 /** The large answer streams in 1 MiB slices, as the API server streams its large lists. */
 function bigBody(): ReadableStream<Uint8Array> {
@@ -87,28 +89,30 @@ const targets: [string, string, string, Deno.HttpClient | undefined][] = [
 ];
 
 console.log(
-  `${SEQUENTIAL} interleaved sequential requests for a 2,000-byte answer; ${CLIENTS} clients for ${SECONDS} s`,
+  `${SEQUENTIAL} interleaved sequential requests per row; ${CLIENTS} clients for ${SECONDS} s for the throughput`,
 );
-console.log("| transport | p50 bare / relayed | p99 bare / relayed | req/s bare / relayed (ratio) |");
-console.log("|---|---|---|---|");
+console.log("| transport | answer | p50 bare / relayed | p99 bare / relayed | req/s bare / relayed (ratio) |");
+console.log("|---|---|---|---|---|");
 for (const [name, bareUrl, relayedUrl, c] of targets) {
-  const a: number[] = [];
-  const b: number[] = [];
-  for (let i = 0; i < 50; i++) await once(bareUrl + "/", c), await once(relayedUrl + "/", c);
-  for (let i = 0; i < SEQUENTIAL; i++) {
-    a.push(await once(bareUrl + "/", c));
-    b.push(await once(relayedUrl + "/", c));
+  for (const [path, size] of [["/", "2,000 B"], ["/medium", "100,000 B"]]) {
+    const a: number[] = [];
+    const b: number[] = [];
+    for (let i = 0; i < 50; i++) await once(bareUrl + path, c), await once(relayedUrl + path, c);
+    for (let i = 0; i < SEQUENTIAL; i++) {
+      a.push(await once(bareUrl + path, c));
+      b.push(await once(relayedUrl + path, c));
+    }
+    a.sort((x, y) => x - y);
+    b.sort((x, y) => x - y);
+    const ta = await throughput(bareUrl + path, c);
+    const tb = await throughput(relayedUrl + path, c);
+    const f = (n: number) => n.toFixed(3);
+    console.log(
+      `| ${name} | ${size} | ${f(quantile(a, 0.5))} / ${f(quantile(b, 0.5))} ms | ${f(quantile(a, 0.99))} / ${
+        f(quantile(b, 0.99))
+      } ms | ${ta.toFixed(0)} / ${tb.toFixed(0)} (${(tb / ta).toFixed(2)}×) |`,
+    );
   }
-  a.sort((x, y) => x - y);
-  b.sort((x, y) => x - y);
-  const ta = await throughput(bareUrl + "/", c);
-  const tb = await throughput(relayedUrl + "/", c);
-  const f = (n: number) => n.toFixed(3);
-  console.log(
-    `| ${name} | ${f(quantile(a, 0.5))} / ${f(quantile(b, 0.5))} ms | ${f(quantile(a, 0.99))} / ${
-      f(quantile(b, 0.99))
-    } ms | ${ta.toFixed(0)} / ${tb.toFixed(0)} (${(tb / ta).toFixed(2)}×) |`,
-  );
 }
 
 /** curl fetching `url` in its own process (the server's event loop is then the only one measured). */

@@ -51,8 +51,15 @@ export async function serveDeno(opts: ServeOptions, auth: BasicAuth): Promise<We
   const handle = async (raw: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Promise<Response> => {
     const conn = front.connectionOf(info.remoteAddr);
     // Only relayed connections are served: the client's address and scheme are known for nothing else.
-    if (!conn) return new Response("connect to the server's listen address\n", { status: 421 });
+    if (!conn) {
+      return new Response("connect to the server's listen address\n", {
+        status: 421,
+        headers: { connection: "close" },
+      });
+    }
     conn.requestStarted();
+    // The connection is idle again once the response is delivered (or failed), not when the handler returns.
+    info.completed.then(() => conn.requestEnded(), () => conn.requestEnded());
     const req = asClientSent(raw, conn);
     try {
       const authUser = auth.check(req.headers.get("authorization"));
@@ -63,8 +70,6 @@ export async function serveDeno(opts: ServeOptions, auth: BasicAuth): Promise<We
     } catch (e) {
       logger.error("request failed", { path: new URL(req.url).pathname, err: e });
       return new Response(null, { status: 500 });
-    } finally {
-      conn.requestEnded();
     }
   };
   let innerAddr: Deno.NetAddr | undefined;
@@ -81,6 +86,7 @@ export async function serveDeno(opts: ServeOptions, auth: BasicAuth): Promise<We
   const front = new HeaderDeadlineFront({
     inner: innerAddr ?? inner.addr,
     headerTimeoutMs: opts.headerTimeoutMs ?? HEADER_READ_TIMEOUT_MS,
+    idleTimeoutMs: opts.idleTimeoutMs,
     logger,
   });
   const addresses: string[] = [];

@@ -2,6 +2,7 @@
 // connection relayed to an internal loopback Deno.serve and closed when a request's headers take too long.
 
 import type { Server as NodeNetServer, Socket as NodeSocket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import type { Logger } from "../log.ts";
 
 /**
@@ -10,6 +11,12 @@ import type { Logger } from "../log.ts";
  * first byte of each later one.
  */
 export const HEADER_READ_TIMEOUT_MS = 2000;
+
+/**
+ * How long a kept-alive connection may wait idle for its next request, as CEEMS's exporter and API server
+ * bound it (Go's idle timeout defaults to their 10 s ReadTimeout).
+ */
+export const KEEP_ALIVE_IDLE_MS = 10_000;
 
 /** TLS served by a front listener (client certificates are the node back end's); terminated by node:tls. */
 export interface FrontTls {
@@ -25,21 +32,52 @@ export interface FrontConnection {
   readonly tls: boolean;
   /** The internal server has read a request's headers: the deadline stops. */
   requestStarted(): void;
-  /** That request's response is finished: the next bytes from the client start a new deadline. */
+  /** That request's response has been delivered (or failed): the connection is idle again. */
   requestEnded(): void;
 }
 
 /** Options of {@link HeaderDeadlineFront}. */
 export interface HeaderDeadlineOptions {
-  /** The internal server's loopback address. */
+  /** The internal server's loopback address (127.0.0.1). */
   inner: Deno.NetAddr;
   headerTimeoutMs: number;
+  /** Idle time allowed between requests (default {@link KEEP_ALIVE_IDLE_MS}). */
+  idleTimeoutMs?: number;
+  /** Connections open at once; more are closed at accept (default: from the descriptor limit, see {@link defaultMaxConnections}). */
+  maxConnections?: number;
   logger: Logger;
 }
 
 const CLIENT_READ_BYTES = 8 * 1024;
-const SERVER_READ_BYTES = 32 * 1024;
+const SERVER_READ_BYTES = 16 * 1024;
 const H2_PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n");
+/**
+ * How long a closed relay's port still names its client: a request the internal server read before the
+ * close may reach the handler after it, and a new relay must not be given that port meanwhile.
+ */
+const TOMBSTONE_MS = 30_000;
+/** Ports the kernel hands a relay that still carry a tombstone are given back, this many times at most. */
+const CONNECT_TRIES = 4;
+/** The most connections ever relayed at once: beyond the kernel's ephemeral loopback ports (28,232) it fails anyway. */
+const MAX_CONNECTIONS_CEILING = 20_000;
+
+/**
+ * Connections the front can hold within this process's descriptor limit: each costs three descriptors
+ * (the client's, the relay's and the internal server's), and a quarter of the limit stays for the rest
+ * of the process (databases, collectors, Workers).
+ */
+export function defaultMaxConnections(limitsText?: string): number {
+  let soft = 1024;
+  try {
+    const text = limitsText ?? Deno.readTextFileSync("/proc/self/limits");
+    const m = /^Max open files\s+(\S+)/m.exec(text);
+    if (m) soft = m[1] === "unlimited" ? Infinity : Number(m[1]);
+  } catch {
+    // no /proc: the classic 1024
+  }
+  const usable = Math.floor((soft * 0.75 - 64) / 3);
+  return Math.max(16, Math.min(MAX_CONNECTIONS_CEILING, usable));
+}
 
 /** Writes all of `data` (Conn.write may take part of it). */
 async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
@@ -47,32 +85,35 @@ async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
   while (off < data.length) off += await conn.write(data.subarray(off));
 }
 
-function startsWith(data: Uint8Array, prefix: Uint8Array): boolean {
-  if (data.length < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (data[i] !== prefix[i]) return false;
-  return true;
-}
-
 /**
- * A relayed connection's deadline: armed at accept, stopped when the internal server starts a request,
- * armed again by client bytes while no request is in flight. Closing it closes both sides.
+ * A relayed connection's deadline. The first request's headers are due `headerMs` after the accept (client
+ * bytes do not extend it). Once requests are in flight nothing is timed. When the last one is delivered,
+ * the connection may idle `idleMs`; on HTTP/1 the first byte of the next request (or bytes that arrived
+ * during the previous one: a pipelined request, or that request's body, which cannot be told apart here)
+ * starts `headerMs` for its headers. HTTP/2 multiplexes
+ * requests and control frames, so after its first request only the idle limit applies. Closing the relay
+ * closes both sides.
  */
 class Relay implements FrontConnection {
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Whether the running timer is the idle limit (client bytes then start a header deadline). */
+  #idle = false;
   #inFlight = 0;
-  /** HTTP/2 multiplexes requests and control frames, so only the connection's first request is timed. */
   #h2 = false;
-  #seenRequest = false;
+  #bytesWhileBusy = false;
+  #sniffed = new Uint8Array(H2_PREFACE.length);
+  #sniffedLength = 0;
   #closed = false;
   #closers: (() => void)[] = [];
 
   constructor(
     readonly peer: Deno.NetAddr,
     readonly tls: boolean,
-    private timeoutMs: number,
-    private onTimeout: (r: Relay) => void,
+    private headerMs: number,
+    private idleMs: number,
+    private onTimeout: (r: Relay, idle: boolean) => void,
   ) {
-    this.#arm();
+    this.#armFor(headerMs, false);
   }
 
   /** Adds a way to close one side of the connection. */
@@ -81,13 +122,15 @@ class Relay implements FrontConnection {
     else this.#closers.push(close);
   }
 
-  #arm(): void {
-    if (this.#timer !== undefined || this.#closed) return;
+  #armFor(ms: number, idle: boolean): void {
+    this.#disarm();
+    if (this.#closed) return;
+    this.#idle = idle;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      this.onTimeout(this);
+      this.onTimeout(this, idle);
       this.close();
-    }, this.timeoutMs);
+    }, ms);
   }
 
   #disarm(): void {
@@ -96,35 +139,44 @@ class Relay implements FrontConnection {
     this.#timer = undefined;
   }
 
-  /** The client speaks HTTP/2 (ALPN chose it, or its first bytes are the connection preface). */
+  /** The client speaks HTTP/2 (ALPN chose it). */
   markH2(): void {
     this.#h2 = true;
   }
 
-  /** Client bytes arrived: with no request in flight they begin one, whose headers are now timed. */
-  clientBytes(first: boolean, data: Uint8Array): void {
-    if (first && startsWith(data, H2_PREFACE)) this.#h2 = true;
-    if (this.#inFlight === 0 && !(this.#h2 && this.#seenRequest)) this.#arm();
+  /** Collects the first bytes, however they are split across reads, to recognise HTTP/2's preface. */
+  #sniff(data: Uint8Array): void {
+    if (this.#sniffedLength === H2_PREFACE.length) return;
+    const take = Math.min(data.length, H2_PREFACE.length - this.#sniffedLength);
+    this.#sniffed.set(data.subarray(0, take), this.#sniffedLength);
+    this.#sniffedLength += take;
+    if (this.#sniffedLength === H2_PREFACE.length && this.#sniffed.every((b, i) => b === H2_PREFACE[i])) {
+      this.#h2 = true;
+    }
   }
 
-  /**
-   * Response bytes went out: an armed deadline restarts, so a request pipelined behind a long response is
-   * timed from that response's end, as Go times it.
-   */
-  serverBytes(): void {
-    if (this.#timer === undefined) return;
-    this.#disarm();
-    this.#arm();
+  /** Client bytes arrived. */
+  clientBytes(data: Uint8Array): void {
+    this.#sniff(data);
+    if (this.#inFlight > 0) {
+      this.#bytesWhileBusy = true;
+      return;
+    }
+    // An idle HTTP/1 connection begins a request: its headers are now timed.
+    if (this.#idle && !this.#h2) this.#armFor(this.headerMs, false);
   }
 
   requestStarted(): void {
-    this.#seenRequest = true;
     this.#inFlight++;
+    this.#bytesWhileBusy = false;
     this.#disarm();
   }
 
   requestEnded(): void {
-    if (this.#inFlight > 0) this.#inFlight--;
+    if (this.#inFlight === 0 || --this.#inFlight > 0) return;
+    if (this.#bytesWhileBusy && !this.#h2) this.#armFor(this.headerMs, false);
+    else this.#armFor(this.idleMs, true);
+    this.#bytesWhileBusy = false;
   }
 
   close(): void {
@@ -138,6 +190,7 @@ class Relay implements FrontConnection {
         // already closed
       }
     }
+    this.#closers = [];
   }
 
   get closed(): boolean {
@@ -156,10 +209,17 @@ class Relay implements FrontConnection {
 export class HeaderDeadlineFront {
   #listeners: Deno.Listener[] = [];
   #tlsServers: NodeNetServer[] = [];
+  /** Relays by their own port toward the internal server; closed ones stay a while as tombstones. */
   #byInnerPort = new Map<number, Relay>();
   #relays = new Set<Relay>();
+  #closing = false;
+  #maxConnections: number;
+  #refused = 0;
+  #refusalLogged = 0;
 
-  constructor(private opts: HeaderDeadlineOptions) {}
+  constructor(private opts: HeaderDeadlineOptions) {
+    this.#maxConnections = opts.maxConnections ?? defaultMaxConnections();
+  }
 
   /** Listens on host:port (TLS when `tls` is given) and starts accepting; resolves to the bound address. */
   async listen(hostname: string, port: number, tls?: FrontTls): Promise<Deno.NetAddr> {
@@ -170,8 +230,12 @@ export class HeaderDeadlineFront {
     return listener.addr as Deno.NetAddr;
   }
 
-  /** The client connection whose relay reaches the internal server from `innerPeer`, if any. */
+  /**
+   * The client connection whose relay reaches the internal server from `innerPeer`, if any: only
+   * 127.0.0.1, where relays connect from, and only ports a relay was given.
+   */
   connectionOf(innerPeer: Deno.NetAddr): FrontConnection | undefined {
+    if (innerPeer.hostname !== this.opts.inner.hostname) return undefined;
     return this.#byInnerPort.get(innerPeer.port);
   }
 
@@ -180,8 +244,9 @@ export class HeaderDeadlineFront {
     return this.#relays.size;
   }
 
-  /** Stops accepting new connections. */
+  /** Stops accepting new connections; relays not yet connected to the internal server never will be. */
   stopAccepting(): void {
+    this.#closing = true;
     for (const l of this.#listeners) {
       try {
         l.close();
@@ -199,24 +264,57 @@ export class HeaderDeadlineFront {
     for (const r of [...this.#relays]) r.close();
   }
 
-  #newRelay(peer: Deno.NetAddr, tls: boolean): Relay {
-    const relay = new Relay(peer, tls, this.opts.headerTimeoutMs, (r) => {
-      this.opts.logger.debug("closing a connection whose request headers were not read in time", {
-        remote: r.peer.hostname,
-        timeout_ms: this.opts.headerTimeoutMs,
-      });
-    });
+  /** A relay for a new client, or undefined (the client to be closed) when too many are open. */
+  #newRelay(peer: Deno.NetAddr, tls: boolean): Relay | undefined {
+    if (this.#closing) return undefined;
+    if (this.#relays.size >= this.#maxConnections) {
+      this.#refused++;
+      const now = Date.now();
+      if (now - this.#refusalLogged >= 10_000) {
+        this.#refusalLogged = now;
+        this.opts.logger.warn("too many open connections: closing new ones", {
+          open: this.#relays.size,
+          max: this.#maxConnections,
+          refused: this.#refused,
+        });
+      }
+      return undefined;
+    }
+    const relay = new Relay(
+      peer,
+      tls,
+      this.opts.headerTimeoutMs,
+      this.opts.idleTimeoutMs ?? KEEP_ALIVE_IDLE_MS,
+      (r, idle) => {
+        this.opts.logger.debug(
+          idle ? "closing an idle connection" : "closing a connection whose request headers were not read in time",
+          {
+            remote: r.peer.hostname,
+            timeout_ms: idle ? this.opts.idleTimeoutMs ?? KEEP_ALIVE_IDLE_MS : this.opts.headerTimeoutMs,
+          },
+        );
+      },
+    );
     this.#relays.add(relay);
     relay.onClose(() => this.#relays.delete(relay));
     return relay;
   }
 
-  /** Registers the relay's own port toward the internal server, before a byte is relayed through it. */
-  #register(relay: Relay, innerPort: number): void {
+  /**
+   * Whether `innerPort` may name `relay`: false when a relay (open, or closed less than TOMBSTONE_MS ago)
+   * holds it. Registered before a byte is relayed, and kept after the close as a tombstone.
+   */
+  #register(relay: Relay, innerPort: number): boolean {
+    if (this.#byInnerPort.has(innerPort)) return false;
     this.#byInnerPort.set(innerPort, relay);
     relay.onClose(() => {
-      if (this.#byInnerPort.get(innerPort) === relay) this.#byInnerPort.delete(innerPort);
+      const t = setTimeout(() => {
+        if (this.#byInnerPort.get(innerPort) === relay) this.#byInnerPort.delete(innerPort);
+      }, TOMBSTONE_MS);
+      // A tombstone never keeps the process alive (shutdown would wait for it).
+      Deno.unrefTimer(t);
     });
+    return true;
   }
 
   async #accept(listener: Deno.Listener): Promise<void> {
@@ -235,17 +333,34 @@ export class HeaderDeadlineFront {
     }
   }
 
+  /** Connects to the internal server from a port no other relay names. */
+  async #connectInner(relay: Relay): Promise<Deno.TcpConn | undefined> {
+    for (let i = 0; i < CONNECT_TRIES; i++) {
+      const inner = await Deno.connect({ hostname: this.opts.inner.hostname, port: this.opts.inner.port });
+      if (relay.closed || this.#closing) {
+        inner.close();
+        return undefined;
+      }
+      if (this.#register(relay, (inner.localAddr as Deno.NetAddr).port)) return inner;
+      inner.close();
+    }
+    throw new Error("no free relay port toward the internal server");
+  }
+
   async #relayTcp(client: Deno.Conn): Promise<void> {
     const relay = this.#newRelay(client.remoteAddr as Deno.NetAddr, false);
+    if (!relay) return client.close();
     relay.onClose(() => client.close());
     try {
-      const inner = await Deno.connect({ hostname: this.opts.inner.hostname, port: this.opts.inner.port });
+      // Each write is relayed at once: Nagle's algorithm would hold a response's tail for the peer's delayed ACK.
+      (client as Deno.TcpConn).setNoDelay(true);
+      const inner = await this.#connectInner(relay);
+      if (!inner) return;
+      inner.setNoDelay(true);
       relay.onClose(() => inner.close());
-      if (relay.closed) return;
-      this.#register(relay, (inner.localAddr as Deno.NetAddr).port);
       await Promise.all([clientToInner(relay, client, inner), innerToClient(relay, client, inner)]);
-    } catch {
-      // A reset or a closed relay: the connection simply ends.
+    } catch (e) {
+      if (!relay.closed) this.opts.logger.debug("relay ended", { remote: relay.peer.hostname, err: e });
     } finally {
       relay.close();
     }
@@ -260,6 +375,8 @@ export class HeaderDeadlineFront {
     server.on("connection", (raw: NodeSocket) => {
       // The deadline covers the handshake: a stalled one is ended by destroying the TCP socket under it.
       const relay = this.#newRelay(netAddr(raw), true);
+      if (!relay) return void raw.destroy();
+      raw.setNoDelay(true);
       const k = key(raw);
       relays.set(k, relay);
       relay.onClose(() => {
@@ -272,29 +389,14 @@ export class HeaderDeadlineFront {
     server.on("tlsClientError", () => {
       // A failed handshake: its TCP socket closes, and with it the relay.
     });
-    server.on("secureConnection", (client: import("node:tls").TLSSocket) => {
+    server.on("secureConnection", (client: TLSSocket) => {
       const relay = relays.get(key(client));
-      if (!relay || relay.closed) return void client.destroy();
+      if (!relay || relay.closed || this.#closing) return void client.destroy();
       relay.onClose(() => client.destroy());
       client.on("error", () => relay.close());
       client.on("close", () => relay.close());
       if (client.alpnProtocol === "h2") relay.markH2();
-      const inner = net.connect(this.opts.inner.port, this.opts.inner.hostname);
-      relay.onClose(() => inner.destroy());
-      inner.on("error", () => relay.close());
-      inner.on("close", () => relay.close());
-      inner.once("connect", () => {
-        if (relay.closed) return;
-        this.#register(relay, inner.localPort!);
-        let first = true;
-        client.on("data", (data: Uint8Array) => {
-          relay.clientBytes(first, data);
-          first = false;
-        });
-        inner.on("data", () => relay.serverBytes());
-        client.pipe(inner);
-        inner.pipe(client);
-      });
+      this.#connectInnerNode(relay, net.connect, client);
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -308,6 +410,26 @@ export class HeaderDeadlineFront {
     const a = server.address() as import("node:net").AddressInfo;
     return { transport: "tcp", hostname: a.address, port: a.port };
   }
+
+  /** The node:tls side's relay: connects from a port no other relay names, then pipes both ways. */
+  #connectInnerNode(relay: Relay, connect: typeof import("node:net").connect, client: TLSSocket, tries = 0): void {
+    if (relay.closed || this.#closing) return relay.close();
+    if (tries === CONNECT_TRIES) return relay.close();
+    const inner = connect(this.opts.inner.port, this.opts.inner.hostname);
+    inner.setNoDelay(true);
+    inner.on("error", () => relay.close());
+    inner.once("connect", () => {
+      if (relay.closed || this.#closing || !this.#register(relay, inner.localPort!)) {
+        inner.destroy();
+        return this.#connectInnerNode(relay, connect, client, tries + 1);
+      }
+      relay.onClose(() => inner.destroy());
+      inner.on("close", () => relay.close());
+      client.on("data", (data: Uint8Array) => relay.clientBytes(data));
+      client.pipe(inner);
+      inner.pipe(client);
+    });
+  }
 }
 
 function netAddr(s: NodeSocket): Deno.NetAddr {
@@ -316,14 +438,12 @@ function netAddr(s: NodeSocket): Deno.NetAddr {
 
 async function clientToInner(relay: Relay, client: Deno.Conn, inner: Deno.TcpConn): Promise<void> {
   const buf = new Uint8Array(CLIENT_READ_BYTES);
-  let first = true;
   try {
     while (true) {
       const n = await client.read(buf);
       if (n === null) break;
       const data = buf.subarray(0, n);
-      relay.clientBytes(first, data);
-      first = false;
+      relay.clientBytes(data);
       await writeAll(inner, data);
     }
     // The client finished sending (a half-close): the internal server may still answer.
@@ -339,7 +459,6 @@ async function innerToClient(relay: Relay, client: Deno.Conn, inner: Deno.TcpCon
     while (true) {
       const n = await inner.read(buf);
       if (n === null) break;
-      relay.serverBytes();
       await writeAll(client, buf.subarray(0, n));
     }
   } catch {

@@ -13,20 +13,33 @@ import {
   unauthorized,
   type WebServer,
 } from "./server.ts";
-import { HEADER_READ_TIMEOUT_MS } from "./header_deadline.ts";
-
-/**
- * How long a kept-alive connection may wait for its next request here, as CEEMS's ReadTimeout bounds it.
- * This back end cannot see a request's first byte, so the next request's headers are due within this
- * plus the header timeout of the previous response.
- */
-export const KEEP_ALIVE_IDLE_MS = 10_000;
+import { HEADER_READ_TIMEOUT_MS, KEEP_ALIVE_IDLE_MS } from "./header_deadline.ts";
 
 type NodeSocket = import("node:net").Socket & { _parent?: import("node:net").Socket };
 
-/** Per-socket deadlines for request headers: a socket whose headers are late is destroyed. */
+/**
+ * Per-socket deadlines for request headers: a socket whose headers are late is destroyed. This back end
+ * cannot see a request's first byte, so a kept-alive connection's next request is due within the idle
+ * limit plus the header timeout of the previous response.
+ */
 class SocketDeadlines {
   #timers = new Map<NodeSocket, ReturnType<typeof setTimeout>>();
+  #active = new Map<NodeSocket, number>();
+
+  /** A request on `sock` has its headers: nothing is timed until its last response is done. */
+  started(sock: NodeSocket): void {
+    this.#active.set(sock, (this.#active.get(sock) ?? 0) + 1);
+    this.disarm(sock);
+    this.disarm(sock._parent);
+  }
+
+  /** A response on `sock` is done: with none left, the next request's headers are due within `ms`. */
+  finished(sock: NodeSocket, ms: number): void {
+    const left = (this.#active.get(sock) ?? 1) - 1;
+    if (left > 0) return void this.#active.set(sock, left);
+    this.#active.delete(sock);
+    this.arm(sock, ms);
+  }
 
   arm(sock: NodeSocket, ms: number): void {
     this.disarm(sock);
@@ -42,6 +55,7 @@ class SocketDeadlines {
 
   disarm(sock: NodeSocket | undefined): void {
     if (!sock) return;
+    if (sock.destroyed) this.#active.delete(sock);
     const t = this.#timers.get(sock);
     if (t === undefined) return;
     clearTimeout(t);
@@ -98,6 +112,7 @@ export async function serveNode(opts: ServeOptions, auth: BasicAuth): Promise<We
   const { webConfig, logger, handler } = opts;
   const tls = webConfig.tls;
   const headerMs = opts.headerTimeoutMs ?? HEADER_READ_TIMEOUT_MS;
+  const idleMs = opts.idleTimeoutMs ?? KEEP_ALIVE_IDLE_MS;
   const deadlines = new SocketDeadlines();
   let active = 0;
   const sockets = new Set<import("node:net").Socket>();
@@ -105,9 +120,8 @@ export async function serveNode(opts: ServeOptions, auth: BasicAuth): Promise<We
     active++;
     // The headers are in: the socket's deadline stops (on a TLS socket, its TCP socket's too).
     const sock = req.socket as NodeSocket;
-    deadlines.disarm(sock);
-    deadlines.disarm(sock._parent);
-    res.on("finish", () => deadlines.arm(sock, KEEP_ALIVE_IDLE_MS + headerMs));
+    deadlines.started(sock);
+    res.once("close", () => deadlines.finished(sock, idleMs + headerMs));
     const ac = new AbortController();
     res.on("close", () => {
       active--;

@@ -93,6 +93,8 @@ export interface ServeOptions {
   handler: Handler;
   /** Time allowed for a request's headers (default HEADER_READ_TIMEOUT_MS of header_deadline.ts). */
   headerTimeoutMs?: number;
+  /** Idle time allowed between a connection's requests (default KEEP_ALIVE_IDLE_MS of header_deadline.ts). */
+  idleTimeoutMs?: number;
 }
 
 /**

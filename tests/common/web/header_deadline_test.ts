@@ -4,10 +4,14 @@
 import { assert, assertEquals, assertMatch } from "../../helpers/assert.ts";
 import { makeTestCerts, tlsWebConfig } from "../../helpers/certs.ts";
 import { CEEMS_ENV, freePort, startCeems } from "../../helpers/process.ts";
-import { HEADER_READ_TIMEOUT_MS, HeaderDeadlineFront } from "../../../common/web/header_deadline.ts";
+import {
+  defaultMaxConnections,
+  HEADER_READ_TIMEOUT_MS,
+  HeaderDeadlineFront,
+} from "../../../common/web/header_deadline.ts";
 import { type RequestInfo, serve, type WebServer } from "../../../common/web/server.ts";
 import type { WebConfig } from "../../../common/web/web_config.ts";
-import { nullLogger } from "../../../common/log.ts";
+import { Logger, nullLogger } from "../../../common/log.ts";
 import { CLUSTER, createUnitsDb } from "../../lb/fixtures.ts";
 
 const enc = new TextEncoder();
@@ -244,6 +248,93 @@ Deno.test("header deadline (Deno.serve back end): trickled and silent connection
   }
 });
 
+/** An HTTP/2 frame: 9-byte header (length, type, flags, stream) and payload. */
+function h2Frame(type: number, flags: number, stream: number, payload: number[] = []): Uint8Array {
+  const n = payload.length;
+  return new Uint8Array([n >> 16, (n >> 8) & 255, n & 255, type, flags, 0, 0, 0, stream, ...payload]);
+}
+const H2_START = [...enc.encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), ...h2Frame(4, 0, 0)];
+const H2_PING = h2Frame(6, 0, 0, [1, 2, 3, 4, 5, 6, 7, 8]);
+/** GET / on `stream` (HPACK: :method GET, :scheme http, :path /, :authority x); `complete` sets END_HEADERS. */
+const h2Get = (stream: number, complete: boolean) =>
+  h2Frame(1, complete ? 5 : 1, stream, [0x82, 0x86, 0x84, 0x41, 0x01, 0x78]);
+
+Deno.test("header deadline resists what a reviewer tried: HTTP/2 pings, pipelined and idle slowloris", async () => {
+  const { handler } = recordingHandler();
+  const srv = await serve({
+    addresses: ["127.0.0.1:0"],
+    webConfig: plainConfig,
+    logger: nullLogger,
+    handler,
+    headerTimeoutMs: TIMEOUT,
+    idleTimeoutMs: 1500,
+  });
+  const port = Number(srv.addresses[0].split(":")[1]);
+  const open = () => Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    // h2c prior knowledge, then a PING every 200 ms (each answered by the server) and no request: cut.
+    let c = await open();
+    let t0 = performance.now();
+    await c.write(new Uint8Array(H2_START));
+    const pinger = setInterval(() => c.write(H2_PING).catch(() => {}), 200);
+    let o = await readUntilClosed(c, t0, 5000);
+    clearInterval(pinger);
+    assert(o.closed && o.afterMs < 3 * TIMEOUT + 1000, `h2 pings kept a request-less connection ${o.afterMs} ms`);
+    closeQuietly(c);
+
+    // h2: a first request is answered; a second one's HEADERS never end: cut by the idle limit.
+    c = await open();
+    await c.write(new Uint8Array([...H2_START, ...h2Get(1, true)]));
+    o = await readUntilClosed(c, performance.now(), 3000, /hello \//);
+    assertMatch(o.received, /hello \/ from 127\.0\.0\.1/);
+    t0 = performance.now();
+    await c.write(h2Get(3, false));
+    o = await readUntilClosed(c, t0, 6000);
+    assert(o.closed && o.afterMs < 1500 + 1000, `a pending h2 HEADERS frame held the connection ${o.afterMs} ms`);
+    closeQuietly(c);
+
+    // HTTP/1: a complete request and a partial one sent together; the partial one is cut after the answer.
+    c = await open();
+    t0 = performance.now();
+    await c.write(enc.encode("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nX-Slow: "));
+    o = await readUntilClosed(c, t0, 5000);
+    assertMatch(o.received, /hello \/a/);
+    assert(o.closed && o.afterMs < 3 * TIMEOUT + 1000, `a pipelined partial request held it ${o.afterMs} ms`);
+    closeQuietly(c);
+
+    // HTTP/1: a partial request sent while a slow one (1.5 s) runs is cut once that one is answered.
+    c = await open();
+    t0 = performance.now();
+    await c.write(enc.encode("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await sleep(200);
+    await c.write(enc.encode("GET /b HTTP/1.1\r\nX-Slow: "));
+    o = await readUntilClosed(c, t0, 6000);
+    assertMatch(o.received, /slow done/);
+    assert(o.closed && o.afterMs < 1500 + 3 * TIMEOUT + 1000, `a partial request held it ${o.afterMs} ms`);
+    closeQuietly(c);
+
+    // An idle kept-alive connection is closed at the idle limit, not before.
+    c = await open();
+    await c.write(enc.encode("GET /one HTTP/1.1\r\nHost: x\r\n\r\n"));
+    o = await readUntilClosed(c, performance.now(), 3000, /hello \/one/);
+    t0 = performance.now();
+    o = await readUntilClosed(c, t0, 6000);
+    assert(o.closed && o.afterMs > 1400 && o.afterMs < 1500 + 1000, `idle connection closed after ${o.afterMs} ms`);
+    closeQuietly(c);
+
+    // Honest: a request pipelined behind an answer that streams for 1.5 s (pauses of 150 ms) is answered.
+    c = await open();
+    await c.write(enc.encode("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await sleep(300);
+    await c.write(enc.encode("GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    o = await readUntilClosed(c, performance.now(), 6000);
+    assertMatch(o.received, /part 10\n[^]*hello \/after/);
+    closeQuietly(c);
+  } finally {
+    await srv.close();
+  }
+});
+
 Deno.test("header deadline: the handler sees the client's own address, never the relay's", async () => {
   // A host address that is not loopback, where the host has one; loopback alone otherwise (said below).
   const other = Deno.networkInterfaces().find((i) => i.family === "IPv4" && !i.address.startsWith("127."));
@@ -267,7 +358,7 @@ Deno.test("header deadline: the handler sees the client's own address, never the
   }
 });
 
-Deno.test("header deadline front: a connection is known by its relay's port, and only while it lasts", async () => {
+Deno.test("header deadline front: a client is known by its relay's 127.0.0.1 port, also for a while after it closes", async () => {
   const inner = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => new Response("x"));
   const front = new HeaderDeadlineFront({ inner: inner.addr, headerTimeoutMs: 60_000, logger: nullLogger });
   const addr = await front.listen("127.0.0.1", 0);
@@ -276,22 +367,60 @@ Deno.test("header deadline front: a connection is known by its relay's port, and
     await c.write(enc.encode("G"));
     await sleep(100);
     assertEquals(front.openConnections, 1);
-    // The relay's own loopback port maps to the client; any other port to nothing.
+    // The relay's own loopback port maps to the client; any other port, or that port from another loopback
+    // address (a local user can bind 127.0.0.9:<port>), to nothing.
     const relayPorts = ownLoopbackConnections(inner.addr.port);
     assertEquals(relayPorts.length, 1, `one relay connection, found ${relayPorts}`);
-    const known = front.connectionOf({ transport: "tcp", hostname: "127.0.0.1", port: relayPorts[0] });
+    const at = (hostname: string, port: number) => front.connectionOf({ transport: "tcp", hostname, port });
+    const known = at("127.0.0.1", relayPorts[0]);
     assertEquals(known?.peer.port, (c.localAddr as Deno.NetAddr).port);
     assertEquals(known?.tls, false);
-    assertEquals(front.connectionOf({ transport: "tcp", hostname: "127.0.0.1", port: addr.port }), undefined);
+    assertEquals(at("127.0.0.1", addr.port), undefined);
+    assertEquals(at("127.0.0.9", relayPorts[0]), undefined);
     c.close();
     await sleep(200);
     assertEquals(front.openConnections, 0);
-    assertEquals(front.connectionOf({ transport: "tcp", hostname: "127.0.0.1", port: relayPorts[0] }), undefined);
+    // A request the internal server read before the close may reach the handler after it: the port still
+    // names the same client, and no new relay is given it meanwhile.
+    assertEquals(at("127.0.0.1", relayPorts[0]), known);
   } finally {
     front.stopAccepting();
     front.closeAll();
     await inner.shutdown();
   }
+});
+
+Deno.test("header deadline front: connections beyond the cap are closed at accept, with one warning", async () => {
+  const inner = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => new Response("x"));
+  const lines: string[] = [];
+  const logger = new Logger("info", "logfmt", {}, (l) => lines.push(l));
+  const front = new HeaderDeadlineFront({ inner: inner.addr, headerTimeoutMs: 60_000, maxConnections: 2, logger });
+  const addr = await front.listen("127.0.0.1", 0);
+  const conns: Deno.Conn[] = [];
+  try {
+    for (let i = 0; i < 4; i++) conns.push(await Deno.connect({ hostname: "127.0.0.1", port: addr.port }));
+    await sleep(200);
+    assertEquals(front.openConnections, 2);
+    const outcomes = await Promise.all(conns.map((c) => readUntilClosed(c, performance.now(), 500)));
+    assertEquals(outcomes.map((o) => o.closed), [false, false, true, true]);
+    assertEquals(lines.length, 1, lines.join("\n"));
+    assertMatch(lines[0], /too many open connections: closing new ones.* open=2 max=2 refused=1/);
+  } finally {
+    conns.forEach(closeQuietly);
+    front.stopAccepting();
+    front.closeAll();
+    await inner.shutdown();
+  }
+});
+
+Deno.test("defaultMaxConnections: three descriptors per connection within three quarters of the limit", () => {
+  const limits = (soft: string) =>
+    `Limit Soft Limit Hard Limit Units\nMax open files            ${soft}  ${soft}  files\n`;
+  assertEquals(defaultMaxConnections(limits("1024")), 234);
+  assertEquals(defaultMaxConnections(limits("20000")), 4978);
+  assertEquals(defaultMaxConnections(limits("1048576")), 20_000);
+  assertEquals(defaultMaxConnections(limits("unlimited")), 20_000);
+  assertEquals(defaultMaxConnections(limits("64")), 16);
 });
 
 /** Local ports of this process's established connections to 127.0.0.1:`port`. */
