@@ -25,7 +25,11 @@ function bigBody(): ReadableStream<Uint8Array> {
     },
   });
 }
-const handler = (req: Request) => new URL(req.url).pathname === "/big" ? new Response(bigBody()) : new Response(small);
+function handler(req: Request): Response {
+  const path = new URL(req.url).pathname;
+  if (path === "/big") return new Response(bigBody());
+  return new Response(path === "/medium" ? medium : small);
+}
 
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
