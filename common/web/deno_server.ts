@@ -32,12 +32,24 @@ async function listen(
 }
 
 /**
- * The request as the client sent it: https when it came through a TLS listener. The URL is shadowed on the
- * request itself; a copy (`new Request(url, req)`) would read `req.signal`, which makes Deno warn about its
- * legacy abort behaviour on every TLS server.
+ * The request as the client sent it: https when it came through a TLS listener, and a body watched for its
+ * deadline. A request without a body is handed on as it is (its URL shadowed for https): copying it would
+ * read `req.signal`, which makes Deno warn about its legacy abort behaviour. A copied request's signal
+ * aborts when the client's connection closes.
  */
-function asClientSent(req: Request, conn: FrontConnection): Request {
-  if (conn.tls) Object.defineProperty(req, "url", { value: "https:" + req.url.slice(req.url.indexOf(":") + 1) });
+function asClientSent(req: Request, conn: FrontConnection, completed: Promise<void>): Request {
+  const url = conn.tls ? "https:" + req.url.slice(req.url.indexOf(":") + 1) : req.url;
+  if (req.body) {
+    return new Request(url, {
+      method: req.method,
+      headers: req.headers,
+      body: conn.watchBody(req.body, completed),
+      signal: conn.signal,
+      // @ts-ignore: required by the Fetch spec for streaming bodies
+      duplex: "half",
+    });
+  }
+  if (conn.tls) Object.defineProperty(req, "url", { value: url });
   return req;
 }
 
@@ -60,7 +72,7 @@ export async function serveDeno(opts: ServeOptions, auth: BasicAuth): Promise<We
     conn.requestStarted();
     // The connection is idle again once the response is delivered (or failed), not when the handler returns.
     info.completed.then(() => conn.requestEnded(), () => conn.requestEnded());
-    const req = asClientSent(raw, conn);
+    const req = asClientSent(raw, conn, info.completed);
     try {
       const authUser = auth.check(req.headers.get("authorization"));
       if (authUser === false) return withHeaders(unauthorized(), extra);

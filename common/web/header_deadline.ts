@@ -34,6 +34,16 @@ export interface FrontConnection {
   requestStarted(): void;
   /** That request's response has been delivered (or failed): the connection is idle again. */
   requestEnded(): void;
+  /**
+   * The request body to hand the handler: the connection is closed unless it has been read to its end within
+   * the idle limit, as Go's ReadTimeout bounds it (a client that declares a body and never sends it holds no
+   * connection); `done` settles when the request's response is delivered, which ends the watch too.
+   */
+  watchBody(body: ReadableStream<Uint8Array>, done: Promise<void>): ReadableStream<Uint8Array>;
+  /** Aborted when the connection closes (the client is gone). */
+  readonly signal: AbortSignal;
+  /** Whether the connection has closed (a request read before the close finds its client gone). */
+  readonly closed: boolean;
 }
 
 /** Options of {@link HeaderDeadlineFront}. */
@@ -52,10 +62,10 @@ const CLIENT_READ_BYTES = 8 * 1024;
 const SERVER_READ_BYTES = 16 * 1024;
 const H2_PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n");
 /**
- * How long a closed relay's port still names its client: a request the internal server read before the
- * close may reach the handler after it, and a new relay must not be given that port meanwhile.
+ * How long a closed relay's port stays taken: a request the internal server read before the close may reach
+ * the handler just after it (it finds the relay closed), and must not be taken for a new relay's client.
  */
-const TOMBSTONE_MS = 30_000;
+const TOMBSTONE_MS = 2_000;
 /** Ports the kernel hands a relay that still carry a tombstone are given back, this many times at most. */
 const CONNECT_TRIES = 4;
 /** The most connections ever relayed at once: beyond the kernel's ephemeral loopback ports (28,232) it fails anyway. */
@@ -63,8 +73,8 @@ const MAX_CONNECTIONS_CEILING = 20_000;
 
 /**
  * Connections the front can hold within this process's descriptor limit: each costs three descriptors
- * (the client's, the relay's and the internal server's), and a quarter of the limit stays for the rest
- * of the process (databases, collectors, Workers).
+ * (the client's, the relay's and the internal server's) and may use a fourth (the LB's request to its
+ * backend), and a quarter of the limit stays for the rest of the process (databases, collectors, Workers).
  */
 export function defaultMaxConnections(limitsText?: string): number {
   let soft = 1024;
@@ -75,7 +85,7 @@ export function defaultMaxConnections(limitsText?: string): number {
   } catch {
     // no /proc: the classic 1024
   }
-  const usable = Math.floor((soft * 0.75 - 64) / 3);
+  const usable = Math.floor((soft * 0.75 - 64) / 4);
   return Math.max(16, Math.min(MAX_CONNECTIONS_CEILING, usable));
 }
 
@@ -86,13 +96,13 @@ async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
 }
 
 /**
- * A relayed connection's deadline. The first request's headers are due `headerMs` after the accept (client
- * bytes do not extend it). Once requests are in flight nothing is timed. When the last one is delivered,
- * the connection may idle `idleMs`; on HTTP/1 the first byte of the next request (or bytes that arrived
- * during the previous one: a pipelined request, or that request's body, which cannot be told apart here)
- * starts `headerMs` for its headers. HTTP/2 multiplexes
- * requests and control frames, so after its first request only the idle limit applies. Closing the relay
- * closes both sides.
+ * A relayed connection's deadlines. The first request's headers are due `headerMs` after the accept (client
+ * bytes do not extend it). While requests are in flight only their delivery is watched: a response write
+ * that makes no progress for `idleMs` closes the connection (a client that stops reading), and so does a
+ * request body not received within `idleMs` (see {@link FrontConnection.watchBody}). When the last response
+ * is delivered the connection may idle `idleMs`; on HTTP/1 the first byte after that starts `headerMs` for
+ * the next request's headers. HTTP/2 multiplexes requests and control frames, so after its first request
+ * only the idle limit applies. Closing the relay closes both sides.
  */
 class Relay implements FrontConnection {
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -100,18 +110,21 @@ class Relay implements FrontConnection {
   #idle = false;
   #inFlight = 0;
   #h2 = false;
-  #bytesWhileBusy = false;
   #sniffed = new Uint8Array(H2_PREFACE.length);
   #sniffedLength = 0;
+  /** When the response write now pending began (undefined: none pending), and its watchdog. */
+  #writeSince: number | undefined;
+  #writeWatch: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   #closers: (() => void)[] = [];
+  #abort: AbortController | undefined;
 
   constructor(
     readonly peer: Deno.NetAddr,
     readonly tls: boolean,
     private headerMs: number,
     private idleMs: number,
-    private onTimeout: (r: Relay, idle: boolean) => void,
+    private onTimeout: (r: Relay, why: string) => void,
   ) {
     this.#armFor(headerMs, false);
   }
@@ -128,9 +141,15 @@ class Relay implements FrontConnection {
     this.#idle = idle;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      this.onTimeout(this, idle);
-      this.close();
+      // A response still being written is the write watchdog's to judge.
+      if (idle && this.#writeSince !== undefined) return;
+      this.#expire(idle ? "idle" : "request headers not read in time");
     }, ms);
+  }
+
+  #expire(why: string): void {
+    this.onTimeout(this, why);
+    this.close();
   }
 
   #disarm(): void {
@@ -155,34 +174,71 @@ class Relay implements FrontConnection {
     }
   }
 
-  /** Client bytes arrived. */
+  /** Client bytes arrived: on an idle HTTP/1 connection they begin a request, whose headers are now timed. */
   clientBytes(data: Uint8Array): void {
     this.#sniff(data);
-    if (this.#inFlight > 0) {
-      this.#bytesWhileBusy = true;
-      return;
-    }
-    // An idle HTTP/1 connection begins a request: its headers are now timed.
-    if (this.#idle && !this.#h2) this.#armFor(this.headerMs, false);
+    if (this.#inFlight === 0 && this.#idle && !this.#h2) this.#armFor(this.headerMs, false);
+  }
+
+  /** A write of response bytes to the client begins. */
+  writeStarted(): void {
+    this.#writeSince = performance.now();
+    this.#writeWatch ??= setTimeout(() => this.#checkWrite(), this.idleMs);
+  }
+
+  /** That write finished: the client is reading. An idle limit running restarts from now. */
+  writeEnded(): void {
+    this.#writeSince = undefined;
+    if (this.#inFlight === 0 && this.#idle) this.#armFor(this.idleMs, true);
+  }
+
+  #checkWrite(): void {
+    this.#writeWatch = undefined;
+    if (this.#closed || this.#writeSince === undefined) return;
+    const waited = performance.now() - this.#writeSince;
+    if (waited >= this.idleMs) return this.#expire("the client stopped reading");
+    this.#writeWatch = setTimeout(() => this.#checkWrite(), this.idleMs - waited);
   }
 
   requestStarted(): void {
     this.#inFlight++;
-    this.#bytesWhileBusy = false;
     this.#disarm();
   }
 
   requestEnded(): void {
     if (this.#inFlight === 0 || --this.#inFlight > 0) return;
-    if (this.#bytesWhileBusy && !this.#h2) this.#armFor(this.headerMs, false);
-    else this.#armFor(this.idleMs, true);
-    this.#bytesWhileBusy = false;
+    this.#armFor(this.idleMs, true);
+  }
+
+  watchBody(body: ReadableStream<Uint8Array>, done: Promise<void>): ReadableStream<Uint8Array> {
+    let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
+      timer = undefined;
+      this.#expire("request body not received in time");
+    }, this.idleMs);
+    const stop = () => {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+    };
+    this.onClose(stop);
+    // A handler may answer without reading the body: its delivery ends the watch too.
+    done.then(stop, stop);
+    return body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ flush: stop }));
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#abort) {
+      this.#abort = new AbortController();
+      if (this.#closed) this.#abort.abort();
+    }
+    return this.#abort.signal;
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#disarm();
+    if (this.#writeWatch !== undefined) clearTimeout(this.#writeWatch);
+    this.#abort?.abort();
     for (const close of this.#closers) {
       try {
         close();
@@ -236,7 +292,9 @@ export class HeaderDeadlineFront {
    */
   connectionOf(innerPeer: Deno.NetAddr): FrontConnection | undefined {
     if (innerPeer.hostname !== this.opts.inner.hostname) return undefined;
-    return this.#byInnerPort.get(innerPeer.port);
+    const relay = this.#byInnerPort.get(innerPeer.port);
+    // A closed relay's port may already belong to someone else (a local process that bound it).
+    return relay && !relay.closed ? relay : undefined;
   }
 
   /** Connections open now. */
@@ -285,15 +343,7 @@ export class HeaderDeadlineFront {
       tls,
       this.opts.headerTimeoutMs,
       this.opts.idleTimeoutMs ?? KEEP_ALIVE_IDLE_MS,
-      (r, idle) => {
-        this.opts.logger.debug(
-          idle ? "closing an idle connection" : "closing a connection whose request headers were not read in time",
-          {
-            remote: r.peer.hostname,
-            timeout_ms: idle ? this.opts.idleTimeoutMs ?? KEEP_ALIVE_IDLE_MS : this.opts.headerTimeoutMs,
-          },
-        );
-      },
+      (r, why) => this.opts.logger.debug("closing a connection", { remote: r.peer.hostname, reason: why }),
     );
     this.#relays.add(relay);
     relay.onClose(() => this.#relays.delete(relay));
@@ -302,7 +352,7 @@ export class HeaderDeadlineFront {
 
   /**
    * Whether `innerPort` may name `relay`: false when a relay (open, or closed less than TOMBSTONE_MS ago)
-   * holds it. Registered before a byte is relayed, and kept after the close as a tombstone.
+   * holds it. Registered before a byte is relayed, and kept briefly after the close as a tombstone.
    */
   #register(relay: Relay, innerPort: number): boolean {
     if (this.#byInnerPort.has(innerPort)) return false;
@@ -360,7 +410,11 @@ export class HeaderDeadlineFront {
       relay.onClose(() => inner.close());
       await Promise.all([clientToInner(relay, client, inner), innerToClient(relay, client, inner)]);
     } catch (e) {
-      if (!relay.closed) this.opts.logger.debug("relay ended", { remote: relay.peer.hostname, err: e });
+      if (relay.closed) return;
+      // Connecting to the internal server failed (no descriptor, no port): worth an operator's attention.
+      if (e instanceof Error && !(e instanceof Deno.errors.ConnectionReset)) {
+        this.opts.logger.warn("relaying a connection failed", { remote: relay.peer.hostname, err: e });
+      }
     } finally {
       relay.close();
     }
@@ -427,7 +481,17 @@ export class HeaderDeadlineFront {
       inner.on("close", () => relay.close());
       client.on("data", (data: Uint8Array) => relay.clientBytes(data));
       client.pipe(inner);
-      inner.pipe(client);
+      // Toward the client by hand, so that a client that stops reading is seen (the write watchdog).
+      inner.on("data", (data: Uint8Array) => {
+        if (client.write(data)) return;
+        inner.pause();
+        relay.writeStarted();
+        client.once("drain", () => {
+          relay.writeEnded();
+          inner.resume();
+        });
+      });
+      inner.on("end", () => client.end());
     });
   }
 }
@@ -459,7 +523,9 @@ async function innerToClient(relay: Relay, client: Deno.Conn, inner: Deno.TcpCon
     while (true) {
       const n = await inner.read(buf);
       if (n === null) break;
+      relay.writeStarted();
       await writeAll(client, buf.subarray(0, n));
+      relay.writeEnded();
     }
   } catch {
     // either side gone
