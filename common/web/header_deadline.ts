@@ -213,14 +213,15 @@ class Relay implements FrontConnection {
   watchBody(body: ReadableStream<Uint8Array>, done: Promise<void>): ReadableStream<Uint8Array> {
     let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
       timer = undefined;
-      this.#expire("request body not received in time");
+      if (!this.#closed) this.#expire("request body not received in time");
     }, this.idleMs);
     const stop = () => {
       if (timer !== undefined) clearTimeout(timer);
       timer = undefined;
     };
-    this.onClose(stop);
-    // A handler may answer without reading the body: its delivery ends the watch too.
+    // A handler may answer without reading the body, and a closed connection fails the delivery: `done`
+    // settles either way, so the watch needs no closer of its own (one per request would pile up on a
+    // kept-alive connection).
     done.then(stop, stop);
     return body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ flush: stop }));
   }

@@ -149,8 +149,8 @@ function recordingHandler() {
 
 const plainConfig: WebConfig = { basicAuthUsers: new Map(), headers: {} };
 
-/** The loopback ports this process listens on besides `except` (the internal server's, here). */
-function ownLoopbackListeners(except: number): number[] {
+/** This process's IPv4 sockets on 127.0.0.1, as the kernel lists them (/proc/self/net/tcp). */
+function ownLoopbackSockets(): { localPort: number; remotePort: number; state: string }[] {
   const inodes = new Set<string>();
   for (const e of Deno.readDirSync("/proc/self/fd")) {
     try {
@@ -160,16 +160,20 @@ function ownLoopbackListeners(except: number): number[] {
       // closed meanwhile
     }
   }
-  const ports: number[] = [];
-  for (const line of Deno.readTextFileSync("/proc/self/net/tcp").split("\n").slice(1)) {
-    const f = line.trim().split(/\s+/);
-    // local address 0100007F:PORT, state 0A (LISTEN), inode in column 10.
-    if (f.length > 9 && f[1].startsWith("0100007F:") && f[3] === "0A" && inodes.has(f[9])) {
-      const port = parseInt(f[1].split(":")[1], 16);
-      if (port !== except) ports.push(port);
-    }
-  }
-  return ports;
+  // Columns: sl, local address (0100007F:PORT), remote address, state (0A LISTEN, 01 ESTABLISHED), ..., inode (10th).
+  return Deno.readTextFileSync("/proc/self/net/tcp").split("\n").slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length > 9 && f[1].startsWith("0100007F:") && inodes.has(f[9]))
+    .map((f) => ({
+      localPort: parseInt(f[1].split(":")[1], 16),
+      remotePort: parseInt(f[2].split(":")[1], 16),
+      state: f[3],
+    }));
+}
+
+/** The loopback ports this process listens on besides `except` (the internal server's, here). */
+function ownLoopbackListeners(except: number): number[] {
+  return ownLoopbackSockets().filter((s) => s.state === "0A" && s.localPort !== except).map((s) => s.localPort);
 }
 
 Deno.test("header deadline (Deno.serve back end): trickled and silent connections are cut, honest ones served", async () => {
@@ -476,11 +480,7 @@ Deno.test("defaultMaxConnections: four descriptors per connection within three q
 
 /** Local ports of this process's established connections to 127.0.0.1:`port`. */
 function ownLoopbackConnections(port: number): number[] {
-  const want = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
-  return Deno.readTextFileSync("/proc/self/net/tcp").split("\n").slice(1)
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => f.length > 3 && f[2] === want && f[3] === "01")
-    .map((f) => parseInt(f[1].split(":")[1], 16));
+  return ownLoopbackSockets().filter((s) => s.state === "01" && s.remotePort === port).map((s) => s.localPort);
 }
 
 Deno.test("header deadline over TLS: a stalled handshake and trickled headers are cut; HTTP/2 and https URLs work", async () => {
