@@ -88,6 +88,7 @@ const errnoNames: Record<number, string> = {
   19: "ENODEV",
   20: "ENOTDIR",
   21: "EISDIR",
+  40: "ELOOP",
   22: "EINVAL",
   24: "EMFILE",
   25: "ENOTTY",
@@ -154,7 +155,7 @@ export function prctl(option: number, a = 0n, b = 0n, c = 0n, d = 0n): number {
 }
 
 /** open(2) flags the product uses. */
-export const O_RDONLY = 0, O_RDWR = 2, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
+export const O_RDONLY = 0, O_RDWR = 2, O_NONBLOCK = 0o4000, O_NOFOLLOW = 0o400000, O_CLOEXEC = 0o2000000;
 /** O_RDONLY | O_DIRECTORY | O_CLOEXEC. */
 export const O_DIR_RDONLY = 0o200000 | 0o2000000;
 
