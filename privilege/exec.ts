@@ -40,7 +40,40 @@ export interface ExecOutcome {
 
 /** The whole environment of a child: system PATH, LANG=C, the declared variables, the marker. */
 export function childEnv(req: ExecRequest, marker: string): Record<string, string> {
+  const unsafe = loaderEnvNames(req.env ?? {});
+  if (unsafe.length) throw new Error(`${req.cmd[0]}: refusing environment variables ${unsafe.join(", ")}`);
   return { ...req.env, PATH: SYSTEM_PATH, LANG: "C", [EXEC_MARKER]: marker };
+}
+
+/**
+ * glibc's list of variables it ignores for setuid programs (UNSECURE_ENVVARS, plus every LD_*): a child made
+ * root by setuid after fork is no setuid program, so the loader and libc would honour them (LD_PRELOAD...).
+ */
+const LOADER_VARS = new Set([
+  "GCONV_PATH",
+  "GETCONF_DIR",
+  "GLIBC_TUNABLES",
+  "HOSTALIASES",
+  "LOCALDOMAIN",
+  "LOCPATH",
+  "MALLOC_ARENA_MAX",
+  "MALLOC_ARENA_TEST",
+  "MALLOC_MMAP_MAX_",
+  "MALLOC_MMAP_THRESHOLD_",
+  "MALLOC_PERTURB_",
+  "MALLOC_TOP_PAD_",
+  "MALLOC_TRIM_THRESHOLD_",
+  "NIS_PATH",
+  "NLSPATH",
+  "RESOLV_HOST_CONF",
+  "RES_OPTIONS",
+  "TMPDIR",
+  "TZDIR",
+]);
+
+/** Names in `env` that the dynamic loader or libc would act on (never passed to a child). */
+export function loaderEnvNames(env: Record<string, string>): string[] {
+  return Object.keys(env).filter((k) => k.startsWith("LD_") || LOADER_VARS.has(k));
 }
 
 /**

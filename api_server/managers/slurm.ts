@@ -6,7 +6,8 @@ import type { Logger } from "../../common/log.ts";
 import { commandOutput } from "../../privilege/command.ts";
 import type { DeclaredContext } from "../../privilege/declare.ts";
 import type { SecurityManager } from "../../privilege/security.ts";
-import { checkRootTool, findTool, SYSTEM_PATH } from "../../privilege/tools.ts";
+import { findTool, resolveRootTool, SYSTEM_PATH } from "../../privilege/tools.ts";
+import { loaderEnvNames } from "../../privilege/exec.ts";
 import type { ClusterConfig } from "../config.ts";
 import type { Project, Unit, User } from "../models.ts";
 import { type Membership, type RawUnits, type ResourceManager, SourceError } from "./manager.ts";
@@ -66,18 +67,20 @@ export class SlurmManager implements ResourceManager {
     this.clusterId = cfg.id;
     this.#sacct = this.#resolve(cfg.cli.path, "sacct");
     this.#sacctmgr = this.#resolve(cfg.cli.path, "sacctmgr");
+    const unsafe = loaderEnvNames(cfg.cli.environmentVariables);
+    if (unsafe.length) throw new Error(`cli.environment_variables: ${unsafe.join(", ")} may not be set`);
     this.#env = { SLURM_TIME_FORMAT: "%Y-%m-%dT%H:%M:%S%z", ...cfg.cli.environmentVariables };
   }
 
   /**
-   * The absolute path of a SLURM command (in `cli.path`, else the system directories), resolved once;
-   * throws when a command run as root could be replaced by someone else. A missing one fails each run.
+   * The absolute path of a SLURM command (in `cli.path`, else the system directories), resolved once. Run as
+   * root it must exist now and be replaceable by root alone (a file created there later is never run);
+   * otherwise a missing one fails each run.
    */
   #resolve(dir: string, name: string): string {
-    const path = findTool(dir ? join(dir, name) : name);
-    if (!path) return dir ? join(dir, name) : name;
-    if (this.mode === "privileged") checkRootTool(path);
-    return path;
+    const spec = dir ? join(dir, name) : name;
+    if (this.mode === "privileged") return resolveRootTool(spec, "cli.path");
+    return findTool(spec) ?? spec;
   }
 
   /** Runs a SLURM command and returns its stdout; throws with stderr on failure. */

@@ -7,7 +7,8 @@ import { capsOf, maskOf } from "../../privilege/capset.ts";
 import { threadCredentials } from "../../privilege/inspect.ts";
 import { descendantsOf } from "../../privilege/janitor.ts";
 import type { Capability } from "../../privilege/ops.ts";
-import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "../helpers/assert.ts";
+import { childEnv } from "../../privilege/exec.ts";
 import { type ReportedThread, runProbe, sampleEffective, startAs } from "../helpers/privilege.ts";
 
 /** The root-exec contexts the product declares, as collectors and the API server use them. */
@@ -157,4 +158,13 @@ Deno.test("exporter: a root tool whose setsid orphan holds stdout, five scrapes:
     await p.stop();
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("exec: a child's environment never carries loader variables, whoever asks", () => {
+  assertThrows(
+    () => childEnv({ cmd: ["/bin/true"], env: { LD_PRELOAD: "/tmp/x.so" }, timeoutMs: 1000 }, "m"),
+    /refusing environment variables LD_PRELOAD/,
+  );
+  const env = childEnv({ cmd: ["/bin/true"], env: { SLURM_CONF: "/etc/slurm.conf" }, timeoutMs: 1000 }, "m");
+  assert(env.SLURM_CONF === "/etc/slurm.conf" && env.PATH.startsWith("/"));
 });
