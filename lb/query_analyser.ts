@@ -10,7 +10,7 @@ export const INLINE_CHARS = 1024;
 /** Longest analysis of a large query before it is refused and the worker replaced. */
 export const ANALYSIS_TIMEOUT_MS = 2_000;
 
-type Pending = { resolve(a: QueryAnalysis): void; timer: ReturnType<typeof setTimeout> };
+type Pending = { resolve(a: QueryAnalysis): void; timer: ReturnType<typeof setTimeout>; msg: AnalysisRequest };
 
 /** Analyses queries (see {@link analyseAll}) without stalling the event loop. */
 export class QueryAnalyser {
@@ -28,17 +28,34 @@ export class QueryAnalyser {
   analyse(queries: string[], label: string, shape: QueryShape = "expression"): Promise<QueryAnalysis> {
     const chars = queries.reduce((n, q) => n + q.length, 0);
     if (chars <= this.inlineChars) return Promise.resolve(analyseAll(queries, label, shape));
-    const worker = this.#worker ??= this.#spawn();
     const id = this.#next++;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        if (!this.#pending.delete(id)) return;
-        resolve({ ok: false, status: 400, reason: `query too complex: not analysed within ${this.timeoutMs} ms` });
-        if (this.#ready) this.#restart();
-      }, this.timeoutMs);
-      this.#pending.set(id, { resolve, timer });
-      worker.postMessage({ id, queries, label, shape } satisfies AnalysisRequest);
-    });
+    return new Promise((resolve) => this.#send({ resolve, msg: { id, queries, label, shape } }));
+  }
+
+  /** Posts a question to the worker (started if needed) with its own deadline. */
+  #send(p: Omit<Pending, "timer">): void {
+    const worker = this.#worker ??= this.#spawn();
+    const id = p.msg.id;
+    const timer = setTimeout(() => {
+      if (!this.#pending.delete(id)) return;
+      p.resolve({ ok: false, status: 400, reason: `query too complex: not analysed within ${this.timeoutMs} ms` });
+      // Only the slow question is refused: the others queued behind it go to a fresh worker.
+      if (this.#ready) this.#replace();
+    }, this.timeoutMs);
+    this.#pending.set(id, { ...p, timer });
+    worker.postMessage(p.msg);
+  }
+
+  /** Replaces a stuck worker; the questions it still held are asked again of the new one. */
+  #replace(): void {
+    this.#worker?.terminate();
+    this.#worker = undefined;
+    const again = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of again) {
+      clearTimeout(p.timer);
+      this.#send(p);
+    }
   }
 
   #spawn(): Worker {

@@ -39,7 +39,11 @@ function checkSize(text: string): void {
       while (i < text.length && text[i] !== "\n") i++;
     } else if (c === "(" || c === "[" || c === "{") {
       if (++depth > MAX_NESTING) fail(`brackets nested deeper than ${MAX_NESTING} levels`);
-    } else if (c === ")" || c === "]" || c === "}") depth--;
+    } else if (c === ")" || c === "]" || c === "}") {
+      // A closing bracket with none open is a syntax error anyway; counting on would let later openings nest
+      // deeper than the limit.
+      if (--depth < 0) fail("unbalanced brackets");
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 // Robustness of the load balancer against any user with a user header: huge alternations, deep nesting,
 // oversized bodies, long user names and cache growth get a 4xx and a bounded cost, never a 5xx or a stall.
 
-import { assert, assertEquals } from "../helpers/assert.ts";
+import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { CachedOwnership, type OwnershipChecker } from "../../lb/ownership.ts";
 import { analyseQuery } from "../../lb/promql_access.ts";
 import { QueryAnalyser } from "../../lb/query_analyser.ts";
@@ -44,15 +44,26 @@ Deno.test({
         for (const v of ["1001,1002", " 1001", "1001,", "1001 1002"]) {
           const r = await post(stack, form(`ceems_cpu_usage{uuid="${v}"}`));
           assertEquals(r.status, 403, `${v}: ${r.text}`);
+          // Refused by the value check itself, not merely found unowned.
+          assertMatch(r.text, /is not a uuid value/);
         }
       });
 
       await t.step("deep nesting is refused before the grammar's parser runs", async () => {
-        for (const q of ["abs(".repeat(100_000) + 'a{uuid="1001"}' + ")".repeat(100_000), "(".repeat(70) + "1"]) {
+        // Balanced and under the length limit, so only the nesting check can refuse them; one leads with
+        // closing brackets, which must not buy extra depth.
+        const cases: [string, RegExp][] = [
+          ["abs(".repeat(5_000) + 'a{uuid="1001"}' + ")".repeat(5_000), /nested deeper than 64 levels/],
+          ["(".repeat(70) + "1" + ")".repeat(70), /nested deeper than 64 levels/],
+          [")".repeat(450) + "(".repeat(510) + "1", /unbalanced brackets/],
+          [")".repeat(30_000) + "abs(".repeat(15_000) + 'a{uuid="1001"}' + ")".repeat(15_000), /unbalanced brackets/],
+        ];
+        for (const [q, reason] of cases) {
           const t0 = performance.now();
           const r = await post(stack, form(q));
           assertEquals(r.status, 400, r.text.slice(0, 200));
-          assert(performance.now() - t0 < 2_000, `took ${performance.now() - t0} ms`);
+          assertMatch(r.text, reason);
+          assert(performance.now() - t0 < 500, `took ${performance.now() - t0} ms`);
         }
       });
 
