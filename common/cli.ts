@@ -121,7 +121,10 @@ export function listenersFromFlags(fs: FlagSet): Listeners {
   const addresses = fs.strings("web.listen-address");
   if (!fs.bool("web.systemd-socket")) return { addresses };
   try {
-    return { addresses, fds: systemdListenFds({ env: Deno.env.toObject(), pid: Deno.pid }) };
+    const fds = systemdListenFds({ env: Deno.env.toObject(), pid: Deno.pid });
+    // Taken: no child (sacct, ipmitool...) inherits the variables, as go-systemd's Files(true) unsets them.
+    for (const v of ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"]) Deno.env.delete(v);
+    return { addresses, fds };
   } catch (e) {
     if (e instanceof SystemdSocketError) throw new StartupError(`--web.systemd-socket: ${e.message}`);
     throw e;

@@ -34,8 +34,13 @@ export function systemdListenFds(opts: ListenFdsOptions): number[] {
   if (!/^\d+$/.test(count) || Number(count) === 0) {
     throw new SystemdSocketError(`no socket passed by systemd (LISTEN_FDS=${count})`);
   }
+  // As sd_listen_fds and go-systemd: without LISTEN_PID naming this process the sockets are not ours (they
+  // may be inherited from a parent that was started by systemd).
   const owner = env.LISTEN_PID;
-  if (owner !== undefined && owner !== "" && owner !== String(pid)) {
+  if (owner === undefined || owner === "") {
+    throw new SystemdSocketError("LISTEN_PID is not set: the sockets are not passed to this process");
+  }
+  if (owner !== String(pid)) {
     throw new SystemdSocketError(`the sockets passed by systemd are for process ${owner}, not this one (${pid})`);
   }
   const fds: number[] = [];

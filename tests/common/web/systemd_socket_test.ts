@@ -16,12 +16,13 @@ Deno.test("systemdListenFds reads LISTEN_FDS for this process only, and only soc
     Deno.symlinkSync("/etc/passwd", join(dir, "5"));
     const at = (env: Record<string, string>) => systemdListenFds({ env, pid: 42, fdDir: dir });
     assertEquals(at({ LISTEN_FDS: "2", LISTEN_PID: "42" }), [3, 4]);
-    assertEquals(at({ LISTEN_FDS: "1" }), [3]);
+    assertEquals(at({ LISTEN_FDS: "1", LISTEN_PID: "42" }), [3]);
+    assertThrows(() => at({ LISTEN_FDS: "1" }), /LISTEN_PID is not set/);
     assertThrows(() => at({}), /LISTEN_FDS is not set/);
     assertThrows(() => at({ LISTEN_FDS: "0" }), /no socket passed/);
     assertThrows(() => at({ LISTEN_FDS: "2", LISTEN_PID: "41" }), /for process 41, not this one \(42\)/);
-    assertThrows(() => at({ LISTEN_FDS: "3" }), /descriptor 5 .* is not a socket/);
-    assertThrows(() => at({ LISTEN_FDS: "4" }), /descriptor 5 .* is not a socket/);
+    assertThrows(() => at({ LISTEN_FDS: "3", LISTEN_PID: "42" }), /descriptor 5 .* is not a socket/);
+    assertThrows(() => at({ LISTEN_FDS: "4", LISTEN_PID: "42" }), /descriptor 5 .* is not a socket/);
     let e: unknown;
     try {
       at({});
