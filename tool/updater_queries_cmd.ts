@@ -4,13 +4,16 @@
 import { stringify } from "yaml";
 import { StartupError } from "../common/cli.ts";
 import { prometheusCommand } from "./common.ts";
+import { str } from "./rules/promql.ts";
 
 const SEL = `{uuid=~"{{.UUIDs}}"}`;
 const avg = (s: string) => `avg_over_time(avg by (uuid) (${s}${SEL} >= 0 < inf)[{{.Range}}:])`;
 const energy = (s: string) =>
   `sum_over_time(sum by (uuid) (${s}${SEL} >= 0 < inf)[{{.Range}}:{{.ScrapeInterval}}]) * {{.ScrapeIntervalMilli}} / 3.6e9`;
 const grams = (s: string, p: string) =>
-  `sum_over_time(sum by (uuid) (${s}{uuid=~"{{.UUIDs}}",provider="${p}"} >= 0 < inf)[{{.Range}}:{{.ScrapeInterval}}]) * {{.ScrapeIntervalMilli}} / 1e3`;
+  `sum_over_time(sum by (uuid) (${s}{uuid=~"{{.UUIDs}}",provider=${
+    str(p)
+  }} >= 0 < inf)[{{.Range}}:{{.ScrapeInterval}}]) * {{.ScrapeIntervalMilli}} / 1e3`;
 const total = (s: string) => `sum by (uuid) (increase(${s}${SEL}[{{.Range}}]) >= 0 < inf)`;
 
 /** The updater queries for the series found and the emission providers of the per-unit emissions series. */

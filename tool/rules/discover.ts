@@ -5,6 +5,8 @@
 import type { PrometheusApi } from "../prometheus_api.ts";
 import { AMD_PROF, DCGM_PROF, GPU_POWER_METRICS } from "./gpu.ts";
 import type { GpuKind, GpuSource, HostPower, HostPowerKind, RulesJob } from "./types.ts";
+import { nodePowerSelector } from "./host.ts";
+import { jobIs, withHost } from "./promql.ts";
 
 /** Node power metrics in order of preference (newer CEEMS names of IPMI/Redfish readings accepted too). */
 export const HOST_POWER: { kind: HostPowerKind; metrics: string[]; selectLabel?: string }[] = [
@@ -202,22 +204,17 @@ export async function readingIncludesGpus(
   end: number,
 ): Promise<boolean> {
   const g = rj.gpu!;
-  const hp = rj.hostPower;
-  const hostLabel = (v: string) => `label_replace(${v}, "host", "$1", "instance", "(.*):[0-9]+")`;
-  const match = hp.selectLabel && hp.selectValues?.length
-    ? `,${hp.selectLabel}=~"${hp.selectValues.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, "\\\\$&")).join("|")}"`
-    : "";
-  const node = `sum by (host) (${hostLabel(`${hp.metric}{job="${rj.job}"${match}}`)})`;
-  const gj = `job="${g.job}"`;
+  const node = `sum by (host) (${withHost(nodePowerSelector(rj))})`;
+  const gj = jobIs(g.job);
   const gpu = g.kind === "nvml"
-    ? `sum by (host) (${hostLabel(`ceems_gpu_power_watts{${gj},gpuiid=""}`)})`
+    ? `sum by (host) (${withHost(`ceems_gpu_power_watts{${gj},gpuiid=""}`)})`
     : g.kind === "dcgm"
     ? `sum by (host) (max by (host, UUID) (${
-      hostLabel(`{__name__=~"DCGM_FI_DEV_POWER_USAGE_INSTANT|DCGM_FI_DEV_POWER_USAGE",${gj}}`)
+      withHost(`{__name__=~"DCGM_FI_DEV_POWER_USAGE_INSTANT|DCGM_FI_DEV_POWER_USAGE",${gj}}`)
     }))`
     : g.kind === "amd-smi"
-    ? `sum by (host) (${hostLabel(`amd_gpu_power{${gj}}`)}) / 1e6`
-    : `sum by (host) (max by (host, serial_number) (${hostLabel(`${g.prefix}gpu_package_power{${gj}}`)}))`;
+    ? `sum by (host) (${withHost(`amd_gpu_power{${gj}}`)}) / 1e6`
+    : `sum by (host) (max by (host, serial_number) (${withHost(`${g.prefix}gpu_package_power{${gj}}`)}))`;
   try {
     const v = await api.queryScalar(includesGpusQuery(node, gpu, end - start), end);
     return v !== undefined && v > 0;

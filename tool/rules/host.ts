@@ -44,13 +44,18 @@ function pieces(rj: RulesJob) {
   };
 }
 
-/** Node power with only the readings that measure the whole node (chosen Redfish chassis, hwmon chips). */
-function nodePowerQuery(rj: RulesJob): string {
+/** The job's node power series, only the readings that measure the whole node (chosen Redfish chassis, hwmon chips). */
+export function nodePowerSelector(rj: RulesJob): string {
   const hp = rj.hostPower;
   const match = hp.selectLabel && hp.selectValues?.length
     ? `${hp.selectLabel}=~${str(hp.selectValues.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"))}`
     : undefined;
-  return `sum by (job, instance, hostname) (${sel(hp.metric, jobIs(rj.job), match)})`;
+  return sel(hp.metric, jobIs(rj.job), match);
+}
+
+/** Node power per instance (see {@link nodePowerSelector}). */
+function nodePowerQuery(rj: RulesJob): string {
+  return `sum by (job, instance, hostname) (${nodePowerSelector(rj)})`;
 }
 
 /**
