@@ -317,11 +317,11 @@ export async function apiMain(argv: string[]): Promise<void> {
   if (!problems.length) cycle.start(cfg.data.updateIntervalMs);
   let backupTimer: ReturnType<typeof setInterval> | undefined;
   if (cfg.data.backupPath) {
+    const retention = {
+      keep: fs.number("storage.data.backup.keep"),
+      maxAgeMs: parseDuration(fs.string("storage.data.backup.max-age")),
+    };
     backupTimer = setInterval(() => {
-      const retention = {
-        keep: fs.number("storage.data.backup.keep"),
-        maxAgeMs: parseDuration(fs.string("storage.data.backup.max-age")),
-      };
       storage.backup(cfg.data.backupPath, retention).then(
         (p) => logger.info("database backed up", { path: p }),
         (e) => logger.error("backup failed", { err: e }),

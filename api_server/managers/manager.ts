@@ -25,7 +25,7 @@ export interface ResourceManager {
   knowsUnits?(uuids: string[], signal?: AbortSignal): Promise<boolean>;
   /**
    * The window's units as the source printed them, unparsed: parsing (and the updaters) can then run where the
-   * window is written, off the event loop. {@link parseRaw} turns it into what fetchUnits returns.
+   * window is written, off the event loop (the writer Worker parses sacct's text with parseSacct).
    */
   fetchRaw?(startMs: number, endMs: number, signal?: AbortSignal): Promise<RawUnits>;
   /** Users and projects known to the cluster at `endMs`. */
