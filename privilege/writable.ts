@@ -1,6 +1,7 @@
 // Who could replace a file: the file or any directory above it writable (mode bits and ACL entries) by an
 // identity, or by anyone but root; a sticky directory protects the entries others own.
 
+import { dirname, resolve } from "node:path";
 import { currentAcl } from "./acl.ts";
 
 /** A user with the groups it can act with. */
@@ -49,18 +50,36 @@ function writeReason(path: string, st: Deno.FileInfo, who: Who): string | undefi
 
 /**
  * Why `who` could change what `path` is (write it, or rename or replace it or a directory above it), or
- * undefined when only someone else can. Symbolic links are resolved first. A sticky writable directory
- * (/tmp) counts only for entries `who` owns (for NOT_ROOT: entries not owned by root).
+ * undefined when only someone else can. Symbolic links are followed hop by hop: the directory holding each
+ * link counts as well as the target's (a link in a directory `who` can write can be pointed elsewhere). A
+ * sticky writable directory (/tmp) counts only for entries `who` owns (for NOT_ROOT: entries not owned by root).
  */
 export function replaceableBy(path: string, who: Who): string | undefined {
-  const real = Deno.realPathSync(path);
+  let hop = path;
+  for (let links = 0;; links++) {
+    if (links > 40) return `${path}: too many levels of symbolic links`;
+    const link = Deno.lstatSync(hop);
+    if (!link.isSymlink) break;
+    // The link's own mode means nothing; its directory, and in a sticky one its owner, decide.
+    const why = chainReason(Deno.realPathSync(dirname(hop)), who, link);
+    if (why) return `${why} (it holds the link ${hop})`;
+    hop = resolve(dirname(hop), Deno.readLinkSync(hop));
+  }
+  return chainReason(Deno.realPathSync(path), who);
+}
+
+/**
+ * Why `who` could change the entry at the real path `real`, or a directory above it; with `entry`, the
+ * entry to judge lies in the directory `real` (a symbolic link, which only its directory protects).
+ */
+function chainReason(real: string, who: Who, entry?: Deno.FileInfo): string | undefined {
   const parts = real.split("/").filter((p) => p);
   const chain = ["/", ...parts.map((_, i) => "/" + parts.slice(0, i + 1).join("/"))];
   const stats = chain.map((p) => Deno.statSync(p));
   for (let i = 0; i < chain.length; i++) {
     const why = writeReason(chain[i], stats[i], who);
     if (!why) continue;
-    const next = stats[i + 1];
+    const next = stats[i + 1] ?? entry;
     const sticky = stats[i].isDirectory && ((stats[i].mode ?? 0) & 0o1000) !== 0;
     const ownerSafe = who === NOT_ROOT ? stats[i].uid === 0 : stats[i].uid !== who.uid;
     if (sticky && ownerSafe && next && (who === NOT_ROOT ? next.uid === 0 : next.uid !== who.uid)) continue;
