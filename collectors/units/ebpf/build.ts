@@ -4,7 +4,8 @@
 import { dirname, join } from "../../../common/path.ts";
 import { fileURLToPath } from "node:url";
 import { runLocal } from "../../../privilege/exec_local.ts";
-import { findTool, SYSTEM_DIRS, SYSTEM_PATH } from "../../../privilege/tools.ts";
+import { checkRootTool, findTool, SYSTEM_DIRS, SYSTEM_PATH } from "../../../privilege/tools.ts";
+import { NOT_ROOT, replaceableBy } from "../../../privilege/writable.ts";
 
 /** Names of the BPF objects (sources are `<name>.bpf.c` next to this file). */
 export const bpfObjectNames = ["io", "net"] as const;
@@ -39,6 +40,7 @@ export const bpfToolchain: { dirs: readonly string[] } = { dirs: SYSTEM_DIRS };
 async function run(cmd: string, args: string[]): Promise<Uint8Array> {
   const path = findTool(cmd, bpfToolchain.dirs);
   if (!path) throw new Error(`${cmd}: not found in ${SYSTEM_PATH}`);
+  if (Deno.uid() === 0) checkRootTool(path);
   let out;
   try {
     out = await runLocal({ cmd: [path, ...args], timeoutMs: toolTimeoutMs });
@@ -70,6 +72,14 @@ export async function buildBpfObjects<N extends string = BpfObjectName>(
   names: readonly N[] = bpfObjectNames as unknown as readonly N[],
 ): Promise<Record<N, string>> {
   await Deno.mkdir(outDir, { recursive: true, mode: 0o755 });
+  if (Deno.uid() === 0) {
+    // Built as root before the drop, then loaded into the kernel: nothing in or above the sources or the
+    // output may be replaceable by another user (a planted vmlinux.h, object or symbolic link).
+    for (const dir of [outDir, srcDir]) {
+      const why = replaceableBy(dir, NOT_ROOT);
+      if (why) throw new Error(`refusing to build BPF objects as root: ${why}`);
+    }
+  }
   const header = join(outDir, "vmlinux.h");
   const stamp = join(outDir, "vmlinux.h.btf-stamp");
   const btfStat = Deno.statSync(btfPath);
