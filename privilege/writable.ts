@@ -1,8 +1,11 @@
 // Who could replace a file: the file or any directory above it writable (mode bits and ACL entries) by an
 // identity, or by anyone but root; a sticky directory protects the entries others own.
 
-import { dirname, resolve } from "node:path";
 import { currentAcl } from "./acl.ts";
+
+// No node:path here: this module is in the privileged Workers' graph, which imports only local modules.
+const dirname = (p: string) => p.slice(0, p.lastIndexOf("/")) || "/";
+const resolve = (dir: string, target: string) => target.startsWith("/") ? target : `${dir}/${target}`;
 
 /** A user with the groups it can act with. */
 export interface Identity {

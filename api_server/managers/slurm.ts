@@ -73,19 +73,29 @@ export class SlurmManager implements ResourceManager {
   }
 
   /**
-   * The absolute path of a SLURM command (in `cli.path`, else the system directories), resolved once. Run as
-   * root it must exist now and be replaceable by root alone (a file created there later is never run);
-   * otherwise a missing one fails each run.
+   * The absolute path of a SLURM command (in `cli.path`, else the system directories), resolved at start-up.
+   * Run as root it must be replaceable by root alone. A missing one fails each run until it appears, and is
+   * then checked exactly as at start-up before it is run (an API server may start before SLURM is installed).
    */
   #resolve(dir: string, name: string): string {
     const spec = dir ? join(dir, name) : name;
-    if (this.mode === "privileged") return resolveRootTool(spec, "cli.path");
-    return findTool(spec) ?? spec;
+    const path = findTool(spec);
+    if (!path) return spec;
+    return this.mode === "privileged" ? resolveRootTool(spec, "cli.path") : path;
   }
 
   /** Runs a SLURM command and returns its stdout; throws with stderr on failure. */
-  #run(cmd: string[], signal?: AbortSignal): Promise<string> {
-    if (!cmd[0].startsWith("/")) return Promise.reject(new Error(`${cmd[0]}: not found in ${SYSTEM_PATH}`));
+  #run([spec, ...args]: string[], signal?: AbortSignal): Promise<string> {
+    let program = findTool(spec);
+    if (!program) return Promise.reject(new Error(`${spec}: not found in ${SYSTEM_PATH}`));
+    if (this.mode === "privileged") {
+      try {
+        program = resolveRootTool(spec, "cli.path");
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    const cmd = [program, ...args];
     return commandOutput(
       this.security,
       SLURM_TOOL_CONTEXT,

@@ -2,7 +2,7 @@
 // error (a file created there later is never run), and loader variables in cli.environment_variables are refused.
 
 import { join } from "node:path";
-import { assert, assertThrows } from "../../helpers/assert.ts";
+import { assertRejects, assertThrows } from "../../helpers/assert.ts";
 import { fakeSlurmTools } from "../../helpers/fake_slurm.ts";
 import { parseApiConfig } from "../../../api_server/config.ts";
 import { SlurmManager } from "../../../api_server/managers/slurm.ts";
@@ -17,20 +17,29 @@ clusters:
 `).clusters[0];
 }
 
-Deno.test("slurm manager run as root: a missing sacct stops start-up; a plain one fails each run instead", () => {
+Deno.test("slurm manager run as root: a sacct that appears after start-up is checked as at start-up before it runs", async () => {
   const dir = Deno.makeTempDirSync();
   Deno.chmodSync(dir, 0o755);
   try {
     const bin = fakeSlurmTools(dir);
+    const sacct = Deno.readTextFileSync(join(bin, "sacct"));
     Deno.removeSync(join(bin, "sacct"));
     const sec = new InlineSecurityManager();
+    // Started before SLURM is installed: it starts, and each window fails naming the tool.
+    const m = new SlurmManager(cluster(bin), sec, "privileged", nullLogger);
+    await assertRejects(() => m.fetchRaw!(0, 3_600_000), /sacct: not found/);
+    // The tool appears in a directory someone else can write: refused, never run.
+    Deno.writeTextFileSync(join(bin, "sacct"), sacct, { mode: 0o755 });
+    Deno.chmodSync(bin, 0o777);
+    await assertRejects(
+      () => m.fetchRaw!(0, 3_600_000),
+      /cli\.path: refusing to run .*sacct as root: .*bin is (group-)?writable/,
+    );
+    // And at start-up the same check stops a start.
     assertThrows(
       () => new SlurmManager(cluster(bin), sec, "privileged", nullLogger),
-      /cli\.path: \/.*\/sacct not found/,
+      /refusing to run .*sacct as root/,
     );
-    // Not as root: nothing can be slipped in, and a tool installed later is picked up.
-    const plain = new SlurmManager(cluster(bin), sec, "plain", nullLogger);
-    assert(plain.clusterId === "c0");
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
