@@ -170,6 +170,8 @@ Deno.test({
     purgeIfInstalled();
     const before = ceemsPaths();
     const work = Deno.makeTempDirSync({ prefix: "ceems-deploy-" });
+    // The API server (user ceems) checks the SLURM tools it has root run: it must be able to see them.
+    Deno.chmodSync(work, 0o755);
     const running: RunningUnit[] = [];
     const dyn = `ceems-lb-${Deno.pid}`;
     let prom: Awaited<ReturnType<typeof startPrometheus>> | undefined;
