@@ -128,13 +128,14 @@ Deno.test({
       assertEquals(rc.scrape_configs.map((s) => s.job_name), ["dcgm"]);
       assertEquals(rc.scrape_configs[0].metric_relabel_configs.length, 4);
 
-      const nowS = Math.floor(Date.now() / 1000);
+      // The window holds both the backfilled raw series (which end at `now`) and every recorded sample (all
+      // after the reload), however long the steps above took on a slow machine.
       const upd = await tool([
         "tsdb",
         "create-ceems-tsdb-updater-queries",
         `--url=${prom.url}`,
-        `--start=${nowS - 60}`,
-        `--end=${nowS}`,
+        `--start=${Math.floor(from / 1000)}`,
+        `--end=${Math.floor(Date.now() / 1000)}`,
       ]);
       assertEquals(upd.code, 0, upd.stderr);
       const q = (parseYaml(upd.stdout) as { queries: Record<string, Record<string, string>> }).queries;
