@@ -3,6 +3,7 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type BenchDenoCache, packagedDenoCache } from "./bench_deno_cache.ts";
 import { EXPORTER_V8_FLAGS } from "../common/v8_flags.ts";
 
 const repo = fileURLToPath(new URL("../", import.meta.url));
@@ -183,25 +184,26 @@ const idleMs = Number(Deno.env.get("BENCH_IDLE_MS") ?? 10_000);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Starts the exporter on `root` and alternates one floor pass and one scrape `reps` times (same load). */
-async function benchExporter(root: string, reps: number, floor: () => number) {
+async function benchExporter(root: string, reps: number, floor: () => number, cache: BenchDenoCache) {
   const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      ...(v8Flags ? [`--v8-flags=${v8Flags}`] : []),
-      join(repo, "main.ts"),
-      "exporter",
-      "--collector.disable-defaults",
-      "--collector.slurm",
-      "--collector.cgroups.force-version=v2",
-      `--path.cgroupfs=${root}`,
-      "--collector.gpu.type=nogpu",
-      "--web.disable-exporter-metrics",
-      `--web.listen-address=127.0.0.1:${port}`,
-    ],
-    // As a root start must run: Deno's caches in memory (a writable cache past the drop is refused).
-    env: { DENO_DIR: "/dev/null" },
+  const { cmd, args } = cache.command(Deno.execPath(), [
+    "run",
+    "-A",
+    ...(v8Flags ? [`--v8-flags=${v8Flags}`] : []),
+    join(repo, "main.ts"),
+    "exporter",
+    "--collector.disable-defaults",
+    "--collector.slurm",
+    "--collector.cgroups.force-version=v2",
+    `--path.cgroupfs=${root}`,
+    "--collector.gpu.type=nogpu",
+    "--web.disable-exporter-metrics",
+    `--web.listen-address=127.0.0.1:${port}`,
+  ]);
+  const child = new Deno.Command(cmd, {
+    args,
+    // Deno's caches as the package runs the exporter: filled beforehand, read-only.
+    env: cache.env,
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -247,6 +249,7 @@ async function main() {
   run("gcc", ["-O2", "-o", join(work, "floor"), join(work, "floor.c")]);
   run("mount", ["-t", "tmpfs", "-o", "size=2g", "tmpfs", mnt]);
   const rows: string[][] = [];
+  const cache = packagedDenoCache(repo);
   try {
     for (const n of sizes) {
       const root = join(mnt, `n${n}`);
@@ -254,7 +257,7 @@ async function main() {
       const reps = n >= 5000 ? 7 : 11;
       const floor = () => Number(run(join(work, "floor"), [root, "1"]).trim().split(" ")[0]);
       floor(); // warm the dentry cache like the exporter's warm-up scrapes
-      const ours = await benchExporter(root, reps, floor);
+      const ours = await benchExporter(root, reps, floor, cache);
       const floorMs = ours.floorMs;
       rows.push([
         String(n),
@@ -269,6 +272,7 @@ async function main() {
       Deno.removeSync(root, { recursive: true });
     }
   } finally {
+    cache.remove();
     run("umount", [mnt]);
     Deno.removeSync(work, { recursive: true });
   }
@@ -289,6 +293,7 @@ async function main() {
   for (const r of rows) console.log(line(r));
   if (v8Flags) console.log(`Exporter V8 flags: ${v8Flags}`);
   console.log("Goals: ratio <= 1.5x at 1,000 jobs; RSS <= 80 MB (76.3 MiB) at 5,000 jobs.");
+  console.log("Deno's caches: filled from the checkout as the package's postinst does, read-only (as in the units).");
   console.log(
     "RSS after scrape: VmRSS read right after each timed scrape, median; idle: " +
       `${idleMs / 1000} s after the last scrape; peak: VmHWM over the whole run.`,

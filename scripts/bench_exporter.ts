@@ -2,6 +2,7 @@
 // meminfo collectors beside Debian's prometheus-node-exporter with the same two, on the real /proc.
 
 import { fileURLToPath } from "node:url";
+import { type BenchDenoCache, packagedDenoCache } from "./bench_deno_cache.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const scrapes = Number(Deno.env.get("BENCH_SCRAPES") ?? 300);
@@ -43,13 +44,16 @@ interface Target {
   times: number[];
 }
 
-function start(name: string, cmd: string, args: string[]): Target {
+/** Starts `cmd args` listening on a free port (`cache`: run with Deno's caches as the package does). */
+function start(name: string, command: string, argv: string[], cache?: BenchDenoCache): Target {
   const port = freePort();
+  const { cmd, args } = cache
+    ? cache.command(command, [...argv, `--web.listen-address=127.0.0.1:${port}`])
+    : { cmd: command, args: [...argv, `--web.listen-address=127.0.0.1:${port}`] };
   const child = new Deno.Command(cmd, {
-    args: [...args, `--web.listen-address=127.0.0.1:${port}`],
+    args,
     cwd: root,
-    // ceems as a root start must run: Deno's caches in memory (a writable cache past the drop is refused).
-    env: { DENO_DIR: "/dev/null" },
+    env: cache?.env,
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -64,6 +68,7 @@ try {
   Deno.exit(1);
 }
 
+const cache = packagedDenoCache(root);
 const targets = [
   start("ceems exporter", Deno.execPath(), [
     "run",
@@ -74,7 +79,7 @@ const targets = [
     "--collector.cpu",
     "--collector.meminfo",
     ...(Deno.env.get("BENCH_CEEMS_ARGS")?.split(" ").filter((a) => a) ?? []),
-  ]),
+  ], cache),
   start("node_exporter 1.5", nodeExporter, ["--collector.disable-defaults", "--collector.cpu", "--collector.meminfo"]),
 ];
 try {
@@ -91,6 +96,7 @@ try {
   }
   const [ours, peer] = targets.map((t) => ({ name: t.name, p50: median(t.times), rss: rssKiB(t.child.pid) / 1024 }));
   console.log(`scrapes per target: ${scrapes} (after 20 warm-up), real /proc, cpu + meminfo collectors`);
+  console.log("ceems: Deno's caches filled from the checkout as the package's postinst does, read-only.");
   console.log(`| target | median scrape (ms) | resident memory (MiB) |`);
   console.log(`|---|---|---|`);
   for (const r of [ours, peer]) console.log(`| ${r.name} | ${r.p50.toFixed(2)} | ${r.rss.toFixed(1)} |`);
@@ -105,4 +111,5 @@ try {
     } catch { /* gone */ }
     await t.child.status;
   }
+  cache.remove();
 }

@@ -1,5 +1,5 @@
-// Benchmark (root): resident memory of the installed exporter service (the .deb's unit, as systemd starts it)
-// beside Debian's node_exporter in the same run, anonymous and file-backed pages apart, after a burst of scrapes.
+// Benchmark (root): resident memory of the installed exporter service (the .deb's unit, as systemd starts it, and
+// without its read-only system trees) beside Debian's node_exporter in one run, anonymous and file-backed apart.
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -53,14 +53,18 @@ interface Row {
   mem: Record<string, number>;
 }
 
-/** The installed unit with `options` in CEEMS_EXPORTER_OPTIONS, as an operator sets them in /etc/default. */
-async function installedExporter(name: string, options: string): Promise<Row> {
+/**
+ * The installed unit with `options` in CEEMS_EXPORTER_OPTIONS, as an operator sets them in /etc/default; with
+ * `protectSystem` false, started as root without the unit's read-only system trees (Deno's caches in memory).
+ */
+async function installedExporter(name: string, options: string, protectSystem = true): Promise<Row> {
   const port = freePort();
   const defaults = "/etc/default/ceems_exporter";
   const saved = Deno.readTextFileSync(defaults);
   Deno.writeTextFileSync(defaults, `CEEMS_EXPORTER_OPTIONS="${options} --web.listen-address=127.0.0.1:${port}"\n`);
   try {
-    const unit = startUnit(unitStart(Deno.readTextFileSync("/lib/systemd/system/ceems_exporter.service")));
+    const text = Deno.readTextFileSync("/lib/systemd/system/ceems_exporter.service");
+    const unit = startUnit(unitStart(text, { protectSystem }));
     try {
       const ms = await scrape(`http://127.0.0.1:${port}/metrics`);
       return { name, ms, mem: memory(unit.pid) };
@@ -106,6 +110,11 @@ if (import.meta.main) {
       await installedExporter(
         "ceems exporter (installed unit), cpu + meminfo",
         `--no-collector.slurm --no-collector.ipmi_dcmi ${cpuMem}`,
+      ),
+      await installedExporter(
+        "same, root start without ProtectSystem (Deno's caches in memory)",
+        `--no-collector.slurm --no-collector.ipmi_dcmi ${cpuMem}`,
+        false,
       ),
       await nodeExporter("node_exporter 1.5, cpu + meminfo", cpuMem.split(" ")),
       await installedExporter("ceems exporter (installed unit, its collectors)", ""),

@@ -144,6 +144,8 @@ export function stagePackage(opts: StageOptions): string[] {
     copyNodeModules(root, app);
     for (const o of BPF_OBJECTS) copy(join(root, ".bpf", o), join(app, ".bpf", o), 0o644);
     put(join(app, ".bpf", PREBUILT_MARKER), "Built by deno task package: loaded as shipped, never rebuilt here.\n");
+    // What postinst runs to fill Deno's caches of the app in /var/cache/ceems/deno (packaging/bin/ceems).
+    copy(join(root, "scripts/package/fill_cache.ts"), join(lib, "fill_cache.ts"), 0o644);
   } else {
     for (const o of BPF_OBJECTS) copy(join(root, ".bpf", o), join(lib, "bpf", o), 0o644);
     put(join(lib, "bpf", PREBUILT_MARKER), "Built by deno task package: loaded as shipped, never rebuilt here.\n");

@@ -1,5 +1,6 @@
 // Runs a systemd service unit's ExecStart without systemd, as systemd would for these directives: Environment,
-// EnvironmentFile, $VAR expansion, WorkingDirectory, UMask, User/Group, DynamicUser, SupplementaryGroups, capabilities.
+// EnvironmentFile, $VAR expansion, WorkingDirectory, UMask, User/Group, DynamicUser, SupplementaryGroups,
+// capabilities, and ProtectSystem=strict with ReadWritePaths for the system trees (see `readOnlyMounts`).
 
 /** The [Service] directives of a unit file (continuation lines joined; a repeated key keeps every value). */
 export function parseService(text: string): Map<string, string[]> {
@@ -77,9 +78,36 @@ export function parseEnvironmentFile(text: string): Record<string, string> {
   return env;
 }
 
+/** The trees ProtectSystem=strict makes read-only here (/dev, /proc, /sys, /run and /tmp stay as they are). */
+export const SYSTEM_TREES = ["/usr", "/etc", "/var", "/boot", "/opt", "/srv"];
+
+/**
+ * A command line (root) that gives the rest of its arguments a private mount namespace in which each existing
+ * path of `readOnly` is read-only and each of `writable` is bound writable again, then execs them (same pid).
+ * Mounts made outside later still reach it (slave propagation), as under systemd.
+ */
+export function readOnlyMounts(readOnly: string[], writable: string[] = []): string[] {
+  const q = (p: string) => `'${p.replaceAll("'", `'\\''`)}'`;
+  const script = [
+    `for d in ${readOnly.map(q).join(" ")}; do`,
+    `  [ -d "$d" ] || continue`,
+    `  mount --bind "$d" "$d" && mount -o remount,bind,ro "$d" || exit 1`,
+    "done",
+    // A bind of a path below a read-only mount starts read-only too: made writable again explicitly.
+    ...writable.map((p) => `mount --bind ${q(p)} ${q(p)} && mount -o remount,bind,rw ${q(p)} || exit 1`),
+    // The working directory again, through the new mounts (as systemd enters it after setting them up).
+    'cd "$PWD" || exit 1',
+    'exec "$@"',
+  ].join("\n");
+  return ["unshare", "--mount", "--propagation", "slave", "sh", "-c", script, "sh"];
+}
+
 /** How a unit is started here. */
 export interface UnitStart {
-  /** The command line run: sh for UMask=, setpriv (identity, capability sets), then ExecStart's argv. */
+  /**
+   * The command line run: sh for UMask=, the read-only system trees of ProtectSystem=strict, setpriv (identity,
+   * capability sets), then ExecStart's argv.
+   */
   argv: string[];
   env: Record<string, string>;
   cwd?: string;
@@ -128,7 +156,10 @@ function caps(v: string | undefined, have: Set<string>): string[] {
  * the manager's own), identity through setpriv (User=/Group= with the user's groups, or the `dynamicUser` stand-in
  * with SupplementaryGroups=), capability bounding and ambient sets, no_new_privs, the working directory.
  */
-export function unitStart(unitText: string, opts: { dynamicUser?: string; extraEnv?: Record<string, string> } = {}) {
+export function unitStart(
+  unitText: string,
+  opts: { dynamicUser?: string; extraEnv?: Record<string, string>; protectSystem?: boolean } = {},
+) {
   const svc = parseService(unitText);
   const one = (k: string) => svc.get(k)?.at(-1);
   const env: Record<string, string> = {
@@ -173,6 +204,21 @@ export function unitStart(unitText: string, opts: { dynamicUser?: string; extraE
   // UMask= is the process's from the start: a shell sets it, then execs the rest (same pid).
   const umask = one("UMask");
   const pre = umask ? ["sh", "-c", `umask ${umask} && exec "$@"`, "sh"] : [];
+  // ProtectSystem=strict (unless `protectSystem: false` asks for a start without it): the system trees read-only,
+  // ReadWritePaths= (a "-" prefix: skipped when missing) writable again.
+  if (one("ProtectSystem") === "strict" && opts.protectSystem !== false) {
+    const rw = (svc.get("ReadWritePaths") ?? []).flatMap((v) => splitWords(v)).flatMap((p) => {
+      const path = p.replace(/^-/, "");
+      if (!p.startsWith("-")) return [path];
+      try {
+        Deno.statSync(path);
+        return [path];
+      } catch {
+        return [];
+      }
+    });
+    pre.push(...readOnlyMounts(SYSTEM_TREES, rw));
+  }
   return { argv: [...pre, ...setpriv, "--", ...exec], env, cwd: one("WorkingDirectory"), user } satisfies UnitStart;
 }
 

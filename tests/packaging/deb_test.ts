@@ -64,6 +64,36 @@ function credentials(pid: number): { uid: number; groups: number[]; capEff: stri
   };
 }
 
+/** Where postinst fills Deno's caches of the installed app (packaging/bin/ceems opens them read-only). */
+const DENO_CACHE = "/var/cache/ceems/deno";
+
+/** The files under Deno's package cache that `pid` holds open, each with whether it could write through it. */
+function cacheDescriptors(pid: number): { path: string; writable: boolean }[] {
+  const out: { path: string; writable: boolean }[] = [];
+  for (const e of Deno.readDirSync(`/proc/${pid}/fd`)) {
+    try {
+      const path = Deno.readLinkSync(`/proc/${pid}/fd/${e.name}`);
+      if (!path.startsWith(`${DENO_CACHE}/`)) continue;
+      const flags = parseInt(/^flags:\s*(\d+)/m.exec(Deno.readTextFileSync(`/proc/${pid}/fdinfo/${e.name}`))![1], 8);
+      out.push({ path, writable: (flags & 3) !== 0 });
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
+/** Asserts that `pid` reads Deno's package cache (its analysis and code caches) and could write none of it. */
+function assertReadsCacheOnly(pid: number, what: string): string {
+  const fds = cacheDescriptors(pid);
+  assert(
+    fds.some((f) => f.path.endsWith("/dep_analysis_cache_v2")),
+    `${what} reads ${DENO_CACHE}: ${JSON.stringify(fds)}`,
+  );
+  assertEquals(fds.filter((f) => f.writable), [], `${what} holds no cache file for writing`);
+  return `${what} holds ${fds.length} files of ${DENO_CACHE}, all read-only`;
+}
+
 const idOf = (flag: "-u" | "-g", name: string) => Number(sh("id", [flag, name]).stdout.trim());
 const gidOf = (group: string) => Number(sh("getent", ["group", group]).stdout.split(":")[2]);
 
@@ -179,10 +209,19 @@ Deno.test({
     try {
       await t.step("dpkg -i: ceems user and group, root-owned files the service user cannot change", () => {
         const r = sh("dpkg", ["-i", DEB]);
-        say(`dpkg -i: ${r.stdout.split("\n").filter((l) => /Setting up|Creating/.test(l)).join("; ")}`);
+        say(`dpkg -i: ${r.stdout.split("\n").filter((l) => /Setting up|Creating|fill_cache/.test(l)).join("; ")}`);
+        assertMatch(r.stdout, /fill_cache: loaded (\d+) of \1 modules of \/usr\/lib\/ceems\/app/);
         const ceemsUid = idOf("-u", "ceems");
         assertEquals(gidOf("ceems"), idOf("-g", "ceems"));
-        const files = sh("dpkg", ["-L", "ceems"]).stdout.split("\n").filter((p) => p && p !== "/.");
+        // The package's files and the caches postinst filled from them.
+        const cache = sh("find", ["/var/cache/ceems"]).stdout.split("\n").filter((p) => p);
+        for (const db of ["dep_analysis_cache_v2", "v8_code_cache_v2"]) {
+          assert(cache.includes(`${DENO_CACHE}/${db}`), db);
+        }
+        const files = [
+          ...sh("dpkg", ["-L", "ceems"]).stdout.split("\n").filter((p) => p && p !== "/."),
+          ...cache,
+        ];
         const writable = sh("setpriv", [
           "--reuid=ceems",
           "--regid=ceems",
@@ -215,7 +254,10 @@ Deno.test({
           const s = Deno.statSync(c);
           assertEquals([s.uid, s.gid, s.mode! & 0o777], [0, gidOf("ceems"), 0o640], c);
         }
-        say(`installed ${files.length} paths; only /var/lib/ceems is writable by ceems (uid ${ceemsUid})`);
+        say(
+          `installed ${files.length - cache.length} paths and ${cache.length} of Deno's caches; only /var/lib/ceems ` +
+            `is writable by ceems (uid ${ceemsUid})`,
+        );
         const verify = sh("systemd-analyze", ["verify", ...UNITS.map((u) => `/lib/systemd/system/${u}.service`)], {
           ok: false,
         });
@@ -264,10 +306,12 @@ Deno.test({
             async () => (await text(`http://127.0.0.1:${pApi}/health`)).status === 200 || undefined,
           );
           const ceems = idOf("-u", "ceems");
-          for (const u of running) {
+          for (const [i, u] of running.entries()) {
             const c = credentials(u.pid);
             assertEquals(c.uid, ceems, "root start dropped to ceems");
             assertEquals(c.capEff, "0000000000000000");
+            // ProtectSystem=strict made the caches read-only for the root start: /usr/bin/ceems opened them.
+            say(assertReadsCacheOnly(u.pid, UNITS[i]));
           }
           say(`exporter pid ${running[0].pid} and api pid ${running[1].pid} run as ceems, CapEff 0`);
         },
@@ -305,6 +349,7 @@ Deno.test({
           assertEquals(foreign.status, 403, foreign.body);
           const c = credentials(lb.pid);
           assertEquals(c.uid, idOf("-u", dyn));
+          say(assertReadsCacheOnly(lb.pid, "ceems_lb"));
           assert(c.groups.includes(gidOf("ceems")), `LB groups ${c.groups}`);
           say(
             `LB as ${dyn} (groups ${c.groups.join(",")}): ${me} reads unit ${mine[0]} (200), is refused ${other}'s ` +
@@ -329,6 +374,29 @@ Deno.test({
           assert(!/Download|registry\.npmjs|npm:/.test(log), log);
           assertMatch(log, /msg=stopped/);
           say(`${UNITS[i]}: exit ${code}, ${log.trim().split("\n").length} log lines, none from a registry`);
+        }
+      });
+
+      await t.step("a root start without ProtectSystem's read-only view keeps Deno's caches in memory", async () => {
+        const port = freePort();
+        const start = unitStart(Deno.readTextFileSync("/lib/systemd/system/ceems_exporter.service"), {
+          protectSystem: false,
+        });
+        // Its /etc/default listen address, moved to a port of its own.
+        start.argv = start.argv.map((a) =>
+          a.startsWith("--web.listen-address=") ? `--web.listen-address=127.0.0.1:${port}` : a
+        );
+        const u = startUnit(start);
+        try {
+          await until(
+            "exporter /metrics",
+            async () => (await text(`http://127.0.0.1:${port}/metrics`)).status === 200 || undefined,
+          );
+          assertEquals(credentials(u.pid).uid, idOf("-u", "ceems"));
+          assertEquals(cacheDescriptors(u.pid), [], "no descriptor of the cache root could write");
+          say(`root start without a read-only view: pid ${u.pid} as ceems holds no file of ${DENO_CACHE}`);
+        } finally {
+          assertEquals(await u.stop(), 0, u.log());
         }
       });
 
@@ -383,7 +451,18 @@ Deno.test({
               return r.status === 200 ? r : undefined;
             });
             assertEquals(JSON.parse(lb.body).status, "success");
-            for (const u of started) assertEquals(credentials(u.pid).uid, idOf("-u", "ceems"));
+            for (const [i, u] of started.entries()) {
+              assertEquals(credentials(u.pid).uid, idOf("-u", "ceems"));
+              if (UNITS[i] === "ceems_exporter") {
+                // CEEMS's exporter unit hands ceems CAP_DAC_OVERRIDE (ambient): it could write the caches, so
+                // /usr/bin/ceems keeps them in memory.
+                assertEquals(cacheDescriptors(u.pid), [], "CEEMS's exporter unit: caches in memory");
+                say(`CEEMS's ceems_exporter (ambient CAP_DAC_OVERRIDE) holds no file of ${DENO_CACHE}`);
+              } else {
+                // User=ceems without CAP_DAC_OVERRIDE cannot write the caches: opened read-only.
+                say(assertReadsCacheOnly(u.pid, `CEEMS's ${UNITS[i]}`));
+              }
+            }
             say(
               `CEEMS's units: exporter /metrics 200, API serves ${pair.me.user}'s unit, the LB answers them; all as ceems`,
             );
