@@ -2,7 +2,7 @@
 // afterwards (Deno's SQLite caches), and nothing loaded after the drop replaceable by the run-as user.
 
 import { join } from "../common/path.ts";
-import { type Identity, replaceableBy } from "./writable.ts";
+import { replaceableBy, type Who } from "./writable.ts";
 
 /** Regular files this process holds open for writing, except the files its stdout and stderr write to. */
 export function writableFileDescriptors(): string[] {
@@ -47,10 +47,18 @@ export function denoDir(): string | undefined {
 }
 
 /**
+ * Deno's cache directory `dir` and its entries (the SQLite caches, the transpiled code in gen/, ...): what a root
+ * start loads code from. Only the top level: a bounded look, whatever the cache holds.
+ */
+export function denoCachePaths(dir: string): string[] {
+  return [dir, ...[...Deno.readDirSync(dir)].map((e) => join(dir, e.name)).sort()];
+}
+
+/**
  * The first of `paths` (files loaded after the drop, and the directories code is loaded from) that `who`
  * could change, with the reason; undefined when none. Missing paths are skipped.
  */
-export function firstReplaceable(paths: string[], who: Identity): string | undefined {
+export function firstReplaceable(paths: string[], who: Who): string | undefined {
   for (const p of new Set(paths)) {
     let why: string | undefined;
     try {

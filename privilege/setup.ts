@@ -8,7 +8,7 @@ import { noNewPrivsAllThreads } from "../ffi/libc.ts";
 import { addAclEntry, type AddedAcl, planAclEntries, removeAddedAcl } from "./acl.ts";
 import type { DeclaredContext } from "./declare.ts";
 import { AclRecord, repairLeftoverAcls } from "./acl_record.ts";
-import { denoDir, firstReplaceable, writableFileDescriptors } from "./after_drop.ts";
+import { denoCachePaths, denoDir, firstReplaceable, writableFileDescriptors } from "./after_drop.ts";
 import { ACCESS_POLICY, ACL_REMOVAL_CAP, type Component } from "./capabilities.ts";
 import { capgetThread, capsOf, maskOf } from "./capset.ts";
 import { dropRootTo, effectiveUid, trimTo } from "./drop.ts";
@@ -17,6 +17,7 @@ import { threadCredentials } from "./inspect.ts";
 import { formatCapabilities } from "./print.ts";
 import { type Capability, InlineSecurityManager, type SecurityManager, WorkerSecurityManager } from "./security.ts";
 import { groupIds, resolveUser, type UserInfo } from "./users.ts";
+import { NOT_ROOT } from "./writable.ts";
 import { WORKER_MODULE_FILES } from "./worker_source.ts";
 
 export { WORKER_MODULE_FILES } from "./worker_source.ts";
@@ -298,16 +299,24 @@ function refuseUnsafeStart(user: UserInfo, loadPaths: string[]): void {
         "DENO_DIR=/dev/null) or run the compiled binary",
     );
   }
-  const cache = denoDir();
   const program = new URL("..", import.meta.url).pathname;
-  const why = firstReplaceable(
-    [...WORKER_MODULE_FILES, ...loadPaths, program, ...(cache ? [cache] : [])],
-    { uid: user.uid, gids: groupIds(user) },
-  );
+  const why = firstReplaceable([...WORKER_MODULE_FILES, ...loadPaths, program], {
+    uid: user.uid,
+    gids: groupIds(user),
+  });
   if (why) {
     throw new StartupError(
       `refusing to start as root: ${why}, and it is loaded after the switch to ${user.name} ` +
         "(--security.run-as-user); make it writable by root only",
+    );
+  }
+  // Deno's cache is loaded by every later root start, whatever its run-as user: no user but root may change it.
+  const cache = denoDir();
+  const cacheWhy = cache ? firstReplaceable(denoCachePaths(cache), NOT_ROOT) : undefined;
+  if (cacheWhy) {
+    throw new StartupError(
+      `refusing to start as root: ${cacheWhy}, and Deno's cache (DENO_DIR) is loaded by later root starts; make ` +
+        "it writable by root only, or run with DENO_DIR=/dev/null",
     );
   }
 }

@@ -16,7 +16,8 @@ export interface Identity {
 /** Anyone who is not root (uid 0): what a tool run as root must be safe from. */
 export const NOT_ROOT = "not-root" as const;
 
-type Who = Identity | typeof NOT_ROOT;
+/** A user (with groups), or every user but root. */
+export type Who = Identity | typeof NOT_ROOT;
 
 const TAG = { USER_OBJ: 1, USER: 2, GROUP_OBJ: 4, GROUP: 8, MASK: 0x10, OTHER: 0x20 } as const;
 

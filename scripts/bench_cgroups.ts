@@ -249,7 +249,7 @@ async function main() {
   run("gcc", ["-O2", "-o", join(work, "floor"), join(work, "floor.c")]);
   run("mount", ["-t", "tmpfs", "-o", "size=2g", "tmpfs", mnt]);
   const rows: string[][] = [];
-  const cache = packagedDenoCache(repo);
+  const cache = packagedDenoCache(repo, v8Flags);
   try {
     for (const n of sizes) {
       const root = join(mnt, `n${n}`);

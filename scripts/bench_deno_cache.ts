@@ -18,8 +18,11 @@ export interface BenchDenoCache {
   remove(): void;
 }
 
-/** Fills a cache from the app of the checkout at `repo` as postinst does (throws with its output on failure). */
-export function packagedDenoCache(repo: string): BenchDenoCache {
+/**
+ * Fills a cache from the app of the checkout at `repo` as postinst does, for runs with `v8Flags` (the `--v8-flags`
+ * value; V8 rejects code cached under other flags); throws with the filler's output on failure.
+ */
+export function packagedDenoCache(repo: string, v8Flags = ""): BenchDenoCache {
   const dir = Deno.makeTempDirSync({ prefix: "ceems-bench-deno-cache-" });
   Deno.chmodSync(dir, 0o755);
   const env = { DENO_DIR: dir, DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" };
@@ -27,6 +30,7 @@ export function packagedDenoCache(repo: string): BenchDenoCache {
     const r = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
+        ...(v8Flags ? [`--v8-flags=${v8Flags}`] : []),
         "--no-remote",
         "--cached-only",
         "--frozen",

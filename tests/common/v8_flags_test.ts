@@ -1,5 +1,5 @@
 // Tests that every launcher of `ceems exporter` (deno task, packaging wrapper, deno compile, the cgroup
-// benchmark) uses the V8 heap flags of common/v8_flags.ts, so the benchmarked settings are the product's.
+// benchmark) and the package's cache of it use the V8 heap flags of common/v8_flags.ts.
 
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { EXPORTER_V8_FLAGS } from "../../common/v8_flags.ts";
@@ -15,6 +15,12 @@ Deno.test("v8 flags: deno.json's exporter task uses EXPORTER_V8_FLAGS", () => {
 Deno.test("v8 flags: packaging/bin/ceems passes EXPORTER_V8_FLAGS to the exporter only", () => {
   const script = read("packaging/bin/ceems");
   assert(script.includes(`[ "$1" = exporter ] && V8_FLAGS=--v8-flags=${EXPORTER_V8_FLAGS}\n`), script);
+});
+
+Deno.test("v8 flags: postinst fills the exporter's Deno cache with EXPORTER_V8_FLAGS (V8 rejects other flags' code)", () => {
+  const script = read("packaging/debian/postinst");
+  assert(script.includes(`fill_one "$CACHE_ROOT/deno-exporter" --v8-flags=${EXPORTER_V8_FLAGS})`), script);
+  assert(read("packaging/bin/ceems").includes('[ "$1" = exporter ] && CEEMS_CACHE=/var/cache/ceems/deno-exporter'));
 });
 
 Deno.test("v8 flags: the build and the cgroup benchmark import EXPORTER_V8_FLAGS", () => {

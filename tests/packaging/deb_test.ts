@@ -65,15 +65,17 @@ function credentials(pid: number): { uid: number; groups: number[]; capEff: stri
 }
 
 /** Where postinst fills Deno's caches of the installed app (packaging/bin/ceems opens them read-only). */
-const DENO_CACHE = "/var/cache/ceems/deno";
+const CACHE_ROOT = "/var/cache/ceems";
+/** The cache of a subcommand: the exporter's is made with its V8 flags (V8 rejects code cached under others). */
+const cacheOf = (unit: string) => `${CACHE_ROOT}/${unit === "ceems_exporter" ? "deno-exporter" : "deno"}`;
 
-/** The files under Deno's package cache that `pid` holds open, each with whether it could write through it. */
+/** The files under Deno's package caches that `pid` holds open, each with whether it could write through it. */
 function cacheDescriptors(pid: number): { path: string; writable: boolean }[] {
   const out: { path: string; writable: boolean }[] = [];
   for (const e of Deno.readDirSync(`/proc/${pid}/fd`)) {
     try {
       const path = Deno.readLinkSync(`/proc/${pid}/fd/${e.name}`);
-      if (!path.startsWith(`${DENO_CACHE}/`)) continue;
+      if (!path.startsWith(`${CACHE_ROOT}/`)) continue;
       const flags = parseInt(/^flags:\s*(\d+)/m.exec(Deno.readTextFileSync(`/proc/${pid}/fdinfo/${e.name}`))![1], 8);
       out.push({ path, writable: (flags & 3) !== 0 });
     } catch {
@@ -83,15 +85,19 @@ function cacheDescriptors(pid: number): { path: string; writable: boolean }[] {
   return out;
 }
 
-/** Asserts that `pid` reads Deno's package cache (its analysis and code caches) and could write none of it. */
-function assertReadsCacheOnly(pid: number, what: string): string {
+/**
+ * Asserts that the process `pid` of `unit` reads its Deno package cache (module analysis and V8 code caches) and
+ * could write none of it.
+ */
+function assertReadsCacheOnly(pid: number, unit: string, what = unit): string {
   const fds = cacheDescriptors(pid);
-  assert(
-    fds.some((f) => f.path.endsWith("/dep_analysis_cache_v2")),
-    `${what} reads ${DENO_CACHE}: ${JSON.stringify(fds)}`,
-  );
+  const dir = cacheOf(unit);
+  for (const db of ["dep_analysis_cache_v2", "v8_code_cache_v2"]) {
+    assert(fds.some((f) => f.path === `${dir}/${db}`), `${what} reads ${dir}/${db}: ${JSON.stringify(fds)}`);
+  }
+  assertEquals(fds.filter((f) => !f.path.startsWith(`${dir}/`)), [], `${what} reads only ${dir}`);
   assertEquals(fds.filter((f) => f.writable), [], `${what} holds no cache file for writing`);
-  return `${what} holds ${fds.length} files of ${DENO_CACHE}, all read-only`;
+  return `${what} holds ${fds.length} files of ${dir}, all read-only`;
 }
 
 const idOf = (flag: "-u" | "-g", name: string) => Number(sh("id", [flag, name]).stdout.trim());
@@ -210,13 +216,40 @@ Deno.test({
       await t.step("dpkg -i: ceems user and group, root-owned files the service user cannot change", () => {
         const r = sh("dpkg", ["-i", DEB]);
         say(`dpkg -i: ${r.stdout.split("\n").filter((l) => /Setting up|Creating|fill_cache/.test(l)).join("; ")}`);
-        assertMatch(r.stdout, /fill_cache: loaded (\d+) of \1 modules of \/usr\/lib\/ceems\/app/);
+        for (const dir of [cacheOf("ceems_api_server"), cacheOf("ceems_exporter")]) {
+          assertMatch(
+            r.stdout,
+            new RegExp(`^${dir}: fill_cache: loaded (\\d+) of \\1 modules of /usr/lib/ceems/app$`, "m"),
+          );
+        }
         const ceemsUid = idOf("-u", "ceems");
         assertEquals(gidOf("ceems"), idOf("-g", "ceems"));
-        // The package's files and the caches postinst filled from them.
-        const cache = sh("find", ["/var/cache/ceems"]).stdout.split("\n").filter((p) => p);
-        for (const db of ["dep_analysis_cache_v2", "v8_code_cache_v2"]) {
-          assert(cache.includes(`${DENO_CACHE}/${db}`), db);
+        // The package's files and the caches postinst filled from them: root's, and no group or other may write.
+        const cache = sh("find", [CACHE_ROOT]).stdout.split("\n").filter((p) => p);
+        for (const dir of [cacheOf("ceems_api_server"), cacheOf("ceems_exporter")]) {
+          for (const db of ["dep_analysis_cache_v2", "v8_code_cache_v2"]) {
+            for (const f of [db, `${db}-wal`, `${db}-shm`]) assert(cache.includes(`${dir}/${f}`), `${dir}/${f}`);
+          }
+        }
+        assertEquals(cache.filter((p) => (Deno.lstatSync(p).mode! & 0o022) !== 0), [], "group/other-writable");
+        // Each subcommand's start takes its compiled code from its cache (the exporter's V8 flags included):
+        // hits, and no entry V8 rejects (Deno would try to replace it, and fail on the read-only cache).
+        for (const [unit, sub] of [["ceems_exporter", "exporter"], ["ceems_api_server", "api"], ["ceems_lb", "lb"]]) {
+          const run = sh("setpriv", [
+            "--reuid=ceems",
+            "--regid=ceems",
+            "--init-groups",
+            "/usr/bin/ceems",
+            sub,
+            "--help",
+          ], {
+            env: { DENO_LOG: "debug", NO_COLOR: "1" },
+          });
+          const count = (re: RegExp) => run.stderr.split("\n").filter((l) => re.test(l)).length;
+          const hits = count(/V8 code cache hit/);
+          assert(hits >= 50, `${sub}: ${hits} code cache hits`);
+          assertEquals(count(/Updating V8 code cache|Error using code cache/), 0, `${sub}: rejected code cache`);
+          say(`${sub} --help as ceems: ${hits} modules from ${cacheOf(unit)}'s V8 code cache, none rejected`);
         }
         const files = [
           ...sh("dpkg", ["-L", "ceems"]).stdout.split("\n").filter((p) => p && p !== "/."),
@@ -394,7 +427,7 @@ Deno.test({
           );
           assertEquals(credentials(u.pid).uid, idOf("-u", "ceems"));
           assertEquals(cacheDescriptors(u.pid), [], "no descriptor of the cache root could write");
-          say(`root start without a read-only view: pid ${u.pid} as ceems holds no file of ${DENO_CACHE}`);
+          say(`root start without a read-only view: pid ${u.pid} as ceems holds no file of ${CACHE_ROOT}`);
         } finally {
           assertEquals(await u.stop(), 0, u.log());
         }
@@ -453,14 +486,14 @@ Deno.test({
             assertEquals(JSON.parse(lb.body).status, "success");
             for (const [i, u] of started.entries()) {
               assertEquals(credentials(u.pid).uid, idOf("-u", "ceems"));
-              if (UNITS[i] === "ceems_exporter") {
-                // CEEMS's exporter unit hands ceems CAP_DAC_OVERRIDE (ambient): it could write the caches, so
-                // /usr/bin/ceems keeps them in memory.
-                assertEquals(cacheDescriptors(u.pid), [], "CEEMS's exporter unit: caches in memory");
-                say(`CEEMS's ceems_exporter (ambient CAP_DAC_OVERRIDE) holds no file of ${DENO_CACHE}`);
+              if (UNITS[i] === "ceems_lb") {
+                // User=ceems without capabilities cannot write the caches: opened read-only.
+                say(assertReadsCacheOnly(u.pid, UNITS[i], `CEEMS's ${UNITS[i]}`));
               } else {
-                // User=ceems without CAP_DAC_OVERRIDE cannot write the caches: opened read-only.
-                say(assertReadsCacheOnly(u.pid, `CEEMS's ${UNITS[i]}`));
+                // CEEMS's exporter and API units hand ceems ambient capabilities (CAP_DAC_OVERRIDE; CAP_SETUID):
+                // it could write the caches, so /usr/bin/ceems keeps them in memory.
+                assertEquals(cacheDescriptors(u.pid), [], `CEEMS's ${UNITS[i]}: caches in memory`);
+                say(`CEEMS's ${UNITS[i]} (ambient capabilities) holds no file of ${CACHE_ROOT}`);
               }
             }
             say(

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { probeTs, runProbe } from "../helpers/privilege.ts";
 import { CEEMS_ENV, mainTs, runCeems } from "../helpers/process.ts";
+import { readOnlyMounts } from "../helpers/systemd_unit.ts";
 
 const dec = new TextDecoder();
 const getfacl = (p: string) => dec.decode(new Deno.Command("getfacl", { args: ["-cpn", p] }).outputSync().stdout);
@@ -27,6 +28,38 @@ Deno.test("started as root with a writable Deno cache open: refuses, exit 2, one
     const lines = errorLines(stderr);
     assertEquals(lines.length, 1, stderr);
     assertMatch(lines[0], new RegExp(`holding ${cache}/\\S+ open for writing.*DENO_DIR`));
+  } finally {
+    Deno.removeSync(cache, { recursive: true });
+  }
+});
+
+Deno.test("started as root with Deno's cache read-only but changeable by a user other than the run-as one: refuses", async () => {
+  // Read-only for this start (a read-only bind, as ProtectSystem=strict gives), so no descriptor could write;
+  // but its gen/ belongs to uid 12345, who could change what every later root start loads.
+  const cache = Deno.makeTempDirSync({ prefix: "ceems-denodir-ro-" });
+  try {
+    Deno.chmodSync(cache, 0o755);
+    Deno.mkdirSync(join(cache, "gen"), { mode: 0o755 });
+    Deno.chownSync(join(cache, "gen"), 12345, 12345);
+    const start = async (...program: string[]) => {
+      const ro = readOnlyMounts([cache]);
+      const out = await new Deno.Command(ro[0], {
+        args: [...ro.slice(1), Deno.execPath(), "run", "-A", "--node-modules-dir=manual", ...program],
+        env: { ...CEEMS_ENV, DENO_DIR: cache },
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      return { code: out.code, stderr: dec.decode(out.stderr) };
+    };
+    const refused = await start(mainTs, "exporter", "--collector.disable-defaults");
+    assertEquals(refused.code, 2, refused.stderr);
+    const lines = errorLines(refused.stderr);
+    assertEquals(lines.length, 1, refused.stderr);
+    assertMatch(lines[0], new RegExp(`refusing to start as root: ${cache}/gen belongs to uid 12345.*Deno's cache`));
+    // The same cache, root's throughout: the start goes on (the probe runs the same set-up, then exits).
+    Deno.chownSync(join(cache, "gen"), 0, 0);
+    const ok = await start(probeTs, "exporter", "-");
+    assertEquals(ok.code, 0, ok.stderr);
   } finally {
     Deno.removeSync(cache, { recursive: true });
   }
