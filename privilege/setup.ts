@@ -295,8 +295,8 @@ function refuseUnsafeStart(user: UserInfo, loadPaths: string[]): void {
   if (fds.length) {
     throw new StartupError(
       `started as root holding ${fds[0]} open for writing, which ${user.name} could change after the drop and a ` +
-        "later root start would load: run with DENO_DIR read-only or unwritable (packaging/bin/ceems sets " +
-        "DENO_DIR=/dev/null) or run the compiled binary",
+        "later root start would load: run with DENO_DIR read-only (as the package does under its units) or " +
+        "DENO_DIR=/dev/null, or run the compiled binary",
     );
   }
   const program = new URL("..", import.meta.url).pathname;
