@@ -84,7 +84,8 @@ export const SYSTEM_TREES = ["/usr", "/etc", "/var", "/boot", "/opt", "/srv"];
 /**
  * A command line (root) that gives the rest of its arguments a private mount namespace in which each existing
  * path of `readOnly` is read-only and each of `writable` is bound writable again, then execs them (same pid).
- * Mounts made outside later still reach it (slave propagation), as under systemd.
+ * Mounts made outside later still reach it (slave propagation), as under systemd. Unlike systemd it is not
+ * recursive (a filesystem mounted below one of `readOnly` keeps its own flags), and PrivateTmp= is not emulated.
  */
 export function readOnlyMounts(readOnly: string[], writable: string[] = []): string[] {
   const q = (p: string) => `'${p.replaceAll("'", `'\\''`)}'`;
