@@ -20,10 +20,6 @@ Run 'ceems <command> --help' for the flags of a command.
 
 async function main(args: string[]): Promise<void> {
   const [cmd, ...rest] = args;
-  if (cmd === "exporter" || cmd === "api" || cmd === "lb") {
-    const { raiseOpenFilesLimit } = await import("./common/open_files.ts");
-    raiseOpenFilesLimit();
-  }
   switch (cmd) {
     case "exporter": {
       const { exporterMain } = await import("./collectors/exporter.ts");

@@ -1,6 +1,6 @@
 // The one glibc binding (synchronous symbols only, opened once per thread that uses it): credentials,
 // prctl, raw syscalls (capget/capset/gettid/close_range/perf_event_open), descriptors, xattrs, signals,
-// per-thread nice, the open files limit, errno.
+// per-thread nice, errno.
 
 /** Linux syscall numbers used through `syscall(2)` (x86_64 and aarch64). */
 const SYSCALLS: Record<string, SyscallNumbers> = {
@@ -48,8 +48,6 @@ const symbols = {
   getxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
   setxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
   setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
-  getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
-  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -149,21 +147,6 @@ export function gettid(): number {
  */
 export function niceThread(n: number): void {
   check("setpriority", libc().setpriority(0, /* PRIO_PROCESS: a task, here this thread */ gettid(), n));
-}
-
-/** RLIMIT_NOFILE: the process's open descriptor limit (getrlimit(2)). */
-const RLIMIT_NOFILE = 7;
-
-/** The process's open files limit, soft and hard (RLIM_INFINITY as 2^64 − 1). */
-export function openFilesLimit(): { soft: bigint; hard: bigint } {
-  const buf = new BigUint64Array(2);
-  check("getrlimit", libc().getrlimit(RLIMIT_NOFILE, buf));
-  return { soft: buf[0], hard: buf[1] };
-}
-
-/** Sets the process's soft open files limit (up to the hard one; no privilege needed for that). */
-export function setOpenFilesSoftLimit(soft: bigint, hard: bigint): void {
-  check("setrlimit", libc().setrlimit(RLIMIT_NOFILE, new BigUint64Array([soft, hard])));
 }
 
 /** prctl(2) with numeric arguments. */
