@@ -6,6 +6,7 @@ import { CEEMS_ENV, freePort, mainTs } from "../tests/helpers/process.ts";
 import { startPrometheus, toOpenMetrics } from "../tests/helpers/prometheus_server.ts";
 import { analyseQuery } from "../lb/promql_access.ts";
 import { CLUSTER, runningApiDb, unitSeries } from "../tests/lb/fixtures.ts";
+import { closedLoopRate } from "./bench_load.ts";
 
 const SEQUENTIAL = Number(Deno.env.get("BENCH_LB_REQUESTS") ?? 2000);
 const CLIENTS = 50;
@@ -32,16 +33,8 @@ async function once(url: string, headers: HeadersInit): Promise<number> {
   return performance.now() - t0;
 }
 
-async function throughput(url: string, headers: HeadersInit): Promise<number> {
-  let n = 0;
-  const end = performance.now() + SECONDS * 1000;
-  await Promise.all(Array.from({ length: CLIENTS }, async () => {
-    while (performance.now() < end) {
-      await once(url, headers);
-      n++;
-    }
-  }));
-  return n / SECONDS;
+function throughput(url: string, headers: HeadersInit): Promise<number> {
+  return closedLoopRate(CLIENTS, SECONDS, () => once(url, headers));
 }
 
 const dir = await Deno.makeTempDir({ prefix: "ceems-bench-lb-" });

@@ -4,6 +4,7 @@
 import { serve } from "../common/web/server.ts";
 import { nullLogger } from "../common/log.ts";
 import { makeTestCerts, tlsWebConfig } from "../tests/helpers/certs.ts";
+import { closedLoopRate } from "./bench_load.ts";
 
 const SEQUENTIAL = Number(Deno.env.get("BENCH_WEB_REQUESTS") ?? 2000);
 const CLIENTS = 50;
@@ -60,16 +61,8 @@ async function once(url: string, client?: Deno.HttpClient): Promise<number> {
   return performance.now() - t0;
 }
 
-async function throughput(url: string, client?: Deno.HttpClient): Promise<number> {
-  let n = 0;
-  const end = performance.now() + SECONDS * 1000;
-  await Promise.all(Array.from({ length: CLIENTS }, async () => {
-    while (performance.now() < end) {
-      await once(url, client);
-      n++;
-    }
-  }));
-  return n / SECONDS;
+function throughput(url: string, client?: Deno.HttpClient): Promise<number> {
+  return closedLoopRate(CLIENTS, SECONDS, () => once(url, client));
 }
 
 const certs = makeTestCerts();
