@@ -6,7 +6,11 @@ import type { BackfillSeries } from "../helpers/prometheus_server.ts";
 /** Sample spacing of the series; the rules read them with a 1 min rate window (4 × 15 s scrape interval). */
 export const STEP = 5_000;
 
-/** The cluster: a counter rises at `perS` per second (sampled every STEP), a gauge is constant. */
+/**
+ * The cluster: a counter rises at `perS` per second (sampled every STEP), a gauge is constant. Each series
+ * appears once: promtool's backfill fails ("out of order sample") on a repeated series whose copies straddle
+ * one of its 5,000-sample commits.
+ */
 export function cluster(): BackfillSeries[] {
   const out: BackfillSeries[] = [];
   const g = (name: string, labels: Record<string, string>, v: number) => out.push({ name, labels, value: () => v });
@@ -27,14 +31,14 @@ export function cluster(): BackfillSeries[] {
       g("ceems_compute_unit_cpus", u, 2);
       g("ceems_compute_unit_memory_used_bytes", u, mem);
       g("ceems_compute_unit_memory_total_bytes", u, 8e9);
-      g("ceems_emissions_gCo2_kWh", {
-        ...n,
-        provider: "owid",
-        provider_name: "OWID",
-        country_code: "FR",
-        country: "France",
-      }, 50);
     }
+    g("ceems_emissions_gCo2_kWh", {
+      ...n,
+      provider: "owid",
+      provider_name: "OWID",
+      country_code: "FR",
+      country: "France",
+    }, 50);
   }
   const ni = { job: "cpu-ipmi", instance: "ni:9010", hostname: "ni" };
   g("ceems_ipmi_dcmi_current_watts", ni, 500);
