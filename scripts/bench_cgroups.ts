@@ -4,6 +4,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type BenchDenoCache, packagedDenoCache } from "./bench_deno_cache.ts";
+import { freePort } from "./free_port.ts";
 import { EXPORTER_V8_FLAGS } from "../common/v8_flags.ts";
 
 const repo = fileURLToPath(new URL("../", import.meta.url));
@@ -163,13 +164,6 @@ function run(cmd: string, args: string[]): string {
   const out = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).outputSync();
   if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
   return new TextDecoder().decode(out.stdout);
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
 }
 
 function rssMiB(pid: number): { rss: number; hwm: number } {

@@ -3,16 +3,10 @@
 
 import { fileURLToPath } from "node:url";
 import { type BenchDenoCache, packagedDenoCache } from "./bench_deno_cache.ts";
+import { freePort } from "./free_port.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const scrapes = Number(Deno.env.get("BENCH_SCRAPES") ?? 300);
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
 
 async function waitReady(url: string) {
   for (let i = 0; i < 200; i++) {

@@ -13,13 +13,7 @@ export interface Proc {
   log: string;
 }
 
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
+export { freePort } from "../free_port.ts";
 
 /** The command line of `ceems <args>` with the Deno running this script. */
 export function ceemsCommand(args: string[]): [string, string[]] {

@@ -9,6 +9,7 @@
  */
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../free_port.ts";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 const here = `${repo}scripts/qemu_ipmi/`;
@@ -41,13 +42,6 @@ function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): string {
 
 function log(msg: string): void {
   console.log(`[qemu-ipmi ${new Date().toISOString().slice(11, 19)}] ${msg}`);
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
 }
 
 /** Installs the host tools when missing (as root). */

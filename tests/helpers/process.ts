@@ -3,6 +3,7 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../../scripts/free_port.ts";
 
 /** Absolute path of the repository's main.ts. */
 export const mainTs = join(fileURLToPath(new URL("../../", import.meta.url)), "main.ts");
@@ -15,13 +16,7 @@ export const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
  */
 export const CEEMS_ENV: Record<string, string> = { NO_COLOR: "1", DENO_DIR: "/dev/null" };
 
-/** A free TCP port on 127.0.0.1 (bound then released). */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+export { freePort };
 
 /** A running ceems subprocess. */
 export interface CeemsProcess {
