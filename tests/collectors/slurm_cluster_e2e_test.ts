@@ -221,7 +221,11 @@ Deno.test({
           (used / MIB).toFixed(1)
         } MiB of ${ALLOC_MIB}; burn job power ${power.toFixed(1)} W of node ${1.2 * NODE_WATTS} W (PUE 1.2)`,
       );
-      const emissions = await promQuery(prom.url, `uuid:ceems_host_emissions_g_s:pue{uuid="${burn}"}`);
+      // Each rule of a group is committed on its own: the emissions rule may land just after the power rule.
+      const emissions = await until("per-job emissions series", async () => {
+        const r = await promQuery(prom!.url, `uuid:ceems_host_emissions_g_s:pue{uuid="${burn}"}`);
+        return r.length ? r : undefined;
+      }, 10_000);
       assert(emissions.length === 1 && Number(emissions[0].value[1]) > 0, JSON.stringify(emissions));
 
       // A finished job's series disappear: bob's job ends on its own after 25 s.

@@ -115,10 +115,8 @@ Deno.test({
         await new Promise((r) => setTimeout(r, 500));
       }
       assertEquals(diff, [], "VictoriaMetrics and Prometheus record the same values");
-      const compared = names.length, skipped = records.size - names.length;
-      assertEquals(compared + skipped, records.size);
       console.log(
-        `figures: ${records.size} recorded series names in both after ${waited} ms, ${compared} compared value by value`,
+        `figures: ${records.size} recorded series names in both after ${waited} ms, ${names.length} compared value by value`,
       );
     } finally {
       if (prom) await prom.stop();
