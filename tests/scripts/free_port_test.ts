@@ -12,6 +12,10 @@ Deno.test("freePort: below the ephemeral range, free, never the same port twice,
     return p;
   });
   assertEquals(new Set(ports).size, ports.length, "a port handed out twice");
+  if (low < 21000) {
+    console.log(`ephemeral range starts at ${low}: no room below it, freePort uses port-0 binds here`);
+    return;
+  }
   for (const p of ports) assert(p >= 20000 && p < low, `port ${p} outside [20000, ${low})`);
   // What the kernel gives port-0 listeners lies in the ephemeral range, so it never meets a handed-out port.
   const held = Array.from({ length: 50 }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
