@@ -13,8 +13,6 @@ export interface Proc {
   log: string;
 }
 
-export { freePort } from "../free_port.ts";
-
 /** The command line of `ceems <args>` with the Deno running this script. */
 export function ceemsCommand(args: string[]): [string, string[]] {
   return [Deno.execPath(), ["run", "-A", mainTs, ...args]];

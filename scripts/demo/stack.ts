@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { parse as parseYaml, stringify } from "yaml";
 import { exporterFlags, type FixtureNode, unpackNode } from "./fixtures.ts";
 import { type SimGpu, startDcgmFixture } from "./dcgm_fixture.ts";
-import { ceemsCommand, CHILD_ENV, freePort, type Proc, start, stopAll, waitReady } from "./procs.ts";
+import { freePort } from "../free_port.ts";
+import { ceemsCommand, CHILD_ENV, type Proc, start, stopAll, waitReady } from "./procs.ts";
 import { type DemoJob, demoJobs, writeSlurmTools } from "./sacct.ts";
 import { startTicker } from "./ticker.ts";
 

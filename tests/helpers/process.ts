@@ -79,12 +79,16 @@ export async function startCeems(
     runFlags?: string[];
     /** How long to wait for readyPath (default 20 s). */
     readyTimeoutMs?: number;
+    /** A command that execs the rest of its arguments (same pid), run in front of deno: `prlimit --nofile=…`. */
+    wrapper?: string[];
   } = {},
 ): Promise<CeemsProcess> {
   const port = freePort();
   const listenArgs = opts.listen === false ? [] : [`--web.listen-address=127.0.0.1:${port}`];
-  const child = new Deno.Command(opts.deno ?? (opts.uid ? worldExecutableDeno() : Deno.execPath()), {
-    args: ["run", "-A", ...opts.runFlags ?? [], mainTs, ...args, ...listenArgs],
+  const deno = opts.deno ?? (opts.uid ? worldExecutableDeno() : Deno.execPath());
+  const argv = [...opts.wrapper ?? [], deno, "run", "-A", ...opts.runFlags ?? [], mainTs, ...args, ...listenArgs];
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
     env: { ...CEEMS_ENV, ...opts.env },
     uid: opts.uid,
     gid: opts.gid,
